@@ -1,0 +1,210 @@
+"""`Pool`: the Python face of a pool directory. Tables in and out as pandas DataFrames.
+
+Writes are validated (schema.normalize) and all-or-nothing per call: every table of a `write` call is checked
+before the first segment is written. Rows identical to what the pool already holds are not written again, so
+re-adding a file is a no-op. Models met for the first time in measurements, comparisons or responses are
+registered in `models`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from harness.schema import KEYS, SCHEMAS, TABLES, PoolError, normalize
+from harness.store import SegmentStore
+
+#: Write order: referenced tables first, so a reader never sees a measurement without its sample.
+_WRITE_ORDER = ("models", "samples", "runs", "embeddings", "responses", "comparisons", "measurements")
+_REFERENCING = ("measurements", "comparisons", "responses", "embeddings")
+
+
+class Pool:
+    """A sample pool on disk. `Pool(path, create=True)` makes the directory when it is missing."""
+
+    def __init__(self, path: str | os.PathLike[str], create: bool = False) -> None:
+        self.store = SegmentStore(path, create=create)
+        self.path = self.store.root
+
+    # ----------------------------------------------------------------- writing
+    def write(self, frames: Mapping[str, pd.DataFrame]) -> dict[str, int]:
+        """Validate and append rows to several tables at once; return rows written per table.
+
+        Raises PoolError (nothing written) on a bad row or a reference to a sample the pool lacks.
+        """
+        now = pd.Timestamp.now(tz="UTC")
+        unknown = set(frames) - set(TABLES)
+        if unknown:
+            raise PoolError(f"unknown table(s) {sorted(unknown)}; tables: {', '.join(TABLES)}")
+        arrows = {table: normalize(table, frame, now) for table, frame in frames.items()}
+        self._check_references(arrows)
+        arrows["models"] = self._with_new_models(arrows, now)
+        written = {}
+        for table in _WRITE_ORDER:
+            if table in arrows:
+                fresh = self._not_yet_stored(table, arrows[table])
+                self.store.append(table, fresh)
+                written[table] = fresh.num_rows
+        return written
+
+    def add(self, table: str, frame: pd.DataFrame) -> int:
+        """Append rows to one table (see `write`); return the number of rows written."""
+        return self.write({table: frame})[table]
+
+    def _check_references(self, arrows: Mapping[str, pa.Table]) -> None:
+        """Raise PoolError when a row references a sample neither the pool nor this write holds."""
+        tables = [t for t in _REFERENCING if t in arrows and arrows[t].num_rows]
+        if not tables:
+            return
+        known = self.store.read("samples", columns="sample_id")["sample_id"]
+        if "samples" in arrows:
+            known = pa.chunked_array(known.chunks + arrows["samples"]["sample_id"].chunks, pa.string())
+        for table in tables:
+            wanted = pc.unique(arrows[table]["sample_id"])
+            missing = pc.filter(wanted, pc.invert(pc.is_in(wanted, known)))
+            if len(missing):
+                raise PoolError(
+                    f"{table}: sample_id {missing[0].as_py()!r} is not in the pool "
+                    f"({len(missing)} unknown sample id(s)); add the samples first"
+                )
+
+    def _with_new_models(self, arrows: Mapping[str, pa.Table], now: pd.Timestamp) -> pa.Table:
+        """The `models` rows to write: those given plus a bare row for each model the pool has not met."""
+        given = arrows.get("models", SCHEMAS["models"].empty_table())
+        names: set[str] = set()
+        for table, columns in (("measurements", ["model"]), ("responses", ["model"]),
+                               ("comparisons", ["model_a", "model_b"]), ("runs", ["model"])):
+            if table in arrows:
+                for column in columns:
+                    names.update(pc.unique(arrows[table][column]).to_pylist())
+        known = set(self.store.read("models", columns="model")["model"].to_pylist())
+        known.update(given["model"].to_pylist())
+        new = sorted(names - known)
+        if not new:
+            return given
+        bare = normalize("models", pd.DataFrame({"model": new, "backend": "imported"}), now)
+        return pa.concat_tables([given, bare])
+
+    def _not_yet_stored(self, table: str, rows: pa.Table) -> pa.Table:
+        """`rows` less those whose every column but created_at equals the stored latest row of the key."""
+        if rows.num_rows == 0 or not self.store.segments(table):
+            return rows
+        same = " AND ".join(f"n.{c} IS NOT DISTINCT FROM e.{c}" for c in SCHEMAS[table].names if c != "created_at")
+        existing = self._stored_matching(table, rows)
+        with duckdb.connect() as con:
+            con.register("new_rows", rows)
+            con.register("existing", existing)
+            kept = con.sql(f"SELECT n.* FROM new_rows n ANTI JOIN existing e ON {same}").to_arrow_table()
+        return kept.cast(SCHEMAS[table])
+
+    def _stored_matching(self, table: str, rows: pa.Table) -> pa.Table:
+        """Stored latest rows whose sample_id (or first key) occurs in `rows`."""
+        first = KEYS[table][0]
+        values = pc.unique(rows[first]).to_pylist()
+        return self.store.read(table, where=f"{first} IN (SELECT unnest(?))", params=(values,))
+
+    # ----------------------------------------------------------------- reading
+    def read(
+        self,
+        table: str,
+        *,
+        sources: Iterable[str] | None = None,
+        models: Iterable[str] | None = None,
+        sample_ids: Iterable[str] | None = None,
+        metric: str | None = None,
+    ) -> pd.DataFrame:
+        """A table's logical rows as a DataFrame, filtered by source, model, sample id and metric.
+
+        `models` matches `model`, or `model_a`/`model_b` for comparisons; `sources` keeps the rows of samples
+        from those sources.
+        """
+        if table not in TABLES:
+            raise PoolError(f"unknown table {table!r}; tables: {', '.join(TABLES)}")
+        return self.read_arrow(table, sources=sources, models=models, sample_ids=sample_ids,
+                               metric=metric).to_pandas()
+
+    def read_arrow(
+        self,
+        table: str,
+        *,
+        sources: Iterable[str] | None = None,
+        models: Iterable[str] | None = None,
+        sample_ids: Iterable[str] | None = None,
+        metric: str | None = None,
+        columns: str = "*",
+    ) -> pa.Table:
+        """`read` as an Arrow table (no pandas conversion); `columns` is a DuckDB select list."""
+        clauses: list[str] = []
+        params: list[object] = []
+        names = SCHEMAS[table].names
+        if sources is not None:
+            sources = list(sources)
+            if table == "samples":
+                clauses.append("source IN (SELECT unnest(?))")
+                params.append(sources)
+            else:
+                ids = self.store.read("samples", "source IN (SELECT unnest(?))", (sources,), "sample_id")
+                sample_ids = _intersect(sample_ids, ids["sample_id"].to_pylist())
+        if sample_ids is not None and "sample_id" in names:
+            clauses.append("sample_id IN (SELECT unnest(?))")
+            params.append(list(sample_ids))
+        if models is not None:
+            models = list(models)
+            if "model_a" in names:
+                clauses.append("(model_a IN (SELECT unnest(?)) OR model_b IN (SELECT unnest(?)))")
+                params += [models, models]
+            elif "model" in names:
+                clauses.append("model IN (SELECT unnest(?))")
+                params.append(models)
+        if metric is not None and "metric" in names:
+            clauses.append("metric = ?")
+            params.append(metric)
+        return self.store.read(table, " AND ".join(clauses), params, columns)
+
+    def samples(self, **filters: object) -> pd.DataFrame:
+        """The samples table (see `read` for filters)."""
+        return self.read("samples", **filters)  # type: ignore[arg-type]
+
+    def measurements(self, **filters: object) -> pd.DataFrame:
+        """The measurements table (see `read` for filters)."""
+        return self.read("measurements", **filters)  # type: ignore[arg-type]
+
+    def comparisons(self, **filters: object) -> pd.DataFrame:
+        """The comparisons table (see `read` for filters)."""
+        return self.read("comparisons", **filters)  # type: ignore[arg-type]
+
+    def stats(self) -> dict[str, object]:
+        """Counts in the shape of `poolbench pool stats --json` (DESIGN.md)."""
+        samples = self.store.read("samples", columns="sample_id, source")
+        measurements = self.store.read("measurements", columns="sample_id, model")
+        comparisons = self.store.read("comparisons", columns="sample_id, model_a, model_b")
+        models = self.store.read("models", columns="model")
+        with duckdb.connect() as con:
+            for name, arrow in (("s", samples), ("m", measurements)):
+                con.register(name, arrow)
+            per_source = con.execute(
+                "SELECT s.source, count(DISTINCT s.sample_id), count(m.sample_id) FROM s "
+                "LEFT JOIN m USING (sample_id) GROUP BY s.source ORDER BY s.source"
+            ).fetchall()
+        return {
+            "samples": samples.num_rows,
+            "models": len(models),
+            "measurements": measurements.num_rows,
+            "comparisons": comparisons.num_rows,
+            "sources": {src: {"samples": int(n), "measurements": int(m)} for src, n, m in per_source},
+        }
+
+
+def _intersect(current: Iterable[str] | None, ids: list[str]) -> list[str]:
+    if current is None:
+        return ids
+    keep = set(ids)
+    return [i for i in current if i in keep]
+
+
+__all__ = ["Pool", "PoolError"]

@@ -1,0 +1,322 @@
+"""Records of the pool: table schemas, content-hash ids and validation on write.
+
+Every table is a set of Parquet segments with the Arrow schema below. `KEYS` names each table's logical key:
+when a key is written more than once, the row with the latest `created_at` wins on read.
+Validation raises `PoolError` naming the first offending row; nothing is written when it does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+
+class PoolError(ValueError):
+    """A user-facing error: bad input, a missing pool, an unreadable segment. Its message is one line."""
+
+
+FORMAT_VERSION = 1
+SAMPLE_KINDS = ("multiple_choice", "generation", "scored", "preference")
+OUTCOMES = ("a", "b", "tie")
+#: Metric names whose smaller values are better (used when a sample does not say otherwise).
+LOWER_IS_BETTER = frozenset({"rank", "loss", "perplexity", "word_perplexity", "byte_perplexity", "ter"})
+
+_TS = pa.timestamp("us", tz="UTC")
+
+SCHEMAS: dict[str, pa.Schema] = {
+    "samples": pa.schema(
+        [
+            ("sample_id", pa.string()),
+            ("content_id", pa.string()),
+            ("source", pa.string()),
+            ("source_id", pa.string()),
+            ("kind", pa.string()),
+            ("prompt", pa.string()),
+            ("choices", pa.list_(pa.string())),
+            ("target", pa.string()),  # JSON: an index, a list of reference strings, or null
+            ("metric", pa.string()),
+            ("higher_is_better", pa.bool_()),
+            ("metadata", pa.string()),  # JSON object
+            ("text", pa.string()),
+            ("created_at", _TS),
+        ]
+    ),
+    "measurements": pa.schema(
+        [
+            ("sample_id", pa.string()),
+            ("model", pa.string()),
+            ("metric", pa.string()),
+            ("run_id", pa.string()),
+            ("value", pa.float64()),
+            ("created_at", _TS),
+        ]
+    ),
+    "comparisons": pa.schema(
+        [
+            ("sample_id", pa.string()),
+            ("model_a", pa.string()),
+            ("model_b", pa.string()),
+            ("judge", pa.string()),
+            ("run_id", pa.string()),
+            ("outcome", pa.string()),
+            ("created_at", _TS),
+        ]
+    ),
+    "responses": pa.schema(
+        [
+            ("sample_id", pa.string()),
+            ("model", pa.string()),
+            ("run_id", pa.string()),
+            ("response", pa.string()),  # JSON: {"text": ...} or {"loglikelihoods": [...], ...}
+            ("created_at", _TS),
+        ]
+    ),
+    "models": pa.schema(
+        [
+            ("model", pa.string()),
+            ("backend", pa.string()),
+            ("args", pa.string()),  # JSON object
+            ("revision", pa.string()),
+            ("display_name", pa.string()),
+            ("created_at", _TS),
+        ]
+    ),
+    "runs": pa.schema(
+        [
+            ("run_id", pa.string()),
+            ("model", pa.string()),
+            ("config", pa.string()),  # JSON object
+            ("versions", pa.string()),  # JSON object: package -> version
+            ("started_at", _TS),
+            ("finished_at", _TS),
+            ("status", pa.string()),  # running | finished | failed
+            ("created_at", _TS),
+        ]
+    ),
+    "embeddings": pa.schema(
+        [
+            ("sample_id", pa.string()),
+            ("embedder", pa.string()),
+            ("vector", pa.list_(pa.float32())),
+            ("created_at", _TS),
+        ]
+    ),
+}
+
+KEYS: dict[str, tuple[str, ...]] = {
+    "samples": ("sample_id",),
+    "measurements": ("sample_id", "model", "metric", "run_id"),
+    "comparisons": ("sample_id", "model_a", "model_b", "judge", "run_id"),
+    "responses": ("sample_id", "model", "run_id"),
+    "models": ("model",),
+    "runs": ("run_id",),
+    "embeddings": ("sample_id", "embedder"),
+}
+TABLES = tuple(SCHEMAS)
+
+#: Columns a caller must give; the others default (empty string, null, now).
+REQUIRED: dict[str, tuple[str, ...]] = {
+    "samples": ("source", "kind"),
+    "measurements": ("sample_id", "model", "value"),
+    "comparisons": ("sample_id", "model_a", "model_b", "outcome"),
+    "responses": ("sample_id", "model", "response"),
+    "models": ("model",),
+    "runs": ("run_id", "model"),
+    "embeddings": ("sample_id", "embedder", "vector"),
+}
+
+
+def stable_hash(*parts: Any, length: int = 20) -> str:
+    """Hex digest of the canonical JSON of `parts`: equal content gives an equal id in every process."""
+    blob = json.dumps(parts, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:length]
+
+
+def content_id(prompt: str, choices: list[str] | None, target: Any) -> str:
+    """Id of a question's content, whatever its source: the same question in two sources shares it."""
+    return stable_hash(prompt, choices, target)
+
+
+def sample_id(source: str, prompt: str, choices: list[str] | None, target: Any) -> str:
+    """The pool's key of a sample: a content hash of its source and content (DESIGN.md)."""
+    return stable_hash(source, content_id(prompt, choices, target))
+
+
+def to_json(value: Any) -> str:
+    """Canonical JSON text of a value (keys sorted) for the pool's JSON columns."""
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, default=_json_default)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)
+
+
+def _where(table: str, frame: pd.DataFrame, mask: np.ndarray | pd.Series) -> str:
+    """Describe the first row selected by `mask` for an error message."""
+    position = int(np.flatnonzero(np.asarray(mask))[0])
+    row = frame.iloc[position]
+    keys = {k: row[k] for k in KEYS[table] if k in frame.columns}
+    return f"{table} row {position} {keys}" if keys else f"{table} row {position}"
+
+
+def normalize(table: str, frame: pd.DataFrame, now: pd.Timestamp) -> pa.Table:
+    """Validate `frame` as rows of `table` and return it as an Arrow table of the table's schema.
+
+    Fills optional columns, derives `sample_id`/`content_id` for samples that lack them, stamps
+    `created_at` with `now` where missing, and keeps the last row of a key repeated within `frame`.
+    Raises PoolError naming the first bad row. Checks run in Arrow, so a million rows cost milliseconds.
+    """
+    if table not in SCHEMAS:
+        raise PoolError(f"unknown table {table!r}; tables: {', '.join(TABLES)}")
+    schema = SCHEMAS[table]
+    missing = [c for c in REQUIRED[table] if c not in frame.columns]
+    if missing:
+        raise PoolError(f"{table}: missing required column(s) {', '.join(missing)}")
+    unknown = [c for c in frame.columns if c not in schema.names]
+    if unknown:
+        raise PoolError(f"{table}: unknown column(s) {', '.join(map(str, unknown))}")
+    if table == "samples":
+        frame = _complete_samples(frame.reset_index(drop=True))
+    columns = {}
+    for field in schema:
+        if field.name in frame.columns:
+            columns[field.name] = _to_arrow(table, field, frame[field.name])
+        else:
+            columns[field.name] = pa.array(_default(field, len(frame), now), type=field.type)
+    if len(frame):
+        columns["created_at"] = pc.fill_null(columns["created_at"], pa.scalar(now, type=_TS))
+    arrow = pa.table(columns, schema=schema)
+    _check_rows(table, arrow)
+    return _keep_last_per_key(table, arrow)
+
+
+def _to_arrow(table: str, field: pa.Field, column: pd.Series) -> pa.Array:
+    if pa.types.is_timestamp(field.type):
+        column = pd.to_datetime(column, utc=True)
+    elif field.name == "value":
+        column = pd.to_numeric(column, errors="coerce")
+    try:
+        return pa.array(column, type=field.type, from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as err:
+        raise PoolError(f"{table}: column {field.name}: {err}") from None
+
+
+def _default(field: pa.Field, n: int, now: pd.Timestamp) -> list[Any]:
+    if field.name == "created_at":
+        return [now] * n
+    if field.name == "higher_is_better":
+        return [True] * n
+    if pa.types.is_string(field.type) and field.name != "target":
+        return [""] * n
+    return [None] * n
+
+
+def _complete_samples(frame: pd.DataFrame) -> pd.DataFrame:
+    """Fill derived sample columns: ids, metric, text, and metadata and target as JSON text."""
+    frame = frame.copy()
+    for column, default in (("prompt", ""), ("source_id", ""), ("metric", "acc"), ("metadata", "{}")):
+        if column not in frame.columns:
+            frame[column] = default
+    for column in ("choices", "target"):
+        if column not in frame.columns:
+            frame[column] = None
+    frame["choices"] = [None if _is_null(c) else [str(x) for x in c] for c in frame["choices"]]
+    frame["target"] = [t if isinstance(t, str) and _is_json(t) else to_json(t) for t in frame["target"]]
+    frame["metadata"] = [m if isinstance(m, str) else to_json(m) for m in frame["metadata"]]
+    if "text" not in frame.columns:
+        frame["text"] = [_sample_text(p, c) for p, c in zip(frame["prompt"], frame["choices"], strict=True)]
+    frame["content_id"] = [
+        content_id(p, c, json.loads(t))
+        for p, c, t in zip(frame["prompt"], frame["choices"], frame["target"], strict=True)
+    ]
+    derived = [stable_hash(s, cid) for s, cid in zip(frame["source"], frame["content_id"], strict=True)]
+    given = frame["sample_id"] if "sample_id" in frame.columns else [None] * len(frame)
+    frame["sample_id"] = [d if _is_null(s) or s == "" else s for s, d in zip(given, derived, strict=True)]
+    return frame
+
+
+def _sample_text(prompt: str, choices: list[str] | None) -> str:
+    return prompt if not choices else prompt + "\n" + "\n".join(choices)
+
+
+def _is_null(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _is_json(text: str) -> bool:
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _fail(table: str, arrow: pa.Table, bad: pa.Array | pa.ChunkedArray, why: str) -> None:
+    """Raise PoolError for the first row where `bad` is true, if any."""
+    bad_np = np.asarray(pc.fill_null(bad, True))
+    if not bad_np.any():
+        return
+    position = int(np.flatnonzero(bad_np)[0])
+    row = arrow.slice(position, 1).to_pylist()[0]
+    keys = {k: row[k] for k in KEYS[table] if row.get(k) not in (None, "")}
+    raise PoolError(f"{table} row {position} {keys}: {why}")
+
+
+def _check_rows(table: str, arrow: pa.Table) -> None:
+    """Row-level rules of every writer: non-empty names, finite values, known kinds and outcomes."""
+    for column in ("sample_id", "model", "model_a", "model_b", "source", "embedder"):
+        if column in REQUIRED[table] or (table == "samples" and column == "sample_id"):
+            text = pc.utf8_trim_whitespace(arrow[column])
+            _fail(table, arrow, pc.equal(pc.utf8_length(text), 0), f"empty {column}")
+    if table == "measurements":
+        _fail(table, arrow, pc.invert(pc.is_finite(arrow["value"])), "value must be a finite number")
+    if table == "samples":
+        kinds = pa.array(SAMPLE_KINDS)
+        _fail(table, arrow, pc.invert(pc.is_in(arrow["kind"], kinds)), f"kind must be one of {SAMPLE_KINDS}")
+    if table == "comparisons":
+        outcomes = pa.array(OUTCOMES)
+        _fail(table, arrow, pc.invert(pc.is_in(arrow["outcome"], outcomes)), f"outcome must be in {OUTCOMES}")
+        _fail(table, arrow, pc.equal(arrow["model_a"], arrow["model_b"]), "a model compared with itself")
+
+
+def key_codes(arrow: pa.Table, keys: tuple[str, ...]) -> np.ndarray | None:
+    """One int64 per row, equal exactly when the rows' `keys` are equal; None if the codes would overflow."""
+    code = np.zeros(arrow.num_rows, dtype=np.int64)
+    radix = 1
+    for key in keys:
+        encoded = pc.dictionary_encode(arrow[key]).combine_chunks()
+        size = len(encoded.dictionary) + 1
+        if radix * size >= 2**62:
+            return None
+        code = code * size + np.asarray(pc.fill_null(encoded.indices, -1), dtype=np.int64) + 1
+        radix *= size
+    return code
+
+
+def _keep_last_per_key(table: str, arrow: pa.Table) -> pa.Table:
+    """Drop all but the last row of each key repeated within one write (the last write wins, as across writes)."""
+    if arrow.num_rows < 2:
+        return arrow
+    codes = key_codes(arrow, KEYS[table])
+    if codes is None:
+        frame = arrow.select(list(KEYS[table])).to_pandas()
+        keep = ~frame.duplicated(keep="last").to_numpy()
+    else:
+        reversed_codes = codes[::-1]
+        _, first_in_reversed = np.unique(reversed_codes, return_index=True)
+        if len(first_in_reversed) == len(codes):
+            return arrow
+        keep = np.zeros(len(codes), dtype=bool)
+        keep[len(codes) - 1 - first_in_reversed] = True
+    return arrow.filter(pa.array(keep))

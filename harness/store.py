@@ -1,0 +1,157 @@
+"""Append-only Parquet segments per table, read through DuckDB.
+
+Layout of a pool directory::
+
+    pool.json                     {"format": 1}
+    <table>/seg-<ns>-<uuid>.parquet   one segment per write call, immutable
+    <table>/tmp-<uuid>.partial        a write in progress (renamed into place when whole)
+    quarantine/<table>/...            segments `check(quarantine=True)` moved aside
+
+A write is one `os.replace` of a finished file, so readers see whole segments or nothing, and any number of
+processes can append at once. Reads dedupe repeated keys (latest `created_at` wins, ties broken by segment
+name); a table held in one segment has unique keys by construction and is read without that step.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from harness.schema import FORMAT_VERSION, KEYS, SCHEMAS, TABLES, PoolError
+
+SEGMENT_GLOB = "seg-*.parquet"
+
+
+@dataclass(frozen=True)
+class SegmentProblem:
+    """An unreadable segment found by `check`."""
+
+    path: Path
+    error: str
+
+
+class SegmentStore:
+    """The directory of one pool: create/open it, append segments, read tables, check and compact."""
+
+    def __init__(self, root: str | os.PathLike[str], create: bool = False) -> None:
+        self.root = Path(root)
+        meta = self.root / "pool.json"
+        if not meta.exists():
+            if not create:
+                raise PoolError(f"no pool at {self.root} (run `poolbench pool init` or pass --pool DIR)")
+            self.root.mkdir(parents=True, exist_ok=True)
+            _write_atomic(meta, json.dumps({"format": FORMAT_VERSION}).encode())
+        try:
+            version = json.loads(meta.read_text())["format"]
+        except (ValueError, KeyError) as err:
+            raise PoolError(f"{meta}: not a pool description ({err})") from None
+        if version > FORMAT_VERSION:
+            raise PoolError(
+                f"{meta}: pool format {version} is newer than this poolbench reads ({FORMAT_VERSION}); "
+                "upgrade poolbench"
+            )
+        for table in TABLES:
+            (self.root / table).mkdir(exist_ok=True)
+
+    def segments(self, table: str) -> list[Path]:
+        """The table's whole segments, oldest first."""
+        return sorted((self.root / table).glob(SEGMENT_GLOB))
+
+    def append(self, table: str, rows: pa.Table) -> Path | None:
+        """Write `rows` (already normalized to the table's schema) as one new segment; None if empty."""
+        if rows.num_rows == 0:
+            return None
+        folder = self.root / table
+        tmp = folder / f"tmp-{uuid.uuid4().hex}.partial"
+        final = folder / f"seg-{time.time_ns():020d}-{uuid.uuid4().hex[:12]}.parquet"
+        try:
+            pq.write_table(rows, tmp, compression="zstd")
+            with open(tmp, "rb") as handle:
+                os.fsync(handle.fileno())
+            os.replace(tmp, final)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return final
+
+    def read(self, table: str, where: str = "", params: Sequence[object] = (), columns: str = "*") -> pa.Table:
+        """The table's logical rows (latest `created_at` per key) as Arrow, optionally filtered by SQL.
+
+        `where` is a DuckDB boolean expression over the table's columns with `?` placeholders for `params`.
+        """
+        files = self.segments(table)
+        if not files:
+            return SCHEMAS[table].empty_table() if columns == "*" else self._empty(table, columns)
+        scan = f"read_parquet({[str(f) for f in files]!r}, union_by_name=true)"
+        if len(files) > 1:
+            keys = ", ".join(KEYS[table])
+            scan = (
+                f"(SELECT * EXCLUDE (filename) FROM read_parquet({[str(f) for f in files]!r}, "
+                f"union_by_name=true, filename=true) QUALIFY row_number() OVER "
+                f"(PARTITION BY {keys} ORDER BY created_at DESC, filename DESC) = 1)"
+            )
+        query = f"SELECT {columns} FROM {scan}" + (f" WHERE {where}" if where else "")
+        try:
+            with duckdb.connect() as con:
+                return con.sql(query, params=list(params)).to_arrow_table()
+        except duckdb.IOException as err:
+            raise PoolError(
+                f"{self.root / table}: unreadable segment ({_first_line(err)}); run `poolbench pool check "
+                "--quarantine`"
+            ) from None
+
+    def _empty(self, table: str, columns: str) -> pa.Table:
+        with duckdb.connect() as con:
+            con.register("empty_table", SCHEMAS[table].empty_table())
+            return con.sql(f"SELECT {columns} FROM empty_table").to_arrow_table()
+
+    def check(self, quarantine: bool = False) -> list[SegmentProblem]:
+        """Read every segment whole; return the unreadable ones, moved to quarantine/ if asked.
+
+        Also removes `tmp-*.partial` files left by killed writers older than one hour.
+        """
+        problems = []
+        for table in TABLES:
+            for path in self.segments(table):
+                try:
+                    pq.read_table(path)
+                except (pa.ArrowException, OSError) as err:
+                    problems.append(SegmentProblem(path, _first_line(err)))
+            for tmp in (self.root / table).glob("tmp-*.partial"):
+                if time.time() - tmp.stat().st_mtime > 3600:
+                    tmp.unlink(missing_ok=True)
+        if quarantine:
+            for problem in problems:
+                target = self.root / "quarantine" / problem.path.parent.name
+                target.mkdir(parents=True, exist_ok=True)
+                shutil.move(problem.path, target / problem.path.name)
+        return problems
+
+    def compact(self, table: str) -> None:
+        """Merge the table's segments into one with the same logical content (created_at kept)."""
+        files = self.segments(table)
+        if len(files) < 2:
+            return
+        merged = self.read(table)
+        self.append(table, merged)
+        for path in files:
+            path.unlink(missing_ok=True)
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def _first_line(err: BaseException) -> str:
+    return (str(err).strip().splitlines() or [type(err).__name__])[0]
