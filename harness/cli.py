@@ -20,7 +20,9 @@ from rich.console import Console
 from harness.pool import Pool
 from harness.schema import TABLES, PoolError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.splitlines()[0])
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, help=__doc__.splitlines()[0]
+)
 pool_app = typer.Typer(no_args_is_help=True, help="Create, inspect and maintain a pool directory.")
 app.add_typer(pool_app, name="pool")
 stderr = Console(stderr=True)
@@ -108,7 +110,9 @@ def pool_compact() -> None:
 
 @pool_app.command("export")
 @user_errors
-def pool_export(out: Annotated[Path, typer.Argument(help="Directory for one Parquet file per table.")]) -> None:
+def pool_export(
+    out: Annotated[Path, typer.Argument(help="Directory for one Parquet file per table.")],
+) -> None:
     """Write one Parquet file per table (the logical content) to OUT."""
     import pyarrow.parquet as pq
 
@@ -128,8 +132,12 @@ def pool_check(
     """Read every segment; name the unreadable ones (exit 1 if any remain in place)."""
     problems = open_pool().store.check(quarantine=quarantine)
     if as_json:
-        emit_json({"problems": [{"path": str(p.path), "error": p.error} for p in problems],
-                   "quarantined": quarantine})
+        emit_json(
+            {
+                "problems": [{"path": str(p.path), "error": p.error} for p in problems],
+                "quarantined": quarantine,
+            }
+        )
     for problem in problems:
         action = "quarantined" if quarantine else "unreadable"
         print(f"{action}: {problem.path}: {problem.error}", file=sys.stderr)

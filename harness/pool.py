@@ -16,7 +16,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from harness.schema import KEYS, SCHEMAS, TABLES, PoolError, normalize
+from harness.schema import KEYS, SCHEMAS, TABLES, PoolError, distinct, normalize
 from harness.store import SegmentStore
 
 #: Write order: referenced tables first, so a reader never sees a measurement without its sample.
@@ -61,11 +61,11 @@ class Pool:
         tables = [t for t in _REFERENCING if t in arrows and arrows[t].num_rows]
         if not tables:
             return
-        known = self.store.read("samples", columns="sample_id")["sample_id"]
+        known = self.store.read("samples", columns=["sample_id"])["sample_id"]
         if "samples" in arrows:
-            known = pa.chunked_array(known.chunks + arrows["samples"]["sample_id"].chunks, pa.string())
+            known = pa.concat_arrays([known.combine_chunks(), distinct(arrows["samples"]["sample_id"])])
         for table in tables:
-            wanted = pc.unique(arrows[table]["sample_id"])
+            wanted = distinct(arrows[table]["sample_id"])
             missing = pc.filter(wanted, pc.invert(pc.is_in(wanted, known)))
             if len(missing):
                 raise PoolError(
@@ -77,24 +77,30 @@ class Pool:
         """The `models` rows to write: those given plus a bare row for each model the pool has not met."""
         given = arrows.get("models", SCHEMAS["models"].empty_table())
         names: set[str] = set()
-        for table, columns in (("measurements", ["model"]), ("responses", ["model"]),
-                               ("comparisons", ["model_a", "model_b"]), ("runs", ["model"])):
+        for table, columns in (
+            ("measurements", ["model"]),
+            ("responses", ["model"]),
+            ("comparisons", ["model_a", "model_b"]),
+            ("runs", ["model"]),
+        ):
             if table in arrows:
                 for column in columns:
-                    names.update(pc.unique(arrows[table][column]).to_pylist())
-        known = set(self.store.read("models", columns="model")["model"].to_pylist())
+                    names.update(distinct(arrows[table][column]).to_pylist())
+        known = set(self.store.read("models", columns=["model"])["model"].to_pylist())
         known.update(given["model"].to_pylist())
         new = sorted(names - known)
         if not new:
             return given
         bare = normalize("models", pd.DataFrame({"model": new, "backend": "imported"}), now)
-        return pa.concat_tables([given, bare])
+        return pa.concat_tables([given.cast(SCHEMAS["models"]), bare.cast(SCHEMAS["models"])])
 
     def _not_yet_stored(self, table: str, rows: pa.Table) -> pa.Table:
         """`rows` less those whose every column but created_at equals the stored latest row of the key."""
         if rows.num_rows == 0 or not self.store.segments(table):
             return rows
-        same = " AND ".join(f"n.{c} IS NOT DISTINCT FROM e.{c}" for c in SCHEMAS[table].names if c != "created_at")
+        same = " AND ".join(
+            f"n.{c} IS NOT DISTINCT FROM e.{c}" for c in SCHEMAS[table].names if c != "created_at"
+        )
         existing = self._stored_matching(table, rows)
         with duckdb.connect() as con:
             con.register("new_rows", rows)
@@ -125,8 +131,9 @@ class Pool:
         """
         if table not in TABLES:
             raise PoolError(f"unknown table {table!r}; tables: {', '.join(TABLES)}")
-        return self.read_arrow(table, sources=sources, models=models, sample_ids=sample_ids,
-                               metric=metric).to_pandas()
+        return self.read_arrow(
+            table, sources=sources, models=models, sample_ids=sample_ids, metric=metric
+        ).to_pandas()
 
     def read_arrow(
         self,
@@ -136,9 +143,9 @@ class Pool:
         models: Iterable[str] | None = None,
         sample_ids: Iterable[str] | None = None,
         metric: str | None = None,
-        columns: str = "*",
+        columns: list[str] | None = None,
     ) -> pa.Table:
-        """`read` as an Arrow table (no pandas conversion); `columns` is a DuckDB select list."""
+        """`read` as an Arrow table (no pandas conversion), optionally only some `columns`."""
         clauses: list[str] = []
         params: list[object] = []
         names = SCHEMAS[table].names
@@ -148,7 +155,7 @@ class Pool:
                 clauses.append("source IN (SELECT unnest(?))")
                 params.append(sources)
             else:
-                ids = self.store.read("samples", "source IN (SELECT unnest(?))", (sources,), "sample_id")
+                ids = self.store.read("samples", "source IN (SELECT unnest(?))", (sources,), ["sample_id"])
                 sample_ids = _intersect(sample_ids, ids["sample_id"].to_pylist())
         if sample_ids is not None and "sample_id" in names:
             clauses.append("sample_id IN (SELECT unnest(?))")
@@ -180,10 +187,10 @@ class Pool:
 
     def stats(self) -> dict[str, object]:
         """Counts in the shape of `poolbench pool stats --json` (DESIGN.md)."""
-        samples = self.store.read("samples", columns="sample_id, source")
-        measurements = self.store.read("measurements", columns="sample_id, model")
-        comparisons = self.store.read("comparisons", columns="sample_id, model_a, model_b")
-        models = self.store.read("models", columns="model")
+        samples = self.store.read("samples", columns=["sample_id", "source"])
+        measurements = self.store.read("measurements", columns=["sample_id", "model"])
+        comparisons = self.store.read("comparisons", columns=["sample_id"])
+        models = self.store.read("models", columns=["model"])
         with duckdb.connect() as con:
             for name, arrow in (("s", samples), ("m", measurements)):
                 con.register(name, arrow)

@@ -75,7 +75,7 @@ class SegmentStore:
         tmp = folder / f"tmp-{uuid.uuid4().hex}.partial"
         final = folder / f"seg-{time.time_ns():020d}-{uuid.uuid4().hex[:12]}.parquet"
         try:
-            pq.write_table(rows, tmp, compression="zstd")
+            pq.write_table(rows, tmp, compression="zstd", store_schema=False)
             with open(tmp, "rb") as handle:
                 os.fsync(handle.fileno())
             os.replace(tmp, final)
@@ -83,36 +83,43 @@ class SegmentStore:
             tmp.unlink(missing_ok=True)
         return final
 
-    def read(self, table: str, where: str = "", params: Sequence[object] = (), columns: str = "*") -> pa.Table:
-        """The table's logical rows (latest `created_at` per key) as Arrow, optionally filtered by SQL.
+    def read(
+        self, table: str, where: str = "", params: Sequence[object] = (), columns: Sequence[str] | None = None
+    ) -> pa.Table:
+        """The table's logical rows (latest `created_at` per key) as Arrow, optionally filtered and projected.
 
-        `where` is a DuckDB boolean expression over the table's columns with `?` placeholders for `params`.
+        `where` is a DuckDB boolean expression over the table's columns with `?` placeholders for `params`;
+        `columns` names the columns to return (all by default).
         """
+        schema = SCHEMAS[table]
+        names = list(columns or schema.names)
         files = self.segments(table)
         if not files:
-            return SCHEMAS[table].empty_table() if columns == "*" else self._empty(table, columns)
-        scan = f"read_parquet({[str(f) for f in files]!r}, union_by_name=true)"
+            return schema.empty_table().select(names)
+        if len(files) == 1 and not where:
+            return self._read_segment(table, files[0], names)  # one segment: keys unique by construction
+        paths = [str(f) for f in files]
+        scan = f"read_parquet({paths!r}, union_by_name=true)"
         if len(files) > 1:
-            keys = ", ".join(KEYS[table])
             scan = (
-                f"(SELECT * EXCLUDE (filename) FROM read_parquet({[str(f) for f in files]!r}, "
-                f"union_by_name=true, filename=true) QUALIFY row_number() OVER "
-                f"(PARTITION BY {keys} ORDER BY created_at DESC, filename DESC) = 1)"
+                f"(SELECT * EXCLUDE (filename) FROM read_parquet({paths!r}, union_by_name=true, "
+                f"filename=true) QUALIFY row_number() OVER (PARTITION BY {', '.join(KEYS[table])} "
+                "ORDER BY created_at DESC, filename DESC) = 1)"
             )
-        query = f"SELECT {columns} FROM {scan}" + (f" WHERE {where}" if where else "")
+        query = f"SELECT {', '.join(names)} FROM {scan}" + (f" WHERE {where}" if where else "")
         try:
             with duckdb.connect() as con:
-                return con.sql(query, params=list(params)).to_arrow_table()
-        except duckdb.IOException as err:
-            raise PoolError(
-                f"{self.root / table}: unreadable segment ({_first_line(err)}); run `poolbench pool check "
-                "--quarantine`"
-            ) from None
+                result = con.sql(query, params=list(params)).to_arrow_table()
+        except (duckdb.IOException, duckdb.InvalidInputException) as err:
+            raise _unreadable(self.root / table, err) from None
+        return result.cast(pa.schema([schema.field(n) for n in names]))
 
-    def _empty(self, table: str, columns: str) -> pa.Table:
-        with duckdb.connect() as con:
-            con.register("empty_table", SCHEMAS[table].empty_table())
-            return con.sql(f"SELECT {columns} FROM empty_table").to_arrow_table()
+    def _read_segment(self, table: str, path: Path, names: list[str]) -> pa.Table:
+        try:
+            rows = pq.read_table(path, columns=names)
+        except (pa.ArrowException, OSError) as err:
+            raise _unreadable(path, err) from None
+        return rows.cast(pa.schema([SCHEMAS[table].field(n) for n in names]))
 
     def check(self, quarantine: bool = False) -> list[SegmentProblem]:
         """Read every segment whole; return the unreadable ones, moved to quarantine/ if asked.
@@ -151,6 +158,12 @@ def _write_atomic(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
     tmp.write_bytes(data)
     os.replace(tmp, path)
+
+
+def _unreadable(path: Path, err: BaseException) -> PoolError:
+    return PoolError(
+        f"{path}: unreadable segment ({_first_line(err)}); run `poolbench pool check --quarantine`"
+    )
 
 
 def _first_line(err: BaseException) -> str:

@@ -1,0 +1,220 @@
+"""The pool store: round trips, idempotent adds, atomic segments, concurrent writers, corrupt segments."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from harness.pool import Pool
+from harness.schema import FORMAT_VERSION, PoolError, sample_id
+
+SAMPLES = pd.DataFrame(
+    {
+        "source": ["arith", "arith", "caps"],
+        "source_id": ["a1", "a2", "c1"],
+        "kind": ["multiple_choice", "multiple_choice", "generation"],
+        "prompt": ["1+1=", "2+2=", "Capital of France?"],
+        "choices": [["1", "2"], ["4", "5"], None],
+        "target": [1, 0, ["Paris"]],
+        "metadata": [{"subject": "math"}, {"subject": "math"}, {"subject": "geo"}],
+    }
+)
+
+
+def make_pool(tmp_path: Path) -> tuple[Pool, list[str]]:
+    pool = Pool(tmp_path / "pool", create=True)
+    pool.add("samples", SAMPLES)
+    return pool, pool.samples().sort_values("source_id")["sample_id"].tolist()
+
+
+def every_table(ids: list[str]) -> dict[str, pd.DataFrame]:
+    return {
+        "measurements": pd.DataFrame(
+            {"sample_id": ids, "model": "m1", "metric": "acc", "value": [1.0, 0.0, 1.0]}
+        ),
+        "comparisons": pd.DataFrame(
+            {
+                "sample_id": ids[:2],
+                "model_a": "m1",
+                "model_b": "m2",
+                "judge": "human",
+                "outcome": ["a", "tie"],
+            }
+        ),
+        "responses": pd.DataFrame({"sample_id": ids, "model": "m1", "response": ['{"text": "x"}'] * 3}),
+        "models": pd.DataFrame({"model": ["m1"], "backend": ["hf"], "args": ['{"pretrained": "x"}']}),
+        "runs": pd.DataFrame({"run_id": ["r1"], "model": ["m1"], "config": ["{}"], "status": ["finished"]}),
+        "embeddings": pd.DataFrame({"sample_id": ids, "embedder": "e", "vector": [[0.1, 0.2]] * 3}),
+    }
+
+
+def test_sample_id_is_a_content_hash(tmp_path: Path) -> None:
+    pool, ids = make_pool(tmp_path)
+    assert sample_id("arith", "1+1=", ["1", "2"], 1) in ids
+    again = pool.samples()
+    assert (
+        again.loc[again.source == "caps", "content_id"].iloc[0]
+        != again.loc[again.source == "arith", "content_id"].iloc[0]
+    )
+
+
+def test_every_table_round_trips_and_readding_is_a_noop(tmp_path: Path) -> None:
+    pool, ids = make_pool(tmp_path)
+    frames = every_table(ids)
+    first = pool.write(frames)
+    assert first["measurements"] == 3 and first["comparisons"] == 2
+    second = pool.write(frames)
+    assert all(n == 0 for n in second.values()), second
+    assert pool.add("samples", SAMPLES) == 0
+    for table, frame in frames.items():
+        stored = pool.read(table, models=["m1"])
+        assert len(stored) == len(frame), table
+        for column in frame.columns:
+            got = stored.sort_values(list(stored.columns[:1]))[column].tolist()
+            want = frame.sort_values(list(frame.columns[:1]))[column].tolist()
+            if column == "vector":
+                np.testing.assert_allclose(np.stack(got), np.stack(want), rtol=1e-6)
+            else:
+                assert sorted(map(str, got)) == sorted(map(str, want)), (table, column)
+    # m2 came in through comparisons only and is registered, not refused.
+    assert set(pool.read("models")["model"]) == {"m1", "m2"}
+    assert pool.read("models").set_index("model").loc["m1", "backend"] == "hf"
+
+
+def test_latest_created_at_wins_and_filters(tmp_path: Path) -> None:
+    pool, ids = make_pool(tmp_path)
+    pool.add("measurements", pd.DataFrame({"sample_id": ids, "model": "m1", "value": [1.0, 1.0, 1.0]}))
+    pool.add("measurements", pd.DataFrame({"sample_id": ids[:1], "model": "m1", "value": [0.0]}))
+    values = pool.measurements().set_index("sample_id")["value"]
+    assert values[ids[0]] == 0.0 and values[ids[1]] == 1.0 and len(values) == 3
+    assert set(pool.measurements(sources=["caps"])["sample_id"]) == {ids[2]}
+    assert len(pool.measurements(models=["nobody"])) == 0
+    assert set(pool.samples(sample_ids=ids[:2])["sample_id"]) == set(ids[:2])
+    pool.store.compact("measurements")
+    assert len(pool.store.segments("measurements")) == 1
+    assert pool.measurements().set_index("sample_id")["value"].to_dict() == values.to_dict()
+
+
+@pytest.mark.parametrize(
+    ("table", "frame", "message"),
+    [
+        ("measurements", {"sample_id": ["nope"], "model": ["m"], "value": [1.0]}, "not in the pool"),
+        ("measurements", {"sample_id": ["ID0"], "model": ["m"], "value": [float("nan")]}, "finite"),
+        ("measurements", {"sample_id": ["ID0"], "model": ["m"], "value": [float("inf")]}, "finite"),
+        ("measurements", {"sample_id": ["ID0", "ID0"], "model": ["m", " "], "value": [1.0, 0.0]}, "row 1"),
+        ("samples", {"source": ["s"], "kind": ["essay"], "prompt": ["p"]}, "kind"),
+        (
+            "comparisons",
+            {"sample_id": ["ID0"], "model_a": ["x"], "model_b": ["y"], "outcome": ["win"]},
+            "outcome",
+        ),
+        ("measurements", {"sample_id": ["ID0"], "value": [1.0]}, "missing required column"),
+    ],
+)
+def test_bad_rows_are_refused_whole(tmp_path: Path, table: str, frame: dict, message: str) -> None:
+    pool, ids = make_pool(tmp_path)
+    frame = {k: [ids[0] if v == "ID0" else v for v in vs] for k, vs in frame.items()}
+    before = {t: len(pool.read(t)) for t in ("samples", "measurements", "comparisons", "models")}
+    with pytest.raises(PoolError, match=message):
+        pool.add(table, pd.DataFrame(frame))
+    assert {t: len(pool.read(t)) for t in before} == before
+
+
+def test_write_is_all_or_nothing_across_tables(tmp_path: Path) -> None:
+    pool, ids = make_pool(tmp_path)
+    good = pd.DataFrame({"sample_id": ids, "model": "m1", "value": 1.0})
+    bad = pd.DataFrame({"sample_id": ids[:1], "model_a": "a", "model_b": "a", "outcome": "a"})
+    with pytest.raises(PoolError, match="itself"):
+        pool.write({"measurements": good, "comparisons": bad})
+    assert len(pool.measurements()) == 0 and len(pool.read("models")) == 0
+
+
+def test_newer_format_is_refused(tmp_path: Path) -> None:
+    pool, _ = make_pool(tmp_path)
+    (pool.path / "pool.json").write_text(json.dumps({"format": FORMAT_VERSION + 1}))
+    with pytest.raises(PoolError, match="newer"):
+        Pool(pool.path)
+    with pytest.raises(PoolError, match="no pool"):
+        Pool(tmp_path / "elsewhere")
+
+
+WRITER = """
+import sys, numpy as np, pandas as pd
+from harness.pool import Pool
+pool = Pool(sys.argv[1])
+ids = pool.samples()["sample_id"].tolist()
+model, rows, batch = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+frame = pd.DataFrame({"sample_id": np.tile(ids, rows // len(ids)),
+                      "run_id": np.repeat([f"r{i}" for i in range(rows // len(ids))], len(ids)),
+                      "model": model, "value": 1.0})
+for start in range(0, rows, batch):
+    pool.add("measurements", frame.iloc[start:start + batch])
+print("done", flush=True)
+"""
+
+
+def seeded_pool(tmp_path: Path, n_samples: int = 100) -> Pool:
+    pool = Pool(tmp_path / "pool", create=True)
+    pool.add(
+        "samples",
+        pd.DataFrame({"source": "s", "kind": "generation", "prompt": [f"p{i}" for i in range(n_samples)]}),
+    )
+    return pool
+
+
+def test_two_processes_append_50k_each_at_once(tmp_path: Path) -> None:
+    pool = seeded_pool(tmp_path)
+    procs = [
+        subprocess.Popen([sys.executable, "-c", WRITER, str(pool.path), model, "50000", "5000"])
+        for model in ("alpha", "beta")
+    ]
+    assert [p.wait(timeout=300) for p in procs] == [0, 0]
+    stored = pool.measurements()
+    assert len(stored) == 100_000
+    assert not stored.duplicated(["sample_id", "model", "metric", "run_id"]).any()
+    assert stored.groupby("model").size().to_dict() == {"alpha": 50_000, "beta": 50_000}
+
+
+def test_writer_killed_mid_write_leaves_only_whole_segments(tmp_path: Path, cli) -> None:
+    pool = seeded_pool(tmp_path)
+    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(pool.path), "gamma", "2000000", "200000"])
+    deadline = time.time() + 120
+    while not pool.store.segments("measurements") and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    segments = pool.store.segments("measurements")
+    assert segments, "the writer never finished a segment"
+    stored = pool.measurements()
+    assert len(stored) % 200_000 == 0 and len(stored) == 200_000 * len(segments)
+    done = cli("pool", "stats", "--json", pool=pool.path, check=True)
+    assert json.loads(done.stdout)["measurements"] == len(stored)
+    assert cli("pool", "check", pool=pool.path).returncode == 0
+
+
+def test_truncated_segment_is_named_and_quarantined(tmp_path: Path, cli) -> None:
+    pool, ids = make_pool(tmp_path)
+    pool.add("measurements", pd.DataFrame({"sample_id": ids, "model": "m1", "value": 1.0}))
+    pool.add("measurements", pd.DataFrame({"sample_id": ids, "model": "m2", "value": 0.0}))
+    victim = pool.store.segments("measurements")[1]
+    victim.write_bytes(victim.read_bytes()[:40])
+    stats = cli("pool", "stats", pool=pool.path)
+    assert (
+        stats.returncode == 2 and "unreadable segment" in stats.stderr and len(stats.stderr.splitlines()) == 1
+    )
+    check = cli("pool", "check", pool=pool.path)
+    assert check.returncode == 1 and victim.name in check.stderr
+    fixed = cli("pool", "check", "--quarantine", pool=pool.path)
+    assert fixed.returncode == 0 and (pool.path / "quarantine" / "measurements" / victim.name).exists()
+    stats = json.loads(cli("pool", "stats", "--json", pool=pool.path, check=True).stdout)
+    assert stats["measurements"] == 3 and stats["samples"] == 3
