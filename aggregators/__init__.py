@@ -1,0 +1,135 @@
+"""Measurements and comparisons -> a leaderboard with intervals. Imports nothing from `harness`.
+
+`rank(measurements, method="pl", ...)` takes a long DataFrame `sample_id, model, value` (higher is better; an
+optional `metric` column keeps metrics apart, an optional `source` column is what `mean` macro-averages over)
+and returns the leaderboard `model, score, rank, ci_low, ci_high, rank_low, rank_high, n_samples`, best first,
+with `attrs["diagnostics"]` and `attrs["method"]`. `rank_pairwise(comparisons, ...)` does the same from
+`model_a, model_b, winner` (a|b|tie).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+
+import numpy as np
+import pandas as pd
+from scipy.stats import rankdata
+
+from aggregators import baselines, plackett_luce
+from aggregators.bootstrap import intervals, replicate_scores
+from aggregators.diagnostics import Diagnostics, NotIdentifiedError, check, diagnose
+from aggregators.orderings import Orderings, concat, from_comparisons, from_measurements
+
+METHODS = ("pl", "mean", "bt", "elo", "borda")
+#: Bootstrap replicates fit with at least this prior, so a draw that drops all of a model's wins stays finite.
+BOOTSTRAP_MIN_ALPHA = 1e-6
+
+__all__ = ["METHODS", "NotIdentifiedError", "Orderings", "rank", "rank_pairwise"]
+
+
+def rank(
+    measurements: pd.DataFrame | None,
+    method: str = "pl",
+    alpha: float = 0.01,
+    bootstrap: int = 0,
+    seed: int = 0,
+    *,
+    comparisons: pd.DataFrame | None = None,
+    ties: str = "both",
+    tolerance: float | dict[str, float] = 0.0,
+    level: float = 0.95,
+    workers: int | None = None,
+) -> pd.DataFrame:
+    """The leaderboard from measurements (and optionally comparisons, fitted together), best first.
+
+    `alpha` is a Gaussian prior on PL log-strengths (variance 1/(2 alpha)); alpha = 0 is the MLE and raises
+    NotIdentifiedError, naming the models, when the data do not determine it. `bootstrap` replicates resample
+    samples (seeded by `seed`) for `level` intervals of score and rank. `ties` picks how a tied comparison
+    counts: "both" (a win each way, ONEBench) or "half" (LMArena). Raises ValueError on an unknown method.
+    """
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; methods: {', '.join(METHODS)}")
+    parts = []
+    if measurements is not None and len(measurements):
+        parts.append(from_measurements(measurements, tolerance=tolerance))
+    if comparisons is not None and len(comparisons):
+        parts.append(from_comparisons(comparisons, ties="half" if method in ("bt", "elo") else ties))
+    if not parts:
+        raise ValueError("nothing to rank: no measurements and no comparisons")
+    orderings = parts[0] if len(parts) == 1 else concat(parts)
+    diagnostics = diagnose(orderings)
+    if method == "pl":
+        diagnostics = check(diagnostics, alpha)
+    score = _score_function(method, orderings, measurements, alpha, seed)
+    full = score(np.ones(len(orderings.samples)))
+    if method == "pl":
+        boot_alpha = max(alpha, BOOTSTRAP_MIN_ALPHA)
+        score = partial(_pl_scores, orderings, boot_alpha, full)
+    draws = replicate_scores(score, len(orderings.samples), bootstrap, seed, workers) if bootstrap else None
+    counts = _samples_per_model(orderings, measurements, comparisons)
+    return _leaderboard(orderings.models, full, draws, counts, diagnostics, method, level)
+
+
+def rank_pairwise(comparisons: pd.DataFrame, method: str = "pl", **options: object) -> pd.DataFrame:
+    """`rank` from pairwise comparisons alone (`model_a, model_b, winner`)."""
+    return rank(None, method, comparisons=comparisons, **options)  # type: ignore[arg-type]
+
+
+def _score_function(
+    method: str, orderings: Orderings, measurements: pd.DataFrame | None, alpha: float, seed: int
+) -> Callable[[np.ndarray], np.ndarray]:
+    if method == "pl":
+        return partial(_pl_scores, orderings, alpha, None)
+    if method == "mean":
+        if measurements is None or not len(measurements):
+            raise ValueError("method 'mean' needs measurements")
+        return partial(baselines.mean_scores, measurements, orderings.models, orderings.samples)
+    if method == "bt":
+        return partial(baselines.bt_scores, orderings)
+    if method == "elo":
+        return partial(baselines.elo_scores, orderings, seed=seed)
+    return partial(baselines.borda_scores, orderings)
+
+
+def _pl_scores(orderings: Orderings, alpha: float, init: np.ndarray | None, sample_weight: np.ndarray) -> np.ndarray:
+    return plackett_luce.fit(orderings.reweighted(sample_weight), alpha=alpha, init=init)
+
+
+def _samples_per_model(
+    orderings: Orderings, measurements: pd.DataFrame | None, comparisons: pd.DataFrame | None
+) -> np.ndarray:
+    """Distinct samples (or comparisons without a sample id) each model was measured on."""
+    frames = []
+    if measurements is not None and len(measurements):
+        frames.append(measurements[["sample_id", "model"]])
+    if comparisons is not None and len(comparisons):
+        ids = comparisons["sample_id"] if "sample_id" in comparisons.columns else comparisons.index.astype(str)
+        for side in ("model_a", "model_b"):
+            frames.append(pd.DataFrame({"sample_id": np.asarray(ids), "model": comparisons[side].to_numpy()}))
+    joined = pd.concat(frames, ignore_index=True).drop_duplicates()
+    return joined.groupby("model").size().reindex(orderings.models, fill_value=0).to_numpy()
+
+
+def _leaderboard(
+    models: np.ndarray,
+    scores: np.ndarray,
+    draws: np.ndarray | None,
+    n_samples: np.ndarray,
+    diagnostics: Diagnostics,
+    method: str,
+    level: float,
+) -> pd.DataFrame:
+    board = pd.DataFrame({"model": models.astype(str), "score": scores})
+    board["rank"] = rankdata(-np.nan_to_num(scores, nan=-np.inf), method="min").astype(int)
+    if draws is not None:
+        for name, values in intervals(draws, level).items():
+            board[name] = values
+    else:
+        board["ci_low"] = board["ci_high"] = np.nan
+        board["rank_low"] = board["rank_high"] = pd.NA
+    board["n_samples"] = n_samples
+    board = board.sort_values(["rank", "model"], ignore_index=True)
+    board.attrs["method"] = method
+    board.attrs["diagnostics"] = diagnostics.as_dict()
+    return board

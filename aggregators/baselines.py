@@ -1,0 +1,114 @@
+"""Baseline rankings with the same output shape as Plackett-Luce: mean, Bradley-Terry, Elo, Borda.
+
+Each takes `sample_weight` (one per sample, the bootstrap's multiplicities) and returns one score per model.
+"""
+
+from __future__ import annotations
+
+import math
+
+import choix
+import numpy as np
+import pandas as pd
+
+from aggregators.orderings import Orderings
+
+ELO_K, ELO_SCALE, ELO_BASE, ELO_INIT = 4.0, 400.0, 10.0, 1000.0
+
+
+def mean_scores(values: pd.DataFrame, models: np.ndarray, samples: np.ndarray, sample_weight: np.ndarray) -> np.ndarray:
+    """Mean value per model, macro-averaged over `source` when that column is present (NaN if unmeasured).
+
+    `values` has columns sample_id, model, value[, source]; `samples` orders the weights.
+    """
+    weight = sample_weight[pd.Categorical(values["sample_id"], categories=samples).codes]
+    frame = pd.DataFrame({
+        "model": values["model"].to_numpy(),
+        "source": values["source"].to_numpy() if "source" in values.columns else "",
+        "wv": weight * values["value"].to_numpy(dtype=float),
+        "w": weight,
+    })
+    per_source = frame.groupby(["model", "source"], sort=False)[["wv", "w"]].sum()
+    per_source = per_source[per_source["w"] > 0]
+    mean = (per_source["wv"] / per_source["w"]).groupby(level="model").mean()
+    return mean.reindex(models).to_numpy(dtype=float)
+
+
+def pair_counts(orderings: Orderings, sample_weight: np.ndarray | None = None) -> np.ndarray:
+    """W[i, j]: weighted times i sat in a higher tier than j; a shared tier counts half each way."""
+    o = orderings
+    weight = o.ordering_weight if sample_weight is None else o.ordering_weight * sample_weight[o.ordering_sample]
+    entry_weight = weight[o.tier_ordering[o.tier]]
+    ordering_end = _ends(o.tier_ordering[o.tier])
+    tier_end = _ends(o.tier)
+    counts = np.zeros((o.n_models, o.n_models))
+    winners, losers, w = _pairs(o.item, tier_end, ordering_end, entry_weight)
+    np.add.at(counts, (winners, losers), w)
+    same_a, same_b, w_same = _pairs(o.item, np.arange(1, len(o.item) + 1), tier_end, entry_weight)
+    np.add.at(counts, (same_a, same_b), 0.5 * w_same)
+    np.add.at(counts, (same_b, same_a), 0.5 * w_same)
+    return counts
+
+
+def _ends(group: np.ndarray) -> np.ndarray:
+    """Per entry: one past the last position of its run of equal `group` values."""
+    n = len(group)
+    last = np.r_[group[1:] != group[:-1], True]
+    end = np.where(last, np.arange(1, n + 1), 0)
+    return np.minimum.accumulate(np.where(last, end, n + 1)[::-1])[::-1]
+
+
+def _pairs(item: np.ndarray, start: np.ndarray, stop: np.ndarray, weight: np.ndarray):
+    """All (item[e], item[f]) with start[e] <= f < stop[e], with weight[e]."""
+    count = np.maximum(stop - start, 0)
+    first = np.repeat(np.arange(len(item)), count)
+    offset = np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count)
+    second = np.repeat(start, count) + offset
+    return item[first], item[second], weight[first]
+
+
+def bt_scores(orderings: Orderings, sample_weight: np.ndarray) -> np.ndarray:
+    """Bradley-Terry as LMArena reports it: pairwise counts (ties half), 1000 + 400 * log10-strength."""
+    counts = pair_counts(orderings, sample_weight)
+    theta = choix.ilsr_pairwise_dense(counts, alpha=1e-6, max_iter=1000)
+    return ELO_INIT + ELO_SCALE / math.log(ELO_BASE) * (theta - theta.mean())
+
+
+def elo_scores(orderings: Orderings, sample_weight: np.ndarray, seed: int = 0) -> np.ndarray:
+    """FastChat's online Elo (K=4, scale 400, base 10, start 1000) over every pairwise battle, ties = 0.5,
+    battles in a seeded random order; a sample of weight k plays its battles k times."""
+    o = orderings
+    weight = o.ordering_weight * sample_weight[o.ordering_sample]
+    entry_weight = weight[o.tier_ordering[o.tier]]
+    ordering_end = _ends(o.tier_ordering[o.tier])
+    tier_end = _ends(o.tier)
+    a, b, w = _pairs(o.item, tier_end, ordering_end, entry_weight)
+    ta, tb, tw = _pairs(o.item, np.arange(1, len(o.item) + 1), tier_end, entry_weight)
+    model_a = np.r_[a, ta]
+    model_b = np.r_[b, tb]
+    outcome = np.r_[np.ones(len(a)), np.full(len(ta), 0.5)]
+    repeats = np.ceil(np.r_[w, tw] - 1e-9).astype(int)
+    order = np.random.default_rng(seed).permutation(int(repeats.sum()))
+    battles = np.repeat(np.arange(len(repeats)), repeats)[order]
+    rating = np.full(o.n_models, ELO_INIT)
+    for i, j, s in zip(model_a[battles].tolist(), model_b[battles].tolist(), outcome[battles].tolist(), strict=True):
+        expected = 1.0 / (1.0 + ELO_BASE ** ((rating[j] - rating[i]) / ELO_SCALE))
+        rating[i] += ELO_K * (s - expected)
+        rating[j] -= ELO_K * (s - expected)
+    return rating
+
+
+def borda_scores(orderings: Orderings, sample_weight: np.ndarray) -> np.ndarray:
+    """Mean normalised Borda count: per ordering, (models below + half the tied ones) / (size - 1)."""
+    o = orderings
+    weight = (o.ordering_weight * sample_weight[o.ordering_sample])[o.tier_ordering[o.tier]]
+    ordering_end = _ends(o.tier_ordering[o.tier])
+    ordering_start = len(o.item) - _ends(o.tier_ordering[o.tier][::-1])[::-1]
+    tier_end = _ends(o.tier)
+    tier_start = len(o.item) - _ends(o.tier[::-1])[::-1]
+    size = ordering_end - ordering_start
+    points = (ordering_end - tier_end + 0.5 * (tier_end - tier_start - 1)) / np.maximum(size - 1, 1)
+    total = np.bincount(o.item, weight * points, minlength=o.n_models)
+    seen = np.bincount(o.item, weight, minlength=o.n_models)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(seen > 0, total / seen, np.nan)

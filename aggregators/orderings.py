@@ -1,0 +1,207 @@
+"""Measurements and comparisons -> weak orders over models, as flat arrays.
+
+An *ordering* is one (sample, metric) with the models measured on it, split into *tiers* of equal value,
+best tier first. Entries are stored flat and sorted by (ordering, tier), so everything downstream is a
+bincount or a cumulative sum: O(entries), no Python loop over samples.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+TIE_MODES = ("both", "half")
+
+
+@dataclass(frozen=True)
+class Orderings:
+    """Weak orders over `models`, flat.
+
+    entry arrays (length E, sorted by ordering then tier): `item` (model index), `tier` (global tier id).
+    tier arrays (length T): `tier_ordering` (ordering id), `tier_last` (global id of the last tier of the
+    same ordering). ordering arrays (length O): `ordering_sample` (index into `samples`), `ordering_weight`.
+    """
+
+    models: np.ndarray
+    samples: np.ndarray
+    item: np.ndarray
+    tier: np.ndarray
+    tier_ordering: np.ndarray
+    tier_last: np.ndarray
+    ordering_sample: np.ndarray
+    ordering_weight: np.ndarray
+
+    @property
+    def n_models(self) -> int:
+        return len(self.models)
+
+    @property
+    def winner(self) -> np.ndarray:
+        """Per entry: True when its tier has something below it (it is chosen over that set)."""
+        return self.tier_last[self.tier] != self.tier
+
+    @property
+    def tier_first(self) -> np.ndarray:
+        """Per tier: the global id of the first (best) tier of its ordering."""
+        n_tiers = len(self.tier_last)
+        if not n_tiers:
+            return np.zeros(0, dtype=np.int64)
+        first = np.r_[True, self.tier_ordering[1:] != self.tier_ordering[:-1]]
+        return np.maximum.accumulate(np.where(first, np.arange(n_tiers), 0))
+
+    def reweighted(self, sample_weight: np.ndarray) -> Orderings:
+        """The same orderings with each ordering's weight multiplied by its sample's weight."""
+        weight = self.ordering_weight * sample_weight[self.ordering_sample]
+        return _replace(self, ordering_weight=weight)
+
+
+def _replace(orderings: Orderings, **changes: np.ndarray) -> Orderings:
+    fields = {name: getattr(orderings, name) for name in orderings.__dataclass_fields__}
+    return Orderings(**{**fields, **changes})
+
+
+def from_measurements(
+    measurements: pd.DataFrame, tolerance: float | dict[str, float] = 0.0, models: np.ndarray | None = None
+) -> Orderings:
+    """Orderings from a long frame `sample_id, model, value[, metric]` (higher value is better).
+
+    Values of one (sample, metric) within `tolerance` of their neighbour form one tier (per metric when a
+    dict). Orderings with a single tier carry no information and are dropped. Raises ValueError on a
+    missing column or a non-finite value.
+    """
+    for column in ("sample_id", "model", "value"):
+        if column not in measurements.columns:
+            raise ValueError(f"measurements need a {column!r} column")
+    value = measurements["value"].to_numpy(dtype=float)
+    if not np.isfinite(value).all():
+        raise ValueError("measurements hold a non-finite value")
+    metric = measurements["metric"] if "metric" in measurements.columns else pd.Series("", index=measurements.index)
+    model_names = np.sort(np.asarray(models if models is not None else measurements["model"].unique()))
+    item = _index_of(model_names, measurements["model"].to_numpy())
+    sample_codes, sample_names = pd.factorize(measurements["sample_id"], sort=True)
+    key = pd.MultiIndex.from_arrays([measurements["sample_id"], metric])
+    ordering_codes, ordering_keys = pd.factorize(key)
+    tol = _tolerances(tolerance, metric.to_numpy())
+    order = np.lexsort((-value, ordering_codes))
+    ordering_codes, item, value, tol = ordering_codes[order], item[order], value[order], tol[order]
+    new_ordering = np.r_[True, ordering_codes[1:] != ordering_codes[:-1]]
+    new_tier = new_ordering | np.r_[True, (value[:-1] - value[1:]) > tol[1:]]
+    ordering_sample = np.zeros(len(ordering_keys), dtype=np.int64)
+    ordering_sample[ordering_codes] = sample_codes[order]
+    return _build(model_names, np.asarray(sample_names), item, ordering_codes, new_tier, ordering_sample,
+                  np.ones(len(ordering_keys)))
+
+
+def from_comparisons(
+    comparisons: pd.DataFrame, ties: str = "both", models: np.ndarray | None = None
+) -> Orderings:
+    """Orderings from pairwise outcomes `model_a, model_b, winner` (winner in a|b|tie; `outcome` also read).
+
+    Each decided comparison is a two-tier ordering, winner first. A tie gives one win each way, each of
+    weight 1 (`ties="both"`, ONEBench) or 0.5 (`ties="half"`, LMArena). `sample_id` (optional) groups
+    comparisons for the bootstrap; without it each comparison is its own sample.
+    """
+    if ties not in TIE_MODES:
+        raise ValueError(f"ties must be one of {TIE_MODES}, not {ties!r}")
+    column = "winner" if "winner" in comparisons.columns else "outcome"
+    for needed in ("model_a", "model_b", column):
+        if needed not in comparisons.columns:
+            raise ValueError(f"comparisons need a {needed!r} column")
+    outcome = comparisons[column].astype(str).to_numpy()
+    bad = ~np.isin(outcome, ("a", "b", "tie"))
+    if bad.any():
+        raise ValueError(f"comparison row {int(np.flatnonzero(bad)[0])}: winner must be a, b or tie")
+    a = comparisons["model_a"].to_numpy()
+    b = comparisons["model_b"].to_numpy()
+    model_names = np.sort(np.asarray(models)) if models is not None else np.unique(np.r_[a, b])
+    if "sample_id" in comparisons.columns:
+        sample_codes, sample_names = pd.factorize(comparisons["sample_id"], sort=True)
+    else:
+        sample_codes, sample_names = np.arange(len(comparisons)), np.arange(len(comparisons)).astype(str)
+    tie = outcome == "tie"
+    first = np.where(outcome == "b", b, a)  # the winner, or model_a on a tie
+    second = np.where(outcome == "b", a, b)
+    winners = np.r_[first, second[tie]]
+    losers = np.r_[second, first[tie]]
+    weight = np.where(np.r_[tie, np.ones(tie.sum(), bool)], 0.5 if ties == "half" else 1.0, 1.0)
+    sample = np.r_[sample_codes, sample_codes[tie]]
+    n = len(winners)
+    item = _index_of(model_names, np.column_stack([winners, losers]).ravel())
+    ordering = np.repeat(np.arange(n), 2)
+    new_tier = np.ones(2 * n, dtype=bool)
+    return _build(model_names, np.asarray(sample_names), item, ordering, new_tier, sample, weight)
+
+
+def concat(parts: list[Orderings]) -> Orderings:
+    """One Orderings over the union of the parts' models (and samples, kept apart by part)."""
+    models = np.unique(np.concatenate([p.models for p in parts]))
+    pieces: dict[str, list[np.ndarray]] = {name: [] for name in Orderings.__dataclass_fields__}
+    tiers = orderings = samples = 0
+    for part in parts:
+        remap = _index_of(models, part.models)
+        pieces["item"].append(remap[part.item])
+        pieces["tier"].append(part.tier + tiers)
+        pieces["tier_ordering"].append(part.tier_ordering + orderings)
+        pieces["tier_last"].append(part.tier_last + tiers)
+        pieces["ordering_sample"].append(part.ordering_sample + samples)
+        pieces["ordering_weight"].append(part.ordering_weight)
+        pieces["samples"].append(part.samples)
+        tiers += len(part.tier_last)
+        orderings += len(part.ordering_weight)
+        samples += len(part.samples)
+    joined = {name: np.concatenate(arrays) for name, arrays in pieces.items() if name != "models"}
+    return Orderings(models=models, **joined)
+
+
+def _build(
+    models: np.ndarray,
+    samples: np.ndarray,
+    item: np.ndarray,
+    ordering: np.ndarray,
+    new_tier: np.ndarray,
+    ordering_sample: np.ndarray,
+    ordering_weight: np.ndarray,
+) -> Orderings:
+    """Assemble flat arrays (entries sorted by ordering, `new_tier` marking each tier's first entry),
+    dropping orderings with fewer than two tiers."""
+    tier = np.cumsum(new_tier) - 1
+    tier_ordering = ordering[new_tier]
+    tiers_per_ordering = np.bincount(tier_ordering, minlength=len(ordering_weight))
+    informative = tiers_per_ordering >= 2
+    if not informative.all():
+        keep_entry = informative[ordering]
+        keep_ordering = np.flatnonzero(informative)
+        renumber = np.full(len(ordering_weight), -1)
+        renumber[keep_ordering] = np.arange(len(keep_ordering))
+        item, ordering, new_tier = item[keep_entry], renumber[ordering[keep_entry]], new_tier[keep_entry]
+        ordering_sample, ordering_weight = ordering_sample[keep_ordering], ordering_weight[keep_ordering]
+        tier = np.cumsum(new_tier) - 1
+        tier_ordering = ordering[new_tier]
+    last_tier_of_ordering = np.zeros(len(ordering_weight), dtype=np.int64)
+    last_tier_of_ordering[tier_ordering] = np.arange(len(tier_ordering))  # the last write per ordering wins
+    return Orderings(
+        models=models,
+        samples=samples,
+        item=item.astype(np.int64),
+        tier=tier.astype(np.int64),
+        tier_ordering=tier_ordering.astype(np.int64),
+        tier_last=last_tier_of_ordering[tier_ordering],
+        ordering_sample=ordering_sample.astype(np.int64),
+        ordering_weight=ordering_weight.astype(float),
+    )
+
+
+def _index_of(names: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Position of each value in `names`; ValueError if a value is not there."""
+    codes = pd.Categorical(values, categories=names).codes.astype(np.int64)
+    if (codes < 0).any():
+        raise ValueError(f"model {values[np.flatnonzero(codes < 0)[0]]!r} is missing from the model list")
+    return codes
+
+
+def _tolerances(tolerance: float | dict[str, float], metric: np.ndarray) -> np.ndarray:
+    if isinstance(tolerance, dict):
+        return pd.Series(metric).map(tolerance).fillna(0.0).to_numpy(dtype=float)
+    return np.full(len(metric), float(tolerance))
