@@ -126,8 +126,8 @@ def _leaderboard(
         for name, values in intervals(draws, level).items():
             board[name] = values
     else:
-        board["ci_low"] = board["ci_high"] = np.nan
-        board["rank_low"] = board["rank_high"] = pd.NA
+        for name in ("ci_low", "ci_high", "rank_low", "rank_high"):
+            board[name] = np.nan
     board["n_samples"] = n_samples
     board = board.sort_values(["rank", "model"], ignore_index=True)
     board.attrs["method"] = method

@@ -147,6 +147,135 @@ def pool_check(
         stderr.print("all segments readable")
 
 
+# --------------------------------------------------------------------- import
+import_app = typer.Typer(no_args_is_help=True, help="Import existing results (matrices, preferences, logs).")
+app.add_typer(import_app, name="import")
+SourceOpt = Annotated[str, typer.Option("--source", help="Name of the source the samples belong to.")]
+
+
+def ingest(batch: dict[str, Any], what: str) -> None:
+    """Write an adapter's or importer's tables to the pool (all or nothing) and say what landed."""
+    written = open_pool(create=True).write(batch)
+    summary = ", ".join(f"{n:,} {t}" for t, n in written.items() if n)
+    stderr.print(f"{what}: {summary or 'nothing new (already in the pool)'}")
+
+
+@import_app.command("matrix")
+@user_errors
+def import_matrix_command(
+    path: Path,
+    source: SourceOpt,
+    metric: Annotated[str, typer.Option(help="Metric name of the values.")] = "acc",
+    lower_is_better: Annotated[bool, typer.Option("--lower-is-better", help="Smaller values are better.")] = False,
+) -> None:
+    """A wide CSV/Parquet: a row per sample (first column: its id), a column per model, empty = missing."""
+    from tasks.importers.matrix import import_matrix
+
+    ingest(import_matrix(path, source, metric, not lower_is_better), str(path))
+
+
+@import_app.command("pairwise")
+@user_errors
+def import_pairwise_command(
+    path: Path,
+    source: SourceOpt,
+    model_a: Annotated[str, typer.Option("--model-a", help="Column of the first model.")] = "model_a",
+    model_b: Annotated[str, typer.Option("--model-b", help="Column of the second model.")] = "model_b",
+    winner: Annotated[str, typer.Option(help="Column of the winner: a|b|tie, left|right|tie or a model name.")] = "winner",
+    prompt: Annotated[str | None, typer.Option(help="Column of the prompt (one sample per prompt).")] = None,
+    judge: Annotated[str | None, typer.Option(help="Column of the judge (human or LLM).")] = None,
+) -> None:
+    """Pairwise preferences: rows of model_a, model_b, winner [, prompt, judge]."""
+    from tasks.importers.pairwise import import_pairwise
+
+    ingest(import_pairwise(path, source, model_a, model_b, winner, prompt, judge), str(path))
+
+
+# --------------------------------------------------------------------- rank
+SourcesOpt = Annotated[list[str] | None, typer.Option("--source", help="Only these sources (repeatable).")]
+MethodOpt = Annotated[str, typer.Option(help="pl | mean | bt | elo | borda")]
+AlphaOpt = Annotated[float, typer.Option(help="Gaussian prior on PL log-strengths (0 = maximum likelihood).")]
+BootstrapOpt = Annotated[int, typer.Option(help="Bootstrap replicates over samples for 95% intervals.")]
+SeedOpt = Annotated[int, typer.Option(help="Seed of the bootstrap.")]
+
+
+def leaderboard(
+    sources: list[str] | None, method: str, alpha: float, bootstrap: int, seed: int,
+    metric: str | None = None, ties: str = "both", sample_ids: list[str] | None = None,
+) -> Any:
+    """Rank the pool's models on the selected samples (measurements and comparisons in one fit)."""
+    import aggregators
+
+    pool = open_pool()
+    scores = pool.scores(sources=sources, metric=metric)
+    comparisons = pool.read("comparisons", sources=sources)
+    if sample_ids is not None:
+        keep = set(sample_ids)
+        scores = scores[scores["sample_id"].isin(keep)]
+        comparisons = comparisons[comparisons["sample_id"].isin(keep)]
+    if scores.empty and comparisons.empty:
+        raise PoolError("nothing to rank: no measurements or comparisons for the selected samples")
+    comparisons = comparisons.rename(columns={"outcome": "winner"})
+    if method == "pl" and bootstrap:
+        stderr.print(f"bootstrap: {bootstrap} replicates over samples")
+    return aggregators.rank(scores if len(scores) else None, method, alpha, bootstrap, seed,
+                            comparisons=comparisons if len(comparisons) else None, ties=ties)
+
+
+def leaderboard_json(board: Any) -> dict[str, Any]:
+    """The documented JSON of `rank`: method, models best first (NaN as null), diagnostics."""
+    columns = ("model", "score", "rank", "ci_low", "ci_high", "rank_low", "rank_high", "n_samples")
+    integers = ("rank", "rank_low", "rank_high", "n_samples")
+
+    def plain(name: str, value: Any) -> Any:
+        if name == "model":
+            return str(value)
+        if value != value:  # NaN
+            return None
+        return int(value) if name in integers else float(value)
+
+    models = [{c: plain(c, row[c]) for c in columns} for _, row in board.iterrows()]
+    return {"method": board.attrs["method"], "models": models, "diagnostics": board.attrs["diagnostics"]}
+
+
+def print_leaderboard(board: Any) -> None:
+    """The leaderboard as a table on stdout."""
+    from rich.table import Table
+
+    table = Table(title=f"poolbench leaderboard ({board.attrs['method']})")
+    for column in ("rank", "model", "score", "95% CI", "rank range", "samples"):
+        table.add_column(column, justify="left" if column == "model" else "right")
+    for _, row in board.iterrows():
+        has_ci = row.ci_low == row.ci_low
+        ci = f"[{row.ci_low:.3f}, {row.ci_high:.3f}]" if has_ci else ""
+        ranks = f"{int(row.rank_low)}-{int(row.rank_high)}" if has_ci else ""
+        table.add_row(str(row["rank"]), str(row.model), f"{row.score:.3f}", ci, ranks, f"{row.n_samples:,}")
+    Console().print(table)
+    prior = board.attrs["diagnostics"].get("prior_driven") or []
+    if prior:
+        stderr.print(f"[yellow]scores resting on the prior (alpha):[/] {', '.join(prior)}")
+
+
+@app.command("rank")
+@user_errors
+def rank_command(
+    method: MethodOpt = "pl",
+    source: SourcesOpt = None,
+    metric: Annotated[str | None, typer.Option(help="Rank on this metric instead of each sample's own.")] = None,
+    alpha: AlphaOpt = 0.01,
+    bootstrap: BootstrapOpt = 0,
+    seed: SeedOpt = 0,
+    ties: Annotated[str, typer.Option(help="Tied comparisons: both (a win each way) or half.")] = "both",
+    as_json: JsonOpt = False,
+) -> None:
+    """Rank the models from every measurement and comparison of the selected sources."""
+    board = leaderboard(source, method, alpha, bootstrap, seed, metric, ties)
+    if as_json:
+        emit_json(leaderboard_json(board))
+    else:
+        print_leaderboard(board)
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

@@ -16,7 +16,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from harness.schema import KEYS, SCHEMAS, TABLES, PoolError, distinct, normalize
+from harness.schema import KEYS, LOWER_IS_BETTER, SCHEMAS, TABLES, PoolError, distinct, normalize
 from harness.store import SegmentStore
 
 #: Write order: referenced tables first, so a reader never sees a measurement without its sample.
@@ -184,6 +184,35 @@ class Pool:
     def comparisons(self, **filters: object) -> pd.DataFrame:
         """The comparisons table (see `read` for filters)."""
         return self.read("comparisons", **filters)  # type: ignore[arg-type]
+
+    def scores(
+        self, *, sources: Iterable[str] | None = None, metric: str | None = None, models: Iterable[str] | None = None
+    ) -> pd.DataFrame:
+        """One value per (sample, model, metric) for ranking: `sample_id, model, metric, value, source`.
+
+        Each sample contributes its own primary metric (or `metric` when given); the latest run's value
+        wins; values of lower-is-better metrics are negated so that higher is always better.
+        """
+        samples = self.read_arrow("samples", sources=sources,
+                                  columns=["sample_id", "source", "metric", "higher_is_better"])
+        measured = self.read_arrow("measurements", sources=sources, models=models, metric=metric,
+                                   columns=["sample_id", "model", "metric", "value", "created_at"])
+        lower = list(LOWER_IS_BETTER)
+        with duckdb.connect() as con:
+            con.register("s", samples)
+            con.register("m", measured)
+            metric_rule = "m.metric = ?" if metric is not None else "m.metric = s.metric"
+            return con.sql(
+                f"""SELECT m.sample_id, m.model, m.metric, s.source,
+                       CASE WHEN (m.metric = s.metric AND NOT s.higher_is_better)
+                                 OR (m.metric <> s.metric AND list_contains(?, m.metric))
+                            THEN -m.value ELSE m.value END AS value
+                FROM m JOIN s USING (sample_id) WHERE {metric_rule}
+                QUALIFY row_number() OVER (PARTITION BY m.sample_id, m.model, m.metric
+                                           ORDER BY m.created_at DESC) = 1
+                ORDER BY m.sample_id, m.model""",
+                params=[lower] + ([metric] if metric is not None else []),
+            ).df()
 
     def stats(self) -> dict[str, object]:
         """Counts in the shape of `poolbench pool stats --json` (DESIGN.md)."""

@@ -141,7 +141,10 @@ def stable_hash(*parts: Any, length: int = 20) -> str:
 
 
 def content_id(prompt: str, choices: list[str] | None, target: Any) -> str:
-    """Id of a question's content, whatever its source: the same question in two sources shares it."""
+    """Id of a question's content, whatever its source: the same question in two sources shares it.
+
+    A sample without prompt text (an imported result matrix) is identified by its source id instead.
+    """
     return stable_hash(prompt, choices, target)
 
 
@@ -180,7 +183,7 @@ def normalize(table: str, frame: pd.DataFrame, now: pd.Timestamp) -> pa.Table:
     if unknown:
         raise PoolError(f"{table}: unknown column(s) {', '.join(map(str, unknown))}")
     if table == "samples":
-        frame = _complete_samples(frame.reset_index(drop=True))
+        frame = complete_samples(frame.reset_index(drop=True))
     columns = {}
     for field in schema:
         if field.name in frame.columns:
@@ -219,7 +222,7 @@ def _default(field: pa.Field, n: int, now: pd.Timestamp) -> pa.Array:
     return pa.nulls(n, type=field.type)
 
 
-def _complete_samples(frame: pd.DataFrame) -> pd.DataFrame:
+def complete_samples(frame: pd.DataFrame) -> pd.DataFrame:
     """Fill derived sample columns: ids, metric, text, and metadata and target as JSON text."""
     frame = frame.copy()
     for column, default in (("prompt", ""), ("source_id", ""), ("metric", "acc"), ("metadata", "{}")):
@@ -234,8 +237,8 @@ def _complete_samples(frame: pd.DataFrame) -> pd.DataFrame:
     if "text" not in frame.columns:
         frame["text"] = [_sample_text(p, c) for p, c in zip(frame["prompt"], frame["choices"], strict=True)]
     frame["content_id"] = [
-        content_id(p, c, json.loads(t))
-        for p, c, t in zip(frame["prompt"], frame["choices"], frame["target"], strict=True)
+        content_id(p, c, json.loads(t)) if p else stable_hash("source_id", i)
+        for p, c, t, i in zip(frame["prompt"], frame["choices"], frame["target"], frame["source_id"], strict=True)
     ]
     derived = [stable_hash(s, cid) for s, cid in zip(frame["source"], frame["content_id"], strict=True)]
     given = frame["sample_id"] if "sample_id" in frame.columns else [None] * len(frame)

@@ -1,0 +1,157 @@
+"""The PL estimator against choix (the oracle) on the same data and alpha, and its diagnostics."""
+
+from __future__ import annotations
+
+import choix
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.optimize import check_grad
+
+import aggregators
+from aggregators import plackett_luce
+from aggregators.diagnostics import NotIdentifiedError
+from aggregators.orderings import concat, from_comparisons, from_measurements
+
+N = 7
+NAMES = [f"m{i}" for i in range(N)]  # sorted names: index i is model m{i}
+
+
+def centered(theta: np.ndarray) -> np.ndarray:
+    return theta - theta.mean()
+
+
+def strict_rankings(seed: int, n_rankings: int = 300) -> tuple[pd.DataFrame, list[list[int]]]:
+    rng = np.random.default_rng(seed)
+    truth = rng.normal(size=N)
+    rows, rankings = [], []
+    for s in range(n_rankings):
+        items = rng.choice(N, rng.integers(2, N + 1), replace=False)
+        order = items[np.argsort(-(truth[items] + rng.gumbel(size=len(items))))]
+        rankings.append(order.tolist())
+        rows += [(f"s{s}", NAMES[i], float(len(order) - pos)) for pos, i in enumerate(order)]
+    return pd.DataFrame(rows, columns=["sample_id", "model", "value"]), rankings
+
+
+def binary_matrix(seed: int, n_samples: int = 250) -> tuple[pd.DataFrame, list[tuple[int, list[int]]]]:
+    rng = np.random.default_rng(seed)
+    ability = rng.normal(size=N)
+    difficulty = rng.normal(size=(n_samples, 1))
+    correct = rng.random((n_samples, N)) < 1 / (1 + np.exp(-(ability - difficulty)))
+    measured = rng.random((n_samples, N)) < 0.7
+    rows, top1 = [], []
+    for s in range(n_samples):
+        seen = np.flatnonzero(measured[s])
+        rows += [(f"s{s}", NAMES[i], float(correct[s, i])) for i in seen]
+        losers = [int(i) for i in seen if not correct[s, i]]
+        top1 += [(int(i), losers) for i in seen if correct[s, i] and losers]
+    return pd.DataFrame(rows, columns=["sample_id", "model", "value"]), top1
+
+
+def random_comparisons(seed: int, n: int = 600) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    a, b = rng.integers(0, N, n), rng.integers(0, N, n)
+    keep = a != b
+    return pd.DataFrame({"model_a": np.array(NAMES)[a[keep]], "model_b": np.array(NAMES)[b[keep]],
+                         "winner": rng.choice(["a", "b", "tie"], keep.sum(), p=[0.45, 0.35, 0.2])})
+
+
+def count_matrix(comparisons: pd.DataFrame, tie_weight: float) -> np.ndarray:
+    counts = np.zeros((N, N))
+    for a, b, w in comparisons[["model_a", "model_b", "winner"]].itertuples(index=False):
+        i, j = NAMES.index(a), NAMES.index(b)
+        if w == "a":
+            counts[i, j] += 1
+        elif w == "b":
+            counts[j, i] += 1
+        else:
+            counts[i, j] += tie_weight
+            counts[j, i] += tie_weight
+    return counts
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_gradient_matches_finite_differences(seed: int) -> None:
+    frame, _ = strict_rankings(seed, 80)
+    frame.loc[frame.index % 5 == 0, "value"] = 1.0  # add ties: weak orders
+    orderings = from_measurements(frame).reweighted(np.random.default_rng(seed).integers(0, 3, 80).astype(float))
+    layout = plackett_luce._Layout(orderings)
+    theta = np.random.default_rng(seed).normal(size=N)
+    error = check_grad(lambda t: plackett_luce.objective(t, layout, 0.3)[0],
+                       lambda t: plackett_luce.objective(t, layout, 0.3)[1], theta, epsilon=1e-7)
+    assert error < 1e-4 * np.abs(plackett_luce.objective(theta, layout, 0.3)[1]).max()
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_strict_rankings_equal_choix_ilsr_rankings(seed: int) -> None:
+    frame, rankings = strict_rankings(seed)
+    ours = aggregators.rank(frame, alpha=0.0).set_index("model").loc[NAMES, "score"].to_numpy()
+    np.testing.assert_allclose(ours, centered(choix.ilsr_rankings(N, rankings, tol=1e-12)), atol=1e-6)
+
+
+def test_prior_equals_choix_map_estimate() -> None:
+    frame, rankings = strict_rankings(3)
+    ours = aggregators.rank(frame, alpha=0.5).set_index("model").loc[NAMES, "score"].to_numpy()
+    np.testing.assert_allclose(ours, centered(choix.opt_rankings(N, rankings, alpha=0.5, tol=1e-12)), atol=1e-5)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_binary_samples_equal_choix_ilsr_top1(seed: int) -> None:
+    frame, top1 = binary_matrix(seed)
+    ours = aggregators.rank(frame, alpha=0.0).set_index("model").loc[NAMES, "score"].to_numpy()
+    np.testing.assert_allclose(ours, centered(choix.ilsr_top1(N, top1, tol=1e-12, max_iter=2000)), atol=1e-6)
+
+
+@pytest.mark.parametrize(("ties", "tie_weight"), [("half", 0.5), ("both", 1.0)])
+def test_pairwise_equals_choix_ilsr_pairwise_dense(ties: str, tie_weight: float) -> None:
+    comparisons = random_comparisons(4)
+    ours = aggregators.rank_pairwise(comparisons, alpha=0.0, ties=ties).set_index("model").loc[NAMES, "score"]
+    expected = centered(choix.ilsr_pairwise_dense(count_matrix(comparisons, tie_weight), tol=1e-12))
+    np.testing.assert_allclose(ours.to_numpy(), expected, atol=1e-6)
+
+
+def test_measurements_and_comparisons_share_one_fit() -> None:
+    frame, top1 = binary_matrix(5)
+    comparisons = random_comparisons(6)
+    decided = comparisons[comparisons.winner != "tie"]
+    extra = [(NAMES.index(a if w == "a" else b), [NAMES.index(b if w == "a" else a)])
+             for a, b, w in decided[["model_a", "model_b", "winner"]].itertuples(index=False)]
+    ours = aggregators.rank(frame, alpha=0.0, comparisons=decided).set_index("model").loc[NAMES, "score"]
+    expected = centered(choix.ilsr_top1(N, top1 + extra, tol=1e-12, max_iter=2000))
+    np.testing.assert_allclose(ours.to_numpy(), expected, atol=1e-6)
+
+
+def test_weak_orders_use_tolerance_and_metrics_stay_apart() -> None:
+    frame = pd.DataFrame({"sample_id": ["s"] * 3 + ["s"] * 3, "metric": ["f1"] * 3 + ["em"] * 3,
+                          "model": ["a", "b", "c"] * 2, "value": [0.90, 0.895, 0.2, 1.0, 0.0, 0.0]})
+    orderings = from_measurements(frame, tolerance={"f1": 0.01})
+    assert len(orderings.ordering_weight) == 2
+    tiers_of_f1 = orderings.tier[orderings.tier_ordering[orderings.tier] == 0]
+    assert np.bincount(tiers_of_f1 - tiers_of_f1.min()).tolist() == [2, 1]
+
+
+def test_no_mle_raises_at_once_naming_models() -> None:
+    frame = pd.DataFrame({"sample_id": ["s1", "s1", "s2", "s2", "s3", "s3"],
+                          "model": ["champ", "a", "champ", "b", "a", "b"], "value": [1, 0, 1, 0, 1, 0.0]})
+    with pytest.raises(NotIdentifiedError, match="never lose: champ"):
+        aggregators.rank(frame, alpha=0.0)
+    board = aggregators.rank(frame, alpha=0.1)
+    assert board.attrs["diagnostics"]["prior_driven"] == ["b", "champ"]
+    assert board.iloc[0]["model"] == "champ" and np.isfinite(board["score"]).all()
+
+
+def test_disconnected_groups_are_named() -> None:
+    frame = pd.DataFrame({"sample_id": ["s1", "s1", "s2", "s2", "s3", "s3", "s4", "s4"],
+                          "model": ["a", "b", "a", "b", "c", "d", "c", "d"], "value": [1, 0, 0, 1] * 2})
+    with pytest.raises(NotIdentifiedError, match="splits into 2 groups"):
+        aggregators.rank(frame, alpha=0.0)
+    assert aggregators.rank(frame, alpha=1.0).attrs["diagnostics"]["components"] == [["a", "b"], ["c", "d"]]
+
+
+def test_concat_keeps_parts_apart() -> None:
+    first = from_measurements(pd.DataFrame({"sample_id": ["x", "x"], "model": ["a", "b"], "value": [1.0, 0]}))
+    second = from_comparisons(pd.DataFrame({"model_a": ["c"], "model_b": ["a"], "winner": ["a"]}))
+    joined = concat([first, second])
+    assert joined.models.tolist() == ["a", "b", "c"]
+    assert joined.models[joined.item].tolist() == ["a", "b", "c", "a"]
+    assert joined.ordering_sample.tolist() == [0, 1]
