@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.sparse import coo_matrix
+from scipy.sparse import coo_matrix, csr_matrix
 from scipy.sparse.csgraph import connected_components
 
 from aggregators.orderings import Orderings
@@ -51,26 +51,18 @@ class Diagnostics:
         }
 
 
-def diagnose(orderings: Orderings) -> Diagnostics:
+def diagnose(orderings: Orderings, direct_limit: float = 4.0) -> Diagnostics:
     """Strongly connected components of the beat graph, and models that never win or never lose.
 
-    The graph gets one helper node per tier, so its size is O(entries): each winner points to its tier's
-    helper, the helper to every entry of the next tier and to the next tier's helper.
+    `direct_limit`: see `_beat_graph`.
     """
     o = orderings
     n = o.n_models
     names = [str(m) for m in o.models]
     present = np.bincount(o.item, minlength=n) > 0
     won = np.bincount(o.item, o.winner.astype(float), minlength=n) > 0
-    below_some_tier = o.tier > o.tier_first[o.tier]
-    lost = np.bincount(o.item, below_some_tier.astype(float), minlength=n) > 0
-    helper = n + o.tier  # helper node of each entry's tier
-    src = np.r_[o.item[o.winner], n + o.tier[below_some_tier] - 1, n + o.tier[below_some_tier] - 1]
-    dst = np.r_[helper[o.winner], o.item[below_some_tier], n + o.tier[below_some_tier]]
-    keep = dst != src
-    size = n + len(o.tier_last)
-    graph = coo_matrix((np.ones(keep.sum()), (src[keep], dst[keep])), shape=(size, size)).tocsr()
-    _, labels = connected_components(graph, directed=True, connection="strong")
+    lost = np.bincount(o.item, (o.tier > o.tier_first[o.tier]).astype(float), minlength=n) > 0
+    _, labels = connected_components(_beat_graph(o, direct_limit), directed=True, connection="strong")
     model_labels = labels[:n][present]
     groups: dict[int, list[str]] = {}
     for name, label in zip(np.asarray(names)[present], model_labels, strict=True):
@@ -85,6 +77,35 @@ def diagnose(orderings: Orderings) -> Diagnostics:
         never_lose=[names[i] for i in np.flatnonzero(present & ~lost)],
         unmeasured=[names[i] for i in np.flatnonzero(~present)],
     )
+
+
+def _beat_graph(o: Orderings, direct_limit: float) -> csr_matrix:
+    """A directed graph whose reachability among the first n nodes (the models) is "i beat j somewhere".
+
+    Consecutive tiers suffice (beating is transitive within an ordering). When that gives at most
+    `direct_limit` model pairs per entry, the edges join models directly (n nodes); otherwise one helper node per tier keeps the graph O(entries): each
+    winner points to its tier's helper, the helper to every entry of the next tier and to the next helper.
+    """
+    n = o.n_models
+    below = o.tier > o.tier_first[o.tier]  # entries that have a tier above them
+    tier_size = np.bincount(o.tier, minlength=len(o.tier_last))
+    n_pairs = int(tier_size[o.tier[below] - 1].sum())
+    if n_pairs <= direct_limit * len(o.item):
+        tier_start = np.r_[0, np.cumsum(tier_size)[:-1]]
+        upper_tier = o.tier[below] - 1
+        count = tier_size[upper_tier]
+        lower = np.repeat(o.item[below], count)
+        offset = np.arange(n_pairs) - np.repeat(np.cumsum(count) - count, count)
+        upper = o.item[np.repeat(tier_start[upper_tier], count) + offset]
+        src, dst, size = upper, lower, n
+    else:
+        helper = n + o.tier
+        previous_helper = n + o.tier[below] - 1
+        src = np.r_[o.item[o.winner], previous_helper, previous_helper]
+        dst = np.r_[helper[o.winner], o.item[below], n + o.tier[below]]
+        size = n + len(o.tier_last)
+    keep = src != dst
+    return coo_matrix((np.ones(keep.sum()), (src[keep], dst[keep])), shape=(size, size)).tocsr()
 
 
 def check(diagnostics: Diagnostics, alpha: float) -> Diagnostics:

@@ -81,8 +81,8 @@ def from_measurements(
     model_names = np.sort(np.asarray(models if models is not None else measurements["model"].unique()))
     item = _index_of(model_names, measurements["model"].to_numpy())
     sample_codes, sample_names = pd.factorize(measurements["sample_id"], sort=True)
-    key = pd.MultiIndex.from_arrays([measurements["sample_id"], metric])
-    ordering_codes, ordering_keys = pd.factorize(key)
+    metric_codes, metric_names = pd.factorize(metric)
+    ordering_codes, ordering_keys = pd.factorize(sample_codes.astype(np.int64) * len(metric_names) + metric_codes)
     tol = _tolerances(tolerance, metric.to_numpy())
     order = np.lexsort((-value, ordering_codes))
     ordering_codes, item, value, tol = ordering_codes[order], item[order], value[order], tol[order]

@@ -20,39 +20,52 @@ from aggregators.orderings import Orderings
 
 
 class _Layout:
-    """Arrays derived once per Orderings for the objective: winners, their weights, each tier's first tier."""
+    """Arrays derived once per Orderings so that each objective call is a handful of sequential passes."""
 
     def __init__(self, orderings: Orderings) -> None:
         o = orderings
-        self.o = o
+        self.n_models = o.n_models
         self.n_tiers = len(o.tier_last)
-        self.winner = o.winner
-        self.entry_weight = np.where(self.winner, o.ordering_weight[o.tier_ordering[o.tier]], 0.0)
-        self.tier_first = o.tier_first
+        self.item = o.item
+        self.tier = o.tier
+        self.one_entry_per_tier = len(o.item) == self.n_tiers  # strict orders: entries are their tiers
+        winner = o.winner
+        self.entry_weight = np.where(winner, o.ordering_weight[o.tier_ordering[o.tier]], 0.0)
+        first = o.tier_first
+        starts = np.flatnonzero(first == np.arange(self.n_tiers))
+        self.ordering_first = starts  # first tier of each ordering that has tiers
+        self.ordering_after = np.r_[starts[1:], self.n_tiers]  # one past its last tier
+        self.tiers_per_ordering = self.ordering_after - starts
         self.wins = np.bincount(o.item, self.entry_weight, minlength=o.n_models)
+        self.total_weight = float(self.entry_weight.sum())
+
+    def per_entry(self, per_tier: np.ndarray) -> np.ndarray:
+        return per_tier if self.one_entry_per_tier else per_tier[self.tier]
+
+    def per_tier(self, per_entry: np.ndarray) -> np.ndarray:
+        if self.one_entry_per_tier:
+            return per_entry
+        return np.bincount(self.tier, per_entry, minlength=self.n_tiers)
 
 
 def objective(theta: np.ndarray, layout: _Layout, alpha: float) -> tuple[float, np.ndarray]:
     """Negative log-posterior and its gradient at `theta` (length n_models)."""
-    o = layout.o
+    lay = layout
     shift = theta.max() if len(theta) else 0.0
     x = np.exp(theta - shift)
-    xe = x[o.item]
-    tier_sum = np.bincount(o.tier, xe, minlength=layout.n_tiers)
-    suffix = np.r_[np.cumsum(tier_sum[::-1])[::-1], 0.0]  # suffix[t] = sum of tier_sum[t:]
-    below = suffix[np.arange(layout.n_tiers) + 1] - suffix[o.tier_last + 1]
-    denominator = xe + below[o.tier]
-    winner = layout.winner
-    weight = layout.entry_weight
-    log_likelihood = np.dot(weight[winner], theta[o.item[winner]] - shift - np.log(denominator[winner]))
-    inverse = np.zeros_like(xe)
-    inverse[winner] = weight[winner] / denominator[winner]
-    tier_inverse = np.bincount(o.tier, inverse, minlength=layout.n_tiers)
-    prefix = np.r_[0.0, np.cumsum(tier_inverse)]  # prefix[t] = sum of tier_inverse[:t]
-    above = prefix[np.arange(layout.n_tiers)] - prefix[layout.tier_first]
-    expected = np.bincount(o.item, xe * (inverse + above[o.tier]), minlength=o.n_models)
+    xe = x[lay.item]
+    suffix = np.zeros(lay.n_tiers + 1)
+    np.cumsum(lay.per_tier(xe)[::-1], out=suffix[-2::-1])  # suffix[t] = sum of tiers t, t+1, ...
+    below = suffix[1:] - np.repeat(suffix[lay.ordering_after], lay.tiers_per_ordering)
+    denominator = xe + lay.per_entry(below)  # a winner's choice set: itself and all below its tier
+    log_likelihood = np.dot(lay.entry_weight, (theta - shift)[lay.item] - np.log(denominator))
+    inverse = lay.entry_weight / denominator
+    prefix = np.zeros(lay.n_tiers + 1)
+    np.cumsum(lay.per_tier(inverse), out=prefix[1:])  # prefix[t] = sum of tiers before t
+    above = prefix[:-1] - np.repeat(prefix[lay.ordering_first], lay.tiers_per_ordering)
+    expected = np.bincount(lay.item, xe * (inverse + lay.per_entry(above)), minlength=lay.n_models)
     value = -log_likelihood + alpha * np.dot(theta, theta)
-    gradient = -(layout.wins - expected) + 2.0 * alpha * theta
+    gradient = expected - lay.wins + 2.0 * alpha * theta
     return float(value), gradient
 
 
@@ -66,14 +79,14 @@ def fit(
     """
     layout = _Layout(orderings)
     start = np.zeros(orderings.n_models) if init is None else np.asarray(init, dtype=float)
-    scale = max(float(layout.entry_weight.sum()), 1.0)
+    scale = max(layout.total_weight, 1.0)
     with threadpool_limits(1):  # model-length vectors: BLAS threads only spin and contend
         result = minimize(
             lambda t: objective(t, layout, alpha),
             start,
             jac=True,
             method="L-BFGS-B",
-            options={"maxiter": 20_000, "maxcor": 30, "gtol": tol * scale, "ftol": 0.0},
+            options={"maxiter": 20_000, "maxcor": 30, "gtol": tol * scale, "ftol": 0.0, "maxls": 5},
         )
     theta = result.x
     return theta - theta.mean()

@@ -148,6 +148,19 @@ def test_disconnected_groups_are_named() -> None:
     assert aggregators.rank(frame, alpha=1.0).attrs["diagnostics"]["components"] == [["a", "b"], ["c", "d"]]
 
 
+@pytest.mark.parametrize("direct_limit", [0.0, 100.0])
+def test_both_graph_encodings_find_the_same_components(direct_limit: float) -> None:
+    frame, _ = binary_matrix(7, 40)
+    frame = frame[~frame.model.isin(["m5", "m6"])]
+    frame = pd.concat([frame, pd.DataFrame({"sample_id": ["z1", "z1", "z2", "z2", "z3", "z3"],
+                                            "model": ["m5", "m6", "m5", "m6", "m5", "m6"],
+                                            "value": [1, 0, 0, 1, 1, 1.0]})])
+    from aggregators.diagnostics import diagnose
+
+    found = diagnose(from_measurements(frame), direct_limit=direct_limit)
+    assert found.components == [["m0", "m1", "m2", "m3", "m4"], ["m5", "m6"]]
+
+
 def test_concat_keeps_parts_apart() -> None:
     first = from_measurements(pd.DataFrame({"sample_id": ["x", "x"], "model": ["a", "b"], "value": [1.0, 0]}))
     second = from_comparisons(pd.DataFrame({"model_a": ["c"], "model_b": ["a"], "winner": ["a"]}))

@@ -1,0 +1,90 @@
+"""Plackett-Luce fit speed against choix on the same data, in one process.
+
+    python bench/pl_speed.py [--rankings 100000] [--big 1000000] [--bootstrap 200]
+
+1. 100 models x N strict rankings over random subsets of 5-50 models: `aggregators.rank` (DataFrame in,
+   scores out) vs `choix.ilsr_rankings` on the same rankings; same estimates (max abs difference printed).
+2. 1,000,000 such rankings: wall time and peak memory (tracemalloc) of `aggregators.rank`.
+3. A dense binary 4,280-model x 145-sample matrix (Open LLM Leaderboard ARC's shape).
+4. 200 bootstrap replicates at N rankings, on all cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import time
+
+import choix
+import numpy as np
+import pandas as pd
+
+import aggregators
+
+
+def rankings_frame(n_models: int, n_rankings: int, seed: int) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """Long frame of strict rankings from a PL model; also the flat items and ranking lengths."""
+    rng = np.random.default_rng(seed)
+    truth = rng.normal(size=n_models)
+    lengths = rng.integers(5, 51, n_rankings)
+    keys = rng.random((n_rankings, n_models))
+    subsets = np.argsort(keys, axis=1)  # a random permutation per ranking; take its first `length` models
+    mask = np.arange(n_models)[None, :] < lengths[:, None]
+    items = subsets[mask]
+    ranking = np.repeat(np.arange(n_rankings), lengths)
+    utility = truth[items] + rng.gumbel(size=len(items))
+    order = np.lexsort((-utility, ranking))
+    items, ranking = items[order], ranking[order]
+    position = np.arange(len(items)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    frame = pd.DataFrame({"sample_id": ranking, "model": items, "value": -position.astype(float)})
+    return frame, items, lengths
+
+
+def timed(func):
+    start = time.perf_counter()
+    result = func()
+    return result, time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rankings", type=int, default=100_000)
+    parser.add_argument("--big", type=int, default=1_000_000)
+    parser.add_argument("--bootstrap", type=int, default=200)
+    args = parser.parse_args()
+    n_models = 100
+
+    frame, items, lengths = rankings_frame(n_models, args.rankings, 0)
+    data = np.split(items, np.cumsum(lengths)[:-1])
+    ours, t_ours = timed(lambda: aggregators.rank(frame, alpha=0.0))
+    theirs, t_choix = timed(lambda: choix.ilsr_rankings(n_models, data))
+    ours_theta = ours.set_index("model").loc[[str(i) for i in range(n_models)], "score"].to_numpy()
+    diff = np.abs(ours_theta - (theirs - theirs.mean())).max()
+    print(f"[1] {n_models} models x {args.rankings:,} rankings ({len(items):,} entries): "
+          f"poolbench {t_ours:.2f} s, choix.ilsr_rankings {t_choix:.2f} s, "
+          f"speed-up {t_choix / t_ours:.1f}x, max |diff| {diff:.1e}")
+
+    big, _, _ = rankings_frame(n_models, args.big, 1)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    _, t_big = timed(lambda: aggregators.rank(big, alpha=0.0))
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(f"[2] {n_models} models x {args.big:,} rankings ({len(big):,} entries): {t_big:.1f} s, "
+          f"process peak RSS {peak / 1e6:.2f} GB (was {before / 1e6:.2f} GB before this step)")
+    del big
+
+    rng = np.random.default_rng(2)
+    ability = rng.normal(size=4280)
+    difficulty = rng.normal(size=145)
+    correct = rng.random((145, 4280)) < 1 / (1 + np.exp(-(ability[None, :] - difficulty[:, None])))
+    dense = pd.DataFrame({"sample_id": np.repeat(np.arange(145), 4280), "model": np.tile(np.arange(4280), 145),
+                          "value": correct.ravel().astype(float)})
+    board, t_dense = timed(lambda: aggregators.rank(dense, alpha=0.01))
+    print(f"[3] dense binary 4,280 x 145 ({len(dense):,} measurements): {t_dense:.2f} s")
+
+    _, t_boot = timed(lambda: aggregators.rank(frame, alpha=0.0, bootstrap=args.bootstrap))
+    print(f"[4] {args.bootstrap} bootstrap replicates at {args.rankings:,} rankings: {t_boot:.1f} s "
+          f"({t_boot / t_ours:.1f}x one fit)")
+
+
+if __name__ == "__main__":
+    main()
