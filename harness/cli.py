@@ -147,6 +147,49 @@ def pool_check(
         stderr.print("all segments readable")
 
 
+# --------------------------------------------------------------------- add
+add_app = typer.Typer(no_args_is_help=True, help="Add samples from datasets: local files, starter tasks, lm-eval, HF.")
+app.add_typer(add_app, name="add")
+KindOpt = Annotated[str, typer.Option(help="multiple_choice or generation.")]
+IdField = Annotated[str, typer.Option("--id-field", help="Field of the sample's source id.")]
+QuestionField = Annotated[str | None, typer.Option("--question-field", help="Field of the question or prompt.")]
+ChoicesField = Annotated[str, typer.Option("--choices-field", help="Field of the choices (multiple choice).")]
+AnswerField = Annotated[str, typer.Option("--answer-field", help="Field of the answer (index, letter or text).")]
+TemplateOpt = Annotated[str | None, typer.Option(help="jinja2 template of the prompt over the row's fields.")]
+
+
+def _add_local(fmt: str, path: Path, source: str, kind: str, id_field: str, question_field: str | None,
+               choices_field: str, answer_field: str, template: str | None) -> None:
+    from tasks.local import FieldMap, load_local
+
+    fields = FieldMap(id=id_field, question=question_field, choices=choices_field, answer=answer_field)
+    ingest({"samples": load_local(path, source, kind, fields, template, fmt)}, str(path))
+
+
+def _register_local(fmt: str) -> None:
+    @add_app.command(fmt, help=f"Samples from a {fmt.upper()} file.")
+    @user_errors
+    def add_file(
+        path: Path, source: Annotated[str, typer.Option("--source", help="Name of the source.")],
+        kind: KindOpt = "multiple_choice", id_field: IdField = "id", question_field: QuestionField = None,
+        choices_field: ChoicesField = "choices", answer_field: AnswerField = "answer", template: TemplateOpt = None,
+    ) -> None:
+        _add_local(fmt, path, source, kind, id_field, question_field, choices_field, answer_field, template)
+
+
+for _fmt in ("jsonl", "csv", "parquet"):
+    _register_local(_fmt)
+
+
+@add_app.command("starter")
+@user_errors
+def add_starter(names: Annotated[list[str] | None, typer.Argument(help="Starter tasks (default: all).")] = None) -> None:
+    """The starter tasks shipped with poolbench (arithmetic, capitals, opposites, units, calendar)."""
+    from tasks.starter import starter_samples
+
+    ingest({"samples": starter_samples(names)}, "starter tasks")
+
+
 # --------------------------------------------------------------------- import
 import_app = typer.Typer(no_args_is_help=True, help="Import existing results (matrices, preferences, logs).")
 app.add_typer(import_app, name="import")

@@ -1,0 +1,128 @@
+"""Local files (JSONL, CSV, Parquet) -> multiple-choice or generation samples.
+
+Default fields: `id` (the source id, optional); multiple choice: `question`, `choices` (a list, or a JSON
+list in CSV), `answer` (an index or a letter A-Z); generation: `prompt`, `answer` (a string or a list of
+references). Other fields are kept as metadata. An optional jinja2 `template` renders the prompt from the
+row's fields (the default is lm-eval's "Question: ...\\nAnswer:" for multiple choice, the prompt as is for
+generation). Any bad row raises PoolError naming `file:line`, and nothing of the file is returned.
+"""
+
+from __future__ import annotations
+
+import json
+import string
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import pandas as pd
+
+from harness.schema import PoolError, complete_samples
+from tasks.files import read_rows
+
+KINDS = ("multiple_choice", "generation")
+
+
+@dataclass(frozen=True)
+class FieldMap:
+    """Which row fields hold the id, question/prompt, choices and answer."""
+
+    id: str = "id"
+    question: str | None = None  # default: "question" (multiple choice) or "prompt" (generation)
+    choices: str = "choices"
+    answer: str = "answer"
+
+
+def load_local(
+    path: str | Path,
+    source: str,
+    kind: str = "multiple_choice",
+    fields: FieldMap = FieldMap(),
+    template: str | None = None,
+    fmt: str | None = None,
+) -> pd.DataFrame:
+    """Samples from a local file, ready for `Pool.write({"samples": ...})`."""
+    if kind not in KINDS:
+        raise PoolError(f"--kind must be one of {', '.join(KINDS)}, not {kind!r}")
+    path = Path(path)
+    rows = read_rows(path, fmt)
+    question = fields.question or ("question" if kind == "multiple_choice" else "prompt")
+    needed = [question, fields.answer] + ([fields.choices] if kind == "multiple_choice" else [])
+    for field in needed:
+        if field not in rows.columns:
+            raise PoolError(f"{path}: missing required field {field!r} (fields: {', '.join(rows.columns[:-1])})")
+    render = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False).from_string(template) if template else None
+    records = []
+    for row in rows.to_dict(orient="records"):
+        where = f"{path}:{row.pop('_line')}"
+        records.append(_sample(row, where, source, kind, question, fields, render))
+    samples = complete_samples(pd.DataFrame(records))
+    _refuse_conflicting_ids(samples, path)
+    return samples
+
+
+def _sample(row: dict[str, Any], where: str, source: str, kind: str, question: str, fields: FieldMap,
+            render: jinja2.Template | None) -> dict[str, Any]:
+    text = row.get(question)
+    if _missing(text):
+        raise PoolError(f"{where}: missing required field {question!r}")
+    if _missing(row.get(fields.answer)):
+        raise PoolError(f"{where}: missing required field {fields.answer!r}")
+    choices = _choices(row[fields.choices], where) if kind == "multiple_choice" else None
+    target = _target(row[fields.answer], choices, where)
+    try:
+        prompt = render.render(**row) if render else (
+            f"Question: {text}\nAnswer:" if kind == "multiple_choice" else str(text))
+    except jinja2.TemplateError as err:
+        raise PoolError(f"{where}: template error ({err})") from None
+    used = {question, fields.answer, fields.id} | ({fields.choices} if choices is not None else set())
+    metadata = {k: v for k, v in row.items() if k not in used and not _missing(v)}
+    source_id = "" if _missing(row.get(fields.id)) else str(row[fields.id])
+    return {"source": source, "source_id": source_id, "kind": kind, "prompt": prompt, "choices": choices,
+            "target": target, "metric": "acc" if kind == "multiple_choice" else "exact_match",
+            "metadata": metadata, "text": f"{text} " + (" / ".join(choices) if choices else "")}
+
+
+def _choices(value: Any, where: str) -> list[str]:
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            raise PoolError(f"{where}: choices must be a list (or a JSON list in CSV), got {value!r}") from None
+    if hasattr(value, "tolist"):
+        value = value.tolist()
+    if not isinstance(value, list) or len(value) < 2:
+        raise PoolError(f"{where}: choices must be a list of at least two options, got {value!r}")
+    return [str(v) for v in value]
+
+
+def _target(value: Any, choices: list[str] | None, where: str) -> int | list[str]:
+    if choices is None:  # generation: one or more reference answers
+        if hasattr(value, "tolist"):
+            value = value.tolist()
+        references = value if isinstance(value, list) else [value]
+        return [str(r) for r in references]
+    text = str(value).strip()
+    if len(text) == 1 and text.upper() in string.ascii_uppercase and not text.isdigit():
+        index = string.ascii_uppercase.index(text.upper())
+    else:
+        try:
+            index = int(float(text))
+        except ValueError:
+            raise PoolError(f"{where}: answer must be an index or a letter, got {value!r}") from None
+    if not 0 <= index < len(choices):
+        raise PoolError(f"{where}: answer index {index} is out of range for {len(choices)} choices")
+    return index
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and value != value) or value == ""
+
+
+def _refuse_conflicting_ids(samples: pd.DataFrame, path: Path) -> None:
+    """A source id used twice in one file for different content is an error (identical repeats are fine)."""
+    named = samples[samples["source_id"] != ""]
+    clashes = named.groupby("source_id")["sample_id"].nunique()
+    if (clashes > 1).any():
+        raise PoolError(f"{path}: id {clashes[clashes > 1].index[0]!r} appears twice with different content")
