@@ -92,7 +92,9 @@ def _score_function(
     return partial(baselines.borda_scores, orderings)
 
 
-def _pl_scores(orderings: Orderings, alpha: float, init: np.ndarray | None, sample_weight: np.ndarray) -> np.ndarray:
+def _pl_scores(
+    orderings: Orderings, alpha: float, init: np.ndarray | None, sample_weight: np.ndarray
+) -> np.ndarray:
     return plackett_luce.fit(orderings.reweighted(sample_weight), alpha=alpha, init=init)
 
 
@@ -104,7 +106,9 @@ def _samples_per_model(
     if measurements is not None and len(measurements):
         frames.append(measurements[["sample_id", "model"]])
     if comparisons is not None and len(comparisons):
-        ids = comparisons["sample_id"] if "sample_id" in comparisons.columns else comparisons.index.astype(str)
+        ids = (
+            comparisons["sample_id"] if "sample_id" in comparisons.columns else comparisons.index.astype(str)
+        )
         for side in ("model_a", "model_b"):
             frames.append(pd.DataFrame({"sample_id": np.asarray(ids), "model": comparisons[side].to_numpy()}))
     joined = pd.concat(frames, ignore_index=True).drop_duplicates()

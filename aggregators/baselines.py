@@ -16,18 +16,22 @@ from aggregators.orderings import Orderings
 ELO_K, ELO_SCALE, ELO_BASE, ELO_INIT = 4.0, 400.0, 10.0, 1000.0
 
 
-def mean_scores(values: pd.DataFrame, models: np.ndarray, samples: np.ndarray, sample_weight: np.ndarray) -> np.ndarray:
+def mean_scores(
+    values: pd.DataFrame, models: np.ndarray, samples: np.ndarray, sample_weight: np.ndarray
+) -> np.ndarray:
     """Mean value per model, macro-averaged over `source` when that column is present (NaN if unmeasured).
 
     `values` has columns sample_id, model, value[, source]; `samples` orders the weights.
     """
     weight = sample_weight[pd.Categorical(values["sample_id"], categories=samples).codes]
-    frame = pd.DataFrame({
-        "model": values["model"].to_numpy(),
-        "source": values["source"].to_numpy() if "source" in values.columns else "",
-        "wv": weight * values["value"].to_numpy(dtype=float),
-        "w": weight,
-    })
+    frame = pd.DataFrame(
+        {
+            "model": values["model"].to_numpy(),
+            "source": values["source"].to_numpy() if "source" in values.columns else "",
+            "wv": weight * values["value"].to_numpy(dtype=float),
+            "w": weight,
+        }
+    )
     per_source = frame.groupby(["model", "source"], sort=False)[["wv", "w"]].sum()
     per_source = per_source[per_source["w"] > 0]
     mean = (per_source["wv"] / per_source["w"]).groupby(level="model").mean()
@@ -37,7 +41,9 @@ def mean_scores(values: pd.DataFrame, models: np.ndarray, samples: np.ndarray, s
 def pair_counts(orderings: Orderings, sample_weight: np.ndarray | None = None) -> np.ndarray:
     """W[i, j]: weighted times i sat in a higher tier than j; a shared tier counts half each way."""
     o = orderings
-    weight = o.ordering_weight if sample_weight is None else o.ordering_weight * sample_weight[o.ordering_sample]
+    weight = (
+        o.ordering_weight if sample_weight is None else o.ordering_weight * sample_weight[o.ordering_sample]
+    )
     entry_weight = weight[o.tier_ordering[o.tier]]
     ordering_end = _ends(o.tier_ordering[o.tier])
     tier_end = _ends(o.tier)
@@ -91,7 +97,9 @@ def elo_scores(orderings: Orderings, sample_weight: np.ndarray, seed: int = 0) -
     order = np.random.default_rng(seed).permutation(int(repeats.sum()))
     battles = np.repeat(np.arange(len(repeats)), repeats)[order]
     rating = np.full(o.n_models, ELO_INIT)
-    for i, j, s in zip(model_a[battles].tolist(), model_b[battles].tolist(), outcome[battles].tolist(), strict=True):
+    for i, j, s in zip(
+        model_a[battles].tolist(), model_b[battles].tolist(), outcome[battles].tolist(), strict=True
+    ):
         expected = 1.0 / (1.0 + ELO_BASE ** ((rating[j] - rating[i]) / ELO_SCALE))
         rating[i] += ELO_K * (s - expected)
         rating[j] -= ELO_K * (s - expected)

@@ -77,12 +77,18 @@ def from_measurements(
     value = measurements["value"].to_numpy(dtype=float)
     if not np.isfinite(value).all():
         raise ValueError("measurements hold a non-finite value")
-    metric = measurements["metric"] if "metric" in measurements.columns else pd.Series("", index=measurements.index)
+    metric = (
+        measurements["metric"]
+        if "metric" in measurements.columns
+        else pd.Series("", index=measurements.index)
+    )
     model_names = np.sort(np.asarray(models if models is not None else measurements["model"].unique()))
     item = _index_of(model_names, measurements["model"].to_numpy())
     sample_codes, sample_names = pd.factorize(measurements["sample_id"], sort=True)
     metric_codes, metric_names = pd.factorize(metric)
-    ordering_codes, ordering_keys = pd.factorize(sample_codes.astype(np.int64) * len(metric_names) + metric_codes)
+    ordering_codes, ordering_keys = pd.factorize(
+        sample_codes.astype(np.int64) * len(metric_names) + metric_codes
+    )
     tol = _tolerances(tolerance, metric.to_numpy())
     order = np.lexsort((-value, ordering_codes))
     ordering_codes, item, value, tol = ordering_codes[order], item[order], value[order], tol[order]
@@ -90,8 +96,15 @@ def from_measurements(
     new_tier = new_ordering | np.r_[True, (value[:-1] - value[1:]) > tol[1:]]
     ordering_sample = np.zeros(len(ordering_keys), dtype=np.int64)
     ordering_sample[ordering_codes] = sample_codes[order]
-    return _build(model_names, np.asarray(sample_names), item, ordering_codes, new_tier, ordering_sample,
-                  np.ones(len(ordering_keys)))
+    return _build(
+        model_names,
+        np.asarray(sample_names),
+        item,
+        ordering_codes,
+        new_tier,
+        ordering_sample,
+        np.ones(len(ordering_keys)),
+    )
 
 
 def from_comparisons(

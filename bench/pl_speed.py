@@ -60,30 +60,41 @@ def main() -> None:
     theirs, t_choix = timed(lambda: choix.ilsr_rankings(n_models, data))
     ours_theta = ours.set_index("model").loc[[str(i) for i in range(n_models)], "score"].to_numpy()
     diff = np.abs(ours_theta - (theirs - theirs.mean())).max()
-    print(f"[1] {n_models} models x {args.rankings:,} rankings ({len(items):,} entries): "
-          f"poolbench {t_ours:.2f} s, choix.ilsr_rankings {t_choix:.2f} s, "
-          f"speed-up {t_choix / t_ours:.1f}x, max |diff| {diff:.1e}")
+    print(
+        f"[1] {n_models} models x {args.rankings:,} rankings ({len(items):,} entries): "
+        f"poolbench {t_ours:.2f} s, choix.ilsr_rankings {t_choix:.2f} s, "
+        f"speed-up {t_choix / t_ours:.1f}x, max |diff| {diff:.1e}"
+    )
 
     big, _, _ = rankings_frame(n_models, args.big, 1)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     _, t_big = timed(lambda: aggregators.rank(big, alpha=0.0))
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(f"[2] {n_models} models x {args.big:,} rankings ({len(big):,} entries): {t_big:.1f} s, "
-          f"process peak RSS {peak / 1e6:.2f} GB (was {before / 1e6:.2f} GB before this step)")
+    print(
+        f"[2] {n_models} models x {args.big:,} rankings ({len(big):,} entries): {t_big:.1f} s, "
+        f"process peak RSS {peak / 1e6:.2f} GB (was {before / 1e6:.2f} GB before this step)"
+    )
     del big
 
     rng = np.random.default_rng(2)
     ability = rng.normal(size=4280)
     difficulty = rng.normal(size=145)
     correct = rng.random((145, 4280)) < 1 / (1 + np.exp(-(ability[None, :] - difficulty[:, None])))
-    dense = pd.DataFrame({"sample_id": np.repeat(np.arange(145), 4280), "model": np.tile(np.arange(4280), 145),
-                          "value": correct.ravel().astype(float)})
+    dense = pd.DataFrame(
+        {
+            "sample_id": np.repeat(np.arange(145), 4280),
+            "model": np.tile(np.arange(4280), 145),
+            "value": correct.ravel().astype(float),
+        }
+    )
     board, t_dense = timed(lambda: aggregators.rank(dense, alpha=0.01))
     print(f"[3] dense binary 4,280 x 145 ({len(dense):,} measurements): {t_dense:.2f} s")
 
     _, t_boot = timed(lambda: aggregators.rank(frame, alpha=0.0, bootstrap=args.bootstrap))
-    print(f"[4] {args.bootstrap} bootstrap replicates at {args.rankings:,} rankings: {t_boot:.1f} s "
-          f"({t_boot / t_ours:.1f}x one fit)")
+    print(
+        f"[4] {args.bootstrap} bootstrap replicates at {args.rankings:,} rankings: {t_boot:.1f} s "
+        f"({t_boot / t_ours:.1f}x one fit)"
+    )
 
 
 if __name__ == "__main__":

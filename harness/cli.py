@@ -148,18 +148,33 @@ def pool_check(
 
 
 # --------------------------------------------------------------------- add
-add_app = typer.Typer(no_args_is_help=True, help="Add samples from datasets: local files, starter tasks, lm-eval, HF.")
+add_app = typer.Typer(
+    no_args_is_help=True, help="Add samples from datasets: local files, starter tasks, lm-eval, HF."
+)
 app.add_typer(add_app, name="add")
 KindOpt = Annotated[str, typer.Option(help="multiple_choice or generation.")]
 IdField = Annotated[str, typer.Option("--id-field", help="Field of the sample's source id.")]
-QuestionField = Annotated[str | None, typer.Option("--question-field", help="Field of the question or prompt.")]
+QuestionField = Annotated[
+    str | None, typer.Option("--question-field", help="Field of the question or prompt.")
+]
 ChoicesField = Annotated[str, typer.Option("--choices-field", help="Field of the choices (multiple choice).")]
-AnswerField = Annotated[str, typer.Option("--answer-field", help="Field of the answer (index, letter or text).")]
+AnswerField = Annotated[
+    str, typer.Option("--answer-field", help="Field of the answer (index, letter or text).")
+]
 TemplateOpt = Annotated[str | None, typer.Option(help="jinja2 template of the prompt over the row's fields.")]
 
 
-def _add_local(fmt: str, path: Path, source: str, kind: str, id_field: str, question_field: str | None,
-               choices_field: str, answer_field: str, template: str | None) -> None:
+def _add_local(
+    fmt: str,
+    path: Path,
+    source: str,
+    kind: str,
+    id_field: str,
+    question_field: str | None,
+    choices_field: str,
+    answer_field: str,
+    template: str | None,
+) -> None:
     from tasks.local import FieldMap, load_local
 
     fields = FieldMap(id=id_field, question=question_field, choices=choices_field, answer=answer_field)
@@ -170,9 +185,14 @@ def _register_local(fmt: str) -> None:
     @add_app.command(fmt, help=f"Samples from a {fmt.upper()} file.")
     @user_errors
     def add_file(
-        path: Path, source: Annotated[str, typer.Option("--source", help="Name of the source.")],
-        kind: KindOpt = "multiple_choice", id_field: IdField = "id", question_field: QuestionField = None,
-        choices_field: ChoicesField = "choices", answer_field: AnswerField = "answer", template: TemplateOpt = None,
+        path: Path,
+        source: Annotated[str, typer.Option("--source", help="Name of the source.")],
+        kind: KindOpt = "multiple_choice",
+        id_field: IdField = "id",
+        question_field: QuestionField = None,
+        choices_field: ChoicesField = "choices",
+        answer_field: AnswerField = "answer",
+        template: TemplateOpt = None,
     ) -> None:
         _add_local(fmt, path, source, kind, id_field, question_field, choices_field, answer_field, template)
 
@@ -183,7 +203,9 @@ for _fmt in ("jsonl", "csv", "parquet"):
 
 @add_app.command("starter")
 @user_errors
-def add_starter(names: Annotated[list[str] | None, typer.Argument(help="Starter tasks (default: all).")] = None) -> None:
+def add_starter(
+    names: Annotated[list[str] | None, typer.Argument(help="Starter tasks (default: all).")] = None,
+) -> None:
     """The starter tasks shipped with poolbench (arithmetic, capitals, opposites, units, calendar)."""
     from tasks.starter import starter_samples
 
@@ -209,7 +231,9 @@ def import_matrix_command(
     path: Path,
     source: SourceOpt,
     metric: Annotated[str, typer.Option(help="Metric name of the values.")] = "acc",
-    lower_is_better: Annotated[bool, typer.Option("--lower-is-better", help="Smaller values are better.")] = False,
+    lower_is_better: Annotated[
+        bool, typer.Option("--lower-is-better", help="Smaller values are better.")
+    ] = False,
 ) -> None:
     """A wide CSV/Parquet: a row per sample (first column: its id), a column per model, empty = missing."""
     from tasks.importers.matrix import import_matrix
@@ -224,7 +248,9 @@ def import_pairwise_command(
     source: SourceOpt,
     model_a: Annotated[str, typer.Option("--model-a", help="Column of the first model.")] = "model_a",
     model_b: Annotated[str, typer.Option("--model-b", help="Column of the second model.")] = "model_b",
-    winner: Annotated[str, typer.Option(help="Column of the winner: a|b|tie, left|right|tie or a model name.")] = "winner",
+    winner: Annotated[
+        str, typer.Option(help="Column of the winner: a|b|tie, left|right|tie or a model name.")
+    ] = "winner",
     prompt: Annotated[str | None, typer.Option(help="Column of the prompt (one sample per prompt).")] = None,
     judge: Annotated[str | None, typer.Option(help="Column of the judge (human or LLM).")] = None,
 ) -> None:
@@ -243,8 +269,14 @@ SeedOpt = Annotated[int, typer.Option(help="Seed of the bootstrap.")]
 
 
 def leaderboard(
-    sources: list[str] | None, method: str, alpha: float, bootstrap: int, seed: int,
-    metric: str | None = None, ties: str = "both", sample_ids: list[str] | None = None,
+    sources: list[str] | None,
+    method: str,
+    alpha: float,
+    bootstrap: int,
+    seed: int,
+    metric: str | None = None,
+    ties: str = "both",
+    sample_ids: list[str] | None = None,
 ) -> Any:
     """Rank the pool's models on the selected samples (measurements and comparisons in one fit)."""
     import aggregators
@@ -261,8 +293,15 @@ def leaderboard(
     comparisons = comparisons.rename(columns={"outcome": "winner"})
     if method == "pl" and bootstrap:
         stderr.print(f"bootstrap: {bootstrap} replicates over samples")
-    return aggregators.rank(scores if len(scores) else None, method, alpha, bootstrap, seed,
-                            comparisons=comparisons if len(comparisons) else None, ties=ties)
+    return aggregators.rank(
+        scores if len(scores) else None,
+        method,
+        alpha,
+        bootstrap,
+        seed,
+        comparisons=comparisons if len(comparisons) else None,
+        ties=ties,
+    )
 
 
 def leaderboard_json(board: Any) -> dict[str, Any]:
@@ -304,7 +343,9 @@ def print_leaderboard(board: Any) -> None:
 def rank_command(
     method: MethodOpt = "pl",
     source: SourcesOpt = None,
-    metric: Annotated[str | None, typer.Option(help="Rank on this metric instead of each sample's own.")] = None,
+    metric: Annotated[
+        str | None, typer.Option(help="Rank on this metric instead of each sample's own.")
+    ] = None,
     alpha: AlphaOpt = 0.01,
     bootstrap: BootstrapOpt = 0,
     seed: SeedOpt = 0,
@@ -317,6 +358,67 @@ def rank_command(
         emit_json(leaderboard_json(board))
     else:
         print_leaderboard(board)
+
+
+# --------------------------------------------------------------------- run
+@app.command("run")
+@user_errors
+def run_command(
+    model: Annotated[
+        str,
+        typer.Option(
+            "--model",
+            help="Backend: any lm-eval model (hf, vllm, local-completions, "
+            "...) or baseline-random|longest|shortest.",
+        ),
+    ],
+    name: Annotated[str, typer.Option("--name", help="The model's name in the pool.")],
+    model_args: Annotated[
+        str,
+        typer.Option(
+            "--model-args",
+            help="k=v,... for the backend (pretrained=builtin:smollm2-135m for the bundled model).",
+        ),
+    ] = "",
+    source: SourcesOpt = None,
+    fraction: Annotated[float | None, typer.Option(help="A seeded random fraction of the samples.")] = None,
+    limit: Annotated[int | None, typer.Option(help="At most N samples per source (seeded order).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the sample selection.")] = 0,
+    batch_size: Annotated[int, typer.Option(help="Samples per batch (written to the pool together).")] = 8,
+    num_fewshot: Annotated[
+        int, typer.Option(help="Few-shot examples per sample, drawn from its source.")
+    ] = 0,
+    device: Annotated[str | None, typer.Option(help="Device for the backend (cpu, cuda, ...).")] = None,
+    answer_pattern: Annotated[str | None, typer.Option(help="Regex extracting a generated answer.")] = None,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Evaluate a model on (a subset of) the pool; reruns skip what is already measured."""
+    from harness.backends import make_backend, parse_model_args
+    from harness.runner import RunSpec, run
+
+    if fraction is not None and limit is not None:
+        raise PoolError("give --fraction or --limit, not both")
+    pool = open_pool()
+    spec = RunSpec(
+        model=name,
+        backend=model,
+        model_args=parse_model_args(model_args),
+        sources=tuple(source) if source else None,
+        fraction=fraction,
+        limit=limit,
+        seed=seed,
+        batch_size=batch_size,
+        num_fewshot=num_fewshot,
+        answer_pattern=answer_pattern,
+    )
+    if spec.fraction is not None and not 0 < spec.fraction <= 1:
+        raise PoolError(f"--fraction must be in (0, 1], got {spec.fraction}")
+    backend = make_backend(model, spec.model_args, batch_size, device, seed)
+    result = run(pool, spec, backend, progress=progress)
+    stderr.print(
+        f"{name}: {result.evaluated} samples evaluated, {result.skipped} already measured "
+        f"(run {result.run_id})"
+    )
 
 
 def main() -> None:

@@ -186,17 +186,27 @@ class Pool:
         return self.read("comparisons", **filters)  # type: ignore[arg-type]
 
     def scores(
-        self, *, sources: Iterable[str] | None = None, metric: str | None = None, models: Iterable[str] | None = None
+        self,
+        *,
+        sources: Iterable[str] | None = None,
+        metric: str | None = None,
+        models: Iterable[str] | None = None,
     ) -> pd.DataFrame:
         """One value per (sample, model, metric) for ranking: `sample_id, model, metric, value, source`.
 
         Each sample contributes its own primary metric (or `metric` when given); the latest run's value
         wins; values of lower-is-better metrics are negated so that higher is always better.
         """
-        samples = self.read_arrow("samples", sources=sources,
-                                  columns=["sample_id", "source", "metric", "higher_is_better"])
-        measured = self.read_arrow("measurements", sources=sources, models=models, metric=metric,
-                                   columns=["sample_id", "model", "metric", "value", "created_at"])
+        samples = self.read_arrow(
+            "samples", sources=sources, columns=["sample_id", "source", "metric", "higher_is_better"]
+        )
+        measured = self.read_arrow(
+            "measurements",
+            sources=sources,
+            models=models,
+            metric=metric,
+            columns=["sample_id", "model", "metric", "value", "created_at"],
+        )
         lower = list(LOWER_IS_BETTER)
         with duckdb.connect() as con:
             con.register("s", samples)

@@ -238,7 +238,9 @@ def complete_samples(frame: pd.DataFrame) -> pd.DataFrame:
         frame["text"] = [_sample_text(p, c) for p, c in zip(frame["prompt"], frame["choices"], strict=True)]
     frame["content_id"] = [
         content_id(p, c, json.loads(t)) if p else stable_hash("source_id", i)
-        for p, c, t, i in zip(frame["prompt"], frame["choices"], frame["target"], frame["source_id"], strict=True)
+        for p, c, t, i in zip(
+            frame["prompt"], frame["choices"], frame["target"], frame["source_id"], strict=True
+        )
     ]
     derived = [stable_hash(s, cid) for s, cid in zip(frame["source"], frame["content_id"], strict=True)]
     given = frame["sample_id"] if "sample_id" in frame.columns else [None] * len(frame)

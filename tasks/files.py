@@ -59,4 +59,6 @@ def require_columns(frame: pd.DataFrame, path: Path, columns: list[str]) -> None
     """PoolError naming the first missing column."""
     for column in columns:
         if column not in frame.columns:
-            raise PoolError(f"{path}: missing required field {column!r} (fields: {', '.join(map(str, frame.columns[:-1]))})")
+            raise PoolError(
+                f"{path}: missing required field {column!r} (fields: {', '.join(map(str, frame.columns[:-1]))})"
+            )

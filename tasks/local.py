@@ -51,8 +51,14 @@ def load_local(
     needed = [question, fields.answer] + ([fields.choices] if kind == "multiple_choice" else [])
     for field in needed:
         if field not in rows.columns:
-            raise PoolError(f"{path}: missing required field {field!r} (fields: {', '.join(rows.columns[:-1])})")
-    render = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False).from_string(template) if template else None
+            raise PoolError(
+                f"{path}: missing required field {field!r} (fields: {', '.join(rows.columns[:-1])})"
+            )
+    render = (
+        jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False).from_string(template)
+        if template
+        else None
+    )
     records = []
     for row in rows.to_dict(orient="records"):
         where = f"{path}:{row.pop('_line')}"
@@ -62,8 +68,15 @@ def load_local(
     return samples
 
 
-def _sample(row: dict[str, Any], where: str, source: str, kind: str, question: str, fields: FieldMap,
-            render: jinja2.Template | None) -> dict[str, Any]:
+def _sample(
+    row: dict[str, Any],
+    where: str,
+    source: str,
+    kind: str,
+    question: str,
+    fields: FieldMap,
+    render: jinja2.Template | None,
+) -> dict[str, Any]:
     text = row.get(question)
     if _missing(text):
         raise PoolError(f"{where}: missing required field {question!r}")
@@ -72,16 +85,27 @@ def _sample(row: dict[str, Any], where: str, source: str, kind: str, question: s
     choices = _choices(row[fields.choices], where) if kind == "multiple_choice" else None
     target = _target(row[fields.answer], choices, where)
     try:
-        prompt = render.render(**row) if render else (
-            f"Question: {text}\nAnswer:" if kind == "multiple_choice" else str(text))
+        prompt = (
+            render.render(**row)
+            if render
+            else (f"Question: {text}\nAnswer:" if kind == "multiple_choice" else str(text))
+        )
     except jinja2.TemplateError as err:
         raise PoolError(f"{where}: template error ({err})") from None
     used = {question, fields.answer, fields.id} | ({fields.choices} if choices is not None else set())
     metadata = {k: v for k, v in row.items() if k not in used and not _missing(v)}
     source_id = "" if _missing(row.get(fields.id)) else str(row[fields.id])
-    return {"source": source, "source_id": source_id, "kind": kind, "prompt": prompt, "choices": choices,
-            "target": target, "metric": "acc" if kind == "multiple_choice" else "exact_match",
-            "metadata": metadata, "text": f"{text} " + (" / ".join(choices) if choices else "")}
+    return {
+        "source": source,
+        "source_id": source_id,
+        "kind": kind,
+        "prompt": prompt,
+        "choices": choices,
+        "target": target,
+        "metric": "acc" if kind == "multiple_choice" else "exact_match",
+        "metadata": metadata,
+        "text": f"{text} " + (" / ".join(choices) if choices else ""),
+    }
 
 
 def _choices(value: Any, where: str) -> list[str]:
@@ -89,7 +113,9 @@ def _choices(value: Any, where: str) -> list[str]:
         try:
             value = json.loads(value)
         except json.JSONDecodeError:
-            raise PoolError(f"{where}: choices must be a list (or a JSON list in CSV), got {value!r}") from None
+            raise PoolError(
+                f"{where}: choices must be a list (or a JSON list in CSV), got {value!r}"
+            ) from None
     if hasattr(value, "tolist"):
         value = value.tolist()
     if not isinstance(value, list) or len(value) < 2:

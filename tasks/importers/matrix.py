@@ -11,7 +11,9 @@ from harness.schema import PoolError, complete_samples
 from tasks.files import read_rows
 
 
-def import_matrix(path: str | Path, source: str, metric: str = "acc", higher_is_better: bool = True) -> dict[str, pd.DataFrame]:
+def import_matrix(
+    path: str | Path, source: str, metric: str = "acc", higher_is_better: bool = True
+) -> dict[str, pd.DataFrame]:
     """Samples (kind `scored`, identified by their row id) and one measurement per non-empty cell.
 
     Raises PoolError naming the row and column of a non-numeric or non-finite cell, or a repeated row id.
@@ -37,11 +39,26 @@ def import_matrix(path: str | Path, source: str, metric: str = "acc", higher_is_
             f"{path}:{frame['_line'].iloc[row]}: cell of sample {ids[row]!r}, model {models[col]!r} "
             f"is not a number: {cells.iat[row, col]!r}"
         )
-    samples = pd.DataFrame({"source": source, "source_id": ids, "kind": "scored", "metric": metric,
-                            "higher_is_better": higher_is_better, "metadata": "{}"})
+    samples = pd.DataFrame(
+        {
+            "source": source,
+            "source_id": ids,
+            "kind": "scored",
+            "metric": metric,
+            "higher_is_better": higher_is_better,
+            "metadata": "{}",
+        }
+    )
     samples = complete_samples(samples)
     sample_id = samples["sample_id"].to_numpy()
     row, col = np.nonzero(~empty)
-    measurements = pd.DataFrame({"sample_id": sample_id[row], "model": np.asarray(models, dtype=object)[col],
-                                 "metric": metric, "run_id": f"import:{path.name}", "value": values[row, col]})
+    measurements = pd.DataFrame(
+        {
+            "sample_id": sample_id[row],
+            "model": np.asarray(models, dtype=object)[col],
+            "metric": metric,
+            "run_id": f"import:{path.name}",
+            "value": values[row, col],
+        }
+    )
     return {"samples": samples, "measurements": measurements}

@@ -10,8 +10,17 @@ import pandas as pd
 from harness.schema import PoolError, complete_samples
 from tasks.files import read_rows
 
-WINNER_SYNONYMS = {"a": "a", "left": "a", "model_a": "a", "b": "b", "right": "b", "model_b": "b",
-                   "tie": "tie", "draw": "tie", "tie (bothbad)": "tie"}
+WINNER_SYNONYMS = {
+    "a": "a",
+    "left": "a",
+    "model_a": "a",
+    "b": "b",
+    "right": "b",
+    "model_b": "b",
+    "tie": "tie",
+    "draw": "tie",
+    "tie (bothbad)": "tie",
+}
 
 
 def import_pairwise(
@@ -36,28 +45,50 @@ def import_pairwise(
     a = frame[model_a].astype(str).str.strip().to_numpy()
     b = frame[model_b].astype(str).str.strip().to_numpy()
     raw = frame[winner].astype(str).str.strip().to_numpy()
-    outcome = np.array([WINNER_SYNONYMS.get(w.lower(), "a" if w == x else "b" if w == y else "")
-                        for w, x, y in zip(raw, a, b, strict=True)], dtype=object)
-    for bad, why in (((a == "") | (b == ""), "empty model name"), (outcome == "", "unknown winner"),
-                     (a == b, "a model compared with itself")):
+    outcome = np.array(
+        [
+            WINNER_SYNONYMS.get(w.lower(), "a" if w == x else "b" if w == y else "")
+            for w, x, y in zip(raw, a, b, strict=True)
+        ],
+        dtype=object,
+    )
+    for bad, why in (
+        ((a == "") | (b == ""), "empty model name"),
+        (outcome == "", "unknown winner"),
+        (a == b, "a model compared with itself"),
+    ):
         if bad.any():
             at = int(np.flatnonzero(bad)[0])
-            raise PoolError(f"{path}:{frame['_line'].iloc[at]}: {why} ({model_a}={a[at]!r}, {model_b}={b[at]!r}, "
-                            f"{winner}={raw[at]!r})")
+            raise PoolError(
+                f"{path}:{frame['_line'].iloc[at]}: {why} ({model_a}={a[at]!r}, {model_b}={b[at]!r}, "
+                f"{winner}={raw[at]!r})"
+            )
     if prompt:
         prompts = frame[prompt].astype(str).to_numpy()
         source_ids = prompts
     else:
         prompts = np.array([f"comparison at line {n}" for n in frame["_line"]], dtype=object)
         source_ids = frame["_line"].astype(str).to_numpy()
-    samples = complete_samples(pd.DataFrame({"source": source, "source_id": source_ids, "kind": "preference",
-                                             "prompt": prompts, "metric": "preference"}))
-    comparisons = pd.DataFrame({
-        "sample_id": samples["sample_id"].to_numpy(),
-        "model_a": a, "model_b": b,
-        "judge": frame[judge].astype(str).to_numpy() if judge else "",
-        "outcome": outcome,
-    })
+    samples = complete_samples(
+        pd.DataFrame(
+            {
+                "source": source,
+                "source_id": source_ids,
+                "kind": "preference",
+                "prompt": prompts,
+                "metric": "preference",
+            }
+        )
+    )
+    comparisons = pd.DataFrame(
+        {
+            "sample_id": samples["sample_id"].to_numpy(),
+            "model_a": a,
+            "model_b": b,
+            "judge": frame[judge].astype(str).to_numpy() if judge else "",
+            "outcome": outcome,
+        }
+    )
     # The same pair judged twice on one sample by one judge is two comparisons, not an update.
     repeat = comparisons.groupby(["sample_id", "model_a", "model_b", "judge"]).cumcount().to_numpy()
     comparisons["run_id"] = [f"import:{path.name}" + (f"#{k}" if k else "") for k in repeat]

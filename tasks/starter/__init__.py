@@ -56,16 +56,25 @@ def opposites(rng: random.Random) -> list[Item]:
     items = []
     for word, opposite, difficulty in OPPOSITES:
         choices, target = _with_distractors(rng, opposite, [w for w in words if w != word])
-        items.append((f"What is the opposite of the word \"{word}\"?", choices, target, difficulty))
+        items.append((f'What is the opposite of the word "{word}"?', choices, target, difficulty))
     return items
 
 
 UNITS = [  # (large unit, small unit, factor, difficulty)
-    ("meters", "centimeters", 100, "easy"), ("kilometers", "meters", 1000, "easy"),
-    ("hours", "minutes", 60, "easy"), ("minutes", "seconds", 60, "easy"), ("kilograms", "grams", 1000, "easy"),
-    ("liters", "milliliters", 1000, "medium"), ("days", "hours", 24, "medium"), ("feet", "inches", 12, "medium"),
-    ("yards", "feet", 3, "medium"), ("weeks", "days", 7, "medium"), ("pounds", "ounces", 16, "hard"),
-    ("gallons", "quarts", 4, "hard"), ("centimeters", "millimeters", 10, "hard"), ("miles", "yards", 1760, "hard"),
+    ("meters", "centimeters", 100, "easy"),
+    ("kilometers", "meters", 1000, "easy"),
+    ("hours", "minutes", 60, "easy"),
+    ("minutes", "seconds", 60, "easy"),
+    ("kilograms", "grams", 1000, "easy"),
+    ("liters", "milliliters", 1000, "medium"),
+    ("days", "hours", 24, "medium"),
+    ("feet", "inches", 12, "medium"),
+    ("yards", "feet", 3, "medium"),
+    ("weeks", "days", 7, "medium"),
+    ("pounds", "ounces", 16, "hard"),
+    ("gallons", "quarts", 4, "hard"),
+    ("centimeters", "millimeters", 10, "hard"),
+    ("miles", "yards", 1760, "hard"),
 ]
 
 
@@ -75,16 +84,38 @@ def units(rng: random.Random) -> list[Item]:
         large, small, factor, difficulty = UNITS[i % len(UNITS)]
         amount = rng.randint(2, 9)
         answer = amount * factor
-        pool = [str(v) for v in {amount * factor * 10, amount * factor // 10 or 1, (amount + 1) * factor,
-                                 (amount - 1) * factor, amount + factor, amount * factor * 2} if v != answer]
+        pool = [
+            str(v)
+            for v in {
+                amount * factor * 10,
+                amount * factor // 10 or 1,
+                (amount + 1) * factor,
+                (amount - 1) * factor,
+                amount + factor,
+                amount * factor * 2,
+            }
+            if v != answer
+        ]
         choices, target = _with_distractors(rng, str(answer), pool)
         items.append((f"How many {small} are in {amount} {large}?", choices, target, difficulty))
     return items
 
 
 DAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
-MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
-          "November", "December"]
+MONTHS = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+]
 
 
 def calendar(rng: random.Random) -> list[Item]:
@@ -137,12 +168,23 @@ def starter_samples(names: list[str] | None = None) -> pd.DataFrame:
     for source in wanted:
         subject, generate = SOURCES[source]
         for number, (question, choices, target, difficulty) in enumerate(generate(random.Random(source))):
-            rows.append({
-                "source": source, "source_id": f"{source.split('/')[1]}-{number:03d}", "kind": "multiple_choice",
-                "prompt": f"Question: {question}\nAnswer:", "choices": choices, "target": target,
-                "metric": "acc", "higher_is_better": True,
-                "metadata": {"subject": subject, "difficulty": difficulty, "license": "MIT (poolbench)",
-                             "target_delimiter": " "},
-                "text": f"{question} " + " / ".join(choices),
-            })
+            rows.append(
+                {
+                    "source": source,
+                    "source_id": f"{source.split('/')[1]}-{number:03d}",
+                    "kind": "multiple_choice",
+                    "prompt": f"Question: {question}\nAnswer:",
+                    "choices": choices,
+                    "target": target,
+                    "metric": "acc",
+                    "higher_is_better": True,
+                    "metadata": {
+                        "subject": subject,
+                        "difficulty": difficulty,
+                        "license": "MIT (poolbench)",
+                        "target_delimiter": " ",
+                    },
+                    "text": f"{question} " + " / ".join(choices),
+                }
+            )
     return pd.DataFrame(rows)

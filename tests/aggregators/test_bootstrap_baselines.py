@@ -41,24 +41,32 @@ def test_95_percent_intervals_cover_the_truth() -> None:
     truth -= truth.mean()
     covered = []
     for _ in range(20):
-        board = aggregators.rank(pl_rankings(truth, 300, rng), alpha=0.0, bootstrap=100, seed=int(rng.integers(1e9)))
+        board = aggregators.rank(
+            pl_rankings(truth, 300, rng), alpha=0.0, bootstrap=100, seed=int(rng.integers(1e9))
+        )
         board = board.set_index("model").loc[[f"m{i}" for i in range(8)]]
         covered += list((board["ci_low"] <= truth) & (truth <= board["ci_high"]))
     assert 0.88 <= np.mean(covered) <= 0.99, np.mean(covered)
 
 
 def test_mean_is_macro_over_sources() -> None:
-    frame = pd.DataFrame({"sample_id": ["a1", "a2", "a3", "b1", "a1", "b1"],
-                          "source": ["A", "A", "A", "B", "A", "B"],
-                          "model": ["x", "x", "x", "x", "y", "y"], "value": [1, 1, 0, 0, 0, 1.0]})
+    frame = pd.DataFrame(
+        {
+            "sample_id": ["a1", "a2", "a3", "b1", "a1", "b1"],
+            "source": ["A", "A", "A", "B", "A", "B"],
+            "model": ["x", "x", "x", "x", "y", "y"],
+            "value": [1, 1, 0, 0, 0, 1.0],
+        }
+    )
     board = aggregators.rank(frame, method="mean").set_index("model")["score"]
     assert board["x"] == pytest.approx((2 / 3 + 0) / 2)
     assert board["y"] == pytest.approx((0 + 1) / 2)
 
 
 def test_borda_hand_computed() -> None:
-    frame = pd.DataFrame({"sample_id": ["s"] * 3 + ["t"] * 2, "model": ["a", "b", "c", "a", "c"],
-                          "value": [3, 2, 2, 0, 1.0]})
+    frame = pd.DataFrame(
+        {"sample_id": ["s"] * 3 + ["t"] * 2, "model": ["a", "b", "c", "a", "c"], "value": [3, 2, 2, 0, 1.0]}
+    )
     board = aggregators.rank(frame, method="borda").set_index("model")["score"]
     # s: a beats b,c -> 2/2; b and c tie: (0 + 0.5)/2 each.  t: c beats a -> c 1, a 0.
     assert board.to_dict() == pytest.approx({"a": (1 + 0) / 2, "b": 0.25, "c": (0.25 + 1) / 2})
@@ -68,8 +76,11 @@ def test_elo_hand_computed() -> None:
     frame = pd.DataFrame({"sample_id": ["s", "s"], "model": ["a", "b"], "value": [1.0, 0.0]})
     board = aggregators.rank(frame, method="elo").set_index("model")["score"]
     assert board["a"] == pytest.approx(1000 + 4 * 0.5) and board["b"] == pytest.approx(1000 - 4 * 0.5)
-    orderings = from_measurements(pd.DataFrame({"sample_id": ["s", "s", "t", "t"], "model": ["a", "b"] * 2,
-                                                "value": [1.0, 0.0, 1.0, 1.0]}))
+    orderings = from_measurements(
+        pd.DataFrame(
+            {"sample_id": ["s", "s", "t", "t"], "model": ["a", "b"] * 2, "value": [1.0, 0.0, 1.0, 1.0]}
+        )
+    )
     rating = baselines.elo_scores(orderings, np.ones(2))
     # one decisive battle then one tie (or the reverse), each updating by K * (score - expected)
     first = 4 * 0.5
@@ -80,8 +91,13 @@ def test_elo_hand_computed() -> None:
 
 
 def test_bt_matches_choix_on_pair_counts_with_half_ties() -> None:
-    frame = pd.DataFrame({"sample_id": ["s1"] * 3 + ["s2"] * 3 + ["s3"] * 3,
-                          "model": ["a", "b", "c"] * 3, "value": [1, 0, 0, 0, 1, 1, 1, 1, 0.0]})
+    frame = pd.DataFrame(
+        {
+            "sample_id": ["s1"] * 3 + ["s2"] * 3 + ["s3"] * 3,
+            "model": ["a", "b", "c"] * 3,
+            "value": [1, 0, 0, 0, 1, 1, 1, 1, 0.0],
+        }
+    )
     counts = np.zeros((3, 3))
     counts[0, 1] = 1 + 0.5  # s1: a>b; s3: a~b
     counts[1, 0] = 1 + 0.5  # s2: b>a; s3: a~b

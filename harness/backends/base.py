@@ -1,0 +1,43 @@
+"""The backend protocol: log-likelihoods of (context, continuation) pairs, and generations."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """Generate from `context` until a stop string or `max_tokens`, greedily unless settings say otherwise."""
+
+    context: str
+    until: tuple[str, ...] = ("\n\n",)
+    max_tokens: int = 64
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """What the runner needs from a model."""
+
+    def loglikelihood(self, requests: list[tuple[str, str]]) -> list[tuple[float, bool]]:
+        """For each (context, continuation): the continuation's summed log-probability and whether it is
+        the greedy continuation. Results come back in request order."""
+        ...
+
+    def generate(self, requests: list[GenerationRequest]) -> list[str]:
+        """Generated text per request, in request order."""
+        ...
+
+    def token_count(self, text: str) -> int:
+        """Tokens of `text` (to flag prompts longer than the context window)."""
+        ...
+
+    @property
+    def max_length(self) -> int:
+        """The context window in tokens."""
+        ...
+
+    def describe(self) -> dict[str, Any]:
+        """Identity of the weights for the `models` table: revision or hash, dtype, device."""
+        ...

@@ -1,0 +1,147 @@
+"""Any model lm-eval registers (`hf`, `vllm`, `local-completions`, ...) as a poolbench backend.
+
+Pool requests become lm-eval `Instance`s and go to the model's own `loglikelihood` / `generate_until`,
+so batching, truncation (on the left, as lm-eval does) and tokenization are lm-eval's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+from harness.backends.base import GenerationRequest
+from harness.schema import PoolError
+
+
+def registered_models() -> list[str]:
+    """Names of the models lm-eval registers."""
+    from lm_eval.api.registry import get_model, model_registry
+
+    try:
+        get_model("hf")  # imports lm_eval.models, filling the registry
+    except ValueError:
+        pass
+    return sorted(model_registry.keys())
+
+
+class LMEvalBackend:
+    """A backend over an lm-eval `LM` built with `create_from_arg_string`."""
+
+    def __init__(
+        self, model: str, model_args: dict[str, Any], batch_size: int | str = 8, device: str | None = None
+    ):
+        from lm_eval.api.registry import get_model
+
+        try:
+            cls = get_model(model)
+        except ValueError:
+            raise PoolError(f"unknown backend {model!r}") from None
+        self.model_name = model
+        self.model_args = dict(model_args)
+        _check_local_path(self.model_args)
+        extra: dict[str, Any] = {"batch_size": batch_size}
+        if device is not None:
+            extra["device"] = device
+        quantize = self.model_args.pop("quantize", None)
+        try:
+            if quantize is None:
+                self.lm = cls.create_from_arg_string(_arg_string(self.model_args), extra)
+            else:
+                self.lm = _quantized(model, cls, self.model_args, quantize, extra)
+        except (OSError, ValueError, TypeError) as err:
+            raise PoolError(
+                f"cannot load {model} with {_arg_string(self.model_args)}: {_first_line(err)}"
+            ) from None
+
+    def loglikelihood(self, requests: list[tuple[str, str]]) -> list[tuple[float, bool]]:
+        from lm_eval.api.instance import Instance
+
+        instances = [
+            Instance("loglikelihood", {}, (context, continuation), i, ("poolbench", i, 1))
+            for i, (context, continuation) in enumerate(requests)
+        ]
+        return [
+            (float(ll), bool(greedy)) for ll, greedy in self.lm.loglikelihood(instances, disable_tqdm=True)
+        ]
+
+    def generate(self, requests: list[GenerationRequest]) -> list[str]:
+        from lm_eval.api.instance import Instance
+
+        instances = [
+            Instance(
+                "generate_until",
+                {},
+                (
+                    r.context,
+                    {"until": list(r.until), "max_gen_toks": r.max_tokens, "do_sample": False, **r.settings},
+                ),
+                i,
+                ("poolbench", i, 1),
+            )
+            for i, r in enumerate(requests)
+        ]
+        return [str(text) for text in self.lm.generate_until(instances, disable_tqdm=True)]
+
+    def token_count(self, text: str) -> int:
+        encode = getattr(self.lm, "tok_encode", None)
+        return len(encode(text)) if encode else len(text.split())
+
+    @property
+    def max_length(self) -> int:
+        return int(getattr(self.lm, "max_length", 2048))
+
+    def describe(self) -> dict[str, Any]:
+        pretrained = self.model_args.get("pretrained") or self.model_args.get("model") or ""
+        return {
+            "backend": self.model_name,
+            "revision": _weights_hash(pretrained),
+            "device": str(getattr(self.lm, "device", "")),
+            "dtype": str(getattr(self.lm, "_dtype", "")),
+        }
+
+
+def _quantized(model: str, cls: Any, args: dict[str, Any], quantize: str, extra: dict[str, Any]) -> Any:
+    """An `hf` model with torch's dynamic int8 quantization of its linear layers (CPU inference)."""
+    if model != "hf" or quantize != "int8":
+        raise ValueError("quantize=int8 is supported with the hf backend only")
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    pretrained = args["pretrained"]
+    weights = AutoModelForCausalLM.from_pretrained(pretrained, dtype=torch.float32)
+    quantized = torch.ao.quantization.quantize_dynamic(weights, {torch.nn.Linear}, dtype=torch.qint8)
+    rest = {k: v for k, v in args.items() if k not in ("pretrained", "device", "dtype")}
+    return cls(
+        pretrained=quantized, tokenizer=pretrained, device="cpu", batch_size=extra["batch_size"], **rest
+    )
+
+
+def _arg_string(args: dict[str, Any]) -> str:
+    return ",".join(f"{k}={v}" for k, v in args.items())
+
+
+def _check_local_path(args: dict[str, Any]) -> None:
+    """A path-looking `pretrained` that does not exist is an error now, not after minutes of loading."""
+    pretrained = str(args.get("pretrained", ""))
+    if pretrained.startswith(("/", "./", "../", "~")) and not Path(pretrained).expanduser().exists():
+        raise PoolError(f"model path {pretrained} does not exist")
+
+
+def _weights_hash(pretrained: str) -> str:
+    """sha256 (first 16 hex) of a local folder's weight files; the name itself for hub ids."""
+    folder = Path(pretrained).expanduser()
+    if not folder.is_dir():
+        return pretrained
+    digest = hashlib.sha256()
+    for path in (
+        sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin")) + sorted(folder.glob("*.gguf"))
+    ):
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 24), b""):
+                digest.update(block)
+    return "sha256:" + digest.hexdigest()[:16]
+
+
+def _first_line(err: BaseException) -> str:
+    return (str(err).strip().splitlines() or [type(err).__name__])[0]

@@ -1,0 +1,65 @@
+"""Which (model, sample) pairs a run evaluates, and each sample's few-shot context.
+
+Selection is a pure function of (seed, model, sample_id), so a sample's membership never depends on what
+else is in the pool or in the subset; few-shot examples are drawn with a seed from the sample's own id.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+
+from harness.schema import stable_hash
+
+
+def _uniform(seed: int, model: str, sample_ids: pd.Series) -> np.ndarray:
+    """A deterministic U(0, 1) draw per sample, for this seed and model."""
+    return np.array([int(stable_hash(seed, model, s, length=13), 16) / 16**13 for s in sample_ids])
+
+
+def select(
+    samples: pd.DataFrame, model: str, seed: int = 0, fraction: float | None = None, limit: int | None = None
+) -> pd.DataFrame:
+    """All samples, a seeded random `fraction` of them, or the first `limit` of each source in a seeded
+    random order (a stratified subset). Raises ValueError on a fraction outside (0, 1]."""
+    if fraction is not None and not 0 < fraction <= 1:
+        raise ValueError(f"--fraction must be in (0, 1], got {fraction}")
+    if limit is not None and limit < 1:
+        raise ValueError(f"--limit must be at least 1, got {limit}")
+    draw = _uniform(seed, model, samples["sample_id"])
+    chosen = samples.assign(_draw=draw)
+    if fraction is not None:
+        chosen = chosen[chosen["_draw"] < fraction]
+    chosen = chosen.sort_values(["source", "_draw"])
+    if limit is not None:
+        chosen = chosen.groupby("source", sort=True).head(limit)
+    return chosen.drop(columns="_draw").reset_index(drop=True)
+
+
+def answer_text(sample: pd.Series) -> str:
+    """The gold answer as text: the target choice, or the first reference."""
+    target = json.loads(sample["target"])
+    if sample["kind"] == "multiple_choice":
+        return str(sample["choices"][int(target)])
+    return str(target[0] if isinstance(target, list) else target)
+
+
+def fewshot_context(sample: pd.Series, source_samples: pd.DataFrame, k: int) -> tuple[str, int]:
+    """The sample's prompt after k examples from the other samples of its source, drawn with a seed from
+    the sample's own id; returns the context and the number of examples actually used."""
+    if k <= 0:
+        return str(sample["prompt"]), 0
+    metadata = json.loads(sample["metadata"] or "{}")
+    delimiter = metadata.get("target_delimiter", " ")
+    separator = metadata.get("fewshot_delimiter", "\n\n")
+    others = source_samples[source_samples["sample_id"] != sample["sample_id"]].sort_values("sample_id")
+    rng = np.random.default_rng(int(str(sample["sample_id"])[:15], 16))
+    picked = (
+        others.iloc[rng.choice(len(others), size=min(k, len(others)), replace=False)]
+        if len(others)
+        else others
+    )
+    shots = [f"{row['prompt']}{delimiter}{answer_text(row)}" for _, row in picked.iterrows()]
+    return separator.join([*shots, str(sample["prompt"])]), len(shots)

