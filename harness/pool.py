@@ -32,9 +32,11 @@ class Pool:
         self.path = self.store.root
 
     # ----------------------------------------------------------------- writing
-    def write(self, frames: Mapping[str, pd.DataFrame]) -> dict[str, int]:
+    def write(self, frames: Mapping[str, pd.DataFrame], known_new: bool = False) -> dict[str, int]:
         """Validate and append rows to several tables at once; return rows written per table.
 
+        Rows identical to stored ones are dropped first, unless the caller knows they are new
+        (`known_new`, e.g. the runner, which only evaluates unmeasured pairs): that skips a read per table.
         Raises PoolError (nothing written) on a bad row or a reference to a sample the pool lacks.
         """
         now = pd.Timestamp.now(tz="UTC")
@@ -47,7 +49,7 @@ class Pool:
         written = {}
         for table in _WRITE_ORDER:
             if table in arrows:
-                fresh = self._not_yet_stored(table, arrows[table])
+                fresh = arrows[table] if known_new else self._not_yet_stored(table, arrows[table])
                 self.store.append(table, fresh)
                 written[table] = fresh.num_rows
         return written

@@ -104,7 +104,7 @@ def run(pool: Pool, spec: RunSpec, backend: Backend, progress: bool = True) -> R
             task = bar.add_task(spec.model, total=len(todo))
             for start in range(0, len(todo), max(spec.batch_size, 1)):
                 batch = todo.iloc[start : start + max(spec.batch_size, 1)]
-                pool.write(_evaluate(batch, by_source, spec, backend))
+                pool.write(_evaluate(batch, by_source, spec, backend), known_new=True)
                 evaluated += len(batch)
                 bar.advance(task, len(batch))
     except Exception as err:  # a backend failure: keep the finished batches, record, report

@@ -1,0 +1,153 @@
+"""The runner: planning, few-shot, scoring, resume after a kill, failures, and bad backends."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from harness import plan, scoring
+from harness.backends import make_backend, parse_model_args
+from harness.backends.baselines import ChoiceBaseline
+from harness.pool import Pool
+from harness.runner import RunSpec, run
+from harness.schema import PoolError
+from tasks.starter import starter_samples
+
+
+@pytest.fixture
+def starter_pool(tmp_path: Path) -> Pool:
+    pool = Pool(tmp_path / "pool", create=True)
+    pool.add("samples", starter_samples(["capitals", "arithmetic"]))
+    return pool
+
+
+def test_multiple_choice_metrics_follow_lm_eval() -> None:
+    # acc: argmax of log-likelihoods; acc_norm: argmax of ll / len(choice) (characters), as lm-eval.
+    assert scoring.multiple_choice_metrics([-4.0, -6.0], ["ab", "abcdef"], 1) == {"acc": 0.0, "acc_norm": 1.0}
+    assert scoring.multiple_choice_metrics([-1.0, -1.0], ["a", "b"], 0) == {"acc": 1.0, "acc_norm": 1.0}
+    assert scoring.choice_requests("Q:", ["x", "y"]) == [("Q:", " x"), ("Q:", " y")]
+
+
+def test_generation_metrics_hand_computed() -> None:
+    assert scoring.generation_metrics("The Paris!", ["paris"]) == {"exact_match": 1.0, "f1": 1.0, "contains": 1.0}
+    got = scoring.generation_metrics("Paris France", ["Paris"])
+    assert got["exact_match"] == 0.0 and got["contains"] == 1.0 and got["f1"] == pytest.approx(2 / 3)
+    assert scoring.extract_answer("Answer: 42\nmore", r"Answer: (\d+)") == "42"
+    assert scoring.extract_answer("\n  first line \nsecond") == "first line"
+    with pytest.raises(ValueError):
+        scoring.generation_metrics("x", [])
+
+
+def test_selection_is_per_model_seeded_and_stable(starter_pool: Pool) -> None:
+    samples = starter_pool.samples()
+    a = plan.select(samples, "model-a", seed=0, fraction=0.4)
+    assert set(a.sample_id) == set(plan.select(samples, "model-a", seed=0, fraction=0.4).sample_id)
+    assert set(a.sample_id) != set(plan.select(samples, "model-b", seed=0, fraction=0.4).sample_id)
+    assert 0.3 < len(a) / len(samples) < 0.5
+    # membership of a sample does not depend on the rest of the pool
+    half = plan.select(samples.iloc[::2], "model-a", seed=0, fraction=0.4)
+    assert set(half.sample_id) == set(a.sample_id) & set(samples.iloc[::2].sample_id)
+    limited = plan.select(samples, "m", limit=7)
+    assert limited.groupby("source").size().tolist() == [7, 7]
+    with pytest.raises(ValueError, match="fraction"):
+        plan.select(samples, "m", fraction=1.5)
+
+
+def test_fewshot_draws_from_the_source_without_the_sample(starter_pool: Pool) -> None:
+    samples = starter_pool.samples(sources=["starter/capitals"])
+    sample = samples.iloc[3]
+    context, shots = plan.fewshot_context(sample, samples, 3)
+    assert shots == 3 and context.endswith(sample["prompt"]) and context.count("Question:") == 4
+    assert sample["prompt"] not in context[: -len(sample["prompt"])]
+    again, _ = plan.fewshot_context(sample, samples.iloc[::-1], 3)  # independent of row order
+    assert again == context
+
+
+def test_baseline_run_writes_measurements_and_resumes(starter_pool: Pool) -> None:
+    spec = RunSpec(model="longest", backend="baseline-longest", batch_size=50)
+    first = run(starter_pool, spec, ChoiceBaseline("longest"), progress=False)
+    assert (first.evaluated, first.skipped) == (200, 0)
+    again = run(starter_pool, spec, ChoiceBaseline("longest"), progress=False)
+    assert (again.evaluated, again.skipped) == (0, 200)
+    measured = starter_pool.measurements(models=["longest"])
+    assert len(measured) == 400 and set(measured.metric) == {"acc", "acc_norm"}
+    samples = starter_pool.samples().set_index("sample_id")
+    for _, row in measured[measured.metric == "acc"].head(20).iterrows():
+        choices = list(samples.loc[row.sample_id, "choices"])
+        longest = int(np.argmax([len(c) for c in choices]))
+        assert row.value == float(longest == json.loads(samples.loc[row.sample_id, "target"]))
+    response = json.loads(starter_pool.read("responses").iloc[0]["response"])
+    assert len(response["loglikelihoods"]) == 4 and response["truncated"] is False
+    runs = starter_pool.read("runs")
+    assert runs.iloc[0]["status"] == "finished" and "numpy" in json.loads(runs.iloc[0]["versions"])
+
+
+class FailingBackend(ChoiceBaseline):
+    """A backend that raises on its third call: the runner's failure path is what is under test."""
+
+    def __init__(self) -> None:
+        super().__init__("random")
+        self.calls = 0
+
+    def loglikelihood(self, requests: list[tuple[str, str]]) -> list[tuple[float, bool]]:
+        self.calls += 1
+        if self.calls == 3:
+            raise RuntimeError("device lost")
+        return super().loglikelihood(requests)
+
+
+def test_backend_failure_keeps_finished_batches_and_the_rerun_completes(starter_pool: Pool) -> None:
+    spec = RunSpec(model="flaky", backend="baseline-random", batch_size=10)
+    with pytest.raises(PoolError, match="failed after 20 of 200 samples"):
+        run(starter_pool, spec, FailingBackend(), progress=False)
+    assert len(starter_pool.measurements(models=["flaky"], metric="acc")) == 20
+    assert starter_pool.read("runs").iloc[0]["status"] == "failed"
+    result = run(starter_pool, spec, ChoiceBaseline("random"), progress=False)
+    assert (result.evaluated, result.skipped) == (180, 20)
+    measured = starter_pool.measurements(models=["flaky"], metric="acc")
+    assert len(measured) == 200 and not measured.sample_id.duplicated().any()
+
+
+def test_run_killed_with_sigkill_resumes_without_duplicates(tmp_path: Path, cli) -> None:
+    cli("add", "starter", check=True)
+    pool = Pool(tmp_path / "pool")
+    args = ["run", "--model", "baseline-random", "--name", "r", "--batch-size", "4", "--no-progress"]
+    command = [sys.executable, "-m", "harness.cli", "--pool", str(pool.path), *args]
+    proc = subprocess.Popen(command, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while len(pool.store.segments("measurements")) < 3 and time.time() < deadline:
+        time.sleep(0.1)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    partial = len(pool.measurements(metric="acc"))
+    assert 0 < partial < 500
+    cli(*args, check=True)
+    measured = pool.measurements(metric="acc")
+    assert len(measured) == 500 and not measured.sample_id.duplicated().any()
+
+
+def test_bad_backends_fail_before_any_work(cli) -> None:
+    cli("add", "starter", "capitals", check=True)
+    unknown = cli("run", "--model", "gpt-9", "--name", "x")
+    assert unknown.returncode == 2 and "available:" in unknown.stderr and "hf" in unknown.stderr
+    missing = cli("run", "--model", "hf", "--model-args", "pretrained=/no/such/model", "--name", "x")
+    assert missing.returncode == 2 and "/no/such/model does not exist" in missing.stderr
+    bad = cli("run", "--model", "hf", "--model-args", "pretrained", "--name", "x")
+    assert bad.returncode == 2 and "not key=value" in bad.stderr
+    stats = json.loads(cli("pool", "stats", "--json", check=True).stdout)
+    assert stats["measurements"] == 0 and stats["models"] == 0
+
+
+def test_model_args_parsing() -> None:
+    assert parse_model_args("pretrained=a/b, dtype=float32") == {"pretrained": "a/b", "dtype": "float32"}
+    with pytest.raises(PoolError):
+        make_backend("baseline-best", {})
