@@ -212,6 +212,20 @@ def add_starter(
     ingest({"samples": starter_samples(names)}, "starter tasks")
 
 
+@add_app.command("lm-eval")
+@user_errors
+def add_lm_eval(
+    tasks: Annotated[list[str], typer.Argument(help="lm-eval task or group names.")],
+    include_path: Annotated[str | None, typer.Option(help="Folder of task YAMLs (skips the built-in index).")] = None,
+    num_fewshot: Annotated[int, typer.Option(help="Bake lm-eval's own k-shot examples into the prompts.")] = 0,
+    limit: Annotated[int | None, typer.Option(help="At most N documents per task.")] = None,
+) -> None:
+    """Samples from lm-eval tasks, with lm-eval's prompts, choices and targets."""
+    from tasks.lm_eval_tasks import load_lm_eval_tasks
+
+    ingest({"samples": load_lm_eval_tasks(tasks, include_path, num_fewshot, limit)}, "lm-eval " + " ".join(tasks))
+
+
 # --------------------------------------------------------------------- import
 import_app = typer.Typer(no_args_is_help=True, help="Import existing results (matrices, preferences, logs).")
 app.add_typer(import_app, name="import")

@@ -1,0 +1,85 @@
+"""lm-eval tasks -> pool samples, with lm-eval's own prompts.
+
+Tasks load through lm-eval's `TaskManager` (groups expand to their subtasks); each task builds its requests
+with `build_all_requests`, and a sample's prompt is the context of its `Instance`s, its choices
+`doc_to_choice`, its target `doc_to_target`, and the continuations lm-eval scores are the target delimiter
+plus each choice. So the (context, continuation) pairs poolbench sends a model are exactly lm-eval's; the
+adapter checks that for every document and refuses a task where they differ.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+import pandas as pd
+
+from harness.schema import PoolError
+
+SUPPORTED = ("multiple_choice", "generate_until")
+
+
+def load_lm_eval_tasks(
+    names: list[str], include_path: str | None = None, num_fewshot: int = 0, limit: int | None = None
+) -> pd.DataFrame:
+    """Samples of the named tasks (or groups). With only an include path, lm-eval's built-in tasks are not
+    indexed (that costs seconds). `num_fewshot` bakes lm-eval's own few-shot examples into the prompts.
+    Raises PoolError for an unknown task or an unsupported output type."""
+    from lm_eval.tasks import TaskManager
+
+    manager = TaskManager(include_path=include_path, include_defaults=include_path is None)
+    try:
+        loaded = manager.load(names)
+    except (KeyError, ValueError) as err:
+        raise PoolError(f"cannot load lm-eval task(s) {', '.join(names)}: {err}") from None
+    group_of = {child: group for group, children in loaded.get("group_map", {}).items() for child in children}
+    frames = [
+        _task_samples(name, task, str(group_of.get(name, "")), num_fewshot, limit)
+        for name, task in loaded["tasks"].items()
+    ]
+    if not frames:
+        raise PoolError(f"no lm-eval task matched {', '.join(names)}")
+    return pd.concat(frames, ignore_index=True)
+
+
+def _task_samples(name: str, task: Any, group: str, num_fewshot: int, limit: int | None) -> pd.DataFrame:
+    output_type = task.OUTPUT_TYPE
+    if output_type not in SUPPORTED:
+        raise PoolError(f"lm-eval task {name!r}: output type {output_type!r} is not supported ({SUPPORTED})")
+    task.set_config("num_fewshot", num_fewshot)
+    task.set_fewshot_seed(1234)
+    task.build_all_requests(limit=limit, rank=0, world_size=1)
+    requests: dict[int, list[Any]] = defaultdict(list)
+    for instance in task.instances:
+        requests[instance.doc_id].append(instance)
+    delimiter = task.config.target_delimiter if task.config.target_delimiter is not None else " "
+    metrics = [m["metric"] for m in (task.config.metric_list or []) if isinstance(m.get("metric"), str)]
+    rows = []
+    for doc_id, doc in task.doc_iterator(rank=0, limit=limit, world_size=1):
+        instances = sorted(requests[doc_id], key=lambda inst: inst.idx)
+        context = instances[0].arguments[0]
+        metadata = {"task": name, "group": group, "doc_id": doc_id, "target_delimiter": delimiter,
+                    "fewshot_delimiter": task.config.fewshot_delimiter or "\n\n", "num_fewshot": num_fewshot}
+        if isinstance(doc, dict):
+            metadata["subject"] = doc.get("subject", group or name)
+        if output_type == "multiple_choice":
+            choices = [str(c) for c in task.doc_to_choice(doc)]
+            target = task.doc_to_target(doc)
+            target = choices.index(target) if isinstance(target, str) else int(target)
+            expected = [(context, delimiter + c) for c in choices]
+            if [tuple(inst.arguments) for inst in instances] != expected:
+                raise PoolError(f"lm-eval task {name!r}, doc {doc_id}: requests differ from prompt + delimiter "
+                                "+ choice (unsupported request layout)")
+            rows.append({"kind": "multiple_choice", "prompt": context, "choices": choices, "target": target,
+                         "metric": metrics[0] if metrics else "acc", **_common(name, doc_id, metadata)})
+        else:
+            target = task.doc_to_target(doc)
+            references = [str(t) for t in target] if isinstance(target, list) else [str(target)]
+            metadata["until"] = instances[0].arguments[1].get("until")
+            rows.append({"kind": "generation", "prompt": context, "choices": None, "target": references,
+                         "metric": metrics[0] if metrics else "exact_match", **_common(name, doc_id, metadata)})
+    return pd.DataFrame(rows)
+
+
+def _common(name: str, doc_id: int, metadata: dict[str, Any]) -> dict[str, Any]:
+    return {"source": name, "source_id": str(doc_id), "higher_is_better": True, "metadata": metadata}

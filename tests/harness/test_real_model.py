@@ -1,0 +1,100 @@
+"""End to end with the real SmolLM2-135M and real lm-eval: parity per sample, and the CLI on a starter task."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from harness.backends import make_backend
+from harness.models import smollm2_path
+from harness.pool import Pool
+from harness.runner import RunSpec, run
+from tasks.lm_eval_tasks import load_lm_eval_tasks
+from tasks.starter import starter_samples
+
+pytestmark = pytest.mark.slow
+
+TASK_YAML = """task: capitals_local
+dataset_path: json
+dataset_kwargs:
+  data_files: {{test: {data}}}
+test_split: test
+output_type: multiple_choice
+doc_to_text: "Question: {{{{question}}}}\\nAnswer:"
+doc_to_choice: choices
+doc_to_target: answer
+metric_list: [{{metric: acc, aggregation: mean, higher_is_better: true}},
+              {{metric: acc_norm, aggregation: mean, higher_is_better: true}}]
+metadata: {{version: 1.0}}
+"""
+
+
+@pytest.fixture(scope="module")
+def model_dir() -> Path:
+    return smollm2_path()
+
+
+@pytest.fixture
+def local_task(tmp_path: Path) -> Path:
+    folder = tmp_path / "tasks"
+    folder.mkdir()
+    data = folder / "capitals.jsonl"
+    rows = starter_samples(["capitals"]).head(40)
+    with data.open("w") as handle:
+        for row in rows.itertuples():
+            question = row.prompt.removeprefix("Question: ").removesuffix("\nAnswer:")
+            handle.write(json.dumps({"question": question, "choices": list(row.choices),
+                                     "answer": int(row.target)}) + "\n")
+    (folder / "capitals_local.yaml").write_text(TASK_YAML.format(data=data))
+    return folder
+
+
+def test_adapter_requests_are_lm_evals_instances(local_task: Path) -> None:
+    from lm_eval.tasks import TaskManager
+
+    task = TaskManager(include_path=str(local_task), include_defaults=False).load(["capitals_local"])["tasks"][
+        "capitals_local"]
+    task.build_all_requests(rank=0, world_size=1)
+    theirs = sorted((inst.doc_id, inst.idx, tuple(inst.arguments)) for inst in task.instances)
+    samples = load_lm_eval_tasks(["capitals_local"], include_path=str(local_task))
+    ours = sorted((int(meta["doc_id"]), i, (row.prompt, meta["target_delimiter"] + choice))
+                  for row in samples.itertuples() for meta in [row.metadata]
+                  for i, choice in enumerate(row.choices))
+    assert ours == theirs and len(ours) == 160
+
+
+def test_per_sample_parity_with_lm_eval_simple_evaluate(local_task: Path, model_dir: Path, tmp_path: Path) -> None:
+    import lm_eval
+    from lm_eval.tasks import TaskManager
+
+    pool = Pool(tmp_path / "pool", create=True)
+    pool.add("samples", load_lm_eval_tasks(["capitals_local"], include_path=str(local_task)))
+    spec = RunSpec(model="smollm2", backend="hf", model_args={"pretrained": str(model_dir)}, batch_size=8)
+    run(pool, spec, make_backend("hf", spec.model_args, batch_size=8, device="cpu"), progress=False)
+
+    manager = TaskManager(include_path=str(local_task), include_defaults=False)
+    results = lm_eval.simple_evaluate(model="hf", model_args=f"pretrained={model_dir}", tasks=["capitals_local"],
+                                      task_manager=manager, batch_size=8, device="cpu", log_samples=True)
+    theirs = {s["doc_id"]: s for s in results["samples"]["capitals_local"]}
+    samples = pool.samples().set_index("sample_id")
+    doc_of = {sid: json.loads(meta)["doc_id"] for sid, meta in samples["metadata"].items()}
+    measured = pool.measurements()
+    assert len(measured) == 80
+    for row in measured.itertuples():
+        assert row.value == theirs[doc_of[row.sample_id]][row.metric], (row.sample_id, row.metric)
+    for row in pool.read("responses").itertuples():
+        ours = json.loads(row.response)["loglikelihoods"]
+        reference = [float(ll) for ll, _ in theirs[doc_of[row.sample_id]]["filtered_resps"]]
+        assert ours == pytest.approx(reference, abs=1e-4)
+
+
+def test_cli_runs_the_real_model_on_a_starter_task(cli, model_dir: Path) -> None:
+    cli("add", "starter", "capitals", check=True)
+    cli("run", "--model", "hf", "--model-args", "pretrained=builtin:smollm2-135m", "--name", "smollm2",
+        "--limit", "40", "--no-progress", check=True)
+    board = json.loads(cli("rank", "--method", "mean", "--json", check=True).stdout)
+    (entry,) = board["models"]
+    assert entry["model"] == "smollm2" and entry["n_samples"] == 40
+    assert 0.25 < entry["score"] < 1.0  # above chance (4 choices), far from perfect on obscure capitals
