@@ -283,39 +283,22 @@ SeedOpt = Annotated[int, typer.Option(help="Seed of the bootstrap.")]
 
 
 def leaderboard(
-    sources: list[str] | None,
-    method: str,
-    alpha: float,
-    bootstrap: int,
-    seed: int,
-    metric: str | None = None,
-    ties: str = "both",
-    sample_ids: list[str] | None = None,
-) -> Any:
-    """Rank the pool's models on the selected samples (measurements and comparisons in one fit)."""
+    sources: list[str] | None, method: str, alpha: float, bootstrap: int, seed: int,
+    metric: str | None = None, ties: str = "both", sample_ids: list[str] | None = None,
+) -> tuple[Any, Any]:
+    """Rank the pool's models on the selected samples (measurements and comparisons in one fit);
+    returns the leaderboard and the measurements it rests on."""
     import aggregators
+    from harness.reporting import ranking_inputs
 
-    pool = open_pool()
-    scores = pool.scores(sources=sources, metric=metric)
-    comparisons = pool.read("comparisons", sources=sources)
-    if sample_ids is not None:
-        keep = set(sample_ids)
-        scores = scores[scores["sample_id"].isin(keep)]
-        comparisons = comparisons[comparisons["sample_id"].isin(keep)]
+    scores, comparisons = ranking_inputs(open_pool(), sources, metric, sample_ids)
     if scores.empty and comparisons.empty:
         raise PoolError("nothing to rank: no measurements or comparisons for the selected samples")
-    comparisons = comparisons.rename(columns={"outcome": "winner"})
-    if method == "pl" and bootstrap:
+    if bootstrap:
         stderr.print(f"bootstrap: {bootstrap} replicates over samples")
-    return aggregators.rank(
-        scores if len(scores) else None,
-        method,
-        alpha,
-        bootstrap,
-        seed,
-        comparisons=comparisons if len(comparisons) else None,
-        ties=ties,
-    )
+    board = aggregators.rank(scores if len(scores) else None, method, alpha, bootstrap, seed,
+                             comparisons=comparisons if len(comparisons) else None, ties=ties)
+    return board, scores
 
 
 def leaderboard_json(board: Any) -> dict[str, Any]:
@@ -367,11 +350,42 @@ def rank_command(
     as_json: JsonOpt = False,
 ) -> None:
     """Rank the models from every measurement and comparison of the selected sources."""
-    board = leaderboard(source, method, alpha, bootstrap, seed, metric, ties)
+    board, _ = leaderboard(source, method, alpha, bootstrap, seed, metric, ties)
     if as_json:
         emit_json(leaderboard_json(board))
     else:
         print_leaderboard(board)
+
+
+# --------------------------------------------------------------------- report
+@app.command("report")
+@user_errors
+def report_command(
+    out: Annotated[Path, typer.Option(help="Where to write the HTML file.")] = Path("report.html"),
+    source: SourcesOpt = None,
+    method: MethodOpt = "pl",
+    alpha: AlphaOpt = 0.01,
+    bootstrap: BootstrapOpt = 100,
+    seed: SeedOpt = 0,
+    browser_limit: Annotated[int, typer.Option(help="Samples per model in the sample browser.")] = 500,
+) -> None:
+    """Write a self-contained HTML leaderboard (plots, intervals, diagnostics, sample browser)."""
+    from harness.reporting import build_report
+    from reports.render import render_leaderboard
+
+    board, scores = leaderboard(source, method, alpha, bootstrap, seed)
+    data = build_report(open_pool(), board, scores, title="poolbench leaderboard", alpha=alpha,
+                        bootstrap=bootstrap, browser_limit=browser_limit)
+    write_html(out, render_leaderboard(data))
+
+
+def write_html(out: Path, html: str) -> None:
+    """Write a page atomically and say where it is."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_text(html, encoding="utf-8")
+    tmp.replace(out)
+    stderr.print(f"report written to {out} ({len(html.encode()) / 1e6:.1f} MB)")
 
 
 # --------------------------------------------------------------------- run

@@ -1,0 +1,107 @@
+"""Pool -> the data a report shows (leaderboard, per-source means, coverage, sample browser, header)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from harness.pool import Pool
+from harness.runner import package_versions
+from reports.render import ReportData
+
+MIN_SOURCE_SAMPLES = 30
+
+
+def ranking_inputs(
+    pool: Pool, sources: list[str] | None, metric: str | None = None, sample_ids: list[str] | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The measurements (one per sample, model and metric, higher is better) and comparisons to rank on."""
+    scores = pool.scores(sources=sources, metric=metric)
+    comparisons = pool.read("comparisons", sources=sources).rename(columns={"outcome": "winner"})
+    if sample_ids is not None:
+        keep = set(sample_ids)
+        scores = scores[scores["sample_id"].isin(keep)]
+        comparisons = comparisons[comparisons["sample_id"].isin(keep)]
+    return scores.reset_index(drop=True), comparisons.reset_index(drop=True)
+
+
+def build_report(
+    pool: Pool, board: pd.DataFrame, scores: pd.DataFrame, *, title: str, alpha: float, bootstrap: int,
+    browser_limit: int = 500, extra_header: dict[str, Any] | None = None,
+) -> ReportData:
+    """ReportData for `board` (from aggregators.rank) over `scores` (from ranking_inputs)."""
+    samples = pool.samples(sample_ids=scores["sample_id"].unique().tolist()) if len(scores) else pool.samples()
+    per_source_total = samples.groupby("source").size()
+    measured = scores.drop_duplicates(["sample_id", "model"])
+    source_means = scores.groupby(["model", "source"])["value"].mean().unstack("source")
+    coverage = measured.groupby(["model", "source"]).size().unstack("source").div(per_source_total, axis=1)
+    order = board["model"].tolist()
+    source_means = source_means.reindex([m for m in order if m in source_means.index])
+    coverage = coverage.reindex([m for m in order if m in coverage.index]).fillna(0.0)
+    grid = len(board) * max(len(samples), 1)
+    header = {
+        "pool": str(pool.path),
+        "sources": ", ".join(sorted(per_source_total.index)) or "–",
+        "models": len(board),
+        "samples": f"{len(samples):,}",
+        "measurements": f"{len(scores):,}",
+        "measured": f"{len(measured) / grid:.1%} of the models x samples grid" if grid else "–",
+        "method": board.attrs.get("method", ""),
+        "alpha": alpha,
+        "bootstrap": f"{bootstrap} replicates over samples" if bootstrap else "none",
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "versions": ", ".join(f"{k} {v}" for k, v in package_versions().items()),
+        **(extra_header or {}),
+    }
+    diagnostics = dict(board.attrs.get("diagnostics", {}))
+    small = per_source_total[per_source_total < MIN_SOURCE_SAMPLES]
+    diagnostics["notes"] = [f"source {s} has only {n} samples" for s, n in small.items()]
+    return ReportData(title=title, header=header, board=board, source_means=source_means, coverage=coverage,
+                      diagnostics=diagnostics, browser=_browser(pool, samples, scores, order, browser_limit))
+
+
+def _browser(pool: Pool, samples: pd.DataFrame, scores: pd.DataFrame, models: list[str], limit: int) -> dict:
+    """Compact sample-browser data: each sample once, then per model up to `limit` [index, score, response]."""
+    index = {sid: i for i, sid in enumerate(samples["sample_id"])}
+    entries = [{"prompt": row.prompt or row.source_id, "answer": _answer(row)} for row in samples.itertuples()]
+    primary = scores.drop_duplicates(["sample_id", "model"])
+    responses = pool.read("responses", models=models)
+    latest = responses.sort_values("created_at").drop_duplicates(["sample_id", "model"], keep="last")
+    response_of = {(r.sample_id, r.model): r.response for r in latest.itertuples()}
+    choices_of = dict(zip(samples["sample_id"], samples["choices"], strict=True))
+    per_model: dict[str, list[list[Any]]] = {}
+    totals: dict[str, int] = {}
+    for model, group in primary.groupby("model", sort=False):
+        totals[str(model)] = len(group)
+        rows = group.head(limit)
+        per_model[str(model)] = [
+            [index[r.sample_id], round(float(r.value), 4),
+             _response_text(response_of.get((r.sample_id, model)), choices_of.get(r.sample_id))]
+            for r in rows.itertuples() if r.sample_id in index
+        ]
+    return {"samples": entries, "models": {m: per_model[m] for m in models if m in per_model}, "totals": totals}
+
+
+def _answer(row: Any) -> str:
+    target = json.loads(row.target) if isinstance(row.target, str) else row.target
+    choices = list(row.choices) if row.choices is not None else None
+    if choices:
+        lines = [("* " if i == target else "  ") + str(c) for i, c in enumerate(choices)]
+        return "\n".join(lines)
+    if isinstance(target, list):
+        return " | ".join(map(str, target))
+    return "" if target is None else str(target)
+
+
+def _response_text(response: str | None, choices: Any) -> str:
+    if not response:
+        return ""
+    data = json.loads(response)
+    if "loglikelihoods" in data and choices is not None and len(choices):
+        chosen = int(np.argmax(data["loglikelihoods"]))
+        return f"chose: {choices[chosen]}"
+    return str(data.get("text", ""))[:500]

@@ -1,0 +1,99 @@
+"""Self-contained HTML reports: jinja2 templates, Vega-Lite charts with their scripts inlined once.
+
+Nothing on the page is fetched from a network. Dataset text and model outputs are untrusted: the template
+autoescapes everything, data for scripts travels as JSON with `<`, `>` and `&` escaped, and the page's
+scripts put text into the DOM with `textContent` only.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
+
+import jinja2
+import pandas as pd
+
+from reports import plots
+
+CHART_SCRIPT = """const charts = JSON.parse(document.getElementById("charts-data").textContent);
+for (const [id, spec] of Object.entries(charts)) { vegaEmbed("#" + id, spec, {actions: false, renderer: "svg"}); }
+"""
+
+
+@dataclass(frozen=True)
+class ReportData:
+    """What a leaderboard page shows. `board` is `aggregators.rank`'s frame; `source_means` and `coverage`
+    are models x sources; `browser` is {"samples": [...], "models": {model: [[sample index, score,
+    response], ...]}, "limit": int}."""
+
+    title: str
+    header: dict[str, Any]
+    board: pd.DataFrame
+    source_means: pd.DataFrame
+    coverage: pd.DataFrame
+    diagnostics: dict[str, Any]
+    browser: dict[str, Any] = field(default_factory=dict)
+    comparison: dict[str, Any] | None = None
+
+
+def safe_json(value: Any) -> str:
+    """JSON that cannot close a <script> element or open a comment: <, > and & as unicode escapes."""
+    text = json.dumps(value, ensure_ascii=False, allow_nan=False, default=_plain)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def _plain(value: Any) -> Any:
+    if hasattr(value, "item"):
+        return value.item()
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return str(value)
+
+
+@cache
+def vega_bundle() -> str:
+    """Vega, Vega-Lite and vega-embed as one script, plus the snippet that draws the page's charts."""
+    import vl_convert
+
+    return vl_convert.javascript_bundle(CHART_SCRIPT).replace("</script", "<\\/script")
+
+
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(loader=jinja2.PackageLoader("reports", "templates"),
+                              autoescape=jinja2.select_autoescape(default=True, default_for_string=True))
+
+
+def charts_for(data: ReportData) -> dict[str, dict[str, Any]]:
+    """The page's Vega-Lite specs keyed by the id of the element that shows them."""
+    charts: dict[str, dict[str, Any]] = {}
+    if len(data.board):
+        charts["forest"] = plots.forest(data.board)
+    if data.coverage.size:
+        charts["coverage"] = plots.heatmap(data.coverage, "fraction of each source measured", "fraction")
+    if len(data.board) and data.board.attrs.get("method") in ("pl", "bt"):
+        board = data.board
+        if board.attrs.get("method") == "bt":  # BT scores are on the 400/ln(10) Elo scale
+            board = board.assign(score=(board["score"] - 1000) * (2.302585092994046 / 400))
+        charts["head-to-head"] = plots.heatmap(plots.head_to_head(board), "P(row beats column)", "p")
+    if data.source_means.size:
+        charts["sources"] = plots.per_source(data.source_means)
+    return charts
+
+
+def render_leaderboard(data: ReportData) -> str:
+    """The leaderboard page as one HTML document."""
+    board = data.board.copy()
+    rows = []
+    for _, row in board.iterrows():
+        sources = {s: data.source_means.at[row.model, s] if row.model in data.source_means.index else None
+                   for s in data.source_means.columns}
+        rows.append({"row": row, "sources": {s: (None if v is None or v != v else float(v))
+                                             for s, v in sources.items()}})
+    template = _environment().get_template("leaderboard.html.j2")
+    return template.render(
+        data=data, rows=rows, sources=list(data.source_means.columns), charts_json=safe_json(charts_for(data)),
+        browser_json=safe_json(data.browser or {"samples": [], "models": {}}), bundle=vega_bundle(),
+        diagnostics=data.diagnostics,
+    )
