@@ -274,6 +274,20 @@ def import_pairwise_command(
     ingest(import_pairwise(path, source, model_a, model_b, winner, prompt, judge), str(path))
 
 
+@import_app.command("lm-eval-samples")
+@user_errors
+def import_lm_eval_samples_command(
+    paths: Annotated[list[Path], typer.Argument(help="samples_<task>_<date>.jsonl files from --log_samples.")],
+    model: Annotated[str, typer.Option("--model", help="The model's name in the pool.")],
+) -> None:
+    """lm-eval --log_samples JSONL: samples, one measurement per metric, and the responses."""
+    from tasks.importers.lm_eval_samples import import_lm_eval_samples
+
+    batches = [import_lm_eval_samples(path, model) for path in paths]  # all files parse before any write
+    for path, batch in zip(paths, batches, strict=True):
+        ingest(batch, str(path))
+
+
 # --------------------------------------------------------------------- rank
 SourcesOpt = Annotated[list[str] | None, typer.Option("--source", help="Only these sources (repeatable).")]
 MethodOpt = Annotated[str, typer.Option(help="pl | mean | bt | elo | borda")]

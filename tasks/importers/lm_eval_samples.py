@@ -1,0 +1,109 @@
+"""lm-eval `--log_samples` JSONL (`samples_<task>_<date>.jsonl`) -> samples, measurements and responses.
+
+lm-eval writes requests as {"gen_args_0": {"arg_0": context, "arg_1": continuation or generation kwargs}}
+and stringifies every leaf of `resps` / `filtered_resps` (log-likelihoods become "-3.21", is_greedy "False").
+Multiple-choice files give per-choice log-likelihoods, generation files the generated text; each metric
+named in `metrics` becomes a measurement.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from harness.schema import PoolError, complete_samples, to_json
+from tasks.files import read_rows
+
+FILE_NAME = re.compile(r"samples_(?P<task>.+?)_(?P<date>\d{4}-\d{2}-\d{2}T[\d\-.:]+)\.jsonl$")
+
+
+def task_of(path: Path) -> str:
+    """The task name in `samples_<task>_<date>.jsonl`; PoolError for another name."""
+    match = FILE_NAME.search(path.name)
+    if not match:
+        raise PoolError(f"{path}: expected a file named samples_<task>_<date>.jsonl as lm-eval writes it")
+    return match.group("task")
+
+
+def import_lm_eval_samples(path: str | Path, model: str) -> dict[str, pd.DataFrame]:
+    """Tables for one samples file of `model`. Raises PoolError naming file:line for a malformed record."""
+    path = Path(path)
+    task = task_of(path)
+    rows = read_rows(path, "jsonl")
+    samples, measurements, responses = [], [], []
+    for record in rows.to_dict(orient="records"):
+        where = f"{path}:{record['_line']}"
+        try:
+            sample, response = _sample_and_response(record, task)
+        except (KeyError, TypeError, ValueError, SyntaxError) as err:
+            raise PoolError(f"{where}: not an lm-eval sample record ({type(err).__name__}: {err})") from None
+        samples.append(sample)
+        for metric in record.get("metrics") or []:
+            value = record.get(metric)
+            if value is None:
+                raise PoolError(f"{where}: metric {metric!r} has no value")
+            measurements.append({"metric": metric, "value": float(value), "_row": len(samples) - 1})
+        responses.append({"response": to_json(response), "_row": len(samples) - 1})
+    table = complete_samples(pd.DataFrame(samples))
+    ids = table["sample_id"].to_numpy()
+    run_id = f"lm-eval:{path.name}"
+
+    def attach(rows: list[dict[str, Any]]) -> pd.DataFrame:
+        frame = pd.DataFrame(rows)
+        frame["sample_id"] = ids[frame.pop("_row").to_numpy()]
+        return frame.assign(model=model, run_id=run_id)
+
+    return {"samples": table.drop_duplicates("sample_id"), "measurements": attach(measurements),
+            "responses": attach(responses)}
+
+
+def _sample_and_response(record: dict[str, Any], task: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    arguments = [args for _, args in sorted(record["arguments"].items(), key=lambda kv: int(kv[0].split("_")[-1]))]
+    context = arguments[0]["arg_0"]
+    metadata = {"task": task, "doc_id": record.get("doc_id"), "doc": record.get("doc")}
+    base = {"source": task, "source_id": str(record.get("doc_id", "")), "metric": (record.get("metrics") or ["acc"])[0]}
+    second = arguments[0].get("arg_1")
+    if isinstance(second, str):  # log-likelihood requests: one per choice
+        continuations = [a["arg_1"] for a in arguments]
+        delimiter = " " if all(c.startswith(" ") for c in continuations) else ""
+        choices = [c[len(delimiter):] for c in continuations]
+        target = _target_index(record.get("target"), choices)
+        lls = [_literal(r)[0] if isinstance(_literal(r), (list, tuple)) else _literal(r)
+               for r in record["filtered_resps"]]
+        sample = {**base, "kind": "multiple_choice", "prompt": context, "choices": choices, "target": target,
+                  "metadata": {**metadata, "target_delimiter": delimiter}}
+        return sample, {"loglikelihoods": [float(x) for x in lls]}
+    text = record["filtered_resps"][0] if isinstance(record["filtered_resps"], list) else record["filtered_resps"]
+    target = record.get("target")
+    references = [str(t) for t in target] if isinstance(target, list) else [str(target)]
+    sample = {**base, "kind": "generation", "prompt": context, "choices": None, "target": references,
+              "metadata": metadata}
+    return sample, {"text": str(text)}
+
+
+def _literal(value: Any) -> Any:
+    """lm-eval's stringified leaves back to Python values ("-3.2" -> -3.2, "['-1.0', 'False']" -> list)."""
+    if isinstance(value, str):
+        try:
+            value = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            return value
+    if isinstance(value, (list, tuple)):
+        return [_literal(v) for v in value]
+    return value
+
+
+def _target_index(target: Any, choices: list[str]) -> int:
+    value = _literal(target)
+    if isinstance(value, int):
+        return value
+    text = str(value)
+    if text.isdigit():
+        return int(text)
+    if text in choices:
+        return choices.index(text)
+    raise ValueError(f"target {target!r} is neither an index nor one of the choices")

@@ -1,0 +1,169 @@
+"""Importers and adapters on real data and real lm-eval output; bad input gives a clear error, loses nothing."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from harness.pool import Pool
+
+MC_YAML = """task: {name}
+dataset_path: json
+dataset_kwargs:
+  data_files: {{test: {data}}}
+test_split: test
+output_type: {output_type}
+doc_to_text: "Question: {{{{question}}}}\\nAnswer:"
+{extra}
+metadata: {{version: 1.0}}
+"""
+
+
+def stats(cli) -> dict:
+    return json.loads(cli("pool", "stats", "--json", check=True).stdout)
+
+
+def test_chembench_matrix(cli, shared_data: Path) -> None:
+    cli("import", "matrix", str(shared_data / "chembench_binary" / "binary_matrix.csv"), "--source", "chembench",
+        check=True)
+    counts = stats(cli)
+    assert (counts["samples"], counts["models"], counts["measurements"]) == (2854, 22, 62788)
+    again = cli("import", "matrix", str(shared_data / "chembench_binary" / "binary_matrix.csv"), "--source",
+                "chembench", check=True)
+    assert "nothing new" in again.stderr and stats(cli) == counts
+    truth = pd.read_csv(shared_data / "chembench_binary" / "model_score_allcorrect.csv")
+    board = json.loads(cli("rank", "--method", "mean", "--json", check=True).stdout)
+    means = {m["model"]: m["score"] for m in board["models"]}
+    for row in truth.itertuples(index=False):
+        if row[0] in means:
+            assert means[row[0]] == pytest.approx(float(row[1]), abs=1e-3)
+
+
+def test_llmfao_crowd_comparisons(cli, shared_data: Path) -> None:
+    cli("import", "pairwise", str(shared_data / "llmfao" / "crowd-comparisons.csv"), "--source", "llmfao",
+        "--model-a", "left", "--model-b", "right", "--winner", "winner", "--prompt", "prompt", "--judge", "worker",
+        check=True)
+    counts = stats(cli)
+    assert (counts["comparisons"], counts["models"], counts["samples"]) == (8931, 59, 13)
+    board = json.loads(cli("rank", "--json", check=True).stdout)
+    assert len(board["models"]) == 59
+
+
+def test_bad_matrix_cell_names_row_and_column(cli, tmp_path: Path) -> None:
+    bad = tmp_path / "m.csv"
+    bad.write_text("id,alpha,beta\nq1,1,0\nq2,1,oops\n")
+    done = cli("import", "matrix", str(bad), "--source", "m")
+    assert done.returncode == 2 and f"{bad}:3" in done.stderr and "'q2'" in done.stderr and "'beta'" in done.stderr
+    assert not (tmp_path / "pool").exists() or stats(cli)["measurements"] == 0
+
+
+@pytest.mark.parametrize(
+    ("lines", "message"),
+    [
+        (['{"id": "a", "question": "q", "choices": ["x", "y"], "answer": 0}', '{"id": "b", "question": '],
+         ":2: malformed JSON"),
+        (['{"id": "a", "choices": ["x", "y"], "answer": 0}'], "missing required field 'question'"),
+        (['{"id": "a", "question": "q", "choices": ["x", "y"], "answer": 2}'], "out of range"),
+        (['{"id": "a", "question": "q", "choices": ["x", "y"], "answer": 0}',
+          '{"id": "a", "question": "other", "choices": ["x", "y"], "answer": 1}'], "appears twice"),
+    ],
+)
+def test_bad_local_rows_ingest_nothing(cli, tmp_path: Path, lines: list[str], message: str) -> None:
+    path = tmp_path / "data.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    cli("pool", "init", check=True)
+    done = cli("add", "jsonl", str(path), "--source", "mine")
+    assert done.returncode == 2 and message in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert stats(cli)["samples"] == 0
+
+
+def test_local_files_with_mapping_template_and_metadata(cli, tmp_path: Path) -> None:
+    path = tmp_path / "data.csv"
+    path.write_text('qid,q,opts,gold,subject\n1,2+2?,"[""3"", ""4""]",B,math\n2,Sky?,"[""blue"", ""red""]",A,sci\n')
+    cli("add", "csv", str(path), "--source", "quiz", "--id-field", "qid", "--question-field", "q",
+        "--choices-field", "opts", "--answer-field", "gold", "--template", "Q: {{ q }}\nA:", check=True)
+    samples = Pool(tmp_path / "pool").samples().sort_values("source_id")
+    assert samples["prompt"].tolist() == ["Q: 2+2?\nA:", "Q: Sky?\nA:"]
+    assert samples["target"].tolist() == ["1", "0"]
+    assert json.loads(samples["metadata"].iloc[0]) == {"subject": "math"}
+    gen = tmp_path / "gen.jsonl"
+    gen.write_text('{"prompt": "Capital of France?", "answer": ["Paris", "paris"]}\n')
+    cli("add", "jsonl", str(gen), "--source", "g", "--kind", "generation", check=True)
+    assert Pool(tmp_path / "pool").samples(sources=["g"]).iloc[0]["target"] == '["Paris", "paris"]'
+
+
+def test_two_imports_at_once_both_land(tmp_path: Path, shared_data: Path) -> None:
+    pool_dir = tmp_path / "pool"
+    base = [sys.executable, "-m", "harness.cli", "--pool", str(pool_dir)]
+    subprocess.run([*base, "pool", "init"], check=True)
+    procs = [
+        subprocess.Popen([*base, "import", "matrix", str(shared_data / "chembench_binary" / "binary_matrix.csv"),
+                          "--source", "chembench"]),
+        subprocess.Popen([*base, "import", "pairwise", str(shared_data / "llmfao" / "crowd-comparisons.csv"),
+                          "--source", "llmfao", "--model-a", "left", "--model-b", "right", "--prompt", "prompt",
+                          "--judge", "worker"]),
+    ]
+    assert [p.wait(timeout=300) for p in procs] == [0, 0]
+    counts = Pool(pool_dir).stats()
+    assert counts["measurements"] == 62788 and counts["comparisons"] == 8931
+
+
+def lm_eval_samples_file(tmp_path: Path, output_type: str = "multiple_choice") -> Path:
+    """A real samples file: lm-eval's dummy model on a local task, written by lm-eval's own tracker."""
+    import lm_eval
+    from lm_eval.loggers import EvaluationTracker
+    from lm_eval.tasks import TaskManager
+
+    folder = tmp_path / "tasks"
+    folder.mkdir(exist_ok=True)
+    data = folder / "d.jsonl"
+    data.write_text("".join(json.dumps({"question": f"q{i}", "choices": ["a", "b", "c"], "answer": i % 3,
+                                        "gold": "a"}) + "\n" for i in range(6)))
+    extra = ("doc_to_choice: choices\ndoc_to_target: answer\nmetric_list: [{metric: acc}, {metric: acc_norm}]"
+             if output_type == "multiple_choice" else
+             "doc_to_target: gold\ngeneration_kwargs: {until: ['\\n']}\nmetric_list: [{metric: exact_match}]")
+    name = f"tiny_{output_type}"
+    (folder / f"{name}.yaml").write_text(MC_YAML.format(name=name, data=data, output_type=output_type, extra=extra))
+    results = lm_eval.simple_evaluate(model="dummy", tasks=[name], log_samples=True,
+                                      task_manager=TaskManager(include_path=str(folder), include_defaults=False))
+    tracker = EvaluationTracker(output_path=str(tmp_path / "out"))
+    tracker.general_config_tracker.model_name_sanitized = "dummy"
+    tracker.date_id = "2026-11-26T12-00-00.000000"  # set by save_results_aggregated in a full run
+    tracker.save_results_samples(task_name=name, samples=results["samples"][name])
+    return next((tmp_path / "out").rglob(f"samples_{name}_*.jsonl"))
+
+
+@pytest.mark.parametrize("output_type", ["multiple_choice", "generate_until"])
+def test_lm_eval_samples_file_as_lm_eval_writes_it(cli, tmp_path: Path, output_type: str) -> None:
+    path = lm_eval_samples_file(tmp_path, output_type)
+    original = [json.loads(line) for line in path.read_text().splitlines()]
+    cli("import", "lm-eval-samples", str(path), "--model", "dummy", check=True)
+    pool = Pool(tmp_path / "pool")
+    samples = pool.samples()
+    assert len(samples) == 6 and set(samples["source"]) == {f"tiny_{output_type}"}
+    metrics = original[0]["metrics"]
+    measured = pool.measurements()
+    assert len(measured) == 6 * len(metrics) and set(measured["metric"]) == set(metrics)
+    by_doc = {json.loads(m)["doc_id"]: sid for sid, m in zip(samples.sample_id, samples.metadata, strict=True)}
+    for record in original:
+        for metric in metrics:
+            value = measured[(measured.sample_id == by_doc[record["doc_id"]]) & (measured.metric == metric)].value
+            assert value.item() == float(record[metric])
+    response = json.loads(pool.read("responses").iloc[0]["response"])
+    assert ("loglikelihoods" in response) == (output_type == "multiple_choice")
+    assert "nothing new" in cli("import", "lm-eval-samples", str(path), "--model", "dummy", check=True).stderr
+
+
+def test_lm_eval_samples_file_name_and_bad_line(cli, tmp_path: Path) -> None:
+    wrong = tmp_path / "results.jsonl"
+    wrong.write_text("{}\n")
+    assert "samples_<task>_<date>.jsonl" in cli("import", "lm-eval-samples", str(wrong), "--model", "m").stderr
+    bad = tmp_path / "samples_t_2026-01-01T00-00-00.000000.jsonl"
+    bad.write_text('{"doc_id": 0}\n')
+    done = cli("import", "lm-eval-samples", str(bad), "--model", "m")
+    assert done.returncode == 2 and f"{bad}:1" in done.stderr
