@@ -1,0 +1,76 @@
+"""The HTML report in real headless Chromium: renders, lists every model, escapes hostile text, works offline."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from tests.tasks.test_importers import lm_eval_samples_file
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (.ci/run installs it)")
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--enable-logging=stderr", "--v=0", "--virtual-time-budget=10000"]
+HOSTILE = ["<script>document.title='PWNED'</script>", "<img src=x onerror=\"document.title='PWNED'\">"]
+
+
+def browse(page: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    """Chromium on file://page with the documented flags; its stdout is the DOM after scripts ran."""
+    with tempfile.TemporaryDirectory() as profile:
+        return subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={profile}", *extra, page.resolve().as_uri()],
+                              capture_output=True, text=True, timeout=120)
+
+
+def console_errors(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if "CONSOLE" in line and re.search(r"error|uncaught", line, re.I)]
+
+
+def test_chembench_report_renders_every_model_without_errors(cli, shared_data: Path, tmp_path: Path) -> None:
+    cli("import", "matrix", str(shared_data / "chembench_binary" / "binary_matrix.csv"), "--source", "chembench",
+        check=True)
+    page = tmp_path / "report.html"
+    cli("report", "--out", str(page), "--bootstrap", "20", check=True)
+    html = page.read_text()
+    assert not re.search(r"<script[^>]+src=", html) and not re.search(r"<link[^>]+stylesheet", html)
+    assert "http://" not in re.sub(r"http://www\.w3\.org[^\"']*", "", html.split("<script type=\"module\">")[0])
+    done = browse(page, "--dump-dom")
+    assert console_errors(done.stderr) == []
+    rows = re.findall(r'<tr class="leaderboard-row" data-model="([^"]+)"', done.stdout)
+    assert len(rows) == 22
+    assert done.stdout.count("<svg") >= 3  # the Vega charts were drawn by the inlined scripts
+    shot = tmp_path / "report.png"
+    browse(page, f"--screenshot={shot}", "--window-size=1280,1600")
+    assert shot.stat().st_size > 10_000
+
+
+def hostile_samples_file(tmp_path: Path) -> Path:
+    """A real lm-eval generate_until samples file whose prompts and outputs are then made hostile."""
+    path = lm_eval_samples_file(tmp_path, "generate_until")
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    for i, record in enumerate(records):
+        record["filtered_resps"] = [HOSTILE[i % 2]]
+        record["resps"] = [[HOSTILE[i % 2]]]
+        record["arguments"]["gen_args_0"]["arg_0"] = f"Question {i}: {HOSTILE[(i + 1) % 2]}\nAnswer:"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return path
+
+
+def test_hostile_outputs_show_as_text(cli, tmp_path: Path) -> None:
+    path = hostile_samples_file(tmp_path)
+    cli("import", "lm-eval-samples", str(path), "--model", "evil", check=True)
+    cli("import", "lm-eval-samples", str(path), "--model", "evil-twin", check=True)
+    page = tmp_path / "report.html"
+    cli("report", "--out", str(page), "--method", "mean", "--bootstrap", "0", check=True)
+    done = browse(page, "--dump-dom")
+    dom = done.stdout
+    assert "<title>poolbench leaderboard</title>" in dom and "PWNED" not in dom.split("</title>")[0]
+    assert re.search(r"<img\b", dom) is None  # no such element: the text stayed text
+    assert "&lt;script&gt;document.title='PWNED'&lt;/script&gt;" in dom  # shown as text in the browser
+    assert console_errors(done.stderr) == []
