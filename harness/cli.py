@@ -402,6 +402,89 @@ def write_html(out: Path, html: str) -> None:
     stderr.print(f"report written to {out} ({len(html.encode()) / 1e6:.1f} MB)")
 
 
+# --------------------------------------------------------------------- compare
+@app.command("compare")
+@user_errors
+def compare_command(
+    models: Annotated[list[str], typer.Argument(help="BASE CANDIDATE, or three or more models for a matrix.")],
+    source: SourcesOpt = None,
+    metric: Annotated[str | None, typer.Option(help="Compare on this metric instead of each sample's own.")] = None,
+    alpha: Annotated[float, typer.Option(help="Significance level of a regression.")] = 0.05,
+    max_drop: Annotated[float, typer.Option(help="Tolerated drop of the candidate before it counts.")] = 0.0,
+    min_shared: Annotated[int, typer.Option(help="Fewest shared samples for a verdict.")] = 30,
+    seed: SeedOpt = 0,
+    junit: Annotated[Path | None, typer.Option(help="Write JUnit XML (a test case per source).")] = None,
+    html: Annotated[Path | None, typer.Option(help="Write the comparison as an HTML report.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Paired comparison on the samples both models have; exit 1 on a regression of CANDIDATE vs BASE."""
+    from aggregators.paired import compare, compare_many
+    from harness.reporting import ranking_inputs
+
+    if len(models) < 2:
+        raise PoolError("compare needs BASE and CANDIDATE (or more models)")
+    scores, _ = ranking_inputs(open_pool(), source, metric)
+    if len(models) > 2:
+        table = compare_many(scores, models, min_shared, seed)
+        if as_json:
+            emit_json({"models": models, "pairs": table.to_dict(orient="records")})
+        else:
+            print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+        return
+    result = compare(scores, models[0], models[1], alpha, max_drop, min_shared, seed)
+    document = result.as_dict()
+    if junit:
+        write_junit(junit, document)
+    if html:
+        write_comparison_html(html, document, scores)
+    if as_json:
+        emit_json(document)
+    else:
+        verdict = "REGRESSION" if result.regression else "no regression"
+        o = result.overall
+        print(f"{result.candidate} vs {result.base}: {verdict}: delta {o.delta:+.4f} [{o.ci_low:+.4f}, "
+              f"{o.ci_high:+.4f}], p = {o.p_value:.3g} ({o.test}) on {o.n_shared} shared samples")
+        for s in result.by_source:
+            print(f"  {s['source']}: delta {s['delta']:+.4f}, p(Holm) = {s['p_holm']:.3g}, n = {s['n_shared']}"
+                  + ("  REGRESSION" if s["regression"] else ""))
+    if result.regression:
+        raise typer.Exit(1)
+
+
+def write_junit(path: Path, document: dict[str, Any]) -> None:
+    """JUnit XML: one test case per source plus the overall one; a regression is a failure."""
+    from xml.etree import ElementTree as ET
+
+    cases = [{"source": "overall", **document}] + list(document["by_source"])
+    failures = sum(1 for c in cases if c["regression"])
+    suite = ET.Element("testsuite", name=f"poolbench compare {document['candidate']} vs {document['base']}",
+                       tests=str(len(cases)), failures=str(failures))
+    for case in cases:
+        element = ET.SubElement(suite, "testcase", classname="poolbench.compare", name=str(case["source"]))
+        if case["regression"]:
+            failure = ET.SubElement(element, "failure", message="regression")
+            failure.text = (f"delta {case['delta']:+.4f} [{case['ci_low']:+.4f}, {case['ci_high']:+.4f}], "
+                            f"p = {case.get('p_holm', case['p_value']):.3g} on {case['n_shared']} samples")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ET.ElementTree(suite).write(path, encoding="unicode", xml_declaration=True)
+
+
+def write_comparison_html(path: Path, document: dict[str, Any], scores: Any) -> None:
+    """The comparison through the report templates."""
+    import pandas as pd
+
+    from reports.render import ReportData, render_leaderboard
+
+    pool = open_pool()
+    prompts = pool.samples(sample_ids=[f["sample_id"] for f in document["flips"]]).set_index("sample_id")
+    flips = [{**f, "prompt": prompts["prompt"].get(f["sample_id"], "")} for f in document["flips"]]
+    header = {"pool": str(pool.path), "base": document["base"], "candidate": document["candidate"]}
+    data = ReportData(title=f"poolbench compare: {document['candidate']} vs {document['base']}", header=header,
+                      board=pd.DataFrame(), source_means=pd.DataFrame(), coverage=pd.DataFrame(), diagnostics={},
+                      comparison={**document, "flips": flips})
+    write_html(path, render_leaderboard(data))
+
+
 # --------------------------------------------------------------------- run
 @app.command("run")
 @user_errors

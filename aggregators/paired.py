@@ -1,0 +1,136 @@
+"""Paired, sample-level comparison of models: only the samples both were measured on count.
+
+Binary metrics: the mean difference with a paired (Wald) 95% CI and the exact McNemar p-value (a two-sided
+binomial test on the discordant pairs). Numeric metrics: the paired mean difference with a seeded paired
+bootstrap CI and the Wilcoxon signed-rank p-value. Per source the same, Holm-corrected across sources.
+A regression: the candidate is worse than the base by more than `max_drop` with p < `alpha`, overall or in
+any source after correction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from itertools import combinations
+
+import numpy as np
+import pandas as pd
+from scipy.stats import binomtest, norm, wilcoxon
+
+
+class NotComparableError(ValueError):
+    """Too few shared samples for a verdict (the message says how many there are)."""
+
+
+@dataclass(frozen=True)
+class PairedResult:
+    n_shared: int
+    delta: float
+    ci_low: float
+    ci_high: float
+    p_value: float
+    test: str
+    n_improved: int
+    n_worsened: int
+
+
+@dataclass(frozen=True)
+class Comparison:
+    base: str
+    candidate: str
+    overall: PairedResult
+    by_source: list[dict[str, object]]
+    regression: bool
+    flips: list[dict[str, object]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, object]:
+        """The JSON document of `poolbench compare` (DESIGN.md keys first)."""
+        return {"base": self.base, "candidate": self.candidate, **asdict(self.overall),
+                "regression": self.regression, "by_source": self.by_source, "flips": self.flips}
+
+
+def paired_test(base: np.ndarray, candidate: np.ndarray, level: float = 0.95, seed: int = 0,
+                bootstrap: int = 2000) -> PairedResult:
+    """Candidate minus base on paired values (aligned arrays)."""
+    base, candidate = np.asarray(base, float), np.asarray(candidate, float)
+    difference = candidate - base
+    n = len(difference)
+    improved, worsened = int((difference > 0).sum()), int((difference < 0).sum())
+    delta = float(difference.mean())
+    if np.isin(base, (0.0, 1.0)).all() and np.isin(candidate, (0.0, 1.0)).all():
+        z = norm.ppf(0.5 + level / 2)
+        half = z * difference.std(ddof=1) / np.sqrt(n) if n > 1 else np.inf
+        discordant = improved + worsened
+        p = binomtest(improved, discordant, 0.5).pvalue if discordant else 1.0
+        return PairedResult(n, delta, delta - half, delta + half, float(p), "exact McNemar", improved, worsened)
+    rng = np.random.default_rng(seed)
+    means = difference[rng.integers(0, n, size=(bootstrap, n))].mean(axis=1)
+    tail = (1 - level) / 2
+    low, high = np.quantile(means, [tail, 1 - tail])
+    p = wilcoxon(difference).pvalue if np.any(difference != 0) else 1.0
+    return PairedResult(n, delta, float(low), float(high), float(p), "Wilcoxon signed-rank", improved, worsened)
+
+
+def holm(p_values: list[float]) -> list[float]:
+    """Holm-Bonferroni adjusted p-values (monotone, capped at 1), in the input order."""
+    order = np.argsort(p_values)
+    m = len(p_values)
+    adjusted = np.empty(m)
+    running = 0.0
+    for rank, index in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p_values[index]))
+        adjusted[index] = running
+    return adjusted.tolist()
+
+
+def compare(scores: pd.DataFrame, base: str, candidate: str, alpha: float = 0.05, max_drop: float = 0.0,
+            min_shared: int = 30, seed: int = 0) -> Comparison:
+    """Compare two models on `scores` (`sample_id, model, value[, source, metric]`, higher is better).
+
+    Raises NotComparableError when they share fewer than `min_shared` samples.
+    """
+    pairs = _pairs(scores, base, candidate)
+    if len(pairs) < min_shared:
+        raise NotComparableError(
+            f"{base} and {candidate} share {len(pairs)} measured samples (minimum {min_shared}): no verdict")
+    overall = paired_test(pairs["base"], pairs["candidate"], seed=seed)
+    sources = []
+    for source, group in pairs.groupby("source", sort=True):
+        result = paired_test(group["base"], group["candidate"], seed=seed)
+        sources.append({"source": source, **asdict(result)})
+    for entry, adjusted in zip(sources, holm([s["p_value"] for s in sources]), strict=True):
+        entry["p_holm"] = adjusted
+        entry["regression"] = bool(entry["delta"] < -max_drop and adjusted < alpha)
+    regression = bool((overall.delta < -max_drop and overall.p_value < alpha) or any(s["regression"] for s in sources))
+    changed = pairs[pairs["base"] != pairs["candidate"]]
+    flips = [{"sample_id": r.sample_id, "source": r.source, "base": r.base, "candidate": r.candidate,
+              "change": "right -> wrong" if r.candidate < r.base else "wrong -> right"}
+             for r in changed.itertuples()]
+    return Comparison(base, candidate, overall, sources, regression, flips)
+
+
+def compare_many(scores: pd.DataFrame, models: list[str], min_shared: int = 30, seed: int = 0) -> pd.DataFrame:
+    """Every pair (row = candidate minus column = base): delta, CI, p and Holm p across all pairs."""
+    rows = []
+    for base, candidate in combinations(models, 2):
+        pairs = _pairs(scores, base, candidate)
+        if len(pairs) < min_shared:
+            raise NotComparableError(f"{base} and {candidate} share {len(pairs)} samples (minimum {min_shared})")
+        rows.append({"base": base, "candidate": candidate, **asdict(paired_test(pairs["base"], pairs["candidate"],
+                                                                                 seed=seed))})
+    table = pd.DataFrame(rows)
+    table["p_holm"] = holm(table["p_value"].tolist())
+    return table
+
+
+def _pairs(scores: pd.DataFrame, base: str, candidate: str) -> pd.DataFrame:
+    """One row per shared (sample, metric): base and candidate values side by side."""
+    known = set(scores["model"])
+    for model in (base, candidate):
+        if model not in known:
+            raise NotComparableError(f"model {model!r} has no measurements here")
+    keys = ["sample_id"] + (["metric"] if "metric" in scores.columns else [])
+    frame = scores if "source" in scores.columns else scores.assign(source="")
+    wide = frame[frame["model"].isin([base, candidate])].pivot_table(
+        index=keys + ["source"], columns="model", values="value", aggfunc="last")
+    wide = wide.dropna(subset=[base, candidate]).reset_index()
+    return wide.rename(columns={base: "base", candidate: "candidate"})

@@ -1,0 +1,114 @@
+"""Paired comparison: statistics against scipy, verdicts, calibration, and refusals."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import binomtest, wilcoxon
+
+from aggregators.paired import NotComparableError, compare, compare_many, holm, paired_test
+
+
+def long(base: np.ndarray, candidate: np.ndarray, sources: np.ndarray | None = None) -> pd.DataFrame:
+    n = len(base)
+    ids = [f"s{i}" for i in range(n)]
+    src = sources if sources is not None else np.array(["all"] * n)
+    return pd.DataFrame({"sample_id": ids * 2, "model": ["base"] * n + ["cand"] * n,
+                         "value": np.r_[base, candidate], "source": np.r_[src, src]})
+
+
+def test_mcnemar_is_the_exact_binomial_on_discordant_pairs() -> None:
+    base = np.array([1, 1, 1, 1, 0, 0, 1, 0, 1, 1] * 5, float)
+    cand = np.array([1, 0, 0, 1, 0, 1, 0, 0, 1, 0] * 5, float)
+    result = paired_test(base, cand)
+    improved, worsened = int(((cand - base) > 0).sum()), int(((cand - base) < 0).sum())
+    assert (result.n_improved, result.n_worsened) == (improved, worsened) == (5, 20)
+    assert result.p_value == pytest.approx(binomtest(5, 25, 0.5).pvalue)
+    assert result.delta == pytest.approx((cand - base).mean())
+    half = 1.959963984540054 * (cand - base).std(ddof=1) / np.sqrt(50)
+    assert (result.ci_low, result.ci_high) == pytest.approx((result.delta - half, result.delta + half))
+
+
+def test_numeric_uses_wilcoxon_and_a_seeded_bootstrap() -> None:
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=60)
+    cand = base + rng.normal(0.3, 1.0, size=60)
+    result = paired_test(base, cand, seed=3)
+    assert result.test == "Wilcoxon signed-rank"
+    assert result.p_value == pytest.approx(wilcoxon(cand - base).pvalue)
+    assert result.ci_low < result.delta < result.ci_high
+    assert paired_test(base, cand, seed=3) == result
+
+
+def test_holm_hand_computed() -> None:
+    assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+
+
+def test_three_points_worse_on_2000_samples_is_flagged_and_identical_passes() -> None:
+    rng = np.random.default_rng(1)
+    base = (rng.random(2000) < 0.70).astype(float)
+    cand = base.copy()
+    flip = rng.choice(np.flatnonzero(base == 1), 60, replace=False)  # 3 points of 2,000
+    cand[flip] = 0.0
+    result = compare(long(base, cand), "base", "cand")
+    assert result.regression and result.overall.delta == pytest.approx(-0.03)
+    assert len(result.flips) == 60 and {f["change"] for f in result.flips} == {"right -> wrong"}
+    assert not compare(long(base, base.copy()), "base", "cand").regression
+    assert not compare(long(base, cand), "base", "cand", max_drop=0.05).regression
+
+
+def test_regression_in_one_source_after_holm() -> None:
+    rng = np.random.default_rng(2)
+    base = (rng.random(900) < 0.6).astype(float)
+    sources = np.repeat(["a", "b", "c"], 300)
+    cand = base.copy()
+    cand[np.flatnonzero((sources == "c") & (base == 1))[:60]] = 0.0
+    result = compare(long(base, cand, sources), "base", "cand")
+    flagged = {s["source"]: s["regression"] for s in result.by_source}
+    assert flagged == {"a": False, "b": False, "c": True} and result.regression
+
+
+def test_false_positive_rate_is_calibrated() -> None:
+    rng = np.random.default_rng(4)
+    hits = 0
+    for _ in range(500):
+        ability = rng.random(300)
+        base = (rng.random(300) < ability).astype(float)
+        cand = (rng.random(300) < ability).astype(float)  # same model, independent noise
+        # a false positive is a verdict either way: the two-sided size of the test at alpha
+        hits += compare(long(base, cand), "base", "cand", alpha=0.05).regression or \
+            compare(long(cand, base), "base", "cand", alpha=0.05).regression
+    assert 0.02 <= hits / 500 <= 0.08, hits / 500
+
+
+def test_disjoint_samples_are_an_error_not_a_p_value() -> None:
+    scores = pd.DataFrame({"sample_id": [f"a{i}" for i in range(50)] + [f"b{i}" for i in range(50)],
+                           "model": ["x"] * 50 + ["y"] * 50, "value": 1.0})
+    with pytest.raises(NotComparableError, match="share 0 measured samples"):
+        compare(scores, "x", "y")
+    with pytest.raises(NotComparableError):
+        compare_many(scores, ["x", "y"])
+
+
+def test_cli_exit_codes_json_and_junit(cli, tmp_path: Path) -> None:
+    rng = np.random.default_rng(5)
+    base = (rng.random(400) < 0.7).astype(int)
+    worse = base.copy()
+    worse[np.flatnonzero(base == 1)[:40]] = 0
+    matrix = tmp_path / "m.csv"
+    pd.DataFrame({"id": [f"q{i}" for i in range(400)], "base": base, "same": base, "worse": worse}).to_csv(
+        matrix, index=False)
+    cli("import", "matrix", str(matrix), "--source", "m", check=True)
+    same = cli("compare", "base", "same", "--json")
+    assert same.returncode == 0 and json.loads(same.stdout)["regression"] is False
+    junit = tmp_path / "out.xml"
+    bad = cli("compare", "base", "worse", "--json", "--junit", str(junit))
+    document = json.loads(bad.stdout)
+    assert bad.returncode == 1 and document["regression"] and document["n_shared"] == 400
+    assert {"base", "candidate", "n_shared", "delta", "ci_low", "ci_high", "p_value", "by_source"} <= set(document)
+    assert 'failures="2"' in junit.read_text()
+    assert cli("compare", "base", "nobody").returncode == 2
