@@ -24,7 +24,7 @@ demo: install
 	$(VENV)/bin/poolbench demo --out demo
 
 test: install
-	$(PY) -m pytest -n 2 -q
+	$(PY) -m pytest -n 2 -q -p no:cacheprovider
 
 bench: install
 	for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

@@ -515,6 +515,8 @@ def run_command(
     ] = 0,
     device: Annotated[str | None, typer.Option(help="Device for the backend (cpu, cuda, ...).")] = None,
     answer_pattern: Annotated[str | None, typer.Option(help="Regex extracting a generated answer.")] = None,
+    same_subset_as: Annotated[str | None, typer.Option(help="Select the samples MODEL would get (for paired "
+                                                       "comparisons of a new checkpoint).")] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
     """Evaluate a model on (a subset of) the pool; reruns skip what is already measured."""
@@ -544,6 +546,25 @@ def run_command(
         f"{name}: {result.evaluated} samples evaluated, {result.skipped} already measured "
         f"(run {result.run_id})"
     )
+
+
+# --------------------------------------------------------------------- demo
+@app.command("demo")
+@user_errors
+def demo_command(
+    out: Annotated[Path, typer.Option(help="Folder for the demo's pool and report.")] = Path("demo"),
+    small: Annotated[bool, typer.Option(help="The same pipeline at reduced size (what the tests run).")] = False,
+) -> None:
+    """The main job on the embedded default: starter tasks, SmolLM2 and baselines, ranking, report, compare."""
+    from harness.demo import run_demo
+
+    board, verdict = run_demo(out, small=small, console=stderr)
+    print_leaderboard(board)
+    o = verdict.overall
+    print(f"compare smollm2-135m-int8 vs smollm2-135m: {'REGRESSION' if verdict.regression else 'no regression'}"
+          f" (delta {o.delta:+.3f} [{o.ci_low:+.3f}, {o.ci_high:+.3f}], p = {o.p_value:.3g}, "
+          f"{o.n_shared} shared samples)")
+    print(f"report: {out / 'report.html'}")
 
 
 def main() -> None:

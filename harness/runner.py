@@ -48,6 +48,8 @@ class RunSpec:
     num_fewshot: int = 0
     answer_pattern: str | None = None
     max_gen_tokens: int = 64
+    subset_of: str | None = None  # select the samples this model would get (paired comparisons); default: own
+
 
     @property
     def run_id(self) -> str:
@@ -81,18 +83,24 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
+def pending(pool: Pool, spec: RunSpec) -> tuple[pd.DataFrame, pd.DataFrame, int]:
+    """(the pool's evaluable samples, those of the selection not yet measured by this configuration,
+    the size of the selection)."""
+    samples = pool.samples(sources=list(spec.sources) if spec.sources else None)
+    samples = samples[samples["kind"].isin(("multiple_choice", "generation"))]
+    chosen = plan.select(samples, spec.subset_of or spec.model, spec.seed, spec.fraction, spec.limit)
+    done = pool.read_arrow("measurements", models=[spec.model], columns=["sample_id", "run_id"]).to_pandas()
+    done_ids = set(done.loc[done["run_id"] == spec.run_id, "sample_id"])
+    return samples, chosen[~chosen["sample_id"].isin(done_ids)].reset_index(drop=True), len(chosen)
+
+
 def run(pool: Pool, spec: RunSpec, backend: Backend, progress: bool = True) -> RunResult:
     """Evaluate `backend` on the samples `spec` selects and the pool lacks for this configuration.
 
     Raises PoolError when the backend fails; the batches finished before stay in the pool and the run is
     recorded as failed.
     """
-    samples = pool.samples(sources=list(spec.sources) if spec.sources else None)
-    samples = samples[samples["kind"].isin(("multiple_choice", "generation"))]
-    chosen = plan.select(samples, spec.model, spec.seed, spec.fraction, spec.limit)
-    done = pool.read_arrow("measurements", models=[spec.model], columns=["sample_id", "run_id"]).to_pandas()
-    done_ids = set(done.loc[done["run_id"] == spec.run_id, "sample_id"])
-    todo = chosen[~chosen["sample_id"].isin(done_ids)].reset_index(drop=True)
+    samples, todo, n_chosen = pending(pool, spec)
     started = pd.Timestamp.now(tz="UTC")
     pool.write(
         {"models": pd.DataFrame([_model_row(spec, backend)]), "runs": _run_row(spec, started, "running")}
@@ -114,7 +122,7 @@ def run(pool: Pool, spec: RunSpec, backend: Backend, progress: bool = True) -> R
             f"({type(err).__name__}: {err}); rerun the same command to resume"
         ) from err
     pool.write({"runs": _run_row(spec, started, "finished")})
-    return RunResult(spec.run_id, len(chosen), len(chosen) - len(todo), evaluated)
+    return RunResult(spec.run_id, n_chosen, n_chosen - len(todo), evaluated)
 
 
 def _evaluate(

@@ -102,7 +102,7 @@ class LMEvalBackend:
 
 
 def _quantized(model: str, cls: Any, args: dict[str, Any], quantize: str, extra: dict[str, Any]) -> Any:
-    """An `hf` model with torch's dynamic int8 quantization of its linear layers (CPU inference)."""
+    """An `hf` model with torch's dynamic int8 quantization of its decoder's linear layers (CPU inference)."""
     if model != "hf" or quantize != "int8":
         raise ValueError("quantize=int8 is supported with the hf backend only")
     import torch
@@ -110,7 +110,9 @@ def _quantized(model: str, cls: Any, args: dict[str, Any], quantize: str, extra:
 
     pretrained = args["pretrained"]
     weights = AutoModelForCausalLM.from_pretrained(pretrained, dtype=torch.float32)
-    quantized = torch.ao.quantization.quantize_dynamic(weights, {torch.nn.Linear}, dtype=torch.qint8)
+    # The decoder's linear layers only: the output head stays tied to the input embeddings.
+    torch.ao.quantization.quantize_dynamic(weights.base_model, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
+    quantized = weights
     rest = {k: v for k, v in args.items() if k not in ("pretrained", "device", "dtype")}
     return cls(
         pretrained=quantized, tokenizer=pretrained, device="cpu", batch_size=extra["batch_size"], **rest

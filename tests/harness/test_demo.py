@@ -1,0 +1,28 @@
+"""`poolbench demo --small`: the main job end to end with the real model, and its rerun reusing the pool."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def test_demo_small_runs_end_to_end_and_reuses_the_pool(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    command = [sys.executable, "-m", "harness.cli", "demo", "--small", "--out", str(out)]
+    first = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert "poolbench leaderboard (pl)" in first.stdout and "compare smollm2-135m-int8 vs smollm2-135m" in first.stdout
+    assert (out / "report.html").stat().st_size > 100_000
+    ranked = subprocess.run([sys.executable, "-m", "harness.cli", "--pool", str(out / "pool"), "rank", "--json"],
+                            capture_output=True, text=True, check=True)
+    models = json.loads(ranked.stdout)["models"]
+    assert len(models) >= 6
+    assert {"smollm2-135m", "smollm2-135m-3shot", "smollm2-135m-int8", "random"} <= {m["model"] for m in models}
+    again = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    assert again.returncode == 0 and again.stderr.count("already measured") == 6
