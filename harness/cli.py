@@ -212,6 +212,25 @@ def add_starter(
     ingest({"samples": starter_samples(names)}, "starter tasks")
 
 
+@add_app.command("hf")
+@user_errors
+def add_hf(
+    dataset: Annotated[str, typer.Argument(help="HF dataset id, builder (json, csv, parquet) or saved folder.")],
+    source: Annotated[str, typer.Option("--source", help="Name of the source.")],
+    config: Annotated[str | None, typer.Option(help="Dataset configuration.")] = None,
+    split: Annotated[str, typer.Option(help="Split to add.")] = "test",
+    data_files: Annotated[list[str] | None, typer.Option("--data-files", help="Files for a builder.")] = None,
+    kind: KindOpt = "multiple_choice", id_field: IdField = "id", question_field: QuestionField = None,
+    choices_field: ChoicesField = "choices", answer_field: AnswerField = "answer", template: TemplateOpt = None,
+) -> None:
+    """Samples from an HF dataset through datasets.load_dataset (offline: local files or a saved folder)."""
+    from tasks.hf import load_hf
+    from tasks.local import FieldMap
+
+    fields = FieldMap(id=id_field, question=question_field, choices=choices_field, answer=answer_field)
+    ingest({"samples": load_hf(dataset, source, config, split, kind, fields, template, data_files)}, dataset)
+
+
 @add_app.command("lm-eval")
 @user_errors
 def add_lm_eval(
@@ -286,6 +305,17 @@ def import_lm_eval_samples_command(
     batches = [import_lm_eval_samples(path, model) for path in paths]  # all files parse before any write
     for path, batch in zip(paths, batches, strict=True):
         ingest(batch, str(path))
+
+
+@import_app.command("helm")
+@user_errors
+def import_helm_command(run_dirs: Annotated[list[Path], typer.Argument(help="HELM run directories.")]) -> None:
+    """HELM runs: instances.json + per_instance_stats.json (+ run_spec.json for the model)."""
+    from tasks.importers.helm import import_helm
+
+    batches = [import_helm(run_dir) for run_dir in run_dirs]
+    for run_dir, batch in zip(run_dirs, batches, strict=True):
+        ingest(batch, str(run_dir))
 
 
 # --------------------------------------------------------------------- rank

@@ -43,16 +43,21 @@ def load_local(
     fmt: str | None = None,
 ) -> pd.DataFrame:
     """Samples from a local file, ready for `Pool.write({"samples": ...})`."""
+    path = Path(path)
+    return samples_from_rows(read_rows(path, fmt), str(path), source, kind, fields, template)
+
+
+def samples_from_rows(rows: pd.DataFrame, origin: str, source: str, kind: str = "multiple_choice",
+                      fields: FieldMap = FieldMap(), template: str | None = None) -> pd.DataFrame:
+    """Samples from rows with a `_line` column; errors name `origin:line`."""
     if kind not in KINDS:
         raise PoolError(f"--kind must be one of {', '.join(KINDS)}, not {kind!r}")
-    path = Path(path)
-    rows = read_rows(path, fmt)
     question = fields.question or ("question" if kind == "multiple_choice" else "prompt")
     needed = [question, fields.answer] + ([fields.choices] if kind == "multiple_choice" else [])
     for field in needed:
         if field not in rows.columns:
             raise PoolError(
-                f"{path}: missing required field {field!r} (fields: {', '.join(rows.columns[:-1])})"
+                f"{origin}: missing required field {field!r} (fields: {', '.join(rows.columns[:-1])})"
             )
     render = (
         jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False).from_string(template)
@@ -61,10 +66,10 @@ def load_local(
     )
     records = []
     for row in rows.to_dict(orient="records"):
-        where = f"{path}:{row.pop('_line')}"
+        where = f"{origin}:{row.pop('_line')}"
         records.append(_sample(row, where, source, kind, question, fields, render))
     samples = complete_samples(pd.DataFrame(records))
-    _refuse_conflicting_ids(samples, path)
+    _refuse_conflicting_ids(samples, origin)
     return samples
 
 
@@ -146,7 +151,7 @@ def _missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and value != value) or value == ""
 
 
-def _refuse_conflicting_ids(samples: pd.DataFrame, path: Path) -> None:
+def _refuse_conflicting_ids(samples: pd.DataFrame, path: str) -> None:
     """A source id used twice in one file for different content is an error (identical repeats are fine)."""
     named = samples[samples["source_id"] != ""]
     clashes = named.groupby("source_id")["sample_id"].nunique()

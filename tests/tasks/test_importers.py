@@ -167,3 +167,62 @@ def test_lm_eval_samples_file_name_and_bad_line(cli, tmp_path: Path) -> None:
     bad.write_text('{"doc_id": 0}\n')
     done = cli("import", "lm-eval-samples", str(bad), "--model", "m")
     assert done.returncode == 2 and f"{bad}:1" in done.stderr
+
+
+def test_hf_datasets_offline_from_a_saved_folder_and_local_files(cli, tmp_path: Path) -> None:
+    import datasets
+
+    rows = {"id": ["a", "b"], "question": ["2+2?", "Sky?"], "choices": [["3", "4"], ["blue", "red"]],
+            "answer": [1, 0]}
+    datasets.DatasetDict({"test": datasets.Dataset.from_dict(rows)}).save_to_disk(str(tmp_path / "saved"))
+    cli("add", "hf", str(tmp_path / "saved"), "--source", "saved", check=True)
+    data = tmp_path / "d.jsonl"
+    data.write_text("".join(json.dumps(dict(zip(rows, values, strict=True))) + "\n"
+                            for values in zip(*rows.values(), strict=True)))
+    cli("add", "hf", "json", "--data-files", str(data), "--split", "train", "--source", "files", check=True)
+    pool = Pool(tmp_path / "pool")
+    saved, files = (sorted(pool.samples(sources=[s])["content_id"]) for s in ("saved", "files"))
+    assert saved == files and len(saved) == 2  # the same questions, whichever way they came in
+    missing = cli("add", "hf", str(tmp_path / "nothing-here"), "--source", "x")
+    assert missing.returncode == 2 and "cannot load HF dataset" in missing.stderr
+
+
+def helm_run(folder: Path, model: str, correct: list[float]) -> Path:
+    """A HELM run directory in HELM's documented format, written by hand (HELM is not a dependency)."""
+    folder.mkdir(parents=True)
+    name = f"mmlu:subject=anatomy,method=multiple_choice_joint,model={model.replace('/', '_')}"
+    (folder / "run_spec.json").write_text(json.dumps({"name": name, "adapter_spec": {"model": model,
+                                                                                      "method": "multiple_choice_joint"}}))
+    instances = [{"id": f"id{i}", "split": "test", "input": {"text": f"Which bone {i}?"},
+                  "references": [{"output": {"text": t}, "tags": ["correct"] if t == "femur" else []}
+                                 for t in ("femur", "ulna", "skull")]} for i in range(len(correct))]
+    instances.append({"id": "gen", "split": "test", "input": {"text": "Name a bone."},
+                      "references": [{"output": {"text": "femur"}, "tags": ["correct"]}]})
+    (folder / "instances.json").write_text(json.dumps(instances))
+    stats = [{"instance_id": f"id{i}", "train_trial_index": 0,
+              "stats": [{"name": {"name": "exact_match", "split": "test"}, "count": 1, "sum": v, "mean": v},
+                        {"name": {"name": "num_prompt_tokens", "split": "test"}, "count": 1, "sum": 31.0}]}
+             for i, v in enumerate(correct)]
+    stats.append({"instance_id": "id0", "train_trial_index": 0, "perturbation": {"name": "typos"},
+                  "stats": [{"name": {"name": "exact_match"}, "count": 1, "sum": 0.0}]})
+    (folder / "per_instance_stats.json").write_text(json.dumps(stats))
+    return folder
+
+
+def test_helm_runs(cli, tmp_path: Path) -> None:
+    first = helm_run(tmp_path / "runs" / "a", "openai/gpt2", [1.0, 0.0, 1.0])
+    second = helm_run(tmp_path / "runs" / "b", "meta/llama", [1.0, 1.0, 1.0])
+    cli("import", "helm", str(first), str(second), check=True)
+    pool = Pool(tmp_path / "pool")
+    samples = pool.samples()
+    assert len(samples) == 4 and set(samples["kind"]) == {"multiple_choice", "generation"}
+    mc = samples[samples.kind == "multiple_choice"].iloc[0]
+    assert list(mc["choices"]) == ["femur", "ulna", "skull"] and mc["target"] == "0"
+    measured = pool.measurements()
+    assert len(measured) == 6 and set(measured["metric"]) == {"exact_match"}
+    assert measured.groupby("model")["value"].sum().to_dict() == {"meta/llama": 3.0, "openai/gpt2": 2.0}
+    broken = tmp_path / "runs" / "c"
+    broken.mkdir()
+    (broken / "run_spec.json").write_text("{")
+    done = cli("import", "helm", str(broken))
+    assert done.returncode == 2 and "run_spec.json:1: malformed JSON" in done.stderr
