@@ -22,8 +22,10 @@ from aggregators.diagnostics import Diagnostics, NotIdentifiedError, check, diag
 from aggregators.orderings import Orderings, concat, from_comparisons, from_measurements
 
 METHODS = ("pl", "mean", "bt", "elo", "borda")
-#: Bootstrap replicates fit with at least this prior, so a draw that drops all of a model's wins stays finite.
+#: Bootstrap replicates fit with at least this prior, so a draw that drops all of a model's wins stays finite,
+#: and to this gradient tolerance (relative to the total weight): far below the spread of the replicates.
 BOOTSTRAP_MIN_ALPHA = 1e-6
+BOOTSTRAP_TOL = 1e-7
 
 __all__ = ["METHODS", "NotIdentifiedError", "Orderings", "rank", "rank_pairwise"]
 
@@ -65,7 +67,7 @@ def rank(
     full = score(np.ones(len(orderings.samples)))
     if method == "pl":
         boot_alpha = max(alpha, BOOTSTRAP_MIN_ALPHA)
-        score = partial(_pl_scores, orderings, boot_alpha, full)
+        score = partial(_pl_scores, orderings, boot_alpha, full, tol=BOOTSTRAP_TOL)
     draws = replicate_scores(score, len(orderings.samples), bootstrap, seed, workers) if bootstrap else None
     counts = _samples_per_model(orderings, measurements, comparisons)
     return _leaderboard(orderings.models, full, draws, counts, diagnostics, method, level)
@@ -93,9 +95,9 @@ def _score_function(
 
 
 def _pl_scores(
-    orderings: Orderings, alpha: float, init: np.ndarray | None, sample_weight: np.ndarray
+    orderings: Orderings, alpha: float, init: np.ndarray | None, sample_weight: np.ndarray, tol: float = 1e-9
 ) -> np.ndarray:
-    return plackett_luce.fit(orderings.reweighted(sample_weight), alpha=alpha, init=init)
+    return plackett_luce.fit(orderings.reweighted(sample_weight), alpha=alpha, init=init, tol=tol)
 
 
 def _samples_per_model(

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 import aggregators
+from harness.models import cache_dir
 from harness.pool import Pool
 from harness.reporting import build_report, ranking_inputs
 from reports.render import render_leaderboard, vega_bundle
@@ -47,7 +48,8 @@ def main() -> None:
         start = time.perf_counter()
         scores, _ = ranking_inputs(pool, None)
         board = aggregators.rank(scores, "pl", 0.01, bootstrap=100, seed=0)
-        html = render_leaderboard(build_report(pool, board, scores, title="bench", alpha=0.01, bootstrap=100))
+        html = render_leaderboard(build_report(pool, board, scores, title="bench", alpha=0.01, bootstrap=100),
+                                  cache_dir())
         generated = time.perf_counter() - start
         page = root / "report.html"
         page.write_text(html, encoding="utf-8")

@@ -17,6 +17,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 
+from harness.models import cache_dir
 from harness.pool import Pool
 from harness.schema import TABLES, PoolError
 
@@ -420,7 +421,7 @@ def report_command(
     board, scores = leaderboard(source, method, alpha, bootstrap, seed)
     data = build_report(open_pool(), board, scores, title="poolbench leaderboard", alpha=alpha,
                         bootstrap=bootstrap, browser_limit=browser_limit)
-    write_html(out, render_leaderboard(data))
+    write_html(out, render_leaderboard(data, cache_dir()))
 
 
 def write_html(out: Path, html: str) -> None:
@@ -512,7 +513,7 @@ def write_comparison_html(path: Path, document: dict[str, Any], scores: Any) -> 
     data = ReportData(title=f"poolbench compare: {document['candidate']} vs {document['base']}", header=header,
                       board=pd.DataFrame(), source_means=pd.DataFrame(), coverage=pd.DataFrame(), diagnostics={},
                       comparison={**document, "flips": flips})
-    write_html(path, render_leaderboard(data))
+    write_html(path, render_leaderboard(data, cache_dir()))
 
 
 # --------------------------------------------------------------------- run

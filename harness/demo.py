@@ -18,6 +18,7 @@ from rich.console import Console
 import aggregators
 from aggregators.paired import Comparison, compare
 from harness.backends import make_backend
+from harness.models import cache_dir
 from harness.pool import Pool
 from harness.reporting import build_report, ranking_inputs
 from harness.runner import RunSpec, pending, run
@@ -72,6 +73,6 @@ def run_demo(out: Path, small: bool = False, console: Console | None = None) -> 
     board = aggregators.rank(scores, "pl", ALPHA, size.bootstrap, seed=0)
     report = build_report(pool, board, scores, title="poolbench demo leaderboard", alpha=ALPHA,
                           bootstrap=size.bootstrap)
-    (out / "report.html").write_text(render_leaderboard(report), encoding="utf-8")
+    (out / "report.html").write_text(render_leaderboard(report, cache_dir()), encoding="utf-8")
     verdict = compare(scores, "smollm2-135m", "smollm2-135m-int8", min_shared=20)
     return board, verdict

@@ -40,13 +40,15 @@ def heatmap(matrix: pd.DataFrame, title: str, value: str, fmt: str = ".2f") -> d
         tooltip=["row", "column", alt.Tooltip(f"{value}:Q", format=fmt)],
     )
     size = 16
-    return chart.properties(title=title, width=max(200, size * matrix.shape[1]),
-                            height=max(120, size * matrix.shape[0])).to_dict()
+    with alt.data_transformers.enable("default", max_rows=None):
+        return chart.properties(title=title, width=max(200, size * matrix.shape[1]),
+                                height=max(120, size * matrix.shape[0])).to_dict()
 
 
-def head_to_head(board: pd.DataFrame) -> pd.DataFrame:
-    """P(row beats column) = logistic(score_row - score_col) from fitted PL log-strengths, best first."""
-    ordered = board.sort_values("rank")
+def head_to_head(board: pd.DataFrame, top: int = 30) -> pd.DataFrame:
+    """P(row beats column) = logistic(score_row - score_col) from fitted PL log-strengths, for the `top`
+    models, best first."""
+    ordered = board.sort_values("rank").head(top)
     scores = ordered["score"].to_numpy(dtype=float)
     probability = 1.0 / (1.0 + np.exp(-(scores[:, None] - scores[None, :])))
     np.fill_diagonal(probability, np.nan)

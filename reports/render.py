@@ -7,9 +7,12 @@ scripts put text into the DOM with `textContent` only.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 from dataclasses import dataclass, field
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 import jinja2
@@ -53,11 +56,24 @@ def _plain(value: Any) -> Any:
 
 
 @cache
-def vega_bundle() -> str:
-    """Vega, Vega-Lite and vega-embed as one script, plus the snippet that draws the page's charts."""
+def vega_bundle(cache: Path | None = None) -> str:
+    """Vega, Vega-Lite and vega-embed as one script, plus the snippet that draws the page's charts.
+
+    Building it takes seconds; with a `cache` folder it is built once per vl-convert version and reused.
+    """
     import vl_convert
 
-    return vl_convert.javascript_bundle(CHART_SCRIPT).replace("</script", "<\\/script")
+    key = hashlib.sha256(f"{vl_convert.__version__}\n{CHART_SCRIPT}".encode()).hexdigest()[:16]
+    stored = cache / f"vega-bundle-{key}.js" if cache else None
+    if stored and stored.is_file():
+        return stored.read_text(encoding="utf-8")
+    bundle = vl_convert.javascript_bundle(CHART_SCRIPT).replace("</script", "<\\/script")
+    if stored:
+        stored.parent.mkdir(parents=True, exist_ok=True)
+        tmp = stored.with_name(f".{stored.name}.{os.getpid()}")
+        tmp.write_text(bundle, encoding="utf-8")
+        tmp.replace(stored)
+    return bundle
 
 
 def _environment() -> jinja2.Environment:
@@ -76,14 +92,15 @@ def charts_for(data: ReportData) -> dict[str, dict[str, Any]]:
         board = data.board
         if board.attrs.get("method") == "bt":  # BT scores are on the 400/ln(10) Elo scale
             board = board.assign(score=(board["score"] - 1000) * (2.302585092994046 / 400))
-        charts["head-to-head"] = plots.heatmap(plots.head_to_head(board), "P(row beats column)", "p")
+        title = "P(row beats column)" + (" among the top 30" if len(board) > 30 else "")
+        charts["head-to-head"] = plots.heatmap(plots.head_to_head(board), title, "p")
     if data.source_means.size:
         charts["sources"] = plots.per_source(data.source_means)
     return charts
 
 
-def render_leaderboard(data: ReportData) -> str:
-    """The leaderboard page as one HTML document."""
+def render_leaderboard(data: ReportData, bundle_cache: Path | None = None) -> str:
+    """The leaderboard page as one HTML document (`bundle_cache`: see `vega_bundle`)."""
     board = data.board.copy()
     rows = []
     for _, row in board.iterrows():
@@ -94,6 +111,6 @@ def render_leaderboard(data: ReportData) -> str:
     template = _environment().get_template("leaderboard.html.j2")
     return template.render(
         data=data, rows=rows, sources=list(data.source_means.columns), charts_json=safe_json(charts_for(data)),
-        browser_json=safe_json(data.browser or {"samples": [], "models": {}}), bundle=vega_bundle(),
+        browser_json=safe_json(data.browser or {"samples": [], "models": {}}), bundle=vega_bundle(bundle_cache),
         diagnostics=data.diagnostics,
     )

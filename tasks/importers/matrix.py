@@ -8,7 +8,6 @@ import numpy as np
 import pandas as pd
 
 from harness.schema import PoolError, complete_samples
-from tasks.files import read_rows
 
 
 def import_matrix(
@@ -16,49 +15,61 @@ def import_matrix(
 ) -> dict[str, pd.DataFrame]:
     """Samples (kind `scored`, identified by their row id) and one measurement per non-empty cell.
 
-    Raises PoolError naming the row and column of a non-numeric or non-finite cell, or a repeated row id.
+    Raises PoolError naming the line and column of a non-numeric or infinite cell, or a repeated row id.
     """
     path = Path(path)
-    frame = read_rows(path)
-    if frame.shape[1] < 3:
+    frame = _read_matrix(path)
+    if frame.shape[1] < 2:
         raise PoolError(f"{path}: a matrix needs an id column and at least one model column")
-    id_column, models = frame.columns[0], [c for c in frame.columns[1:] if c != "_line"]
+    id_column, models = frame.columns[0], [str(m) for m in frame.columns[1:]]
     ids = frame[id_column].astype(str).to_numpy()
     repeated = pd.Series(ids).duplicated().to_numpy()
     if repeated.any():
         at = int(np.flatnonzero(repeated)[0])
-        raise PoolError(f"{path}:{frame['_line'].iloc[at]}: sample id {ids[at]!r} appears twice")
-    cells = frame[models]
-    text = cells.astype(str).apply(lambda c: c.str.strip())
-    empty = cells.isna().to_numpy() | (text == "").to_numpy()
-    values = text.apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
-    bad = ~empty & ~np.isfinite(values)
-    if bad.any():
-        row, col = map(int, np.argwhere(bad)[0])
-        raise PoolError(
-            f"{path}:{frame['_line'].iloc[row]}: cell of sample {ids[row]!r}, model {models[col]!r} "
-            f"is not a number: {cells.iat[row, col]!r}"
-        )
-    samples = pd.DataFrame(
-        {
-            "source": source,
-            "source_id": ids,
-            "kind": "scored",
-            "metric": metric,
-            "higher_is_better": higher_is_better,
-            "metadata": "{}",
-        }
-    )
-    samples = complete_samples(samples)
-    sample_id = samples["sample_id"].to_numpy()
-    row, col = np.nonzero(~empty)
-    measurements = pd.DataFrame(
-        {
-            "sample_id": sample_id[row],
-            "model": np.asarray(models, dtype=object)[col],
-            "metric": metric,
-            "run_id": f"import:{path.name}",
-            "value": values[row, col],
-        }
-    )
+        raise PoolError(f"{path}:{_line(path, at)}: sample id {ids[at]!r} appears twice")
+    values = np.column_stack([_numbers(frame.iloc[:, j + 1], path, ids, model) for j, model in enumerate(models)])
+    samples = complete_samples(pd.DataFrame({"source": source, "source_id": ids, "kind": "scored", "metric": metric,
+                                             "higher_is_better": higher_is_better, "metadata": "{}"}))
+    row, col = np.nonzero(~np.isnan(values))
+    measurements = pd.DataFrame({
+        "sample_id": samples["sample_id"].to_numpy()[row],
+        "model": np.asarray(models, dtype=object)[col],
+        "metric": metric,
+        "run_id": f"import:{path.name}",
+        "value": values[row, col],
+    })
     return {"samples": samples, "measurements": measurements}
+
+
+def _numbers(column: pd.Series, path: Path, ids: np.ndarray, model: str) -> np.ndarray:
+    """A model's column as floats (NaN = not measured); PoolError at the first cell that is no finite number."""
+    if pd.api.types.is_numeric_dtype(column):
+        number = column.to_numpy(dtype=float)
+        bad = np.isinf(number)
+    else:
+        text = column.astype("string").str.strip()
+        number = pd.to_numeric(text, errors="coerce").to_numpy(dtype=float)
+        given = text.notna().to_numpy() & (text.fillna("") != "").to_numpy()
+        bad = given & ~np.isfinite(number)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise PoolError(f"{path}:{_line(path, row)}: cell of sample {ids[row]!r}, model {model!r} "
+                        f"is not a number: {column.iloc[row]!r}")
+    return number
+
+
+def _read_matrix(path: Path) -> pd.DataFrame:
+    """The matrix with numeric columns parsed by pandas' C reader (empty cells are NaN)."""
+    if not path.is_file():
+        raise PoolError(f"{path}: no such file")
+    try:
+        if path.suffix.lower() in (".parquet", ".pq"):
+            return pd.read_parquet(path)
+        return pd.read_csv(path, low_memory=False)
+    except (ValueError, OSError, pd.errors.ParserError) as err:
+        raise PoolError(f"{path}: unreadable matrix ({str(err).splitlines()[0]})") from None
+
+
+def _line(path: Path, row: int) -> int:
+    """The file line of data row `row` (CSV: after the header), or its 1-based row number (Parquet)."""
+    return row + (1 if path.suffix.lower() in (".parquet", ".pq") else 2)
