@@ -95,7 +95,7 @@ def _score_function(
 
 
 def _pl_scores(
-    orderings: Orderings, alpha: float, init: np.ndarray | None, sample_weight: np.ndarray, tol: float = 1e-9
+    orderings: Orderings, alpha: float, init: np.ndarray | None, sample_weight: np.ndarray, tol: float = 1e-8
 ) -> np.ndarray:
     return plackett_luce.fit(orderings.reweighted(sample_weight), alpha=alpha, init=init, tol=tol)
 
@@ -104,17 +104,17 @@ def _samples_per_model(
     orderings: Orderings, measurements: pd.DataFrame | None, comparisons: pd.DataFrame | None
 ) -> np.ndarray:
     """Distinct samples (or comparisons without a sample id) each model was measured on."""
-    frames = []
+    pairs = []
     if measurements is not None and len(measurements):
-        frames.append(measurements[["sample_id", "model"]])
+        pairs.append((measurements["sample_id"].to_numpy(), measurements["model"].to_numpy()))
     if comparisons is not None and len(comparisons):
-        ids = (
-            comparisons["sample_id"] if "sample_id" in comparisons.columns else comparisons.index.astype(str)
-        )
+        ids = comparisons["sample_id"] if "sample_id" in comparisons.columns else comparisons.index.astype(str)
         for side in ("model_a", "model_b"):
-            frames.append(pd.DataFrame({"sample_id": np.asarray(ids), "model": comparisons[side].to_numpy()}))
-    joined = pd.concat(frames, ignore_index=True).drop_duplicates()
-    return joined.groupby("model").size().reindex(orderings.models, fill_value=0).to_numpy()
+            pairs.append((np.asarray(ids), comparisons[side].to_numpy()))
+    samples = pd.factorize(np.concatenate([p[0] for p in pairs]))[0].astype(np.int64)
+    models = pd.Categorical(np.concatenate([p[1] for p in pairs]), categories=orderings.models).codes
+    distinct = pd.unique(samples * len(orderings.models) + models)
+    return np.bincount(distinct % len(orderings.models), minlength=len(orderings.models))
 
 
 def _leaderboard(

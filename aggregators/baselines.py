@@ -16,9 +16,7 @@ from aggregators.orderings import Orderings
 ELO_K, ELO_SCALE, ELO_BASE, ELO_INIT = 4.0, 400.0, 10.0, 1000.0
 
 
-def mean_scores(
-    values: pd.DataFrame, models: np.ndarray, samples: np.ndarray, sample_weight: np.ndarray
-) -> np.ndarray:
+def mean_scores(values: pd.DataFrame, models: np.ndarray, samples: np.ndarray, sample_weight: np.ndarray) -> np.ndarray:
     """Mean value per model, macro-averaged over `source` when that column is present (NaN if unmeasured).
 
     `values` has columns sample_id, model, value[, source]; `samples` orders the weights.
@@ -41,9 +39,7 @@ def mean_scores(
 def pair_counts(orderings: Orderings, sample_weight: np.ndarray | None = None) -> np.ndarray:
     """W[i, j]: weighted times i sat in a higher tier than j; a shared tier counts half each way."""
     o = orderings
-    weight = (
-        o.ordering_weight if sample_weight is None else o.ordering_weight * sample_weight[o.ordering_sample]
-    )
+    weight = o.ordering_weight if sample_weight is None else o.ordering_weight * sample_weight[o.ordering_sample]
     entry_weight = weight[o.tier_ordering[o.tier]]
     ordering_end = _ends(o.tier_ordering[o.tier])
     tier_end = _ends(o.tier)
@@ -97,9 +93,7 @@ def elo_scores(orderings: Orderings, sample_weight: np.ndarray, seed: int = 0) -
     order = np.random.default_rng(seed).permutation(int(repeats.sum()))
     battles = np.repeat(np.arange(len(repeats)), repeats)[order]
     rating = np.full(o.n_models, ELO_INIT)
-    for i, j, s in zip(
-        model_a[battles].tolist(), model_b[battles].tolist(), outcome[battles].tolist(), strict=True
-    ):
+    for i, j, s in zip(model_a[battles].tolist(), model_b[battles].tolist(), outcome[battles].tolist(), strict=True):
         expected = 1.0 / (1.0 + ELO_BASE ** ((rating[j] - rating[i]) / ELO_SCALE))
         rating[i] += ELO_K * (s - expected)
         rating[j] -= ELO_K * (s - expected)

@@ -29,8 +29,7 @@ def replicate_scores(
     """
     children = np.random.SeedSequence(seed).spawn(replicates)
     weights = [
-        np.random.default_rng(child).multinomial(n_samples, np.full(n_samples, 1.0 / n_samples))
-        for child in children
+        np.random.default_rng(child).multinomial(n_samples, np.full(n_samples, 1.0 / n_samples)) for child in children
     ]
     workers = min(workers or os.cpu_count() or 1, replicates)
     if workers <= 1 or "fork" not in multiprocessing.get_all_start_methods():

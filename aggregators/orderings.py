@@ -77,18 +77,12 @@ def from_measurements(
     value = measurements["value"].to_numpy(dtype=float)
     if not np.isfinite(value).all():
         raise ValueError("measurements hold a non-finite value")
-    metric = (
-        measurements["metric"]
-        if "metric" in measurements.columns
-        else pd.Series("", index=measurements.index)
-    )
+    metric = measurements["metric"] if "metric" in measurements.columns else pd.Series("", index=measurements.index)
     model_names = np.sort(np.asarray(models if models is not None else measurements["model"].unique()))
     item = _index_of(model_names, measurements["model"].to_numpy())
     sample_codes, sample_names = pd.factorize(measurements["sample_id"], sort=True)
     metric_codes, metric_names = pd.factorize(metric)
-    ordering_codes, ordering_keys = pd.factorize(
-        sample_codes.astype(np.int64) * len(metric_names) + metric_codes
-    )
+    ordering_codes, ordering_keys = pd.factorize(sample_codes.astype(np.int64) * len(metric_names) + metric_codes)
     tol = _tolerances(tolerance, metric.to_numpy())
     order = np.lexsort((-value, ordering_codes))
     ordering_codes, item, value, tol = ordering_codes[order], item[order], value[order], tol[order]
@@ -107,9 +101,7 @@ def from_measurements(
     )
 
 
-def from_comparisons(
-    comparisons: pd.DataFrame, ties: str = "both", models: np.ndarray | None = None
-) -> Orderings:
+def from_comparisons(comparisons: pd.DataFrame, ties: str = "both", models: np.ndarray | None = None) -> Orderings:
     """Orderings from pairwise outcomes `model_a, model_b, winner` (winner in a|b|tie; `outcome` also read).
 
     Each decided comparison is a two-tier ordering, winner first. A tie gives one win each way, each of

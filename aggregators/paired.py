@@ -44,12 +44,19 @@ class Comparison:
 
     def as_dict(self) -> dict[str, object]:
         """The JSON document of `poolbench compare` (DESIGN.md keys first)."""
-        return {"base": self.base, "candidate": self.candidate, **asdict(self.overall),
-                "regression": self.regression, "by_source": self.by_source, "flips": self.flips}
+        return {
+            "base": self.base,
+            "candidate": self.candidate,
+            **asdict(self.overall),
+            "regression": self.regression,
+            "by_source": self.by_source,
+            "flips": self.flips,
+        }
 
 
-def paired_test(base: np.ndarray, candidate: np.ndarray, level: float = 0.95, seed: int = 0,
-                bootstrap: int = 2000) -> PairedResult:
+def paired_test(
+    base: np.ndarray, candidate: np.ndarray, level: float = 0.95, seed: int = 0, bootstrap: int = 2000
+) -> PairedResult:
     """Candidate minus base on paired values (aligned arrays)."""
     base, candidate = np.asarray(base, float), np.asarray(candidate, float)
     difference = candidate - base
@@ -82,8 +89,15 @@ def holm(p_values: list[float]) -> list[float]:
     return adjusted.tolist()
 
 
-def compare(scores: pd.DataFrame, base: str, candidate: str, alpha: float = 0.05, max_drop: float = 0.0,
-            min_shared: int = 30, seed: int = 0) -> Comparison:
+def compare(
+    scores: pd.DataFrame,
+    base: str,
+    candidate: str,
+    alpha: float = 0.05,
+    max_drop: float = 0.0,
+    min_shared: int = 30,
+    seed: int = 0,
+) -> Comparison:
     """Compare two models on `scores` (`sample_id, model, value[, source, metric]`, higher is better).
 
     Raises NotComparableError when they share fewer than `min_shared` samples.
@@ -91,7 +105,8 @@ def compare(scores: pd.DataFrame, base: str, candidate: str, alpha: float = 0.05
     pairs = _pairs(scores, base, candidate)
     if len(pairs) < min_shared:
         raise NotComparableError(
-            f"{base} and {candidate} share {len(pairs)} measured samples (minimum {min_shared}): no verdict")
+            f"{base} and {candidate} share {len(pairs)} measured samples (minimum {min_shared}): no verdict"
+        )
     overall = paired_test(pairs["base"], pairs["candidate"], seed=seed)
     sources = []
     for source, group in pairs.groupby("source", sort=True):
@@ -102,9 +117,16 @@ def compare(scores: pd.DataFrame, base: str, candidate: str, alpha: float = 0.05
         entry["regression"] = bool(entry["delta"] < -max_drop and adjusted < alpha)
     regression = bool((overall.delta < -max_drop and overall.p_value < alpha) or any(s["regression"] for s in sources))
     changed = pairs[pairs["base"] != pairs["candidate"]]
-    flips = [{"sample_id": r.sample_id, "source": r.source, "base": r.base, "candidate": r.candidate,
-              "change": "right -> wrong" if r.candidate < r.base else "wrong -> right"}
-             for r in changed.itertuples()]
+    flips = [
+        {
+            "sample_id": r.sample_id,
+            "source": r.source,
+            "base": r.base,
+            "candidate": r.candidate,
+            "change": "right -> wrong" if r.candidate < r.base else "wrong -> right",
+        }
+        for r in changed.itertuples()
+    ]
     return Comparison(base, candidate, overall, sources, regression, flips)
 
 
@@ -115,8 +137,9 @@ def compare_many(scores: pd.DataFrame, models: list[str], min_shared: int = 30, 
         pairs = _pairs(scores, base, candidate)
         if len(pairs) < min_shared:
             raise NotComparableError(f"{base} and {candidate} share {len(pairs)} samples (minimum {min_shared})")
-        rows.append({"base": base, "candidate": candidate, **asdict(paired_test(pairs["base"], pairs["candidate"],
-                                                                                 seed=seed))})
+        rows.append(
+            {"base": base, "candidate": candidate, **asdict(paired_test(pairs["base"], pairs["candidate"], seed=seed))}
+        )
     table = pd.DataFrame(rows)
     table["p_holm"] = holm(table["p_value"].tolist())
     return table
@@ -131,6 +154,7 @@ def _pairs(scores: pd.DataFrame, base: str, candidate: str) -> pd.DataFrame:
     keys = ["sample_id"] + (["metric"] if "metric" in scores.columns else [])
     frame = scores if "source" in scores.columns else scores.assign(source="")
     wide = frame[frame["model"].isin([base, candidate])].pivot_table(
-        index=keys + ["source"], columns="model", values="value", aggfunc="last")
+        index=keys + ["source"], columns="model", values="value", aggfunc="last"
+    )
     wide = wide.dropna(subset=[base, candidate]).reset_index()
     return wide.rename(columns={base: "base", candidate: "candidate"})

@@ -69,9 +69,7 @@ def objective(theta: np.ndarray, layout: _Layout, alpha: float) -> tuple[float, 
     return float(value), gradient
 
 
-def fit(
-    orderings: Orderings, alpha: float = 0.0, init: np.ndarray | None = None, tol: float = 1e-9
-) -> np.ndarray:
+def fit(orderings: Orderings, alpha: float = 0.0, init: np.ndarray | None = None, tol: float = 1e-8) -> np.ndarray:
     """Centered log-strengths (mean 0) maximising the posterior; one per `orderings.models`.
 
     The caller checks identifiability first (diagnostics.check): with alpha = 0 and no MLE the optimiser

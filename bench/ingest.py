@@ -45,12 +45,18 @@ def main() -> None:
         pq.write_table(pa.Table.from_pandas(wide, preserve_index=False), root / "wide.parquet")
         wide_write = time.perf_counter() - wide_start
     total, parse, write = done - start, parsed - start, done - parsed
-    print(f"import matrix ({args.models:,} models x {args.samples:,} samples): {n:,} measurements in {total:.2f} s "
-          f"= {n / total:,.0f} measurements/s (CSV parse + reshape {parse:.2f} s, validated pool write {write:.2f} s)")
-    print(f"plain pyarrow write of the same measurements: {plain:.2f} s; "
-          f"pool write / plain write = {write / plain:.2f}x, whole import / plain write = {total / plain:.2f}x")
-    print(f"plain pyarrow write of the wide matrix DataFrame itself: {wide_write:.2f} s; "
-          f"whole import / that = {total / wide_write:.2f}x")
+    print(
+        f"import matrix ({args.models:,} models x {args.samples:,} samples): {n:,} measurements in {total:.2f} s "
+        f"= {n / total:,.0f} measurements/s (CSV parse + reshape {parse:.2f} s, validated pool write {write:.2f} s)"
+    )
+    print(
+        f"plain pyarrow write of the same measurements: {plain:.2f} s; "
+        f"pool write / plain write = {write / plain:.2f}x, whole import / plain write = {total / plain:.2f}x"
+    )
+    print(
+        f"plain pyarrow write of the wide matrix DataFrame itself: {wide_write:.2f} s; "
+        f"whole import / that = {total / wide_write:.2f}x"
+    )
 
 
 if __name__ == "__main__":

@@ -48,17 +48,22 @@ def main() -> None:
         start = time.perf_counter()
         scores, _ = ranking_inputs(pool, None)
         board = aggregators.rank(scores, "pl", 0.01, bootstrap=100, seed=0)
-        html = render_leaderboard(build_report(pool, board, scores, title="bench", alpha=0.01, bootstrap=100),
-                                  cache_dir())
+        html = render_leaderboard(
+            build_report(pool, board, scores, title="bench", alpha=0.01, bootstrap=100), cache_dir()
+        )
         generated = time.perf_counter() - start
         page = root / "report.html"
         page.write_text(html, encoding="utf-8")
         size = page.stat().st_size
         render = _render_seconds(page)
-    print(f"{args.models} models x {args.samples:,} samples, {args.measured:.0%} measured "
-          f"({int(np.isfinite(correct).sum()):,} measurements)")
-    print(f"report size {size / 1e6:.2f} MB (vega scripts alone {len(vega_bundle()) / 1e6:.2f} MB); "
-          f"generation {generated:.1f} s; Chromium load + scripts {render}")
+    print(
+        f"{args.models} models x {args.samples:,} samples, {args.measured:.0%} measured "
+        f"({int(np.isfinite(correct).sum()):,} measurements)"
+    )
+    print(
+        f"report size {size / 1e6:.2f} MB (vega scripts alone {len(vega_bundle()) / 1e6:.2f} MB); "
+        f"generation {generated:.1f} s; Chromium load + scripts {render}"
+    )
 
 
 def _render_seconds(page: Path) -> str:
@@ -67,10 +72,25 @@ def _render_seconds(page: Path) -> str:
         return "not measured (no chromium)"
     with tempfile.TemporaryDirectory() as profile:
         start = time.perf_counter()
-        subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                        f"--user-data-dir={profile}", "--dump-dom", page.as_uri()],
-                       capture_output=True, timeout=120, check=True)
+        subprocess.run(
+            [
+                chromium,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                f"--user-data-dir={profile}",
+                "--dump-dom",
+                page.as_uri(),
+            ],
+            capture_output=True,
+            timeout=120,
+            check=True,
+        )
         return f"{time.perf_counter() - start:.1f} s"
 
 

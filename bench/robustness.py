@@ -43,15 +43,23 @@ def synthetic(seed: int = 0, n_models: int = 30, n_samples: int = 3000) -> tuple
     difficulty = rng.normal(0, 1.5, n_samples)
     correct = rng.random((n_samples, n_models)) < 1 / (1 + np.exp(difficulty[:, None] - ability[None, :]))
     models = np.array([f"m{i:02d}" for i in range(n_models)])
-    frame = pd.DataFrame({"sample_id": np.repeat(np.arange(n_samples).astype(str), n_models),
-                          "model": np.tile(models, n_samples), "value": correct.ravel().astype(float)})
+    frame = pd.DataFrame(
+        {
+            "sample_id": np.repeat(np.arange(n_samples).astype(str), n_models),
+            "model": np.tile(models, n_samples),
+            "value": correct.ravel().astype(float),
+        }
+    )
     # strong models mostly see hard samples, weak models easy ones
-    propensity = np.exp(2.0 * np.tile(ability, n_samples) / ability.std() * np.repeat(difficulty, n_models)
-                        / difficulty.std())
+    propensity = np.exp(
+        2.0 * np.tile(ability, n_samples) / ability.std() * np.repeat(difficulty, n_models) / difficulty.std()
+    )
     return frame, pd.Series(ability, index=models), propensity
 
 
-def thin(frame: pd.DataFrame, missing: float, rng: np.random.Generator, weight: np.ndarray | None = None) -> pd.DataFrame:
+def thin(
+    frame: pd.DataFrame, missing: float, rng: np.random.Generator, weight: np.ndarray | None = None
+) -> pd.DataFrame:
     """Keep about (1 - missing) of each model's measurements, at random (weighted by `weight` if given)."""
     if missing == 0:
         return frame
@@ -73,15 +81,23 @@ def tau(a: pd.Series, b: pd.Series) -> float:
     return float(kendalltau(joined.iloc[:, 0], joined.iloc[:, 1]).statistic)
 
 
-def experiment(name: str, frame: pd.DataFrame, reference: dict[str, pd.Series], seeds: int,
-               weight: np.ndarray | None = None) -> list[dict[str, object]]:
+def experiment(
+    name: str, frame: pd.DataFrame, reference: dict[str, pd.Series], seeds: int, weight: np.ndarray | None = None
+) -> list[dict[str, object]]:
     rows = []
     for level in LEVELS:
         for seed in range(seeds if level else 1):
             sparse = thin(frame, level, np.random.default_rng(seed), weight)
             for method in METHODS:
-                rows.append({"data": name, "missing": level, "seed": seed, "method": method,
-                             "tau": tau(scores(sparse, method), reference[method])})
+                rows.append(
+                    {
+                        "data": name,
+                        "missing": level,
+                        "seed": seed,
+                        "method": method,
+                        "tau": tau(scores(sparse, method), reference[method]),
+                    }
+                )
     return rows
 
 
@@ -96,16 +112,28 @@ def main() -> None:
         full = {m: scores(chem, m) for m in METHODS}
         rows += experiment("ChemBench, MCAR (tau vs own full-data ranking)", chem, full, args.seeds)
     frame, truth, propensity = synthetic()
-    rows += experiment("synthetic, strong models see hard samples (tau vs true ability)", frame,
-                       {m: truth for m in METHODS}, args.seeds, propensity)
+    rows += experiment(
+        "synthetic, strong models see hard samples (tau vs true ability)",
+        frame,
+        {m: truth for m in METHODS},
+        args.seeds,
+        propensity,
+    )
     table = pd.DataFrame(rows).groupby(["data", "missing", "method"])["tau"].mean().unstack("method")
     pd.set_option("display.width", 160)
     print(table.round(3).to_string())
     long = table.stack().rename("tau").reset_index()
-    chart = alt.Chart(long).mark_line(point=True).encode(
-        x=alt.X("missing:Q", title="fraction of measurements removed", scale=alt.Scale(domain=[0, 1])),
-        y=alt.Y("tau:Q", title="Kendall tau", scale=alt.Scale(zero=False)), color="method:N",
-    ).properties(width=360, height=240).facet(column=alt.Column("data:N", title=None))
+    chart = (
+        alt.Chart(long)
+        .mark_line(point=True)
+        .encode(
+            x=alt.X("missing:Q", title="fraction of measurements removed", scale=alt.Scale(domain=[0, 1])),
+            y=alt.Y("tau:Q", title="Kendall tau", scale=alt.Scale(zero=False)),
+            color="method:N",
+        )
+        .properties(width=360, height=240)
+        .facet(column=alt.Column("data:N", title=None))
+    )
     args.png.parent.mkdir(parents=True, exist_ok=True)
     args.png.write_bytes(vl_convert.vegalite_to_png(chart.to_dict(), scale=1.5))
     print(f"plot: {args.png}")

@@ -149,19 +149,13 @@ def pool_check(
 
 
 # --------------------------------------------------------------------- add
-add_app = typer.Typer(
-    no_args_is_help=True, help="Add samples from datasets: local files, starter tasks, lm-eval, HF."
-)
+add_app = typer.Typer(no_args_is_help=True, help="Add samples from datasets: local files, starter tasks, lm-eval, HF.")
 app.add_typer(add_app, name="add")
 KindOpt = Annotated[str, typer.Option(help="multiple_choice or generation.")]
 IdField = Annotated[str, typer.Option("--id-field", help="Field of the sample's source id.")]
-QuestionField = Annotated[
-    str | None, typer.Option("--question-field", help="Field of the question or prompt.")
-]
+QuestionField = Annotated[str | None, typer.Option("--question-field", help="Field of the question or prompt.")]
 ChoicesField = Annotated[str, typer.Option("--choices-field", help="Field of the choices (multiple choice).")]
-AnswerField = Annotated[
-    str, typer.Option("--answer-field", help="Field of the answer (index, letter or text).")
-]
+AnswerField = Annotated[str, typer.Option("--answer-field", help="Field of the answer (index, letter or text).")]
 TemplateOpt = Annotated[str | None, typer.Option(help="jinja2 template of the prompt over the row's fields.")]
 
 
@@ -221,8 +215,12 @@ def add_hf(
     config: Annotated[str | None, typer.Option(help="Dataset configuration.")] = None,
     split: Annotated[str, typer.Option(help="Split to add.")] = "test",
     data_files: Annotated[list[str] | None, typer.Option("--data-files", help="Files for a builder.")] = None,
-    kind: KindOpt = "multiple_choice", id_field: IdField = "id", question_field: QuestionField = None,
-    choices_field: ChoicesField = "choices", answer_field: AnswerField = "answer", template: TemplateOpt = None,
+    kind: KindOpt = "multiple_choice",
+    id_field: IdField = "id",
+    question_field: QuestionField = None,
+    choices_field: ChoicesField = "choices",
+    answer_field: AnswerField = "answer",
+    template: TemplateOpt = None,
 ) -> None:
     """Samples from an HF dataset through datasets.load_dataset (offline: local files or a saved folder)."""
     from tasks.hf import load_hf
@@ -265,9 +263,7 @@ def import_matrix_command(
     path: Path,
     source: SourceOpt,
     metric: Annotated[str, typer.Option(help="Metric name of the values.")] = "acc",
-    lower_is_better: Annotated[
-        bool, typer.Option("--lower-is-better", help="Smaller values are better.")
-    ] = False,
+    lower_is_better: Annotated[bool, typer.Option("--lower-is-better", help="Smaller values are better.")] = False,
 ) -> None:
     """A wide CSV/Parquet: a row per sample (first column: its id), a column per model, empty = missing."""
     from tasks.importers.matrix import import_matrix
@@ -328,8 +324,14 @@ SeedOpt = Annotated[int, typer.Option(help="Seed of the bootstrap.")]
 
 
 def leaderboard(
-    sources: list[str] | None, method: str, alpha: float, bootstrap: int, seed: int,
-    metric: str | None = None, ties: str = "both", sample_ids: list[str] | None = None,
+    sources: list[str] | None,
+    method: str,
+    alpha: float,
+    bootstrap: int,
+    seed: int,
+    metric: str | None = None,
+    ties: str = "both",
+    sample_ids: list[str] | None = None,
 ) -> tuple[Any, Any]:
     """Rank the pool's models on the selected samples (measurements and comparisons in one fit);
     returns the leaderboard and the measurements it rests on."""
@@ -341,8 +343,15 @@ def leaderboard(
         raise PoolError("nothing to rank: no measurements or comparisons for the selected samples")
     if bootstrap:
         stderr.print(f"bootstrap: {bootstrap} replicates over samples")
-    board = aggregators.rank(scores if len(scores) else None, method, alpha, bootstrap, seed,
-                             comparisons=comparisons if len(comparisons) else None, ties=ties)
+    board = aggregators.rank(
+        scores if len(scores) else None,
+        method,
+        alpha,
+        bootstrap,
+        seed,
+        comparisons=comparisons if len(comparisons) else None,
+        ties=ties,
+    )
     return board, scores
 
 
@@ -385,9 +394,7 @@ def print_leaderboard(board: Any) -> None:
 def rank_command(
     method: MethodOpt = "pl",
     source: SourcesOpt = None,
-    metric: Annotated[
-        str | None, typer.Option(help="Rank on this metric instead of each sample's own.")
-    ] = None,
+    metric: Annotated[str | None, typer.Option(help="Rank on this metric instead of each sample's own.")] = None,
     alpha: AlphaOpt = 0.01,
     bootstrap: BootstrapOpt = 0,
     seed: SeedOpt = 0,
@@ -419,8 +426,15 @@ def report_command(
     from reports.render import render_leaderboard
 
     board, scores = leaderboard(source, method, alpha, bootstrap, seed)
-    data = build_report(open_pool(), board, scores, title="poolbench leaderboard", alpha=alpha,
-                        bootstrap=bootstrap, browser_limit=browser_limit)
+    data = build_report(
+        open_pool(),
+        board,
+        scores,
+        title="poolbench leaderboard",
+        alpha=alpha,
+        bootstrap=bootstrap,
+        browser_limit=browser_limit,
+    )
     write_html(out, render_leaderboard(data, cache_dir()))
 
 
@@ -473,11 +487,15 @@ def compare_command(
     else:
         verdict = "REGRESSION" if result.regression else "no regression"
         o = result.overall
-        print(f"{result.candidate} vs {result.base}: {verdict}: delta {o.delta:+.4f} [{o.ci_low:+.4f}, "
-              f"{o.ci_high:+.4f}], p = {o.p_value:.3g} ({o.test}) on {o.n_shared} shared samples")
+        print(
+            f"{result.candidate} vs {result.base}: {verdict}: delta {o.delta:+.4f} [{o.ci_low:+.4f}, "
+            f"{o.ci_high:+.4f}], p = {o.p_value:.3g} ({o.test}) on {o.n_shared} shared samples"
+        )
         for s in result.by_source:
-            print(f"  {s['source']}: delta {s['delta']:+.4f}, p(Holm) = {s['p_holm']:.3g}, n = {s['n_shared']}"
-                  + ("  REGRESSION" if s["regression"] else ""))
+            print(
+                f"  {s['source']}: delta {s['delta']:+.4f}, p(Holm) = {s['p_holm']:.3g}, n = {s['n_shared']}"
+                + ("  REGRESSION" if s["regression"] else "")
+            )
     if result.regression:
         raise typer.Exit(1)
 
@@ -488,14 +506,20 @@ def write_junit(path: Path, document: dict[str, Any]) -> None:
 
     cases = [{"source": "overall", **document}] + list(document["by_source"])
     failures = sum(1 for c in cases if c["regression"])
-    suite = ET.Element("testsuite", name=f"poolbench compare {document['candidate']} vs {document['base']}",
-                       tests=str(len(cases)), failures=str(failures))
+    suite = ET.Element(
+        "testsuite",
+        name=f"poolbench compare {document['candidate']} vs {document['base']}",
+        tests=str(len(cases)),
+        failures=str(failures),
+    )
     for case in cases:
         element = ET.SubElement(suite, "testcase", classname="poolbench.compare", name=str(case["source"]))
         if case["regression"]:
             failure = ET.SubElement(element, "failure", message="regression")
-            failure.text = (f"delta {case['delta']:+.4f} [{case['ci_low']:+.4f}, {case['ci_high']:+.4f}], "
-                            f"p = {case.get('p_holm', case['p_value']):.3g} on {case['n_shared']} samples")
+            failure.text = (
+                f"delta {case['delta']:+.4f} [{case['ci_low']:+.4f}, {case['ci_high']:+.4f}], "
+                f"p = {case.get('p_holm', case['p_value']):.3g} on {case['n_shared']} samples"
+            )
     path.parent.mkdir(parents=True, exist_ok=True)
     ET.ElementTree(suite).write(path, encoding="unicode", xml_declaration=True)
 
@@ -510,9 +534,15 @@ def write_comparison_html(path: Path, document: dict[str, Any], scores: Any) -> 
     prompts = pool.samples(sample_ids=[f["sample_id"] for f in document["flips"]]).set_index("sample_id")
     flips = [{**f, "prompt": prompts["prompt"].get(f["sample_id"], "")} for f in document["flips"]]
     header = {"pool": str(pool.path), "base": document["base"], "candidate": document["candidate"]}
-    data = ReportData(title=f"poolbench compare: {document['candidate']} vs {document['base']}", header=header,
-                      board=pd.DataFrame(), source_means=pd.DataFrame(), coverage=pd.DataFrame(), diagnostics={},
-                      comparison={**document, "flips": flips})
+    data = ReportData(
+        title=f"poolbench compare: {document['candidate']} vs {document['base']}",
+        header=header,
+        board=pd.DataFrame(),
+        source_means=pd.DataFrame(),
+        coverage=pd.DataFrame(),
+        diagnostics={},
+        comparison={**document, "flips": flips},
+    )
     write_html(path, render_leaderboard(data, cache_dir()))
 
 
@@ -524,8 +554,7 @@ def run_command(
         str,
         typer.Option(
             "--model",
-            help="Backend: any lm-eval model (hf, vllm, local-completions, "
-            "...) or baseline-random|longest|shortest.",
+            help="Backend: any lm-eval model (hf, vllm, local-completions, ...) or baseline-random|longest|shortest.",
         ),
     ],
     name: Annotated[str, typer.Option("--name", help="The model's name in the pool.")],
@@ -541,13 +570,13 @@ def run_command(
     limit: Annotated[int | None, typer.Option(help="At most N samples per source (seeded order).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the sample selection.")] = 0,
     batch_size: Annotated[int, typer.Option(help="Samples per batch (written to the pool together).")] = 8,
-    num_fewshot: Annotated[
-        int, typer.Option(help="Few-shot examples per sample, drawn from its source.")
-    ] = 0,
+    num_fewshot: Annotated[int, typer.Option(help="Few-shot examples per sample, drawn from its source.")] = 0,
     device: Annotated[str | None, typer.Option(help="Device for the backend (cpu, cuda, ...).")] = None,
     answer_pattern: Annotated[str | None, typer.Option(help="Regex extracting a generated answer.")] = None,
-    same_subset_as: Annotated[str | None, typer.Option(help="Select the samples MODEL would get (for paired "
-                                                       "comparisons of a new checkpoint).")] = None,
+    same_subset_as: Annotated[
+        str | None,
+        typer.Option(help="Select the samples MODEL would get (for paired comparisons of a new checkpoint)."),
+    ] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
     """Evaluate a model on (a subset of) the pool; reruns skip what is already measured."""
@@ -574,8 +603,7 @@ def run_command(
     backend = make_backend(model, spec.model_args, batch_size, device, seed)
     result = run(pool, spec, backend, progress=progress)
     stderr.print(
-        f"{name}: {result.evaluated} samples evaluated, {result.skipped} already measured "
-        f"(run {result.run_id})"
+        f"{name}: {result.evaluated} samples evaluated, {result.skipped} already measured (run {result.run_id})"
     )
 
 
@@ -592,9 +620,11 @@ def demo_command(
     board, verdict = run_demo(out, small=small, console=stderr)
     print_leaderboard(board)
     o = verdict.overall
-    print(f"compare smollm2-135m-int8 vs smollm2-135m: {'REGRESSION' if verdict.regression else 'no regression'}"
-          f" (delta {o.delta:+.3f} [{o.ci_low:+.3f}, {o.ci_high:+.3f}], p = {o.p_value:.3g}, "
-          f"{o.n_shared} shared samples)")
+    print(
+        f"compare smollm2-135m-int8 vs smollm2-135m: {'REGRESSION' if verdict.regression else 'no regression'}"
+        f" (delta {o.delta:+.3f} [{o.ci_low:+.3f}, {o.ci_high:+.3f}], p = {o.p_value:.3g}, "
+        f"{o.n_shared} shared samples)"
+    )
     print(f"report: {out / 'report.html'}")
 
 

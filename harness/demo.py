@@ -9,7 +9,7 @@ A second demo reuses the pool and skips every measured pair.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pandas as pd
@@ -42,15 +42,20 @@ SMALL = DemoSize(sources=("starter/capitals", "starter/arithmetic"), fraction=0.
 
 def systems(size: DemoSize) -> list[RunSpec]:
     """The six systems of the demo, each on its own seeded share of the samples."""
-    common = {"sources": size.sources, "fraction": size.fraction, "batch_size": 16}
+    common = RunSpec(model="", backend="", sources=size.sources, fraction=size.fraction, batch_size=16)
     return [
-        RunSpec(model="smollm2-135m", backend="hf", model_args=SMOLLM2, **common),
-        RunSpec(model="smollm2-135m-3shot", backend="hf", model_args=SMOLLM2, num_fewshot=3, **common),
-        RunSpec(model="smollm2-135m-int8", backend="hf", model_args={**SMOLLM2, "quantize": "int8"},
-                subset_of="smollm2-135m", **common),
-        RunSpec(model="random", backend="baseline-random", **{**common, "batch_size": 100}),
-        RunSpec(model="longest-choice", backend="baseline-longest", **{**common, "batch_size": 100}),
-        RunSpec(model="shortest-choice", backend="baseline-shortest", **{**common, "batch_size": 100}),
+        replace(common, model="smollm2-135m", backend="hf", model_args=SMOLLM2),
+        replace(common, model="smollm2-135m-3shot", backend="hf", model_args=SMOLLM2, num_fewshot=3),
+        replace(
+            common,
+            model="smollm2-135m-int8",
+            backend="hf",
+            model_args={**SMOLLM2, "quantize": "int8"},
+            subset_of="smollm2-135m",
+        ),
+        replace(common, model="random", backend="baseline-random", batch_size=100),
+        replace(common, model="longest-choice", backend="baseline-longest", batch_size=100),
+        replace(common, model="shortest-choice", backend="baseline-shortest", batch_size=100),
     ]
 
 
@@ -71,8 +76,9 @@ def run_demo(out: Path, small: bool = False, console: Console | None = None) -> 
         console.print(f"{spec.model}: {result.evaluated} samples evaluated")
     scores, _ = ranking_inputs(pool, list(size.sources) if size.sources else None)
     board = aggregators.rank(scores, "pl", ALPHA, size.bootstrap, seed=0)
-    report = build_report(pool, board, scores, title="poolbench demo leaderboard", alpha=ALPHA,
-                          bootstrap=size.bootstrap)
+    report = build_report(
+        pool, board, scores, title="poolbench demo leaderboard", alpha=ALPHA, bootstrap=size.bootstrap
+    )
     (out / "report.html").write_text(render_leaderboard(report, cache_dir()), encoding="utf-8")
     verdict = compare(scores, "smollm2-135m", "smollm2-135m-int8", min_shared=20)
     return board, verdict

@@ -56,10 +56,6 @@ def fewshot_context(sample: pd.Series, source_samples: pd.DataFrame, k: int) -> 
     separator = metadata.get("fewshot_delimiter", "\n\n")
     others = source_samples[source_samples["sample_id"] != sample["sample_id"]].sort_values("sample_id")
     rng = np.random.default_rng(int(str(sample["sample_id"])[:15], 16))
-    picked = (
-        others.iloc[rng.choice(len(others), size=min(k, len(others)), replace=False)]
-        if len(others)
-        else others
-    )
+    picked = others.iloc[rng.choice(len(others), size=min(k, len(others)), replace=False)] if len(others) else others
     shots = [f"{row['prompt']}{delimiter}{answer_text(row)}" for _, row in picked.iterrows()]
     return separator.join([*shots, str(sample["prompt"])]), len(shots)

@@ -100,9 +100,7 @@ class Pool:
         """`rows` less those whose every column but created_at equals the stored latest row of the key."""
         if rows.num_rows == 0 or not self.store.segments(table):
             return rows
-        same = " AND ".join(
-            f"n.{c} IS NOT DISTINCT FROM e.{c}" for c in SCHEMAS[table].names if c != "created_at"
-        )
+        same = " AND ".join(f"n.{c} IS NOT DISTINCT FROM e.{c}" for c in SCHEMAS[table].names if c != "created_at")
         existing = self._stored_matching(table, rows)
         with duckdb.connect() as con:
             con.register("new_rows", rows)
@@ -133,9 +131,7 @@ class Pool:
         """
         if table not in TABLES:
             raise PoolError(f"unknown table {table!r}; tables: {', '.join(TABLES)}")
-        return self.read_arrow(
-            table, sources=sources, models=models, sample_ids=sample_ids, metric=metric
-        ).to_pandas()
+        return self.read_arrow(table, sources=sources, models=models, sample_ids=sample_ids, metric=metric).to_pandas()
 
     def read_arrow(
         self,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -30,8 +30,15 @@ def ranking_inputs(
 
 
 def build_report(
-    pool: Pool, board: pd.DataFrame, scores: pd.DataFrame, *, title: str, alpha: float, bootstrap: int,
-    browser_limit: int = 500, extra_header: dict[str, Any] | None = None,
+    pool: Pool,
+    board: pd.DataFrame,
+    scores: pd.DataFrame,
+    *,
+    title: str,
+    alpha: float,
+    bootstrap: int,
+    browser_limit: int = 500,
+    extra_header: dict[str, Any] | None = None,
 ) -> ReportData:
     """ReportData for `board` (from aggregators.rank) over `scores` (from ranking_inputs)."""
     samples = pool.samples(sample_ids=scores["sample_id"].unique().tolist()) if len(scores) else pool.samples()
@@ -53,15 +60,22 @@ def build_report(
         "method": board.attrs.get("method", ""),
         "alpha": alpha,
         "bootstrap": f"{bootstrap} replicates over samples" if bootstrap else "none",
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "versions": ", ".join(f"{k} {v}" for k, v in package_versions().items()),
         **(extra_header or {}),
     }
     diagnostics = dict(board.attrs.get("diagnostics", {}))
     small = per_source_total[per_source_total < MIN_SOURCE_SAMPLES]
     diagnostics["notes"] = [f"source {s} has only {n} samples" for s, n in small.items()]
-    return ReportData(title=title, header=header, board=board, source_means=source_means, coverage=coverage,
-                      diagnostics=diagnostics, browser=_browser(pool, samples, scores, order, browser_limit))
+    return ReportData(
+        title=title,
+        header=header,
+        board=board,
+        source_means=source_means,
+        coverage=coverage,
+        diagnostics=diagnostics,
+        browser=_browser(pool, samples, scores, order, browser_limit),
+    )
 
 
 def _browser(pool: Pool, samples: pd.DataFrame, scores: pd.DataFrame, models: list[str], limit: int) -> dict:
@@ -79,9 +93,13 @@ def _browser(pool: Pool, samples: pd.DataFrame, scores: pd.DataFrame, models: li
         totals[str(model)] = len(group)
         rows = group.head(limit)
         per_model[str(model)] = [
-            [index[r.sample_id], round(float(r.value), 4),
-             _response_text(response_of.get((r.sample_id, model)), choices_of.get(r.sample_id))]
-            for r in rows.itertuples() if r.sample_id in index
+            [
+                index[r.sample_id],
+                round(float(r.value), 4),
+                _response_text(response_of.get((r.sample_id, model)), choices_of.get(r.sample_id)),
+            ]
+            for r in rows.itertuples()
+            if r.sample_id in index
         ]
     return {"samples": entries, "models": {m: per_model[m] for m in models if m in per_model}, "totals": totals}
 

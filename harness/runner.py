@@ -50,7 +50,6 @@ class RunSpec:
     max_gen_tokens: int = 64
     subset_of: str | None = None  # select the samples this model would get (paired comparisons); default: own
 
-
     @property
     def run_id(self) -> str:
         return "run-" + stable_hash(
@@ -102,9 +101,7 @@ def run(pool: Pool, spec: RunSpec, backend: Backend, progress: bool = True) -> R
     """
     samples, todo, n_chosen = pending(pool, spec)
     started = pd.Timestamp.now(tz="UTC")
-    pool.write(
-        {"models": pd.DataFrame([_model_row(spec, backend)]), "runs": _run_row(spec, started, "running")}
-    )
+    pool.write({"models": pd.DataFrame([_model_row(spec, backend)]), "runs": _run_row(spec, started, "running")})
     by_source = {name: group for name, group in samples.groupby("source")}
     evaluated = 0
     try:
@@ -128,63 +125,57 @@ def run(pool: Pool, spec: RunSpec, backend: Backend, progress: bool = True) -> R
 def _evaluate(
     batch: pd.DataFrame, by_source: dict[str, pd.DataFrame], spec: RunSpec, backend: Backend
 ) -> dict[str, pd.DataFrame]:
-    """Measurements and responses of one batch of samples."""
-    contexts = [
-        plan.fewshot_context(row, by_source[row["source"]], spec.num_fewshot) for _, row in batch.iterrows()
+    """Measurements and responses of one batch of samples: one log-likelihood call for every choice of
+    every multiple-choice sample, one generation call for the rest."""
+    rows = [row for _, row in batch.iterrows()]
+    contexts = [plan.fewshot_context(row, by_source[row["source"]], spec.num_fewshot) for row in rows]
+    is_mc = [row["kind"] == "multiple_choice" for row in rows]
+    requests = [
+        request
+        for row, (context, _), mc in zip(rows, contexts, is_mc, strict=True)
+        if mc
+        for request in scoring.choice_requests(context, list(row["choices"]), _target_delimiter(row))
     ]
+    prompts = [
+        GenerationRequest(context, max_tokens=spec.max_gen_tokens)
+        for (context, _), mc in zip(contexts, is_mc, strict=True)
+        if not mc
+    ]
+    results = iter(backend.loglikelihood(requests) if requests else [])
+    generations = iter(backend.generate(prompts) if prompts else [])
     measurements: list[dict[str, Any]] = []
     responses: list[dict[str, Any]] = []
-    mc = batch["kind"].to_numpy() == "multiple_choice"
-    requests: list[tuple[str, str]] = []
-    for (context, _), (_, row) in zip([c for c, m in zip(contexts, mc) if m], batch[mc].iterrows()):
-        delimiter = json.loads(row["metadata"] or "{}").get("target_delimiter", " ")
-        requests += scoring.choice_requests(context, list(row["choices"]), delimiter)
-    results = iter(backend.loglikelihood(requests) if requests else [])
-    generations = iter(
-        backend.generate(
-            [
-                GenerationRequest(context, max_tokens=spec.max_gen_tokens)
-                for (context, _), m in zip(contexts, mc)
-                if not m
-            ]
-        )
-        if (~mc).any()
-        else []
-    )
-    for (context, shots), (_, row) in zip(contexts, batch.iterrows()):
-        truncated = backend.token_count(context) + 1 > backend.max_length
-        if row["kind"] == "multiple_choice":
+    for row, (context, shots), mc in zip(rows, contexts, is_mc, strict=True):
+        target = json.loads(row["target"])
+        if mc:
             outputs = [next(results) for _ in row["choices"]]
-            values = scoring.multiple_choice_metrics(
-                [ll for ll, _ in outputs], list(row["choices"]), int(json.loads(row["target"]))
-            )
-            response = {"loglikelihoods": [ll for ll, _ in outputs], "is_greedy": [g for _, g in outputs]}
+            lls = [ll for ll, _ in outputs]
+            values = scoring.multiple_choice_metrics(lls, list(row["choices"]), int(target))
+            response: dict[str, Any] = {"loglikelihoods": lls, "is_greedy": [g for _, g in outputs]}
         else:
             text = next(generations)
             answer = scoring.extract_answer(text, spec.answer_pattern)
-            target = json.loads(row["target"])
             values = scoring.generation_metrics(answer, target if isinstance(target, list) else [str(target)])
             response = {"text": text, "extracted": answer}
-        response.update({"num_fewshot": shots, "truncated": bool(truncated)})
-        for metric, value in values.items():
-            measurements.append(
-                {
-                    "sample_id": row["sample_id"],
-                    "model": spec.model,
-                    "metric": metric,
-                    "run_id": spec.run_id,
-                    "value": value,
-                }
-            )
-        responses.append(
+        response.update({"num_fewshot": shots, "truncated": backend.token_count(context) + 1 > backend.max_length})
+        measurements += [
             {
                 "sample_id": row["sample_id"],
                 "model": spec.model,
+                "metric": metric,
                 "run_id": spec.run_id,
-                "response": to_json(response),
+                "value": value,
             }
+            for metric, value in values.items()
+        ]
+        responses.append(
+            {"sample_id": row["sample_id"], "model": spec.model, "run_id": spec.run_id, "response": to_json(response)}
         )
     return {"measurements": pd.DataFrame(measurements), "responses": pd.DataFrame(responses)}
+
+
+def _target_delimiter(row: pd.Series) -> str:
+    return json.loads(row["metadata"] or "{}").get("target_delimiter", " ")
 
 
 def _model_row(spec: RunSpec, backend: Backend) -> dict[str, Any]:

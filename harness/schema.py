@@ -238,9 +238,7 @@ def complete_samples(frame: pd.DataFrame) -> pd.DataFrame:
         frame["text"] = [_sample_text(p, c) for p, c in zip(frame["prompt"], frame["choices"], strict=True)]
     frame["content_id"] = [
         content_id(p, c, json.loads(t)) if p else stable_hash("source_id", i)
-        for p, c, t, i in zip(
-            frame["prompt"], frame["choices"], frame["target"], frame["source_id"], strict=True
-        )
+        for p, c, t, i in zip(frame["prompt"], frame["choices"], frame["target"], frame["source_id"], strict=True)
     ]
     derived = [stable_hash(s, cid) for s, cid in zip(frame["source"], frame["content_id"], strict=True)]
     given = frame["sample_id"] if "sample_id" in frame.columns else [None] * len(frame)
@@ -304,9 +302,9 @@ def _blank(column: pa.ChunkedArray | pa.Array) -> pa.Array:
 def _check_rows(table: str, arrow: pa.Table) -> None:
     """Row-level rules of every writer: non-empty names, finite values, known kinds and outcomes."""
     for column in ("sample_id", "model", "model_a", "model_b", "source", "embedder"):
-        if column in REQUIRED[table] or (table == "samples" and column == "sample_id"):
-            if pc.any(_blank(distinct(arrow[column]))).as_py() or arrow[column].null_count:
-                _fail(table, arrow, _blank(arrow[column].cast(pa.string())), f"empty {column}")
+        checked = column in REQUIRED[table] or (table == "samples" and column == "sample_id")
+        if checked and (pc.any(_blank(distinct(arrow[column]))).as_py() or arrow[column].null_count):
+            _fail(table, arrow, _blank(arrow[column].cast(pa.string())), f"empty {column}")
     if table == "measurements":
         _fail(table, arrow, pc.invert(pc.is_finite(arrow["value"])), "value must be a finite number")
     if table == "samples":

@@ -161,9 +161,7 @@ def _write_atomic(path: Path, data: bytes) -> None:
 
 
 def _unreadable(path: Path, err: BaseException) -> PoolError:
-    return PoolError(
-        f"{path}: unreadable segment ({_first_line(err)}); run `poolbench pool check --quarantine`"
-    )
+    return PoolError(f"{path}: unreadable segment ({_first_line(err)}); run `poolbench pool check --quarantine`")
 
 
 def _first_line(err: BaseException) -> str:

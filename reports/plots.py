@@ -25,24 +25,35 @@ def forest(board: pd.DataFrame) -> dict[str, Any]:
     base = alt.Chart(data).encode(y=y)
     rule = base.mark_rule(color="#7a869a").encode(x=alt.X("ci_low:Q", title="score (95% CI)"), x2="ci_high:Q")
     point = base.mark_point(filled=True, size=60, color="#1f5fbf").encode(
-        x="score:Q", tooltip=["model", alt.Tooltip("score:Q", format=".3f"), alt.Tooltip("ci_low:Q", format=".3f"),
-                              alt.Tooltip("ci_high:Q", format=".3f")])
+        x="score:Q",
+        tooltip=[
+            "model",
+            alt.Tooltip("score:Q", format=".3f"),
+            alt.Tooltip("ci_low:Q", format=".3f"),
+            alt.Tooltip("ci_high:Q", format=".3f"),
+        ],
+    )
     return (rule + point).properties(width=WIDTH, height=max(120, 18 * len(data))).to_dict()
 
 
 def heatmap(matrix: pd.DataFrame, title: str, value: str, fmt: str = ".2f") -> dict[str, Any]:
     """A models x columns heatmap of `matrix` (index: rows, columns: columns) with values in [0, 1]."""
     long = matrix.rename_axis(index="row", columns="column").stack(future_stack=True).rename(value).reset_index()
-    chart = alt.Chart(long).mark_rect().encode(
-        x=alt.X("column:N", sort=list(matrix.columns), title=None),
-        y=alt.Y("row:N", sort=list(matrix.index), title=None),
-        color=alt.Color(f"{value}:Q", scale=alt.Scale(domain=[0, 1], scheme="blues"), title=value),
-        tooltip=["row", "column", alt.Tooltip(f"{value}:Q", format=fmt)],
+    chart = (
+        alt.Chart(long)
+        .mark_rect()
+        .encode(
+            x=alt.X("column:N", sort=list(matrix.columns), title=None),
+            y=alt.Y("row:N", sort=list(matrix.index), title=None),
+            color=alt.Color(f"{value}:Q", scale=alt.Scale(domain=[0, 1], scheme="blues"), title=value),
+            tooltip=["row", "column", alt.Tooltip(f"{value}:Q", format=fmt)],
+        )
     )
     size = 16
     with alt.data_transformers.enable("default", max_rows=None):
-        return chart.properties(title=title, width=max(200, size * matrix.shape[1]),
-                                height=max(120, size * matrix.shape[0])).to_dict()
+        return chart.properties(
+            title=title, width=max(200, size * matrix.shape[1]), height=max(120, size * matrix.shape[0])
+        ).to_dict()
 
 
 def head_to_head(board: pd.DataFrame, top: int = 30) -> pd.DataFrame:
@@ -58,9 +69,15 @@ def head_to_head(board: pd.DataFrame, top: int = 30) -> pd.DataFrame:
 def per_source(means: pd.DataFrame) -> dict[str, Any]:
     """Grouped bars: each model's mean primary metric per source (`means`: index models, columns sources)."""
     long = means.rename_axis(index="model", columns="source").stack().rename("mean").reset_index()
-    chart = alt.Chart(long).mark_bar().encode(
-        x=alt.X("mean:Q", title="mean of the primary metric"), y=alt.Y("model:N", title=None, sort=list(means.index)),
-        color=alt.Color("source:N"), yOffset="source:N",
-        tooltip=["model", "source", alt.Tooltip("mean:Q", format=".3f")],
+    chart = (
+        alt.Chart(long)
+        .mark_bar()
+        .encode(
+            x=alt.X("mean:Q", title="mean of the primary metric"),
+            y=alt.Y("model:N", title=None, sort=list(means.index)),
+            color=alt.Color("source:N"),
+            yOffset="source:N",
+            tooltip=["model", "source", alt.Tooltip("mean:Q", format=".3f")],
+        )
     )
     return chart.properties(width=WIDTH, height=max(120, 14 * len(long))).to_dict()

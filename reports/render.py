@@ -12,6 +12,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from functools import cache
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +64,8 @@ def vega_bundle(cache: Path | None = None) -> str:
     """
     import vl_convert
 
-    key = hashlib.sha256(f"{vl_convert.__version__}\n{CHART_SCRIPT}".encode()).hexdigest()[:16]
+    version = metadata.version("vl-convert-python")
+    key = hashlib.sha256(f"{version}\n{CHART_SCRIPT}".encode()).hexdigest()[:16]
     stored = cache / f"vega-bundle-{key}.js" if cache else None
     if stored and stored.is_file():
         return stored.read_text(encoding="utf-8")
@@ -77,8 +79,10 @@ def vega_bundle(cache: Path | None = None) -> str:
 
 
 def _environment() -> jinja2.Environment:
-    return jinja2.Environment(loader=jinja2.PackageLoader("reports", "templates"),
-                              autoescape=jinja2.select_autoescape(default=True, default_for_string=True))
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("reports", "templates"),
+        autoescape=jinja2.select_autoescape(default=True, default_for_string=True),
+    )
 
 
 def charts_for(data: ReportData) -> dict[str, dict[str, Any]]:
@@ -104,13 +108,20 @@ def render_leaderboard(data: ReportData, bundle_cache: Path | None = None) -> st
     board = data.board.copy()
     rows = []
     for _, row in board.iterrows():
-        sources = {s: data.source_means.at[row.model, s] if row.model in data.source_means.index else None
-                   for s in data.source_means.columns}
-        rows.append({"row": row, "sources": {s: (None if v is None or v != v else float(v))
-                                             for s, v in sources.items()}})
+        sources = {
+            s: data.source_means.at[row.model, s] if row.model in data.source_means.index else None
+            for s in data.source_means.columns
+        }
+        rows.append(
+            {"row": row, "sources": {s: (None if v is None or v != v else float(v)) for s, v in sources.items()}}
+        )
     template = _environment().get_template("leaderboard.html.j2")
     return template.render(
-        data=data, rows=rows, sources=list(data.source_means.columns), charts_json=safe_json(charts_for(data)),
-        browser_json=safe_json(data.browser or {"samples": [], "models": {}}), bundle=vega_bundle(bundle_cache),
+        data=data,
+        rows=rows,
+        sources=list(data.source_means.columns),
+        charts_json=safe_json(charts_for(data)),
+        browser_json=safe_json(data.browser or {"samples": [], "models": {}}),
+        bundle=vega_bundle(bundle_cache),
         diagnostics=data.diagnostics,
     )

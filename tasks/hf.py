@@ -8,12 +8,18 @@ from pathlib import Path
 import pandas as pd
 
 from harness.schema import PoolError
-from tasks.local import FieldMap, samples_from_rows
+from tasks.local import DEFAULT_FIELDS, FieldMap, samples_from_rows
 
 
 def load_hf(
-    dataset: str, source: str, config: str | None = None, split: str = "test", kind: str = "multiple_choice",
-    fields: FieldMap = FieldMap(), template: str | None = None, data_files: list[str] | None = None,
+    dataset: str,
+    source: str,
+    config: str | None = None,
+    split: str = "test",
+    kind: str = "multiple_choice",
+    fields: FieldMap = DEFAULT_FIELDS,
+    template: str | None = None,
+    data_files: list[str] | None = None,
 ) -> pd.DataFrame:
     """Samples of one split. A folder saved with `save_to_disk` loads with `load_from_disk`; anything else
     goes to `load_dataset(dataset, config, split=split, data_files=...)`. Errors name the dataset."""

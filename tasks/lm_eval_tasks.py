@@ -58,8 +58,14 @@ def _task_samples(name: str, task: Any, group: str, num_fewshot: int, limit: int
     for doc_id, doc in task.doc_iterator(rank=0, limit=limit, world_size=1):
         instances = sorted(requests[doc_id], key=lambda inst: inst.idx)
         context = instances[0].arguments[0]
-        metadata = {"task": name, "group": group, "doc_id": doc_id, "target_delimiter": delimiter,
-                    "fewshot_delimiter": task.config.fewshot_delimiter or "\n\n", "num_fewshot": num_fewshot}
+        metadata = {
+            "task": name,
+            "group": group,
+            "doc_id": doc_id,
+            "target_delimiter": delimiter,
+            "fewshot_delimiter": task.config.fewshot_delimiter or "\n\n",
+            "num_fewshot": num_fewshot,
+        }
         if isinstance(doc, dict):
             metadata["subject"] = doc.get("subject", group or name)
         if output_type == "multiple_choice":
@@ -68,16 +74,34 @@ def _task_samples(name: str, task: Any, group: str, num_fewshot: int, limit: int
             target = choices.index(target) if isinstance(target, str) else int(target)
             expected = [(context, delimiter + c) for c in choices]
             if [tuple(inst.arguments) for inst in instances] != expected:
-                raise PoolError(f"lm-eval task {name!r}, doc {doc_id}: requests differ from prompt + delimiter "
-                                "+ choice (unsupported request layout)")
-            rows.append({"kind": "multiple_choice", "prompt": context, "choices": choices, "target": target,
-                         "metric": metrics[0] if metrics else "acc", **_common(name, doc_id, metadata)})
+                raise PoolError(
+                    f"lm-eval task {name!r}, doc {doc_id}: requests differ from prompt + delimiter "
+                    "+ choice (unsupported request layout)"
+                )
+            rows.append(
+                {
+                    "kind": "multiple_choice",
+                    "prompt": context,
+                    "choices": choices,
+                    "target": target,
+                    "metric": metrics[0] if metrics else "acc",
+                    **_common(name, doc_id, metadata),
+                }
+            )
         else:
             target = task.doc_to_target(doc)
             references = [str(t) for t in target] if isinstance(target, list) else [str(target)]
             metadata["until"] = instances[0].arguments[1].get("until")
-            rows.append({"kind": "generation", "prompt": context, "choices": None, "target": references,
-                         "metric": metrics[0] if metrics else "exact_match", **_common(name, doc_id, metadata)})
+            rows.append(
+                {
+                    "kind": "generation",
+                    "prompt": context,
+                    "choices": None,
+                    "target": references,
+                    "metric": metrics[0] if metrics else "exact_match",
+                    **_common(name, doc_id, metadata),
+                }
+            )
     return pd.DataFrame(rows)
 
 

@@ -34,11 +34,14 @@ class FieldMap:
     answer: str = "answer"
 
 
+DEFAULT_FIELDS = FieldMap()
+
+
 def load_local(
     path: str | Path,
     source: str,
     kind: str = "multiple_choice",
-    fields: FieldMap = FieldMap(),
+    fields: FieldMap = DEFAULT_FIELDS,
     template: str | None = None,
     fmt: str | None = None,
 ) -> pd.DataFrame:
@@ -47,8 +50,14 @@ def load_local(
     return samples_from_rows(read_rows(path, fmt), str(path), source, kind, fields, template)
 
 
-def samples_from_rows(rows: pd.DataFrame, origin: str, source: str, kind: str = "multiple_choice",
-                      fields: FieldMap = FieldMap(), template: str | None = None) -> pd.DataFrame:
+def samples_from_rows(
+    rows: pd.DataFrame,
+    origin: str,
+    source: str,
+    kind: str = "multiple_choice",
+    fields: FieldMap = DEFAULT_FIELDS,
+    template: str | None = None,
+) -> pd.DataFrame:
     """Samples from rows with a `_line` column; errors name `origin:line`."""
     if kind not in KINDS:
         raise PoolError(f"--kind must be one of {', '.join(KINDS)}, not {kind!r}")
@@ -56,9 +65,7 @@ def samples_from_rows(rows: pd.DataFrame, origin: str, source: str, kind: str = 
     needed = [question, fields.answer] + ([fields.choices] if kind == "multiple_choice" else [])
     for field in needed:
         if field not in rows.columns:
-            raise PoolError(
-                f"{origin}: missing required field {field!r} (fields: {', '.join(rows.columns[:-1])})"
-            )
+            raise PoolError(f"{origin}: missing required field {field!r} (fields: {', '.join(rows.columns[:-1])})")
     render = (
         jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False).from_string(template)
         if template
@@ -118,9 +125,7 @@ def _choices(value: Any, where: str) -> list[str]:
         try:
             value = json.loads(value)
         except json.JSONDecodeError:
-            raise PoolError(
-                f"{where}: choices must be a list (or a JSON list in CSV), got {value!r}"
-            ) from None
+            raise PoolError(f"{where}: choices must be a list (or a JSON list in CSV), got {value!r}") from None
     if hasattr(value, "tolist"):
         value = value.tolist()
     if not isinstance(value, list) or len(value) < 2:

@@ -6,6 +6,7 @@ so batching, truncation (on the left, as lm-eval does) and tokenization are lm-e
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from pathlib import Path
 from typing import Any
@@ -18,19 +19,15 @@ def registered_models() -> list[str]:
     """Names of the models lm-eval registers."""
     from lm_eval.api.registry import get_model, model_registry
 
-    try:
+    with contextlib.suppress(ValueError):
         get_model("hf")  # imports lm_eval.models, filling the registry
-    except ValueError:
-        pass
     return sorted(model_registry.keys())
 
 
 class LMEvalBackend:
     """A backend over an lm-eval `LM` built with `create_from_arg_string`."""
 
-    def __init__(
-        self, model: str, model_args: dict[str, Any], batch_size: int | str = 8, device: str | None = None
-    ):
+    def __init__(self, model: str, model_args: dict[str, Any], batch_size: int | str = 8, device: str | None = None):
         from lm_eval.api.registry import get_model
 
         try:
@@ -50,9 +47,7 @@ class LMEvalBackend:
             else:
                 self.lm = _quantized(model, cls, self.model_args, quantize, extra)
         except (OSError, ValueError, TypeError) as err:
-            raise PoolError(
-                f"cannot load {model} with {_arg_string(self.model_args)}: {_first_line(err)}"
-            ) from None
+            raise PoolError(f"cannot load {model} with {_arg_string(self.model_args)}: {_first_line(err)}") from None
 
     def loglikelihood(self, requests: list[tuple[str, str]]) -> list[tuple[float, bool]]:
         from lm_eval.api.instance import Instance
@@ -61,9 +56,7 @@ class LMEvalBackend:
             Instance("loglikelihood", {}, (context, continuation), i, ("poolbench", i, 1))
             for i, (context, continuation) in enumerate(requests)
         ]
-        return [
-            (float(ll), bool(greedy)) for ll, greedy in self.lm.loglikelihood(instances, disable_tqdm=True)
-        ]
+        return [(float(ll), bool(greedy)) for ll, greedy in self.lm.loglikelihood(instances, disable_tqdm=True)]
 
     def generate(self, requests: list[GenerationRequest]) -> list[str]:
         from lm_eval.api.instance import Instance
@@ -114,9 +107,7 @@ def _quantized(model: str, cls: Any, args: dict[str, Any], quantize: str, extra:
     torch.ao.quantization.quantize_dynamic(weights.base_model, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
     quantized = weights
     rest = {k: v for k, v in args.items() if k not in ("pretrained", "device", "dtype")}
-    return cls(
-        pretrained=quantized, tokenizer=pretrained, device="cpu", batch_size=extra["batch_size"], **rest
-    )
+    return cls(pretrained=quantized, tokenizer=pretrained, device="cpu", batch_size=extra["batch_size"], **rest)
 
 
 def _arg_string(args: dict[str, Any]) -> str:
@@ -136,9 +127,7 @@ def _weights_hash(pretrained: str) -> str:
     if not folder.is_dir():
         return pretrained
     digest = hashlib.sha256()
-    for path in (
-        sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin")) + sorted(folder.glob("*.gguf"))
-    ):
+    for path in sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin")) + sorted(folder.glob("*.gguf")):
         with path.open("rb") as handle:
             for block in iter(lambda: handle.read(1 << 24), b""):
                 digest.update(block)

@@ -19,17 +19,33 @@ import pandas as pd
 
 from harness.schema import PoolError, complete_samples
 
-SCORE_STATS = frozenset({
-    "exact_match", "quasi_exact_match", "prefix_exact_match", "quasi_prefix_exact_match", "f1_score",
-    "rouge_l", "rouge_1", "rouge_2", "bleu_1", "bleu_4", "math_equiv", "math_equiv_chain_of_thought",
-    "exact_match_indicator", "final_number_exact_match", "ifeval_strict_accuracy", "wb_score",
-})
+SCORE_STATS = frozenset(
+    {
+        "exact_match",
+        "quasi_exact_match",
+        "prefix_exact_match",
+        "quasi_prefix_exact_match",
+        "f1_score",
+        "rouge_l",
+        "rouge_1",
+        "rouge_2",
+        "bleu_1",
+        "bleu_4",
+        "math_equiv",
+        "math_equiv_chain_of_thought",
+        "exact_match_indicator",
+        "final_number_exact_match",
+        "ifeval_strict_accuracy",
+        "wb_score",
+    }
+)
 
 
 def _load(path: Path) -> Any:
     if not path.is_file():
-        raise PoolError(f"{path}: missing (a HELM run directory holds run_spec.json, instances.json and "
-                        "per_instance_stats.json)")
+        raise PoolError(
+            f"{path}: missing (a HELM run directory holds run_spec.json, instances.json and per_instance_stats.json)"
+        )
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
@@ -67,24 +83,37 @@ def import_helm(run_dir: str | Path) -> dict[str, pd.DataFrame]:
                 values[(instance_id, name["name"])].append(stat["sum"] / stat["count"])
     if not values:
         raise PoolError(f"{run_dir / 'per_instance_stats.json'}: no scoring stats for the run's instances")
-    measurements = pd.DataFrame([
-        {"sample_id": samples["sample_id"].iloc[index_of[iid]], "metric": metric, "value": sum(v) / len(v)}
-        for (iid, metric), v in values.items()
-    ]).assign(model=model, run_id=f"helm:{run_name}")
+    measurements = pd.DataFrame(
+        [
+            {"sample_id": samples["sample_id"].iloc[index_of[iid]], "metric": metric, "value": sum(v) / len(v)}
+            for (iid, metric), v in values.items()
+        ]
+    ).assign(model=model, run_id=f"helm:{run_name}")
     primary = measurements["metric"].value_counts().index[0]
     samples["metric"] = primary
-    return {"samples": samples, "measurements": measurements,
-            "models": pd.DataFrame([{"model": model, "backend": "helm", "args": json.dumps(spec["adapter_spec"])}])}
+    return {
+        "samples": samples,
+        "measurements": measurements,
+        "models": pd.DataFrame([{"model": model, "backend": "helm", "args": json.dumps(spec["adapter_spec"])}]),
+    }
 
 
 def _sample(instance: dict[str, Any], source: str, run_name: str) -> dict[str, Any]:
     references = instance["references"]
     texts = [r["output"]["text"] for r in references]
     correct = [i for i, r in enumerate(references) if "correct" in r.get("tags", [])]
-    metadata = {"helm_run": run_name, "instance_id": instance["id"], "split": instance.get("split"),
-                "sub_split": instance.get("sub_split")}
-    common = {"source": source, "source_id": str(instance["id"]), "prompt": instance["input"]["text"],
-              "metadata": metadata}
+    metadata = {
+        "helm_run": run_name,
+        "instance_id": instance["id"],
+        "split": instance.get("split"),
+        "sub_split": instance.get("sub_split"),
+    }
+    common = {
+        "source": source,
+        "source_id": str(instance["id"]),
+        "prompt": instance["input"]["text"],
+        "metadata": metadata,
+    }
     if len(texts) > 1 and len(correct) == 1:
         return {**common, "kind": "multiple_choice", "choices": texts, "target": correct[0]}
     return {**common, "kind": "generation", "choices": None, "target": [texts[i] for i in correct] or texts}

@@ -57,8 +57,11 @@ def import_lm_eval_samples(path: str | Path, model: str) -> dict[str, pd.DataFra
         frame["sample_id"] = ids[frame.pop("_row").to_numpy()]
         return frame.assign(model=model, run_id=run_id)
 
-    return {"samples": table.drop_duplicates("sample_id"), "measurements": attach(measurements),
-            "responses": attach(responses)}
+    return {
+        "samples": table.drop_duplicates("sample_id"),
+        "measurements": attach(measurements),
+        "responses": attach(responses),
+    }
 
 
 def _sample_and_response(record: dict[str, Any], task: str) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -70,18 +73,31 @@ def _sample_and_response(record: dict[str, Any], task: str) -> tuple[dict[str, A
     if isinstance(second, str):  # log-likelihood requests: one per choice
         continuations = [a["arg_1"] for a in arguments]
         delimiter = " " if all(c.startswith(" ") for c in continuations) else ""
-        choices = [c[len(delimiter):] for c in continuations]
+        choices = [c[len(delimiter) :] for c in continuations]
         target = _target_index(record.get("target"), choices)
-        lls = [_literal(r)[0] if isinstance(_literal(r), (list, tuple)) else _literal(r)
-               for r in record["filtered_resps"]]
-        sample = {**base, "kind": "multiple_choice", "prompt": context, "choices": choices, "target": target,
-                  "metadata": {**metadata, "target_delimiter": delimiter}}
+        lls = [
+            _literal(r)[0] if isinstance(_literal(r), (list, tuple)) else _literal(r) for r in record["filtered_resps"]
+        ]
+        sample = {
+            **base,
+            "kind": "multiple_choice",
+            "prompt": context,
+            "choices": choices,
+            "target": target,
+            "metadata": {**metadata, "target_delimiter": delimiter},
+        }
         return sample, {"loglikelihoods": [float(x) for x in lls]}
     text = record["filtered_resps"][0] if isinstance(record["filtered_resps"], list) else record["filtered_resps"]
-    target = record.get("target")
-    references = [str(t) for t in target] if isinstance(target, list) else [str(target)]
-    sample = {**base, "kind": "generation", "prompt": context, "choices": None, "target": references,
-              "metadata": metadata}
+    gold = record.get("target")
+    references = [str(t) for t in gold] if isinstance(gold, list) else [str(gold)]
+    sample = {
+        **base,
+        "kind": "generation",
+        "prompt": context,
+        "choices": None,
+        "target": references,
+        "metadata": metadata,
+    }
     return sample, {"text": str(text)}
 
 

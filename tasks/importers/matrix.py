@@ -28,16 +28,28 @@ def import_matrix(
         at = int(np.flatnonzero(repeated)[0])
         raise PoolError(f"{path}:{_line(path, at)}: sample id {ids[at]!r} appears twice")
     values = np.column_stack([_numbers(frame.iloc[:, j + 1], path, ids, model) for j, model in enumerate(models)])
-    samples = complete_samples(pd.DataFrame({"source": source, "source_id": ids, "kind": "scored", "metric": metric,
-                                             "higher_is_better": higher_is_better, "metadata": "{}"}))
+    samples = complete_samples(
+        pd.DataFrame(
+            {
+                "source": source,
+                "source_id": ids,
+                "kind": "scored",
+                "metric": metric,
+                "higher_is_better": higher_is_better,
+                "metadata": "{}",
+            }
+        )
+    )
     row, col = np.nonzero(~np.isnan(values))
-    measurements = pd.DataFrame({
-        "sample_id": samples["sample_id"].to_numpy()[row],
-        "model": np.asarray(models, dtype=object)[col],
-        "metric": metric,
-        "run_id": f"import:{path.name}",
-        "value": values[row, col],
-    })
+    measurements = pd.DataFrame(
+        {
+            "sample_id": samples["sample_id"].to_numpy()[row],
+            "model": np.asarray(models, dtype=object)[col],
+            "metric": metric,
+            "run_id": f"import:{path.name}",
+            "value": values[row, col],
+        }
+    )
     return {"samples": samples, "measurements": measurements}
 
 
@@ -53,8 +65,10 @@ def _numbers(column: pd.Series, path: Path, ids: np.ndarray, model: str) -> np.n
         bad = given & ~np.isfinite(number)
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
-        raise PoolError(f"{path}:{_line(path, row)}: cell of sample {ids[row]!r}, model {model!r} "
-                        f"is not a number: {column.iloc[row]!r}")
+        raise PoolError(
+            f"{path}:{_line(path, row)}: cell of sample {ids[row]!r}, model {model!r} "
+            f"is not a number: {column.iloc[row]!r}"
+        )
     return number
 
 

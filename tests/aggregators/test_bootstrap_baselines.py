@@ -41,9 +41,7 @@ def test_95_percent_intervals_cover_the_truth() -> None:
     truth -= truth.mean()
     covered = []
     for _ in range(20):
-        board = aggregators.rank(
-            pl_rankings(truth, 300, rng), alpha=0.0, bootstrap=100, seed=int(rng.integers(1e9))
-        )
+        board = aggregators.rank(pl_rankings(truth, 300, rng), alpha=0.0, bootstrap=100, seed=int(rng.integers(1e9)))
         board = board.set_index("model").loc[[f"m{i}" for i in range(8)]]
         covered += list((board["ci_low"] <= truth) & (truth <= board["ci_high"]))
     assert 0.88 <= np.mean(covered) <= 0.99, np.mean(covered)
@@ -77,9 +75,7 @@ def test_elo_hand_computed() -> None:
     board = aggregators.rank(frame, method="elo").set_index("model")["score"]
     assert board["a"] == pytest.approx(1000 + 4 * 0.5) and board["b"] == pytest.approx(1000 - 4 * 0.5)
     orderings = from_measurements(
-        pd.DataFrame(
-            {"sample_id": ["s", "s", "t", "t"], "model": ["a", "b"] * 2, "value": [1.0, 0.0, 1.0, 1.0]}
-        )
+        pd.DataFrame({"sample_id": ["s", "s", "t", "t"], "model": ["a", "b"] * 2, "value": [1.0, 0.0, 1.0, 1.0]})
     )
     rating = baselines.elo_scores(orderings, np.ones(2))
     # one decisive battle then one tie (or the reverse), each updating by K * (score - expected)

@@ -17,8 +17,14 @@ def long(base: np.ndarray, candidate: np.ndarray, sources: np.ndarray | None = N
     n = len(base)
     ids = [f"s{i}" for i in range(n)]
     src = sources if sources is not None else np.array(["all"] * n)
-    return pd.DataFrame({"sample_id": ids * 2, "model": ["base"] * n + ["cand"] * n,
-                         "value": np.r_[base, candidate], "source": np.r_[src, src]})
+    return pd.DataFrame(
+        {
+            "sample_id": ids * 2,
+            "model": ["base"] * n + ["cand"] * n,
+            "value": np.r_[base, candidate],
+            "source": np.r_[src, src],
+        }
+    )
 
 
 def test_mcnemar_is_the_exact_binomial_on_discordant_pairs() -> None:
@@ -80,14 +86,21 @@ def test_false_positive_rate_is_calibrated() -> None:
         base = (rng.random(300) < ability).astype(float)
         cand = (rng.random(300) < ability).astype(float)  # same model, independent noise
         # a false positive is a verdict either way: the two-sided size of the test at alpha
-        hits += compare(long(base, cand), "base", "cand", alpha=0.05).regression or \
-            compare(long(cand, base), "base", "cand", alpha=0.05).regression
+        hits += (
+            compare(long(base, cand), "base", "cand", alpha=0.05).regression
+            or compare(long(cand, base), "base", "cand", alpha=0.05).regression
+        )
     assert 0.02 <= hits / 500 <= 0.08, hits / 500
 
 
 def test_disjoint_samples_are_an_error_not_a_p_value() -> None:
-    scores = pd.DataFrame({"sample_id": [f"a{i}" for i in range(50)] + [f"b{i}" for i in range(50)],
-                           "model": ["x"] * 50 + ["y"] * 50, "value": 1.0})
+    scores = pd.DataFrame(
+        {
+            "sample_id": [f"a{i}" for i in range(50)] + [f"b{i}" for i in range(50)],
+            "model": ["x"] * 50 + ["y"] * 50,
+            "value": 1.0,
+        }
+    )
     with pytest.raises(NotComparableError, match="share 0 measured samples"):
         compare(scores, "x", "y")
     with pytest.raises(NotComparableError):
@@ -101,7 +114,8 @@ def test_cli_exit_codes_json_and_junit(cli, tmp_path: Path) -> None:
     worse[np.flatnonzero(base == 1)[:40]] = 0
     matrix = tmp_path / "m.csv"
     pd.DataFrame({"id": [f"q{i}" for i in range(400)], "base": base, "same": base, "worse": worse}).to_csv(
-        matrix, index=False)
+        matrix, index=False
+    )
     cli("import", "matrix", str(matrix), "--source", "m", check=True)
     same = cli("compare", "base", "same", "--json")
     assert same.returncode == 0 and json.loads(same.stdout)["regression"] is False

@@ -79,9 +79,7 @@ def count_matrix(comparisons: pd.DataFrame, tie_weight: float) -> np.ndarray:
 def test_gradient_matches_finite_differences(seed: int) -> None:
     frame, _ = strict_rankings(seed, 80)
     frame.loc[frame.index % 5 == 0, "value"] = 1.0  # add ties: weak orders
-    orderings = from_measurements(frame).reweighted(
-        np.random.default_rng(seed).integers(0, 3, 80).astype(float)
-    )
+    orderings = from_measurements(frame).reweighted(np.random.default_rng(seed).integers(0, 3, 80).astype(float))
     layout = plackett_luce._Layout(orderings)
     theta = np.random.default_rng(seed).normal(size=N)
     error = check_grad(
@@ -103,9 +101,7 @@ def test_strict_rankings_equal_choix_ilsr_rankings(seed: int) -> None:
 def test_prior_equals_choix_map_estimate() -> None:
     frame, rankings = strict_rankings(3)
     ours = aggregators.rank(frame, alpha=0.5).set_index("model").loc[NAMES, "score"].to_numpy()
-    np.testing.assert_allclose(
-        ours, centered(choix.opt_rankings(N, rankings, alpha=0.5, tol=1e-12)), atol=1e-5
-    )
+    np.testing.assert_allclose(ours, centered(choix.opt_rankings(N, rankings, alpha=0.5, tol=1e-12)), atol=1e-5)
 
 
 @pytest.mark.parametrize("seed", [0, 1])

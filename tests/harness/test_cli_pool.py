@@ -40,9 +40,7 @@ def test_pool_env_var_is_the_default(tmp_path: Path) -> None:
 
 def test_stats_compact_export(cli, tmp_path: Path) -> None:
     pool = Pool(tmp_path / "pool", create=True)
-    pool.add(
-        "samples", pd.DataFrame({"source": ["a", "a", "b"], "kind": "generation", "prompt": ["x", "y", "z"]})
-    )
+    pool.add("samples", pd.DataFrame({"source": ["a", "a", "b"], "kind": "generation", "prompt": ["x", "y", "z"]}))
     ids = pool.samples().sort_values("prompt")["sample_id"].tolist()
     pool.add("measurements", pd.DataFrame({"sample_id": ids[:2], "model": "m", "value": [1.0, 0.0]}))
     pool.add("measurements", pd.DataFrame({"sample_id": ids, "model": "n", "value": [0.5, 0.5, 0.5]}))

@@ -19,8 +19,12 @@ def test_demo_small_runs_end_to_end_and_reuses_the_pool(tmp_path: Path) -> None:
     assert first.returncode == 0, first.stderr[-2000:]
     assert "poolbench leaderboard (pl)" in first.stdout and "compare smollm2-135m-int8 vs smollm2-135m" in first.stdout
     assert (out / "report.html").stat().st_size > 100_000
-    ranked = subprocess.run([sys.executable, "-m", "harness.cli", "--pool", str(out / "pool"), "rank", "--json"],
-                            capture_output=True, text=True, check=True)
+    ranked = subprocess.run(
+        [sys.executable, "-m", "harness.cli", "--pool", str(out / "pool"), "rank", "--json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     models = json.loads(ranked.stdout)["models"]
     assert len(models) >= 6
     assert {"smollm2-135m", "smollm2-135m-3shot", "smollm2-135m-int8", "random"} <= {m["model"] for m in models}

@@ -45,8 +45,9 @@ def local_task(tmp_path: Path) -> Path:
     with data.open("w") as handle:
         for row in rows.itertuples():
             question = row.prompt.removeprefix("Question: ").removesuffix("\nAnswer:")
-            handle.write(json.dumps({"question": question, "choices": list(row.choices),
-                                     "answer": int(row.target)}) + "\n")
+            handle.write(
+                json.dumps({"question": question, "choices": list(row.choices), "answer": int(row.target)}) + "\n"
+            )
     (folder / "capitals_local.yaml").write_text(TASK_YAML.format(data=data))
     return folder
 
@@ -55,13 +56,17 @@ def test_adapter_requests_are_lm_evals_instances(local_task: Path) -> None:
     from lm_eval.tasks import TaskManager
 
     task = TaskManager(include_path=str(local_task), include_defaults=False).load(["capitals_local"])["tasks"][
-        "capitals_local"]
+        "capitals_local"
+    ]
     task.build_all_requests(rank=0, world_size=1)
     theirs = sorted((inst.doc_id, inst.idx, tuple(inst.arguments)) for inst in task.instances)
     samples = load_lm_eval_tasks(["capitals_local"], include_path=str(local_task))
-    ours = sorted((int(meta["doc_id"]), i, (row.prompt, meta["target_delimiter"] + choice))
-                  for row in samples.itertuples() for meta in [row.metadata]
-                  for i, choice in enumerate(row.choices))
+    ours = sorted(
+        (int(meta["doc_id"]), i, (row.prompt, meta["target_delimiter"] + choice))
+        for row in samples.itertuples()
+        for meta in [row.metadata]
+        for i, choice in enumerate(row.choices)
+    )
     assert ours == theirs and len(ours) == 160
 
 
@@ -75,8 +80,15 @@ def test_per_sample_parity_with_lm_eval_simple_evaluate(local_task: Path, model_
     run(pool, spec, make_backend("hf", spec.model_args, batch_size=8, device="cpu"), progress=False)
 
     manager = TaskManager(include_path=str(local_task), include_defaults=False)
-    results = lm_eval.simple_evaluate(model="hf", model_args=f"pretrained={model_dir}", tasks=["capitals_local"],
-                                      task_manager=manager, batch_size=8, device="cpu", log_samples=True)
+    results = lm_eval.simple_evaluate(
+        model="hf",
+        model_args=f"pretrained={model_dir}",
+        tasks=["capitals_local"],
+        task_manager=manager,
+        batch_size=8,
+        device="cpu",
+        log_samples=True,
+    )
     theirs = {s["doc_id"]: s for s in results["samples"]["capitals_local"]}
     samples = pool.samples().set_index("sample_id")
     doc_of = {sid: json.loads(meta)["doc_id"] for sid, meta in samples["metadata"].items()}
@@ -92,8 +104,19 @@ def test_per_sample_parity_with_lm_eval_simple_evaluate(local_task: Path, model_
 
 def test_cli_runs_the_real_model_on_a_starter_task(cli, model_dir: Path) -> None:
     cli("add", "starter", "capitals", check=True)
-    cli("run", "--model", "hf", "--model-args", "pretrained=builtin:smollm2-135m", "--name", "smollm2",
-        "--limit", "40", "--no-progress", check=True)
+    cli(
+        "run",
+        "--model",
+        "hf",
+        "--model-args",
+        "pretrained=builtin:smollm2-135m",
+        "--name",
+        "smollm2",
+        "--limit",
+        "40",
+        "--no-progress",
+        check=True,
+    )
     board = json.loads(cli("rank", "--method", "mean", "--json", check=True).stdout)
     (entry,) = board["models"]
     assert entry["model"] == "smollm2" and entry["n_samples"] == 40

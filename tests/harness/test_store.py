@@ -38,9 +38,7 @@ def make_pool(tmp_path: Path) -> tuple[Pool, list[str]]:
 
 def every_table(ids: list[str]) -> dict[str, pd.DataFrame]:
     return {
-        "measurements": pd.DataFrame(
-            {"sample_id": ids, "model": "m1", "metric": "acc", "value": [1.0, 0.0, 1.0]}
-        ),
+        "measurements": pd.DataFrame({"sample_id": ids, "model": "m1", "metric": "acc", "value": [1.0, 0.0, 1.0]}),
         "comparisons": pd.DataFrame(
             {
                 "sample_id": ids[:2],
@@ -209,9 +207,7 @@ def test_truncated_segment_is_named_and_quarantined(tmp_path: Path, cli) -> None
     victim = pool.store.segments("measurements")[1]
     victim.write_bytes(victim.read_bytes()[:40])
     stats = cli("pool", "stats", pool=pool.path)
-    assert (
-        stats.returncode == 2 and "unreadable segment" in stats.stderr and len(stats.stderr.splitlines()) == 1
-    )
+    assert stats.returncode == 2 and "unreadable segment" in stats.stderr and len(stats.stderr.splitlines()) == 1
     check = cli("pool", "check", pool=pool.path)
     assert check.returncode == 1 and victim.name in check.stderr
     fixed = cli("pool", "check", "--quarantine", pool=pool.path)

@@ -15,17 +15,31 @@ from tests.tasks.test_importers import lm_eval_samples_file
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (.ci/run installs it)")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--enable-logging=stderr", "--v=0", "--virtual-time-budget=10000"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--enable-logging=stderr",
+    "--v=0",
+    "--virtual-time-budget=10000",
+]
 HOSTILE = ["<script>document.title='PWNED'</script>", "<img src=x onerror=\"document.title='PWNED'\">"]
 
 
 def browse(page: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     """Chromium on file://page with the documented flags; its stdout is the DOM after scripts ran."""
     with tempfile.TemporaryDirectory() as profile:
-        return subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={profile}", *extra, page.resolve().as_uri()],
-                              capture_output=True, text=True, timeout=120)
+        return subprocess.run(
+            [CHROMIUM, *FLAGS, f"--user-data-dir={profile}", *extra, page.resolve().as_uri()],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
 
 
 def console_errors(stderr: str) -> list[str]:
@@ -33,13 +47,19 @@ def console_errors(stderr: str) -> list[str]:
 
 
 def test_chembench_report_renders_every_model_without_errors(cli, shared_data: Path, tmp_path: Path) -> None:
-    cli("import", "matrix", str(shared_data / "chembench_binary" / "binary_matrix.csv"), "--source", "chembench",
-        check=True)
+    cli(
+        "import",
+        "matrix",
+        str(shared_data / "chembench_binary" / "binary_matrix.csv"),
+        "--source",
+        "chembench",
+        check=True,
+    )
     page = tmp_path / "report.html"
     cli("report", "--out", str(page), "--bootstrap", "20", check=True)
     html = page.read_text()
     assert not re.search(r"<script[^>]+src=", html) and not re.search(r"<link[^>]+stylesheet", html)
-    assert "http://" not in re.sub(r"http://www\.w3\.org[^\"']*", "", html.split("<script type=\"module\">")[0])
+    assert "http://" not in re.sub(r"http://www\.w3\.org[^\"']*", "", html.split('<script type="module">')[0])
     done = browse(page, "--dump-dom")
     assert console_errors(done.stderr) == []
     rows = re.findall(r'<tr class="leaderboard-row" data-model="([^"]+)"', done.stdout)

@@ -29,12 +29,24 @@ def stats(cli) -> dict:
 
 
 def test_chembench_matrix(cli, shared_data: Path) -> None:
-    cli("import", "matrix", str(shared_data / "chembench_binary" / "binary_matrix.csv"), "--source", "chembench",
-        check=True)
+    cli(
+        "import",
+        "matrix",
+        str(shared_data / "chembench_binary" / "binary_matrix.csv"),
+        "--source",
+        "chembench",
+        check=True,
+    )
     counts = stats(cli)
     assert (counts["samples"], counts["models"], counts["measurements"]) == (2854, 22, 62788)
-    again = cli("import", "matrix", str(shared_data / "chembench_binary" / "binary_matrix.csv"), "--source",
-                "chembench", check=True)
+    again = cli(
+        "import",
+        "matrix",
+        str(shared_data / "chembench_binary" / "binary_matrix.csv"),
+        "--source",
+        "chembench",
+        check=True,
+    )
     assert "nothing new" in again.stderr and stats(cli) == counts
     truth = pd.read_csv(shared_data / "chembench_binary" / "model_score_allcorrect.csv")
     board = json.loads(cli("rank", "--method", "mean", "--json", check=True).stdout)
@@ -45,9 +57,24 @@ def test_chembench_matrix(cli, shared_data: Path) -> None:
 
 
 def test_llmfao_crowd_comparisons(cli, shared_data: Path) -> None:
-    cli("import", "pairwise", str(shared_data / "llmfao" / "crowd-comparisons.csv"), "--source", "llmfao",
-        "--model-a", "left", "--model-b", "right", "--winner", "winner", "--prompt", "prompt", "--judge", "worker",
-        check=True)
+    cli(
+        "import",
+        "pairwise",
+        str(shared_data / "llmfao" / "crowd-comparisons.csv"),
+        "--source",
+        "llmfao",
+        "--model-a",
+        "left",
+        "--model-b",
+        "right",
+        "--winner",
+        "winner",
+        "--prompt",
+        "prompt",
+        "--judge",
+        "worker",
+        check=True,
+    )
     counts = stats(cli)
     assert (counts["comparisons"], counts["models"], counts["samples"]) == (8931, 59, 13)
     board = json.loads(cli("rank", "--json", check=True).stdout)
@@ -65,12 +92,19 @@ def test_bad_matrix_cell_names_row_and_column(cli, tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("lines", "message"),
     [
-        (['{"id": "a", "question": "q", "choices": ["x", "y"], "answer": 0}', '{"id": "b", "question": '],
-         ":2: malformed JSON"),
+        (
+            ['{"id": "a", "question": "q", "choices": ["x", "y"], "answer": 0}', '{"id": "b", "question": '],
+            ":2: malformed JSON",
+        ),
         (['{"id": "a", "choices": ["x", "y"], "answer": 0}'], "missing required field 'question'"),
         (['{"id": "a", "question": "q", "choices": ["x", "y"], "answer": 2}'], "out of range"),
-        (['{"id": "a", "question": "q", "choices": ["x", "y"], "answer": 0}',
-          '{"id": "a", "question": "other", "choices": ["x", "y"], "answer": 1}'], "appears twice"),
+        (
+            [
+                '{"id": "a", "question": "q", "choices": ["x", "y"], "answer": 0}',
+                '{"id": "a", "question": "other", "choices": ["x", "y"], "answer": 1}',
+            ],
+            "appears twice",
+        ),
     ],
 )
 def test_bad_local_rows_ingest_nothing(cli, tmp_path: Path, lines: list[str], message: str) -> None:
@@ -85,8 +119,24 @@ def test_bad_local_rows_ingest_nothing(cli, tmp_path: Path, lines: list[str], me
 def test_local_files_with_mapping_template_and_metadata(cli, tmp_path: Path) -> None:
     path = tmp_path / "data.csv"
     path.write_text('qid,q,opts,gold,subject\n1,2+2?,"[""3"", ""4""]",B,math\n2,Sky?,"[""blue"", ""red""]",A,sci\n')
-    cli("add", "csv", str(path), "--source", "quiz", "--id-field", "qid", "--question-field", "q",
-        "--choices-field", "opts", "--answer-field", "gold", "--template", "Q: {{ q }}\nA:", check=True)
+    cli(
+        "add",
+        "csv",
+        str(path),
+        "--source",
+        "quiz",
+        "--id-field",
+        "qid",
+        "--question-field",
+        "q",
+        "--choices-field",
+        "opts",
+        "--answer-field",
+        "gold",
+        "--template",
+        "Q: {{ q }}\nA:",
+        check=True,
+    )
     samples = Pool(tmp_path / "pool").samples().sort_values("source_id")
     assert samples["prompt"].tolist() == ["Q: 2+2?\nA:", "Q: Sky?\nA:"]
     assert samples["target"].tolist() == ["1", "0"]
@@ -102,11 +152,34 @@ def test_two_imports_at_once_both_land(tmp_path: Path, shared_data: Path) -> Non
     base = [sys.executable, "-m", "harness.cli", "--pool", str(pool_dir)]
     subprocess.run([*base, "pool", "init"], check=True)
     procs = [
-        subprocess.Popen([*base, "import", "matrix", str(shared_data / "chembench_binary" / "binary_matrix.csv"),
-                          "--source", "chembench"]),
-        subprocess.Popen([*base, "import", "pairwise", str(shared_data / "llmfao" / "crowd-comparisons.csv"),
-                          "--source", "llmfao", "--model-a", "left", "--model-b", "right", "--prompt", "prompt",
-                          "--judge", "worker"]),
+        subprocess.Popen(
+            [
+                *base,
+                "import",
+                "matrix",
+                str(shared_data / "chembench_binary" / "binary_matrix.csv"),
+                "--source",
+                "chembench",
+            ]
+        ),
+        subprocess.Popen(
+            [
+                *base,
+                "import",
+                "pairwise",
+                str(shared_data / "llmfao" / "crowd-comparisons.csv"),
+                "--source",
+                "llmfao",
+                "--model-a",
+                "left",
+                "--model-b",
+                "right",
+                "--prompt",
+                "prompt",
+                "--judge",
+                "worker",
+            ]
+        ),
     ]
     assert [p.wait(timeout=300) for p in procs] == [0, 0]
     counts = Pool(pool_dir).stats()
@@ -122,15 +195,25 @@ def lm_eval_samples_file(tmp_path: Path, output_type: str = "multiple_choice") -
     folder = tmp_path / "tasks"
     folder.mkdir(exist_ok=True)
     data = folder / "d.jsonl"
-    data.write_text("".join(json.dumps({"question": f"q{i}", "choices": ["a", "b", "c"], "answer": i % 3,
-                                        "gold": "a"}) + "\n" for i in range(6)))
-    extra = ("doc_to_choice: choices\ndoc_to_target: answer\nmetric_list: [{metric: acc}, {metric: acc_norm}]"
-             if output_type == "multiple_choice" else
-             "doc_to_target: gold\ngeneration_kwargs: {until: ['\\n']}\nmetric_list: [{metric: exact_match}]")
+    data.write_text(
+        "".join(
+            json.dumps({"question": f"q{i}", "choices": ["a", "b", "c"], "answer": i % 3, "gold": "a"}) + "\n"
+            for i in range(6)
+        )
+    )
+    extra = (
+        "doc_to_choice: choices\ndoc_to_target: answer\nmetric_list: [{metric: acc}, {metric: acc_norm}]"
+        if output_type == "multiple_choice"
+        else "doc_to_target: gold\ngeneration_kwargs: {until: ['\\n']}\nmetric_list: [{metric: exact_match}]"
+    )
     name = f"tiny_{output_type}"
     (folder / f"{name}.yaml").write_text(MC_YAML.format(name=name, data=data, output_type=output_type, extra=extra))
-    results = lm_eval.simple_evaluate(model="dummy", tasks=[name], log_samples=True,
-                                      task_manager=TaskManager(include_path=str(folder), include_defaults=False))
+    results = lm_eval.simple_evaluate(
+        model="dummy",
+        tasks=[name],
+        log_samples=True,
+        task_manager=TaskManager(include_path=str(folder), include_defaults=False),
+    )
     tracker = EvaluationTracker(output_path=str(tmp_path / "out"))
     tracker.general_config_tracker.model_name_sanitized = "dummy"
     tracker.date_id = "2026-11-26T12-00-00.000000"  # set by save_results_aggregated in a full run
@@ -172,13 +255,13 @@ def test_lm_eval_samples_file_name_and_bad_line(cli, tmp_path: Path) -> None:
 def test_hf_datasets_offline_from_a_saved_folder_and_local_files(cli, tmp_path: Path) -> None:
     import datasets
 
-    rows = {"id": ["a", "b"], "question": ["2+2?", "Sky?"], "choices": [["3", "4"], ["blue", "red"]],
-            "answer": [1, 0]}
+    rows = {"id": ["a", "b"], "question": ["2+2?", "Sky?"], "choices": [["3", "4"], ["blue", "red"]], "answer": [1, 0]}
     datasets.DatasetDict({"test": datasets.Dataset.from_dict(rows)}).save_to_disk(str(tmp_path / "saved"))
     cli("add", "hf", str(tmp_path / "saved"), "--source", "saved", check=True)
     data = tmp_path / "d.jsonl"
-    data.write_text("".join(json.dumps(dict(zip(rows, values, strict=True))) + "\n"
-                            for values in zip(*rows.values(), strict=True)))
+    data.write_text(
+        "".join(json.dumps(dict(zip(rows, values, strict=True))) + "\n" for values in zip(*rows.values(), strict=True))
+    )
     cli("add", "hf", "json", "--data-files", str(data), "--split", "train", "--source", "files", check=True)
     pool = Pool(tmp_path / "pool")
     saved, files = (sorted(pool.samples(sources=[s])["content_id"]) for s in ("saved", "files"))
@@ -191,20 +274,48 @@ def helm_run(folder: Path, model: str, correct: list[float]) -> Path:
     """A HELM run directory in HELM's documented format, written by hand (HELM is not a dependency)."""
     folder.mkdir(parents=True)
     name = f"mmlu:subject=anatomy,method=multiple_choice_joint,model={model.replace('/', '_')}"
-    (folder / "run_spec.json").write_text(json.dumps({"name": name, "adapter_spec": {"model": model,
-                                                                                      "method": "multiple_choice_joint"}}))
-    instances = [{"id": f"id{i}", "split": "test", "input": {"text": f"Which bone {i}?"},
-                  "references": [{"output": {"text": t}, "tags": ["correct"] if t == "femur" else []}
-                                 for t in ("femur", "ulna", "skull")]} for i in range(len(correct))]
-    instances.append({"id": "gen", "split": "test", "input": {"text": "Name a bone."},
-                      "references": [{"output": {"text": "femur"}, "tags": ["correct"]}]})
+    (folder / "run_spec.json").write_text(
+        json.dumps({"name": name, "adapter_spec": {"model": model, "method": "multiple_choice_joint"}})
+    )
+    instances = [
+        {
+            "id": f"id{i}",
+            "split": "test",
+            "input": {"text": f"Which bone {i}?"},
+            "references": [
+                {"output": {"text": t}, "tags": ["correct"] if t == "femur" else []} for t in ("femur", "ulna", "skull")
+            ],
+        }
+        for i in range(len(correct))
+    ]
+    instances.append(
+        {
+            "id": "gen",
+            "split": "test",
+            "input": {"text": "Name a bone."},
+            "references": [{"output": {"text": "femur"}, "tags": ["correct"]}],
+        }
+    )
     (folder / "instances.json").write_text(json.dumps(instances))
-    stats = [{"instance_id": f"id{i}", "train_trial_index": 0,
-              "stats": [{"name": {"name": "exact_match", "split": "test"}, "count": 1, "sum": v, "mean": v},
-                        {"name": {"name": "num_prompt_tokens", "split": "test"}, "count": 1, "sum": 31.0}]}
-             for i, v in enumerate(correct)]
-    stats.append({"instance_id": "id0", "train_trial_index": 0, "perturbation": {"name": "typos"},
-                  "stats": [{"name": {"name": "exact_match"}, "count": 1, "sum": 0.0}]})
+    stats = [
+        {
+            "instance_id": f"id{i}",
+            "train_trial_index": 0,
+            "stats": [
+                {"name": {"name": "exact_match", "split": "test"}, "count": 1, "sum": v, "mean": v},
+                {"name": {"name": "num_prompt_tokens", "split": "test"}, "count": 1, "sum": 31.0},
+            ],
+        }
+        for i, v in enumerate(correct)
+    ]
+    stats.append(
+        {
+            "instance_id": "id0",
+            "train_trial_index": 0,
+            "perturbation": {"name": "typos"},
+            "stats": [{"name": {"name": "exact_match"}, "count": 1, "sum": 0.0}],
+        }
+    )
     (folder / "per_instance_stats.json").write_text(json.dumps(stats))
     return folder
 
