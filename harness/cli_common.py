@@ -1,0 +1,84 @@
+"""What every poolbench command shares: the pool it works on, error handling, JSON output, options."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from harness.pool import Pool
+from harness.schema import PoolError
+
+stderr = Console(stderr=True)
+F = TypeVar("F", bound=Callable[..., Any])
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+
+
+class State:
+    pool_dir: Path = Path("pool")
+
+
+def fail(message: str) -> None:
+    """Exit with code 2 after one line on stderr."""
+    print(f"poolbench: error: {message}", file=sys.stderr)
+    raise typer.Exit(2)
+
+
+def user_errors(func: F) -> F:
+    """Turn the errors a user can cause into one stderr line and exit code 2."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except (PoolError, ValueError, FileNotFoundError, KeyError) as err:
+            message = str(err) if not isinstance(err, KeyError) else f"missing {err}"
+            fail(message.strip().splitlines()[0] if message.strip() else type(err).__name__)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def open_pool(create: bool = False) -> Pool:
+    """The pool named by --pool / $POOLBENCH_POOL / ./pool."""
+    return Pool(State.pool_dir, create=create)
+
+
+def emit_json(document: object) -> None:
+    """The one JSON document a `--json` command prints."""
+    sys.stdout.write(json.dumps(document, indent=2, default=float) + "\n")
+
+
+def ingest(batch: dict[str, Any], what: str) -> None:
+    """Write an adapter's or importer's tables to the pool (all or nothing) and say what landed."""
+    written = open_pool(create=True).write(batch)
+    summary = ", ".join(f"{n:,} {t}" for t, n in written.items() if n)
+    stderr.print(f"{what}: {summary or 'nothing new (already in the pool)'}")
+
+
+def write_html(out: Path, html: str) -> None:
+    """Write a page atomically and say where it is."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_text(html, encoding="utf-8")
+    tmp.replace(out)
+    stderr.print(f"report written to {out} ({len(html.encode()) / 1e6:.1f} MB)")
+
+
+def set_pool_dir(pool: Path | None) -> None:
+    """--pool, else $POOLBENCH_POOL, else ./pool."""
+    State.pool_dir = pool or Path(os.environ.get("POOLBENCH_POOL") or "pool")
+
+
+SourceOpt = Annotated[str, typer.Option("--source", help="Name of the source the samples belong to.")]
+SourcesOpt = Annotated[list[str] | None, typer.Option("--source", help="Only these sources (repeatable).")]
+MethodOpt = Annotated[str, typer.Option(help="pl | mean | bt | elo | borda")]
+AlphaOpt = Annotated[float, typer.Option(help="Gaussian prior on PL log-strengths (0 = maximum likelihood).")]
+BootstrapOpt = Annotated[int, typer.Option(help="Bootstrap replicates over samples for 95% intervals.")]
+SeedOpt = Annotated[int, typer.Option(help="Seed of the bootstrap.")]

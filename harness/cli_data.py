@@ -1,0 +1,242 @@
+"""`poolbench pool ...`, `add ...` and `import ...`: creating a pool and putting samples and results in it."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from harness.cli_common import JsonOpt, SourceOpt, emit_json, ingest, open_pool, stderr, user_errors
+from harness.schema import TABLES
+
+pool_app = typer.Typer(no_args_is_help=True, help="Create, inspect and maintain a pool directory.")
+
+
+@pool_app.command("init")
+@user_errors
+def pool_init() -> None:
+    """Create an empty pool directory (a no-op if it exists)."""
+    pool = open_pool(create=True)
+    stderr.print(f"pool ready at {pool.path}")
+
+
+@pool_app.command("stats")
+@user_errors
+def pool_stats(as_json: JsonOpt = False) -> None:
+    """Counts of samples, models, measurements and comparisons, per source."""
+    stats = open_pool().stats()
+    if as_json:
+        emit_json(stats)
+        return
+    for key in ("samples", "models", "measurements", "comparisons"):
+        print(f"{key:>13}: {stats[key]:,}")
+    for source, counts in stats["sources"].items():  # type: ignore[attr-defined]
+        print(f"  {source}: {counts['samples']:,} samples, {counts['measurements']:,} measurements")
+
+
+@pool_app.command("compact")
+@user_errors
+def pool_compact() -> None:
+    """Merge each table's segments into one (same logical content)."""
+    pool = open_pool()
+    for table in TABLES:
+        pool.store.compact(table)
+    stderr.print("compacted")
+
+
+@pool_app.command("export")
+@user_errors
+def pool_export(
+    out: Annotated[Path, typer.Argument(help="Directory for one Parquet file per table.")],
+) -> None:
+    """Write one Parquet file per table (the logical content) to OUT."""
+    import pyarrow.parquet as pq
+
+    pool = open_pool()
+    out.mkdir(parents=True, exist_ok=True)
+    for table in TABLES:
+        pq.write_table(pool.store.read(table), out / f"{table}.parquet")
+    stderr.print(f"exported {len(TABLES)} tables to {out}")
+
+
+@pool_app.command("check")
+@user_errors
+def pool_check(
+    quarantine: Annotated[bool, typer.Option(help="Move unreadable segments to quarantine/.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Read every segment; name the unreadable ones (exit 1 if any remain in place)."""
+    problems = open_pool().store.check(quarantine=quarantine)
+    if as_json:
+        emit_json(
+            {
+                "problems": [{"path": str(p.path), "error": p.error} for p in problems],
+                "quarantined": quarantine,
+            }
+        )
+    for problem in problems:
+        action = "quarantined" if quarantine else "unreadable"
+        print(f"{action}: {problem.path}: {problem.error}", file=sys.stderr)
+    if problems and not quarantine:
+        raise typer.Exit(1)
+    if not problems:
+        stderr.print("all segments readable")
+
+
+# --------------------------------------------------------------------- add
+add_app = typer.Typer(no_args_is_help=True, help="Add samples from datasets: local files, starter tasks, lm-eval, HF.")
+KindOpt = Annotated[str, typer.Option(help="multiple_choice or generation.")]
+IdField = Annotated[str, typer.Option("--id-field", help="Field of the sample's source id.")]
+QuestionField = Annotated[str | None, typer.Option("--question-field", help="Field of the question or prompt.")]
+ChoicesField = Annotated[str, typer.Option("--choices-field", help="Field of the choices (multiple choice).")]
+AnswerField = Annotated[str, typer.Option("--answer-field", help="Field of the answer (index, letter or text).")]
+TemplateOpt = Annotated[str | None, typer.Option(help="jinja2 template of the prompt over the row's fields.")]
+
+
+def _add_local(
+    fmt: str,
+    path: Path,
+    source: str,
+    kind: str,
+    id_field: str,
+    question_field: str | None,
+    choices_field: str,
+    answer_field: str,
+    template: str | None,
+) -> None:
+    from tasks.local import FieldMap, load_local
+
+    fields = FieldMap(id=id_field, question=question_field, choices=choices_field, answer=answer_field)
+    ingest({"samples": load_local(path, source, kind, fields, template, fmt)}, str(path))
+
+
+def _register_local(fmt: str) -> None:
+    @add_app.command(fmt, help=f"Samples from a {fmt.upper()} file.")
+    @user_errors
+    def add_file(
+        path: Path,
+        source: Annotated[str, typer.Option("--source", help="Name of the source.")],
+        kind: KindOpt = "multiple_choice",
+        id_field: IdField = "id",
+        question_field: QuestionField = None,
+        choices_field: ChoicesField = "choices",
+        answer_field: AnswerField = "answer",
+        template: TemplateOpt = None,
+    ) -> None:
+        _add_local(fmt, path, source, kind, id_field, question_field, choices_field, answer_field, template)
+
+
+for _fmt in ("jsonl", "csv", "parquet"):
+    _register_local(_fmt)
+
+
+@add_app.command("starter")
+@user_errors
+def add_starter(
+    names: Annotated[list[str] | None, typer.Argument(help="Starter tasks (default: all).")] = None,
+) -> None:
+    """The starter tasks shipped with poolbench (arithmetic, capitals, opposites, units, calendar)."""
+    from tasks.starter import starter_samples
+
+    ingest({"samples": starter_samples(names)}, "starter tasks")
+
+
+@add_app.command("hf")
+@user_errors
+def add_hf(
+    dataset: Annotated[str, typer.Argument(help="HF dataset id, builder (json, csv, parquet) or saved folder.")],
+    source: Annotated[str, typer.Option("--source", help="Name of the source.")],
+    config: Annotated[str | None, typer.Option(help="Dataset configuration.")] = None,
+    split: Annotated[str, typer.Option(help="Split to add.")] = "test",
+    data_files: Annotated[list[str] | None, typer.Option("--data-files", help="Files for a builder.")] = None,
+    kind: KindOpt = "multiple_choice",
+    id_field: IdField = "id",
+    question_field: QuestionField = None,
+    choices_field: ChoicesField = "choices",
+    answer_field: AnswerField = "answer",
+    template: TemplateOpt = None,
+) -> None:
+    """Samples from an HF dataset through datasets.load_dataset (offline: local files or a saved folder)."""
+    from tasks.hf import load_hf
+    from tasks.local import FieldMap
+
+    fields = FieldMap(id=id_field, question=question_field, choices=choices_field, answer=answer_field)
+    ingest({"samples": load_hf(dataset, source, config, split, kind, fields, template, data_files)}, dataset)
+
+
+@add_app.command("lm-eval")
+@user_errors
+def add_lm_eval(
+    tasks: Annotated[list[str], typer.Argument(help="lm-eval task or group names.")],
+    include_path: Annotated[str | None, typer.Option(help="Folder of task YAMLs (skips the built-in index).")] = None,
+    num_fewshot: Annotated[int, typer.Option(help="Bake lm-eval's own k-shot examples into the prompts.")] = 0,
+    limit: Annotated[int | None, typer.Option(help="At most N documents per task.")] = None,
+) -> None:
+    """Samples from lm-eval tasks, with lm-eval's prompts, choices and targets."""
+    from tasks.lm_eval_tasks import load_lm_eval_tasks
+
+    ingest({"samples": load_lm_eval_tasks(tasks, include_path, num_fewshot, limit)}, "lm-eval " + " ".join(tasks))
+
+
+# --------------------------------------------------------------------- import
+import_app = typer.Typer(no_args_is_help=True, help="Import existing results (matrices, preferences, logs).")
+
+
+@import_app.command("matrix")
+@user_errors
+def import_matrix_command(
+    path: Path,
+    source: SourceOpt,
+    metric: Annotated[str, typer.Option(help="Metric name of the values.")] = "acc",
+    lower_is_better: Annotated[bool, typer.Option("--lower-is-better", help="Smaller values are better.")] = False,
+) -> None:
+    """A wide CSV/Parquet: a row per sample (first column: its id), a column per model, empty = missing."""
+    from tasks.importers.matrix import import_matrix
+
+    ingest(import_matrix(path, source, metric, not lower_is_better), str(path))
+
+
+@import_app.command("pairwise")
+@user_errors
+def import_pairwise_command(
+    path: Path,
+    source: SourceOpt,
+    model_a: Annotated[str, typer.Option("--model-a", help="Column of the first model.")] = "model_a",
+    model_b: Annotated[str, typer.Option("--model-b", help="Column of the second model.")] = "model_b",
+    winner: Annotated[
+        str, typer.Option(help="Column of the winner: a|b|tie, left|right|tie or a model name.")
+    ] = "winner",
+    prompt: Annotated[str | None, typer.Option(help="Column of the prompt (one sample per prompt).")] = None,
+    judge: Annotated[str | None, typer.Option(help="Column of the judge (human or LLM).")] = None,
+) -> None:
+    """Pairwise preferences: rows of model_a, model_b, winner [, prompt, judge]."""
+    from tasks.importers.pairwise import import_pairwise
+
+    ingest(import_pairwise(path, source, model_a, model_b, winner, prompt, judge), str(path))
+
+
+@import_app.command("lm-eval-samples")
+@user_errors
+def import_lm_eval_samples_command(
+    paths: Annotated[list[Path], typer.Argument(help="samples_<task>_<date>.jsonl files from --log_samples.")],
+    model: Annotated[str, typer.Option("--model", help="The model's name in the pool.")],
+) -> None:
+    """lm-eval --log_samples JSONL: samples, one measurement per metric, and the responses."""
+    from tasks.importers.lm_eval_samples import import_lm_eval_samples
+
+    batches = [import_lm_eval_samples(path, model) for path in paths]  # all files parse before any write
+    for path, batch in zip(paths, batches, strict=True):
+        ingest(batch, str(path))
+
+
+@import_app.command("helm")
+@user_errors
+def import_helm_command(run_dirs: Annotated[list[Path], typer.Argument(help="HELM run directories.")]) -> None:
+    """HELM runs: instances.json + per_instance_stats.json (+ run_spec.json for the model)."""
+    from tasks.importers.helm import import_helm
+
+    batches = [import_helm(run_dir) for run_dir in run_dirs]
+    for run_dir, batch in zip(run_dirs, batches, strict=True):
+        ingest(batch, str(run_dir))

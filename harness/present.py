@@ -1,0 +1,124 @@
+"""Leaderboards and comparisons as the command line shows them: tables, JSON, JUnit XML, HTML."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from harness.cli_common import open_pool, stderr, write_html
+from harness.models import cache_dir
+from harness.schema import PoolError
+
+
+def leaderboard(
+    sources: list[str] | None,
+    method: str,
+    alpha: float,
+    bootstrap: int,
+    seed: int,
+    metric: str | None = None,
+    ties: str = "both",
+    sample_ids: list[str] | None = None,
+) -> tuple[Any, Any]:
+    """Rank the pool's models on the selected samples (measurements and comparisons in one fit);
+    returns the leaderboard and the measurements it rests on."""
+    import aggregators
+    from harness.reporting import ranking_inputs
+
+    scores, comparisons = ranking_inputs(open_pool(), sources, metric, sample_ids)
+    if scores.empty and comparisons.empty:
+        raise PoolError("nothing to rank: no measurements or comparisons for the selected samples")
+    if bootstrap:
+        stderr.print(f"bootstrap: {bootstrap} replicates over samples")
+    board = aggregators.rank(
+        scores if len(scores) else None,
+        method,
+        alpha,
+        bootstrap,
+        seed,
+        comparisons=comparisons if len(comparisons) else None,
+        ties=ties,
+    )
+    return board, scores
+
+
+def leaderboard_json(board: Any) -> dict[str, Any]:
+    """The documented JSON of `rank`: method, models best first (NaN as null), diagnostics."""
+    columns = ("model", "score", "rank", "ci_low", "ci_high", "rank_low", "rank_high", "n_samples")
+    integers = ("rank", "rank_low", "rank_high", "n_samples")
+
+    def plain(name: str, value: Any) -> Any:
+        if name == "model":
+            return str(value)
+        if value != value:  # NaN
+            return None
+        return int(value) if name in integers else float(value)
+
+    models = [{c: plain(c, row[c]) for c in columns} for _, row in board.iterrows()]
+    return {"method": board.attrs["method"], "models": models, "diagnostics": board.attrs["diagnostics"]}
+
+
+def print_leaderboard(board: Any) -> None:
+    """The leaderboard as a table on stdout."""
+    from rich.table import Table
+
+    table = Table(title=f"poolbench leaderboard ({board.attrs['method']})")
+    for column in ("rank", "model", "score", "95% CI", "rank range", "samples"):
+        table.add_column(column, justify="left" if column == "model" else "right")
+    for _, row in board.iterrows():
+        has_ci = row.ci_low == row.ci_low
+        ci = f"[{row.ci_low:.3f}, {row.ci_high:.3f}]" if has_ci else ""
+        ranks = f"{int(row.rank_low)}-{int(row.rank_high)}" if has_ci else ""
+        table.add_row(str(row["rank"]), str(row.model), f"{row.score:.3f}", ci, ranks, f"{row.n_samples:,}")
+    Console().print(table)
+    prior = board.attrs["diagnostics"].get("prior_driven") or []
+    if prior:
+        stderr.print(f"[yellow]scores resting on the prior (alpha):[/] {', '.join(prior)}")
+
+
+def write_junit(path: Path, document: dict[str, Any]) -> None:
+    """JUnit XML: one test case per source plus the overall one; a regression is a failure."""
+    from xml.etree import ElementTree as ET
+
+    cases = [{"source": "overall", **document}] + list(document["by_source"])
+    failures = sum(1 for c in cases if c["regression"])
+    suite = ET.Element(
+        "testsuite",
+        name=f"poolbench compare {document['candidate']} vs {document['base']}",
+        tests=str(len(cases)),
+        failures=str(failures),
+    )
+    for case in cases:
+        element = ET.SubElement(suite, "testcase", classname="poolbench.compare", name=str(case["source"]))
+        if case["regression"]:
+            failure = ET.SubElement(element, "failure", message="regression")
+            failure.text = (
+                f"delta {case['delta']:+.4f} [{case['ci_low']:+.4f}, {case['ci_high']:+.4f}], "
+                f"p = {case.get('p_holm', case['p_value']):.3g} on {case['n_shared']} samples"
+            )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ET.ElementTree(suite).write(path, encoding="unicode", xml_declaration=True)
+
+
+def write_comparison_html(path: Path, document: dict[str, Any], scores: Any) -> None:
+    """The comparison through the report templates."""
+    import pandas as pd
+
+    from reports.render import ReportData, render_leaderboard
+
+    pool = open_pool()
+    prompts = pool.samples(sample_ids=[f["sample_id"] for f in document["flips"]]).set_index("sample_id")
+    flips = [{**f, "prompt": prompts["prompt"].get(f["sample_id"], "")} for f in document["flips"]]
+    header = {"pool": str(pool.path), "base": document["base"], "candidate": document["candidate"]}
+    data = ReportData(
+        title=f"poolbench compare: {document['candidate']} vs {document['base']}",
+        header=header,
+        board=pd.DataFrame(),
+        source_means=pd.DataFrame(),
+        coverage=pd.DataFrame(),
+        diagnostics={},
+        comparison={**document, "flips": flips},
+    )
+    write_html(path, render_leaderboard(data, cache_dir()))
