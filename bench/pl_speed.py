@@ -12,6 +12,8 @@
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
 import resource
 import time
 from functools import partial
@@ -41,6 +43,16 @@ def rankings_frame(n_models: int, n_rankings: int, seed: int) -> tuple[pd.DataFr
     return frame, items, lengths
 
 
+def big_step(n_models: int, n_rankings: int) -> None:
+    """Step 2 in a process of its own, so that its peak memory is its own."""
+    big, _, _ = rankings_frame(n_models, n_rankings, 1)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    _, seconds = timed(partial(aggregators.rank, big, alpha=0.0))
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(f"[2] {n_models} models x {n_rankings:,} rankings ({len(big):,} entries): {seconds:.1f} s, "
+          f"peak RSS {peak / 1e6:.2f} GB (input frame built: {before / 1e6:.2f} GB)")
+
+
 def timed(func):
     start = time.perf_counter()
     result = func()
@@ -52,8 +64,12 @@ def main() -> None:
     parser.add_argument("--rankings", type=int, default=100_000)
     parser.add_argument("--big", type=int, default=1_000_000)
     parser.add_argument("--bootstrap", type=int, default=200)
+    parser.add_argument("--only-big", type=int, help="Run step 2 alone with this many rankings (own process).")
     args = parser.parse_args()
     n_models = 100
+    if args.only_big:
+        big_step(n_models, args.only_big)
+        return
 
     frame, items, lengths = rankings_frame(n_models, args.rankings, 0)
     data = np.split(items, np.cumsum(lengths)[:-1])
@@ -67,16 +83,9 @@ def main() -> None:
         f"speed-up {t_choix / t_ours:.1f}x, max |diff| {diff:.1e}"
     )
 
-    big, _, _ = rankings_frame(n_models, args.big, 1)
-    n_big = len(big)
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    _, t_big = timed(partial(aggregators.rank, big, alpha=0.0))
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(
-        f"[2] {n_models} models x {args.big:,} rankings ({n_big:,} entries): {t_big:.1f} s, "
-        f"process peak RSS {peak / 1e6:.2f} GB (was {before / 1e6:.2f} GB before this step)"
-    )
-    del big
+    done = subprocess.run([sys.executable, __file__, "--only-big", str(args.big)], capture_output=True, text=True,
+                          check=True)
+    print(done.stdout.strip())
 
     rng = np.random.default_rng(2)
     ability = rng.normal(size=4280)
