@@ -49,8 +49,10 @@ def big_step(n_models: int, n_rankings: int) -> None:
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     _, seconds = timed(partial(aggregators.rank, big, alpha=0.0))
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(f"[2] {n_models} models x {n_rankings:,} rankings ({len(big):,} entries): {seconds:.1f} s, "
-          f"peak RSS {peak / 1e6:.2f} GB (input frame built: {before / 1e6:.2f} GB)")
+    print(
+        f"[2] {n_models} models x {n_rankings:,} rankings ({len(big):,} entries): {seconds:.1f} s, "
+        f"peak RSS {peak / 1e6:.2f} GB (input frame built: {before / 1e6:.2f} GB)"
+    )
 
 
 def timed(func):
@@ -83,8 +85,9 @@ def main() -> None:
         f"speed-up {t_choix / t_ours:.1f}x, max |diff| {diff:.1e}"
     )
 
-    done = subprocess.run([sys.executable, __file__, "--only-big", str(args.big)], capture_output=True, text=True,
-                          check=True)
+    done = subprocess.run(
+        [sys.executable, __file__, "--only-big", str(args.big)], capture_output=True, text=True, check=True
+    )
     print(done.stdout.strip())
 
     rng = np.random.default_rng(2)

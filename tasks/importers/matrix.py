@@ -42,9 +42,9 @@ def import_matrix(
     )
     row, col = np.nonzero(~np.isnan(values))
     measurements = pd.DataFrame(
-        {
-            "sample_id": samples["sample_id"].to_numpy()[row],
-            "model": np.asarray(models, dtype=object)[col],
+        {  # object columns: pandas would otherwise copy a million strings into its own string type
+            "sample_id": pd.Series(samples["sample_id"].to_numpy(dtype=object)[row], dtype=object),
+            "model": pd.Series(np.asarray(models, dtype=object)[col], dtype=object),
             "metric": metric,
             "run_id": f"import:{path.name}",
             "value": values[row, col],
