@@ -12,9 +12,9 @@
 from __future__ import annotations
 
 import argparse
+import resource
 import subprocess
 import sys
-import resource
 import time
 from functools import partial
 
