@@ -36,19 +36,32 @@ def mean_scores(values: pd.DataFrame, models: np.ndarray, samples: np.ndarray, s
     return mean.reindex(models).to_numpy(dtype=float)
 
 
-def pair_counts(orderings: Orderings, sample_weight: np.ndarray | None = None) -> np.ndarray:
-    """W[i, j]: weighted times i sat in a higher tier than j; a shared tier counts half each way."""
+def _entry_weight(orderings: Orderings, sample_weight: np.ndarray | None) -> np.ndarray:
+    """Per entry: its ordering's weight times its sample's weight."""
     o = orderings
     weight = o.ordering_weight if sample_weight is None else o.ordering_weight * sample_weight[o.ordering_sample]
-    entry_weight = weight[o.tier_ordering[o.tier]]
-    ordering_end = _ends(o.tier_ordering[o.tier])
+    return weight[o.tier_ordering[o.tier]]
+
+
+def battles(
+    orderings: Orderings, sample_weight: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Every pairwise battle within an ordering: (model_a, model_b, score of a, weight). A higher tier
+    beats every lower one (score 1); two models of one tier tie (score 0.5)."""
+    o = orderings
+    weight = _entry_weight(o, sample_weight)
     tier_end = _ends(o.tier)
-    counts = np.zeros((o.n_models, o.n_models))
-    winners, losers, w = _pairs(o.item, tier_end, ordering_end, entry_weight)
-    np.add.at(counts, (winners, losers), w)
-    same_a, same_b, w_same = _pairs(o.item, np.arange(1, len(o.item) + 1), tier_end, entry_weight)
-    np.add.at(counts, (same_a, same_b), 0.5 * w_same)
-    np.add.at(counts, (same_b, same_a), 0.5 * w_same)
+    a, b, w = _pairs(o.item, tier_end, _ends(o.tier_ordering[o.tier]), weight)
+    ta, tb, tw = _pairs(o.item, np.arange(1, len(o.item) + 1), tier_end, weight)
+    return np.r_[a, ta], np.r_[b, tb], np.r_[np.ones(len(a)), np.full(len(ta), 0.5)], np.r_[w, tw]
+
+
+def pair_counts(orderings: Orderings, sample_weight: np.ndarray | None = None) -> np.ndarray:
+    """W[i, j]: weighted times i sat in a higher tier than j; a shared tier counts half each way."""
+    model_a, model_b, score, weight = battles(orderings, sample_weight)
+    counts = np.zeros((orderings.n_models, orderings.n_models))
+    np.add.at(counts, (model_a, model_b), score * weight)
+    np.add.at(counts, (model_b, model_a), (1.0 - score) * weight)
     return counts
 
 
@@ -79,21 +92,12 @@ def bt_scores(orderings: Orderings, sample_weight: np.ndarray) -> np.ndarray:
 def elo_scores(orderings: Orderings, sample_weight: np.ndarray, seed: int = 0) -> np.ndarray:
     """FastChat's online Elo (K=4, scale 400, base 10, start 1000) over every pairwise battle, ties = 0.5,
     battles in a seeded random order; a sample of weight k plays its battles k times."""
-    o = orderings
-    weight = o.ordering_weight * sample_weight[o.ordering_sample]
-    entry_weight = weight[o.tier_ordering[o.tier]]
-    ordering_end = _ends(o.tier_ordering[o.tier])
-    tier_end = _ends(o.tier)
-    a, b, w = _pairs(o.item, tier_end, ordering_end, entry_weight)
-    ta, tb, tw = _pairs(o.item, np.arange(1, len(o.item) + 1), tier_end, entry_weight)
-    model_a = np.r_[a, ta]
-    model_b = np.r_[b, tb]
-    outcome = np.r_[np.ones(len(a)), np.full(len(ta), 0.5)]
-    repeats = np.ceil(np.r_[w, tw] - 1e-9).astype(int)
+    model_a, model_b, outcome, weight = battles(orderings, sample_weight)
+    repeats = np.ceil(weight - 1e-9).astype(int)
     order = np.random.default_rng(seed).permutation(int(repeats.sum()))
-    battles = np.repeat(np.arange(len(repeats)), repeats)[order]
-    rating = np.full(o.n_models, ELO_INIT)
-    for i, j, s in zip(model_a[battles].tolist(), model_b[battles].tolist(), outcome[battles].tolist(), strict=True):
+    played = np.repeat(np.arange(len(repeats)), repeats)[order]
+    rating = np.full(orderings.n_models, ELO_INIT)
+    for i, j, s in zip(model_a[played].tolist(), model_b[played].tolist(), outcome[played].tolist(), strict=True):
         expected = 1.0 / (1.0 + ELO_BASE ** ((rating[j] - rating[i]) / ELO_SCALE))
         rating[i] += ELO_K * (s - expected)
         rating[j] -= ELO_K * (s - expected)
@@ -103,7 +107,7 @@ def elo_scores(orderings: Orderings, sample_weight: np.ndarray, seed: int = 0) -
 def borda_scores(orderings: Orderings, sample_weight: np.ndarray) -> np.ndarray:
     """Mean normalised Borda count: per ordering, (models below + half the tied ones) / (size - 1)."""
     o = orderings
-    weight = (o.ordering_weight * sample_weight[o.ordering_sample])[o.tier_ordering[o.tier]]
+    weight = _entry_weight(o, sample_weight)
     ordering_end = _ends(o.tier_ordering[o.tier])
     ordering_start = len(o.item) - _ends(o.tier_ordering[o.tier][::-1])[::-1]
     tier_end = _ends(o.tier)

@@ -188,6 +188,7 @@ def run_command(
 ) -> None:
     """Evaluate a model on (a subset of) the pool; reruns skip what is already measured."""
     from harness.backends import make_backend, parse_model_args
+    from harness.plan import check_selection
     from harness.runner import RunSpec, run
 
     if fraction is not None and limit is not None:
@@ -205,8 +206,7 @@ def run_command(
         num_fewshot=num_fewshot,
         answer_pattern=answer_pattern,
     )
-    if spec.fraction is not None and not 0 < spec.fraction <= 1:
-        raise PoolError(f"--fraction must be in (0, 1], got {spec.fraction}")
+    check_selection(fraction, limit)  # before the model loads
     backend = make_backend(model, spec.model_args, batch_size, device, seed)
     result = run(pool, spec, backend, progress=progress)
     stderr.print(

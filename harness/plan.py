@@ -19,15 +19,20 @@ def _uniform(seed: int, model: str, sample_ids: pd.Series) -> np.ndarray:
     return np.array([int(stable_hash(seed, model, s, length=13), 16) / 16**13 for s in sample_ids])
 
 
+def check_selection(fraction: float | None, limit: int | None) -> None:
+    """ValueError on a fraction outside (0, 1] or a limit below 1."""
+    if fraction is not None and not 0 < fraction <= 1:
+        raise ValueError(f"--fraction must be in (0, 1], got {fraction}")
+    if limit is not None and limit < 1:
+        raise ValueError(f"--limit must be at least 1, got {limit}")
+
+
 def select(
     samples: pd.DataFrame, model: str, seed: int = 0, fraction: float | None = None, limit: int | None = None
 ) -> pd.DataFrame:
     """All samples, a seeded random `fraction` of them, or the first `limit` of each source in a seeded
     random order (a stratified subset). Raises ValueError on a fraction outside (0, 1]."""
-    if fraction is not None and not 0 < fraction <= 1:
-        raise ValueError(f"--fraction must be in (0, 1], got {fraction}")
-    if limit is not None and limit < 1:
-        raise ValueError(f"--limit must be at least 1, got {limit}")
+    check_selection(fraction, limit)
     draw = _uniform(seed, model, samples["sample_id"])
     chosen = samples.assign(_draw=draw)
     if fraction is not None:
