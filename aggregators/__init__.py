@@ -10,18 +10,20 @@ with `attrs["diagnostics"]` and `attrs["method"]`. `rank_pairwise(comparisons, .
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 from functools import partial
 
 import numpy as np
 import pandas as pd
 from scipy.stats import rankdata
 
-from aggregators import baselines, plackett_luce
+from aggregators import baselines, conditional, plackett_luce
 from aggregators.bootstrap import intervals, replicate_scores
 from aggregators.diagnostics import Diagnostics, NotIdentifiedError, check, diagnose
 from aggregators.orderings import Orderings, concat, from_comparisons, from_measurements
 
-METHODS = ("pl", "mean", "bt", "elo", "borda")
+METHODS = ("pl", "pl-conditional", "mean", "bt", "elo", "borda")
+PL_METHODS = ("pl", "pl-conditional")
 #: Bootstrap replicates fit with at least this prior, so a draw that drops all of a model's wins stays finite,
 #: and to this gradient tolerance (relative to the total weight): far below the spread of the replicates.
 BOOTSTRAP_MIN_ALPHA = 1e-6
@@ -61,13 +63,18 @@ def rank(
         raise ValueError("nothing to rank: no measurements and no comparisons")
     orderings = parts[0] if len(parts) == 1 else concat(parts)
     diagnostics = diagnose(orderings)
-    if method == "pl":
+    if method in PL_METHODS:
         diagnostics = check(diagnostics, alpha)
-    score = _score_function(method, orderings, measurements, alpha, seed)
+    if method == "pl-conditional":
+        fit = _conditional_fit(orderings, measurements, parts[1:], tolerance)
+        diagnostics = replace(diagnostics, uninformative=fit.binary.uninformative)
+        fit_scores: Callable[..., np.ndarray] = fit.scores
+    else:
+        fit_scores = partial(_pl_scores, orderings)
+    score = _score_function(method, orderings, measurements, alpha, seed, fit_scores)
     full = score(np.ones(len(orderings.samples)))
-    if method == "pl":
-        boot_alpha = max(alpha, BOOTSTRAP_MIN_ALPHA)
-        score = partial(_pl_scores, orderings, boot_alpha, full, tol=BOOTSTRAP_TOL)
+    if method in PL_METHODS:
+        score = partial(fit_scores, max(alpha, BOOTSTRAP_MIN_ALPHA), full, tol=BOOTSTRAP_TOL)
     draws = replicate_scores(score, len(orderings.samples), bootstrap, seed, workers) if bootstrap else None
     counts = _samples_per_model(orderings, measurements, comparisons)
     return _leaderboard(orderings.models, full, draws, counts, diagnostics, method, level)
@@ -79,10 +86,15 @@ def rank_pairwise(comparisons: pd.DataFrame, method: str = "pl", **options: obje
 
 
 def _score_function(
-    method: str, orderings: Orderings, measurements: pd.DataFrame | None, alpha: float, seed: int
+    method: str,
+    orderings: Orderings,
+    measurements: pd.DataFrame | None,
+    alpha: float,
+    seed: int,
+    fit_scores: Callable[..., np.ndarray],
 ) -> Callable[[np.ndarray], np.ndarray]:
-    if method == "pl":
-        return partial(_pl_scores, orderings, alpha, None)
+    if method in PL_METHODS:
+        return partial(fit_scores, alpha, None)
     if method == "mean":
         if measurements is None or not len(measurements):
             raise ValueError("method 'mean' needs measurements")
@@ -98,6 +110,39 @@ def _pl_scores(
     orderings: Orderings, alpha: float, init: np.ndarray | None, sample_weight: np.ndarray, tol: float = 1e-8
 ) -> np.ndarray:
     return plackett_luce.fit(orderings.reweighted(sample_weight), alpha=alpha, init=init, tol=tol)
+
+
+@dataclass(frozen=True)
+class _ConditionalFit:
+    """pl-conditional's data: binary units, and the orderings (numeric metrics, comparisons) fitted beside them,
+    both indexing the same sample list."""
+
+    binary: conditional.BinarySamples
+    orderings: Orderings | None
+
+    def scores(self, alpha: float, init: np.ndarray | None, sample_weight: np.ndarray, tol: float = 1e-8) -> np.ndarray:
+        binary = self.binary.reweighted(sample_weight)
+        orderings = None if self.orderings is None else self.orderings.reweighted(sample_weight)
+        return conditional.fit(binary, orderings, alpha=alpha, init=init, tol=tol)
+
+
+def _conditional_fit(
+    orderings: Orderings,
+    measurements: pd.DataFrame | None,
+    comparison_parts: list[Orderings],
+    tolerance: float | dict[str, float],
+) -> _ConditionalFit:
+    """Split the measurements into binary metrics (conditional likelihood) and the rest (choice sets)."""
+    frame = measurements if measurements is not None else pd.DataFrame(columns=["sample_id", "model", "value"])
+    metric = frame["metric"] if "metric" in frame.columns else pd.Series("", index=frame.index)
+    binary_metric = frame["value"].groupby(metric).transform(conditional.is_binary).astype(bool)
+    n_measured = frame["sample_id"].nunique()
+    samples = orderings.samples[:n_measured]
+    binary = conditional.from_measurements(frame[binary_metric], orderings.models, samples)
+    rest = [from_measurements(frame[~binary_metric], tolerance, orderings.models, samples)]
+    rest += comparison_parts
+    joined = concat(rest) if len(rest) > 1 else rest[0]
+    return _ConditionalFit(binary, joined)
 
 
 def _samples_per_model(

@@ -32,6 +32,7 @@ class Diagnostics:
     never_lose: list[str]
     unmeasured: list[str]
     prior_driven: list[str] = field(default_factory=list)
+    uninformative: int = 0  # pl-conditional: binary samples all or none of whose models got right
 
     @property
     def identified(self) -> bool:
@@ -48,6 +49,7 @@ class Diagnostics:
             "never_lose": self.never_lose,
             "unmeasured": self.unmeasured,
             "prior_driven": self.prior_driven,
+            "uninformative_samples": self.uninformative,
         }
 
 

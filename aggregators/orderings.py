@@ -63,11 +63,14 @@ def _replace(orderings: Orderings, **changes: np.ndarray) -> Orderings:
 
 
 def from_measurements(
-    measurements: pd.DataFrame, tolerance: float | dict[str, float] = 0.0, models: np.ndarray | None = None
+    measurements: pd.DataFrame,
+    tolerance: float | dict[str, float] = 0.0,
+    models: np.ndarray | None = None,
+    samples: np.ndarray | None = None,
 ) -> Orderings:
     """Orderings from a long frame `sample_id, model, value[, metric]` (higher value is better).
 
-    Values of one (sample, metric) within `tolerance` of their neighbour form one tier (per metric when a
+    `models` and `samples` (sorted) fix the lists that indices point into (default: those of the frame). Values of one (sample, metric) within `tolerance` of their neighbour form one tier (per metric when a
     dict). Orderings with a single tier carry no information and are dropped. Raises ValueError on a
     missing column or a non-finite value.
     """
@@ -80,14 +83,17 @@ def from_measurements(
     metric = measurements["metric"] if "metric" in measurements.columns else pd.Series("", index=measurements.index)
     model_names = np.sort(np.asarray(models if models is not None else measurements["model"].unique()))
     item = _index_of(model_names, measurements["model"].to_numpy())
-    sample_codes, sample_names = pd.factorize(measurements["sample_id"], sort=True)
+    if samples is None:
+        sample_codes, sample_names = pd.factorize(measurements["sample_id"], sort=True)
+    else:
+        sample_codes, sample_names = pd.Categorical(measurements["sample_id"], categories=samples).codes, samples
     metric_codes, metric_names = pd.factorize(metric)
     ordering_codes, ordering_keys = pd.factorize(sample_codes.astype(np.int64) * len(metric_names) + metric_codes)
     tol = _tolerances(tolerance, metric.to_numpy())
     order = np.lexsort((-value, ordering_codes))
     ordering_codes, item, value, tol = ordering_codes[order], item[order], value[order], tol[order]
-    new_ordering = np.r_[True, ordering_codes[1:] != ordering_codes[:-1]]
-    new_tier = new_ordering | np.r_[True, (value[:-1] - value[1:]) > tol[1:]]
+    new_tier = np.ones(len(value), dtype=bool)  # a tier starts at each new ordering and at each drop in value
+    new_tier[1:] = (ordering_codes[1:] != ordering_codes[:-1]) | ((value[:-1] - value[1:]) > tol[1:])
     ordering_sample = np.zeros(len(ordering_keys), dtype=np.int64)
     ordering_sample[ordering_codes] = sample_codes[order]
     return _build(

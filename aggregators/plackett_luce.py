@@ -12,6 +12,8 @@ cost O(entries) (bincounts and segmented cumulative sums); L-BFGS minimises it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from scipy.optimize import minimize
 from threadpoolctl import threadpool_limits
@@ -19,7 +21,7 @@ from threadpoolctl import threadpool_limits
 from aggregators.orderings import Orderings
 
 
-class _Layout:
+class Layout:
     """Arrays derived once per Orderings so that each objective call is a handful of sequential passes."""
 
     def __init__(self, orderings: Orderings) -> None:
@@ -48,7 +50,7 @@ class _Layout:
         return np.bincount(self.tier, per_entry, minlength=self.n_tiers)
 
 
-def objective(theta: np.ndarray, layout: _Layout, alpha: float) -> tuple[float, np.ndarray]:
+def objective(theta: np.ndarray, layout: Layout, alpha: float) -> tuple[float, np.ndarray]:
     """Negative log-posterior and its gradient at `theta` (length n_models)."""
     lay = layout
     shift = theta.max() if len(theta) else 0.0
@@ -75,16 +77,27 @@ def fit(orderings: Orderings, alpha: float = 0.0, init: np.ndarray | None = None
     The caller checks identifiability first (diagnostics.check): with alpha = 0 and no MLE the optimiser
     would drift without bound. `tol` bounds the gradient's largest component relative to the total weight.
     """
-    layout = _Layout(orderings)
-    start = np.zeros(orderings.n_models) if init is None else np.asarray(init, dtype=float)
-    scale = max(layout.total_weight, 1.0)
+    layout = Layout(orderings)
+    return minimise(lambda t: objective(t, layout, alpha), orderings.n_models, layout.total_weight, init, tol)
+
+
+def minimise(
+    objective: Callable[[np.ndarray], tuple[float, np.ndarray]],
+    n_models: int,
+    total_weight: float,
+    init: np.ndarray | None = None,
+    tol: float = 1e-8,
+) -> np.ndarray:
+    """Centered minimiser of a smooth convex `objective(theta) -> (value, gradient)` by L-BFGS; the gradient's
+    largest component ends below `tol * total_weight`."""
+    start = np.zeros(n_models) if init is None else np.asarray(init, dtype=float)
     with threadpool_limits(1):  # model-length vectors: BLAS threads only spin and contend
         result = minimize(
-            lambda t: objective(t, layout, alpha),
+            objective,
             start,
             jac=True,
             method="L-BFGS-B",
-            options={"maxiter": 20_000, "maxcor": 30, "gtol": tol * scale, "ftol": 0.0, "maxls": 5},
+            options={"maxiter": 20_000, "maxcor": 30, "gtol": tol * max(total_weight, 1.0), "ftol": 0.0, "maxls": 5},
         )
     theta = result.x
     return theta - theta.mean()

@@ -47,7 +47,7 @@ def big_step(n_models: int, n_rankings: int) -> None:
     """Step 2 in a process of its own, so that its peak memory is its own."""
     big, _, _ = rankings_frame(n_models, n_rankings, 1)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    _, seconds = timed(partial(aggregators.rank, big, alpha=0.0))
+    _, seconds = timed(partial(aggregators.rank, big, method="pl", alpha=0.0))
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(
         f"[2] {n_models} models x {n_rankings:,} rankings ({len(big):,} entries): {seconds:.1f} s, "
@@ -75,7 +75,7 @@ def main() -> None:
 
     frame, items, lengths = rankings_frame(n_models, args.rankings, 0)
     data = np.split(items, np.cumsum(lengths)[:-1])
-    ours, t_ours = timed(lambda: aggregators.rank(frame, alpha=0.0))
+    ours, t_ours = timed(lambda: aggregators.rank(frame, method="pl", alpha=0.0))
     theirs, t_choix = timed(lambda: choix.ilsr_rankings(n_models, data))
     ours_theta = ours.set_index("model").loc[[str(i) for i in range(n_models)], "score"].to_numpy()
     diff = np.abs(ours_theta - (theirs - theirs.mean())).max()
@@ -101,10 +101,10 @@ def main() -> None:
             "value": correct.ravel().astype(float),
         }
     )
-    board, t_dense = timed(lambda: aggregators.rank(dense, alpha=0.01))
+    board, t_dense = timed(lambda: aggregators.rank(dense, method="pl", alpha=0.01))
     print(f"[3] dense binary 4,280 x 145 ({len(dense):,} measurements): {t_dense:.2f} s")
 
-    _, t_boot = timed(lambda: aggregators.rank(frame, alpha=0.0, bootstrap=args.bootstrap))
+    _, t_boot = timed(lambda: aggregators.rank(frame, method="pl", alpha=0.0, bootstrap=args.bootstrap))
     print(
         f"[4] {args.bootstrap} bootstrap replicates at {args.rankings:,} rankings: {t_boot:.1f} s "
         f"({t_boot / t_ours:.1f}x one fit)"

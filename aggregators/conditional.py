@@ -1,0 +1,320 @@
+"""The exact conditional Plackett-Luce (Rasch) likelihood for binary samples.
+
+A binary sample on which `k` of its `n` measured models are correct has, given `k`, the probability
+
+    prod_{i in C} w_i / e_k(w_1, ..., w_n)        (w = exp(theta), C the correct set)
+
+where `e_k` is the elementary symmetric polynomial. The sample's difficulty cancels, so the estimate stays
+consistent under selection-biased sparsity, and with complete data each model's number correct is its
+sufficient statistic (the ranking is the accuracy ranking). Samples where all or none are correct carry no
+information and are dropped (and counted).
+
+How `log e_k` is computed: samples with the same measured set share one polynomial, so they are grouped by
+that set; a sample with k > n/2 is flipped (e_k(w) = prod(w) e_{n-k}(1/w): theta -> -theta, the incorrect set
+is "chosen"), so no polynomial goes past degree n/2. For each group, the coefficients 0..K of
+prod_m (1 + w_m z) come from the recursion E_m[j] = E_{m-1}[j] + w_m E_{m-1}[j-1], run in log space
+(logaddexp) over the group's models, vectorised over groups of similar size; the gradient is the same
+recursion's reverse-mode adjoint, also in log space. Cost per evaluation: O(sum over groups of n * K).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy.special import expit
+
+from aggregators import plackett_luce
+from aggregators.orderings import Orderings
+
+#: Elements of one chunk's stored forward pass (float64): bounds the objective's memory at about 128 MB.
+CHUNK_ELEMENTS = 1 << 24
+#: Below this (after rescaling) a needed coefficient may have lost precision: that chunk goes to log space.
+UNDERFLOW = 1e-200
+#: Sets of at least this many models get a saddle-point tilt (see _Chunk._tilt).
+SADDLE_FROM = 64
+
+
+@dataclass(frozen=True)
+class BinarySamples:
+    """Binary units (one per sample and metric), flipped so that k <= n / 2, and grouped by measured set.
+
+    per unit: `unit_sample` (index into the caller's sample list, for bootstrap weights), `unit_group`,
+    `unit_k` (chosen count), `unit_weight`; per chosen entry: `chosen_unit`, `chosen_item`;
+    per group: `group_items` (model indices, padded with `n_models`), `group_size`, `group_sign` (+1, or -1 when
+    flipped). `uninformative`: units dropped because all or none of their models were correct.
+    """
+
+    n_models: int
+    unit_sample: np.ndarray
+    unit_group: np.ndarray
+    unit_k: np.ndarray
+    unit_weight: np.ndarray
+    chosen_unit: np.ndarray
+    chosen_item: np.ndarray
+    group_items: np.ndarray
+    group_size: np.ndarray
+    group_sign: np.ndarray
+    uninformative: int
+
+    def reweighted(self, sample_weight: np.ndarray) -> BinarySamples:
+        """The same units with each weight multiplied by its sample's weight."""
+        fields = {name: getattr(self, name) for name in self.__dataclass_fields__}
+        fields["unit_weight"] = self.unit_weight * sample_weight[self.unit_sample]
+        return BinarySamples(**fields)
+
+
+def is_binary(values: pd.Series) -> bool:
+    """True when every value is 0 or 1."""
+    return bool(values.isin((0.0, 1.0)).all())
+
+
+def from_measurements(measurements: pd.DataFrame, models: np.ndarray, samples: np.ndarray) -> BinarySamples:
+    """Binary units from a long frame `sample_id, model, value[, metric]` with values 0/1.
+
+    `models` and `samples` are the sorted lists that every row's model and sample id belong to.
+    """
+    item = _codes(measurements["model"], models, "model")
+    sample = _codes(measurements["sample_id"], samples, "sample")
+    metric = measurements["metric"] if "metric" in measurements.columns else pd.Series("", index=measurements.index)
+    metric_codes = pd.factorize(metric)[0].astype(np.int64)
+    unit, keys = pd.factorize(sample * (int(metric_codes.max(initial=0)) + 1) + metric_codes)
+    correct = measurements["value"].to_numpy(dtype=float) == 1.0
+    n = np.bincount(unit, minlength=len(keys))
+    k = np.bincount(unit, correct, minlength=len(keys)).astype(np.int64)
+    unit_sample = np.zeros(len(keys), dtype=np.int64)
+    unit_sample[unit] = sample
+    informative = (k > 0) & (k < n)
+    kept = np.flatnonzero(informative)
+    renumber = np.cumsum(informative) - 1
+    entries = informative[unit]
+    unit, item, correct = renumber[unit[entries]], item[entries], correct[entries]
+    order = np.lexsort((item, unit))
+    unit, item, correct = unit[order], item[order], correct[order]
+    n, k = n[kept], k[kept]
+    flip = 2 * k > n
+    chosen = correct != flip[unit]
+    group_items, unit_group = _group_by_set(unit, item, n, flip, len(models))
+    group_flip = np.zeros(len(group_items), dtype=bool)
+    group_flip[unit_group] = flip
+    return BinarySamples(
+        n_models=len(models),
+        unit_sample=unit_sample[kept],
+        unit_group=unit_group,
+        unit_k=np.where(flip, n - k, k),
+        unit_weight=np.ones(len(kept)),
+        chosen_unit=unit[chosen],
+        chosen_item=item[chosen],
+        group_items=group_items,
+        group_size=(group_items < len(models)).sum(axis=1),
+        group_sign=np.where(group_flip, -1.0, 1.0),
+        uninformative=int((~informative).sum()),
+    )
+
+
+def _codes(values: pd.Series, names: np.ndarray, what: str) -> np.ndarray:
+    codes = pd.Categorical(values, categories=names).codes.astype(np.int64)
+    if (codes < 0).any():
+        raise ValueError(f"{what} {values.iloc[int(np.flatnonzero(codes < 0)[0])]!r} is missing from the {what} list")
+    return codes
+
+
+def _group_by_set(
+    unit: np.ndarray, item: np.ndarray, n: np.ndarray, flip: np.ndarray, n_models: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Group units (entries sorted by unit, then item) by (flip, measured set): the groups' model indices
+    (padded with n_models) and each unit's group."""
+    if not len(n):
+        return np.zeros((0, 0), dtype=np.int64), np.zeros(0, dtype=np.int64)
+    start = np.r_[0, np.cumsum(n)[:-1]]
+    padded = np.full((len(n), int(n.max()) + 1), n_models, dtype=np.int64)
+    padded[:, 0] = flip
+    padded[unit, 1 + np.arange(len(unit)) - start[unit]] = item
+    rows, unit_group = np.unique(padded, axis=0, return_inverse=True)
+    return rows[:, 1:], unit_group.ravel()
+
+
+class _Chunk:
+    """Groups of similar size evaluated together: models (R, n; n_models pads), signs (R,), unit weights per
+    k (R, K + 1)."""
+
+    def __init__(self, items: np.ndarray, sign: np.ndarray, counts: np.ndarray, n_models: int) -> None:
+        self.items = items
+        self.padding = items >= n_models
+        self.sign = sign
+        self.counts = counts
+        self.linear = True
+        with np.errstate(divide="ignore"):
+            self.log_counts = np.log(counts)
+
+    def log_likelihood_terms(self, theta_padded: np.ndarray) -> tuple[float, np.ndarray]:
+        """sum over groups and k of counts * log e_k, and its gradient per (group, model position)."""
+        x = np.where(self.padding, -np.inf, self.sign[:, None] * theta_padded[self.items])  # padding: w = 0
+        if self.linear:
+            result = self._linear(x)
+            if result is not None:
+                return result
+            self.linear = False  # the strengths move little between calls: stay in log space from now on
+        return self._log_space(x)
+
+    def _linear(self, x: np.ndarray) -> tuple[float, np.ndarray] | None:
+        """The recursion on tilted strengths w = exp(x - c), every row rescaled to max 1 after each step (its
+        log scale kept aside): exact unless a needed coefficient underflows, in which case: None.
+        Arrays are (coefficient, row): each step works on contiguous rows."""
+        rows, size = x.shape
+        width = self.counts.shape[1]
+        used = self.counts > 0
+        tilt = self._tilt(x, used)
+        w = np.exp(x.T - tilt)  # (size, rows)
+        prefix = np.zeros((size + 1, width, rows))
+        prefix[0, 0] = 1.0
+        log_scale = np.zeros((size + 1, rows))
+        for m in range(size):  # prefix[m + 1] * exp(log_scale[m + 1]): coefficients of prod_{l <= m} (1 + w_l z)
+            top = min(m + 2, width)
+            current = prefix[m + 1, :top]
+            current[:] = prefix[m, :top]
+            current[1:] += w[m] * prefix[m, : top - 1]
+            log_scale[m + 1] = log_scale[m] + _normalise(current)
+        last = prefix[size].T
+        if (last[used] < UNDERFLOW).any():
+            return None
+        log_e = np.log(np.where(used, last, 1.0)) + log_scale[size][:, None] + np.arange(width) * tilt[:, None]
+        value = float(np.dot(self.counts[used], log_e[used]))
+        adjoint = np.where(used, self.counts / np.where(used, last, 1.0), 0.0).T.copy()  # d value / d e_j, rescaled
+        log_adjoint = _normalise(adjoint) - log_scale[size]
+        gradient = np.empty((size, rows))
+        with np.errstate(divide="ignore"):
+            for m in range(size - 1, -1, -1):
+                inner = np.einsum("ji,ji->i", adjoint[1:], prefix[m, :-1]) * w[m]
+                gradient[m] = np.exp(np.log(inner) + log_adjoint + log_scale[m])
+                adjoint[:-1] += w[m] * adjoint[1:]
+                log_adjoint += _normalise(adjoint)
+        return value, gradient.T
+
+    def _tilt(self, x: np.ndarray, used: np.ndarray) -> np.ndarray:
+        """Per row, a shift c that puts the row's (weighted mean) k at the mean of the tilted coefficients:
+        sum_m sigmoid(x_m - c) = k. Small sets start and stay at the midpoint of the k-th and (k+1)-th largest
+        strengths (close enough below SADDLE_FROM models); larger ones take safeguarded Newton steps."""
+        k = self.counts @ np.arange(used.shape[1]) / np.maximum(self.counts.sum(axis=1), 1e-300)
+        kth = np.clip(np.rint(k).astype(np.int64), 1, x.shape[1] - 1)
+        descending = -np.sort(-x, axis=1)
+        rows = np.arange(len(x))
+        tilt = 0.5 * (descending[rows, kth - 1] + descending[rows, kth])
+        tilt = np.where(np.isfinite(tilt), tilt, descending[rows, kth - 1])
+        if x.shape[1] < SADDLE_FROM:
+            return tilt
+        for _ in range(100):
+            p = expit(x - tilt[:, None])
+            excess = p.sum(axis=1) - k
+            if np.abs(excess).max() < 0.5:
+                break
+            tilt += np.clip(excess / np.maximum((p * (1 - p)).sum(axis=1), 1e-12), -2.0, 2.0)
+        return tilt
+
+    def _log_space(self, x: np.ndarray) -> tuple[float, np.ndarray]:
+        """The same recursion and adjoint on logarithms (logaddexp): slower, never under- or overflows."""
+        rows, size = x.shape
+        width = self.counts.shape[1]
+        prefix = np.full((size + 1, rows, width), -np.inf)
+        prefix[:, :, 0] = 0.0
+        for m in range(size):
+            top = min(m + 2, width)
+            np.logaddexp(prefix[m, :, 1:top], x[:, m, None] + prefix[m, :, : top - 1], out=prefix[m + 1, :, 1:top])
+        log_e = prefix[size]
+        used = self.counts > 0
+        value = float(np.dot(self.counts[used], log_e[used]))
+        gradient = np.empty((rows, size))
+        with np.errstate(invalid="ignore"):
+            adjoint = np.where(used, self.log_counts - log_e, -np.inf)  # log of d value / d e_j
+            for m in range(size - 1, -1, -1):
+                terms = x[:, m, None] + adjoint[:, 1:] + prefix[m, :, :-1]
+                gradient[:, m] = np.exp(terms).sum(axis=1)
+                np.logaddexp(adjoint[:, :-1], x[:, m, None] + adjoint[:, 1:], out=adjoint[:, :-1])
+        return value, np.nan_to_num(gradient)
+
+
+def _normalise(columns: np.ndarray) -> np.ndarray:
+    """Divide each column (in place) by its largest entry; return the logs of those divisors (0 for zero columns)."""
+    largest = columns.max(axis=0)
+    largest = np.where(largest > 0, largest, 1.0)
+    columns *= 1.0 / largest
+    return np.log(largest)
+
+
+class Layout:
+    """Everything one objective evaluation needs, derived once per BinarySamples: the groups, sorted by size
+    and degree, cut into chunks of at most CHUNK_ELEMENTS stored coefficients."""
+
+    def __init__(self, binary: BinarySamples) -> None:
+        b = binary
+        self.n_models = b.n_models
+        unit_sign = b.group_sign[b.unit_group] if len(b.unit_group) else np.zeros(0)
+        self.chosen = np.bincount(
+            b.chosen_item, (b.unit_weight * unit_sign)[b.chosen_unit], minlength=b.n_models
+        ).astype(float)
+        self.total_weight = float(b.unit_weight.sum())
+        width = np.zeros(len(b.group_items), dtype=np.int64)  # highest k needed, plus one
+        np.maximum.at(width, b.unit_group, b.unit_k + 1)
+        order = np.lexsort((width, b.group_size))
+        self.chunks: list[_Chunk] = []
+        start = 0
+        while start < len(order):
+            stop, most_models, most_width = start + 1, b.group_size[order[start]], width[order[start]]
+            while stop < len(order):
+                most_models = max(most_models, b.group_size[order[stop]])
+                most_width = max(most_width, width[order[stop]])
+                if (stop + 1 - start) * (most_models + 1) * most_width > CHUNK_ELEMENTS:
+                    break
+                stop += 1
+            self.chunks.append(self._chunk(b, order[start:stop], width))
+            start = stop
+
+    @staticmethod
+    def _chunk(b: BinarySamples, groups: np.ndarray, width: np.ndarray) -> _Chunk:
+        position = np.full(len(b.group_items), -1)
+        position[groups] = np.arange(len(groups))
+        mine = position[b.unit_group] >= 0
+        counts = np.zeros((len(groups), int(width[groups].max())))
+        np.add.at(counts, (position[b.unit_group[mine]], b.unit_k[mine]), b.unit_weight[mine])
+        items = b.group_items[groups, : int(b.group_size[groups].max())]
+        return _Chunk(items, b.group_sign[groups], counts, b.n_models)
+
+
+def objective(theta: np.ndarray, layout: Layout) -> tuple[float, np.ndarray]:
+    """Negative conditional log-likelihood and its gradient at `theta` (length n_models); no prior."""
+    theta_padded = np.r_[theta, 0.0]
+    value = -float(np.dot(layout.chosen, theta))
+    gradient = -layout.chosen.copy()
+    for chunk in layout.chunks:
+        part, per_position = chunk.log_likelihood_terms(theta_padded)
+        value += part
+        signed = (chunk.sign[:, None] * per_position).ravel()
+        gradient += np.bincount(chunk.items.ravel(), signed, minlength=layout.n_models + 1)[: layout.n_models]
+    return value, gradient
+
+
+def fit(
+    binary: BinarySamples,
+    orderings: Orderings | None,
+    alpha: float = 0.0,
+    init: np.ndarray | None = None,
+    tol: float = 1e-8,
+) -> np.ndarray:
+    """Centered log-strengths maximising the conditional likelihood of `binary` times the choice-set PL
+    likelihood of `orderings` (numeric samples, comparisons; may be None) under the Gaussian prior `alpha`."""
+    layout = Layout(binary)
+    total_weight = layout.total_weight
+    pl_layout = None
+    if orderings is not None and len(orderings.item):
+        pl_layout = plackett_luce.Layout(orderings)
+        total_weight += pl_layout.total_weight
+
+    def posterior(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        value, gradient = objective(theta, layout)
+        if pl_layout is not None:
+            pl_value, pl_gradient = plackett_luce.objective(theta, pl_layout, 0.0)
+            value, gradient = value + pl_value, gradient + pl_gradient
+        return value + alpha * float(np.dot(theta, theta)), gradient + 2.0 * alpha * theta
+
+    return plackett_luce.minimise(posterior, binary.n_models, total_weight, init, tol)

@@ -1,0 +1,62 @@
+"""pl-conditional's fit time, against `pl` (the choice-set encoding) on the same data in the same process.
+
+    python bench/conditional_speed.py
+
+1. ChemBench: 22 models x 2,854 questions, complete (../shared/data).
+2. 100 models x 100,000 binary Rasch samples, each model measured on a random 30%.
+3. A dense binary 4,280-model x 145-sample matrix (Open LLM Leaderboard ARC's shape).
+Each line: the whole `aggregators.rank` call (DataFrame in, scores out), alpha 0.01, no bootstrap.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+import aggregators
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def sparse_rasch(n_models: int, n_samples: int, measured: float, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    ability = rng.normal(0, 1, n_models)
+    difficulty = rng.normal(0, 1.5, n_samples)
+    sample, model = np.nonzero(rng.random((n_samples, n_models)) < measured)
+    correct = rng.random(len(sample)) < 1 / (1 + np.exp(difficulty[sample] - ability[model]))
+    return pd.DataFrame({"sample_id": sample, "model": model, "value": correct.astype(float)})
+
+
+def chembench() -> pd.DataFrame:
+    wide = pd.read_csv(SHARED / "chembench_binary" / "binary_matrix.csv", index_col=0)
+    frame = wide.stack().rename("value").reset_index()
+    frame.columns = ["sample_id", "model", "value"]
+    return frame
+
+
+def seconds(frame: pd.DataFrame, method: str) -> float:
+    start = time.perf_counter()
+    aggregators.rank(frame, method=method, alpha=0.01)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    cases = [
+        ("[1] ChemBench 22 x 2,854, complete", chembench),
+        ("[2] 100 x 100,000 binary, 30% measured", lambda: sparse_rasch(100, 100_000, 0.3)),
+        ("[3] dense binary 4,280 x 145", lambda: sparse_rasch(4280, 145, 1.0)),
+    ]
+    for name, build in cases:
+        frame = build()
+        exact, pl = seconds(frame, "pl-conditional"), seconds(frame, "pl")
+        print(
+            f"{name} ({len(frame):,} measurements): pl-conditional {exact:.2f} s, pl {pl:.2f} s, "
+            f"ratio {exact / pl:.1f}x"
+        )
+
+
+if __name__ == "__main__":
+    main()

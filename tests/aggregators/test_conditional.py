@@ -1,0 +1,212 @@
+"""pl-conditional: the exact conditional likelihood against brute force, choix and the accuracy ranking."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import choix
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.special import gammaln
+from scipy.stats import kendalltau
+
+import aggregators
+from aggregators import conditional, plackett_luce
+from aggregators.diagnostics import NotIdentifiedError
+from aggregators.orderings import from_measurements
+from aggregators.simulate import rasch, selection_bias, thin
+
+N = 6
+NAMES = np.array([f"m{i}" for i in range(N)])
+
+
+def random_binary(seed: int, n_samples: int = 60) -> pd.DataFrame:
+    """Binary samples over random model subsets, two metrics, many with k > n / 2 (flipped)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for s in range(n_samples):
+        for metric in ("acc", "acc_norm"):
+            models = rng.choice(N, rng.integers(2, N + 1), replace=False)
+            p = rng.uniform(0.1, 0.9)
+            rows += [(f"s{s:02d}", NAMES[i], metric, float(rng.random() < p)) for i in models]
+    return pd.DataFrame(rows, columns=["sample_id", "model", "metric", "value"])
+
+
+def brute_force(frame: pd.DataFrame, theta: np.ndarray, weight: dict[str, float]) -> tuple[float, np.ndarray]:
+    """Weighted negative conditional log-likelihood and its gradient, enumerating every subset of size k."""
+    value, gradient = 0.0, np.zeros(N)
+    for (sample, _), unit in frame.groupby(["sample_id", "metric"]):
+        items = [int(m[1:]) for m in unit["model"]]
+        correct = [i for i, v in zip(items, unit["value"], strict=True) if v == 1.0]
+        k = len(correct)
+        if k in (0, len(items)):
+            continue
+        subsets = [list(c) for c in itertools.combinations(items, k)]
+        terms = np.array([np.exp(theta[c].sum()) for c in subsets])
+        e_k = terms.sum()
+        value -= weight[sample] * (theta[correct].sum() - np.log(e_k))
+        gradient[correct] -= weight[sample]
+        for c, term in zip(subsets, terms, strict=True):
+            gradient[c] += weight[sample] * term / e_k
+    return value, gradient
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_likelihood_and_gradient_equal_brute_force(seed: int) -> None:
+    frame = random_binary(seed)
+    samples = np.sort(frame["sample_id"].unique())
+    rng = np.random.default_rng(seed)
+    weights = rng.integers(0, 3, len(samples)).astype(float)  # bootstrap-like multiplicities, zeros included
+    binary = conditional.from_measurements(frame, NAMES, samples).reweighted(weights)
+    theta = rng.normal(0, 2, N)
+    value, gradient = conditional.objective(theta, conditional.Layout(binary))
+    expected_value, expected_gradient = brute_force(frame, theta, dict(zip(samples, weights, strict=True)))
+    assert value == pytest.approx(expected_value, abs=1e-9)
+    np.testing.assert_allclose(gradient, expected_gradient, atol=1e-9)
+    assert (binary.unit_k * 2 <= binary.group_size[binary.unit_group]).all()  # flipped where k > n / 2
+
+
+def test_large_sets_stay_finite() -> None:
+    """A 400-model set with k = 200 and widely spread strengths: e_k is astronomically large, log e_k is not."""
+    rng = np.random.default_rng(0)
+    names = np.array([f"x{i:03d}" for i in range(400)])
+    values = np.r_[np.ones(200), np.zeros(200)]
+    frame = pd.DataFrame({"sample_id": "s", "model": names, "value": rng.permutation(values)})
+    binary = conditional.from_measurements(frame, names, np.array(["s"]))
+    value, gradient = conditional.objective(rng.normal(0, 8, 400), conditional.Layout(binary))
+    assert np.isfinite(value) and np.isfinite(gradient).all()
+    assert gradient.sum() == pytest.approx(0.0, abs=1e-8)  # shifting every strength changes nothing
+
+
+def test_two_model_samples_equal_choix_pairwise() -> None:
+    """With two models per sample and one right, the conditional likelihood is Bradley-Terry."""
+    rng = np.random.default_rng(3)
+    truth = rng.normal(size=N)
+    rows, pairs = [], []
+    for s in range(500):
+        a, b = rng.choice(N, 2, replace=False)
+        a_wins = rng.random() < 1 / (1 + np.exp(truth[b] - truth[a]))
+        winner, loser = (a, b) if a_wins else (b, a)
+        pairs.append((int(winner), int(loser)))
+        rows += [(f"s{s}", NAMES[winner], 1.0), (f"s{s}", NAMES[loser], 0.0)]
+    frame = pd.DataFrame(rows, columns=["sample_id", "model", "value"])
+    board = aggregators.rank(frame, method="pl-conditional", alpha=0.0).set_index("model")["score"]
+    expected = choix.ilsr_pairwise(N, pairs, alpha=0.0, tol=1e-12)
+    np.testing.assert_allclose(board[NAMES].to_numpy(), expected - expected.mean(), atol=1e-6)
+
+
+def test_numeric_samples_and_comparisons_fit_as_pl() -> None:
+    """Without binary samples, pl-conditional is pl (which is checked against choix)."""
+    rng = np.random.default_rng(4)
+    numeric = pd.DataFrame(
+        {"sample_id": np.repeat(np.arange(80).astype(str), N), "model": np.tile(NAMES, 80), "value": rng.random(80 * N)}
+    )
+    a, b = rng.integers(0, N, 300), rng.integers(0, N, 300)
+    comparisons = pd.DataFrame(
+        {"model_a": NAMES[a[a != b]], "model_b": NAMES[b[a != b]], "winner": rng.choice(["a", "b"], (a != b).sum())}
+    )
+    for options in ({"measurements": numeric}, {"measurements": numeric, "comparisons": comparisons}):
+        pl = aggregators.rank(method="pl", **options).set_index("model")["score"]
+        exact = aggregators.rank(method="pl-conditional", **options).set_index("model")["score"]
+        np.testing.assert_allclose(exact[pl.index].to_numpy(), pl.to_numpy(), atol=1e-6)
+
+
+def test_binary_and_numeric_metrics_share_one_fit() -> None:
+    """Mixed data: the fit's gradient (conditional part + PL part + prior) vanishes at the returned scores."""
+    binary = random_binary(5)
+    rng = np.random.default_rng(5)
+    numeric = binary.assign(metric="f1", value=rng.random(len(binary)))
+    mixed = pd.concat([binary, numeric], ignore_index=True)
+    board = aggregators.rank(mixed, method="pl-conditional", alpha=0.01).set_index("model")["score"]
+    binary_only = aggregators.rank(binary, method="pl-conditional", alpha=0.01).set_index("model")["score"]
+    assert not np.allclose(board[NAMES].to_numpy(), binary_only[NAMES].to_numpy(), atol=1e-3)
+    samples = np.sort(mixed["sample_id"].unique())
+    units = conditional.from_measurements(binary, NAMES, samples)
+    orderings = from_measurements(numeric, models=NAMES, samples=samples)
+    theta = board[NAMES].to_numpy()
+    _, g_binary = conditional.objective(theta, conditional.Layout(units))
+    _, g_numeric = plackett_luce.objective(theta, plackett_luce.Layout(orderings), 0.01)
+    assert np.abs(g_binary + g_numeric).max() < 1e-5
+
+
+def test_complete_chembench_reproduces_the_accuracy_ranking(shared_data: Path) -> None:
+    wide = pd.read_csv(shared_data / "chembench_binary" / "binary_matrix.csv", index_col=0)
+    frame = wide.stack().rename("value").reset_index()
+    frame.columns = ["sample_id", "model", "value"]
+    accuracy = wide.mean(axis=0)
+    board = aggregators.rank(frame, method="pl-conditional", alpha=0.0).set_index("model")["score"]
+    assert kendalltau(board[accuracy.index], accuracy).statistic >= 0.99
+    pl = aggregators.rank(frame, method="pl", alpha=0.0).set_index("model")["score"]
+    assert kendalltau(pl[accuracy.index], accuracy).statistic < 0.95  # the choice-set encoding does not
+    assert board.attrs["diagnostics"]["uninformative_samples"] > 0
+
+
+def test_complete_synthetic_data_reproduce_the_accuracy_ranking() -> None:
+    frame, _, _ = rasch(seed=1, n_models=20, n_samples=1500)
+    accuracy = frame.groupby("model")["value"].mean()
+    board = aggregators.rank(frame, method="pl-conditional").set_index("model")["score"]
+    assert kendalltau(board[accuracy.index], accuracy).statistic >= 0.99
+
+
+def test_selection_biased_sparsity_recovers_the_truth_at_least_as_well_as_pl() -> None:
+    taus: dict[str, list[float]] = {"pl": [], "pl-conditional": [], "mean": []}
+    for seed in range(3):
+        frame, truth, difficulty = rasch(seed=seed)
+        sparse = thin(frame, 0.9, np.random.default_rng(seed), selection_bias(frame, truth, difficulty))
+        for method, values in taus.items():
+            scores = aggregators.rank(sparse, method=method).set_index("model")["score"]
+            values.append(kendalltau(scores[truth.index], truth).statistic)
+    assert np.mean(taus["pl-conditional"]) >= np.mean(taus["pl"]) - 0.01
+    assert np.mean(taus["pl-conditional"]) > np.mean(taus["mean"]) + 0.5
+
+
+def test_diagnostics_prior_and_bootstrap() -> None:
+    frame = random_binary(6)
+    never_right = frame.assign(value=np.where(frame["model"] == "m0", 0.0, frame["value"]))
+    with pytest.raises(NotIdentifiedError, match="never win: m0"):
+        aggregators.rank(never_right, method="pl-conditional", alpha=0.0)
+    board = aggregators.rank(never_right, method="pl-conditional", alpha=0.05, bootstrap=20, seed=1)
+    assert board.attrs["diagnostics"]["prior_driven"] == ["m0"]
+    assert board["model"].iloc[-1] == "m0"
+    assert ((board["ci_low"] <= board["score"]) & (board["score"] <= board["ci_high"])).all()
+    again = aggregators.rank(never_right, method="pl-conditional", alpha=0.05, bootstrap=20, seed=1, workers=1)
+    np.testing.assert_allclose(again["ci_low"], board["ci_low"], atol=1e-6)
+
+
+@pytest.mark.parametrize("spread", [0.5, 8.0])
+def test_linear_and_log_space_recursions_agree(spread: float) -> None:
+    """Both kernels on one 400-model set seen by samples with k from 3 to 390 (multi-k rows)."""
+    rng = np.random.default_rng(7)
+    names = np.array([f"x{i:03d}" for i in range(400)])
+    frame = pd.concat(
+        pd.DataFrame({"sample_id": f"s{k}", "model": names, "value": rng.permutation(np.arange(400) < k).astype(float)})
+        for k in (3, 50, 120, 199, 250, 390)
+    )
+    binary = conditional.from_measurements(frame, names, np.sort(frame["sample_id"].unique()))
+    theta = np.r_[rng.normal(0, spread, 400), 0.0]
+    for chunk in conditional.Layout(binary).chunks:
+        x = np.where(chunk.padding, -np.inf, chunk.sign[:, None] * theta[chunk.items])
+        linear, log_space = chunk._linear(x), chunk._log_space(x)
+        assert linear is not None
+        assert linear[0] == pytest.approx(log_space[0], rel=1e-12)
+        np.testing.assert_allclose(linear[1], log_space[1], atol=1e-9)
+
+
+def test_underflow_falls_back_to_log_space() -> None:
+    """Equal strengths, 4,000 models, k = 5 and k = 1,990 in one set: e_5 / e_1990 underflows in linear space."""
+    names = np.array([f"x{i:04d}" for i in range(4000)])
+    frame = pd.concat(
+        pd.DataFrame({"sample_id": f"s{k}", "model": names, "value": (np.arange(4000) < k).astype(float)})
+        for k in (5, 1990)
+    )
+    binary = conditional.from_measurements(frame, names, np.sort(frame["sample_id"].unique()))
+    (chunk,) = conditional.Layout(binary).chunks
+    x = np.zeros((1, 4000))
+    assert chunk._linear(x) is None
+    value, gradient = chunk.log_likelihood_terms(np.zeros(4001))
+    assert not chunk.linear
+    log_binomial = [gammaln(4001) - gammaln(k + 1) - gammaln(4001 - k) for k in (5, 1990)]
+    assert value == pytest.approx(sum(log_binomial), rel=1e-12)  # e_k of equal unit strengths = C(n, k)
+    np.testing.assert_allclose(gradient.sum(), 5 + 1990, rtol=1e-9)  # sum of inclusion probabilities = k
