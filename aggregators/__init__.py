@@ -24,17 +24,19 @@ from aggregators.orderings import Orderings, concat, from_comparisons, from_meas
 
 METHODS = ("pl", "pl-conditional", "mean", "bt", "elo", "borda")
 PL_METHODS = ("pl", "pl-conditional")
+#: Binary samples through the exact conditional likelihood, everything else as `pl` (README: robustness).
+DEFAULT_METHOD = "pl-conditional"
 #: Bootstrap replicates fit with at least this prior, so a draw that drops all of a model's wins stays finite,
 #: and to this gradient tolerance (relative to the total weight): far below the spread of the replicates.
 BOOTSTRAP_MIN_ALPHA = 1e-6
-BOOTSTRAP_TOL = 1e-7
+BOOTSTRAP_TOL = 1e-6
 
-__all__ = ["METHODS", "NotIdentifiedError", "Orderings", "rank", "rank_pairwise"]
+__all__ = ["DEFAULT_METHOD", "METHODS", "NotIdentifiedError", "Orderings", "rank", "rank_pairwise"]
 
 
 def rank(
     measurements: pd.DataFrame | None,
-    method: str = "pl",
+    method: str = DEFAULT_METHOD,
     alpha: float = 0.01,
     bootstrap: int = 0,
     seed: int = 0,
@@ -44,12 +46,13 @@ def rank(
     tolerance: float | dict[str, float] = 0.0,
     level: float = 0.95,
     workers: int | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> pd.DataFrame:
     """The leaderboard from measurements (and optionally comparisons, fitted together), best first.
 
     `alpha` is a Gaussian prior on PL log-strengths (variance 1/(2 alpha)); alpha = 0 is the MLE and raises
     NotIdentifiedError, naming the models, when the data do not determine it. `bootstrap` replicates resample
-    samples (seeded by `seed`) for `level` intervals of score and rank. `ties` picks how a tied comparison
+    samples (seeded by `seed`) for `level` intervals of score and rank; `progress(k)` hears of each k done. `ties` picks how a tied comparison
     counts: "both" (a win each way, ONEBench) or "half" (LMArena). Raises ValueError on an unknown method.
     """
     if method not in METHODS:
@@ -75,7 +78,7 @@ def rank(
     full = score(np.ones(len(orderings.samples)))
     if method in PL_METHODS:
         score = partial(fit_scores, max(alpha, BOOTSTRAP_MIN_ALPHA), full, tol=BOOTSTRAP_TOL)
-    draws = replicate_scores(score, len(orderings.samples), bootstrap, seed, workers) if bootstrap else None
+    draws = replicate_scores(score, len(orderings.samples), bootstrap, seed, workers, progress) if bootstrap else None
     counts = _samples_per_model(orderings, measurements, comparisons)
     return _leaderboard(orderings.models, full, draws, counts, diagnostics, method, level)
 

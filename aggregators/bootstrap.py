@@ -17,31 +17,46 @@ from threadpoolctl import threadpool_limits
 
 ScoreFn = Callable[[np.ndarray], np.ndarray]
 _JOB: ScoreFn | None = None  # the score function a forked worker inherits
+BATCH = 4  # replicates per task: small enough for a live progress bar, large enough to amortise the task
 
 
 def replicate_scores(
-    score: ScoreFn, n_samples: int, replicates: int, seed: int = 0, workers: int | None = None
+    score: ScoreFn,
+    n_samples: int,
+    replicates: int,
+    seed: int = 0,
+    workers: int | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> np.ndarray:
     """Scores of `replicates` bootstrap draws, shape (replicates, n_models).
 
     `score(sample_weight)` refits on integer sample weights (length n_samples). Draw b uses the b-th child of
-    `SeedSequence(seed)`, so results do not depend on `workers` (default: all cores, at most 2 per job).
+    `SeedSequence(seed)`, so results do not depend on `workers` (default: all cores). `progress(k)` is called
+    as each batch of k replicates finishes.
     """
     children = np.random.SeedSequence(seed).spawn(replicates)
     weights = [
         np.random.default_rng(child).multinomial(n_samples, np.full(n_samples, 1.0 / n_samples)) for child in children
     ]
+    report = progress or (lambda done: None)
     workers = min(workers or os.cpu_count() or 1, replicates)
     if workers <= 1 or "fork" not in multiprocessing.get_all_start_methods():
-        return np.array([score(w) for w in weights])
+        rows = []
+        for w in weights:
+            rows.append(score(w))
+            report(1)
+        return np.array(rows)
     global _JOB
     _JOB = score
     try:
         context = multiprocessing.get_context("fork")
         with ProcessPoolExecutor(workers, mp_context=context) as pool:
-            chunks = np.array_split(np.arange(replicates), workers)
-            parts = pool.map(_run_chunk, [[weights[i] for i in chunk] for chunk in chunks])
-            return np.vstack(list(parts))
+            batches = np.array_split(np.arange(replicates), -(-replicates // BATCH))
+            parts = []
+            for part in pool.map(_run_chunk, [[weights[i] for i in batch] for batch in batches]):
+                parts.append(part)
+                report(len(part))
+            return np.vstack(parts)
     finally:
         _JOB = None
 

@@ -30,8 +30,13 @@ from aggregators.orderings import Orderings
 
 #: Elements of one chunk's stored forward pass (float64): bounds the objective's memory at about 128 MB.
 CHUNK_ELEMENTS = 1 << 24
+#: Rows (groups) per chunk: fewer means less padding, more means fewer numpy calls per step.
+CHUNK_ROWS = 2048
 #: Below this (after rescaling) a needed coefficient may have lost precision: that chunk goes to log space.
 UNDERFLOW = 1e-200
+#: Rows are rescaled every this many steps of the linear recursion: a tilted step grows them by at most
+#: 1 + max w, so overflow needs strengths about 175 apart (and is caught: log space then).
+RESCALE_EVERY = 4
 #: Sets of at least this many models get a saddle-point tilt (see _Chunk._tilt).
 SADDLE_FROM = 64
 
@@ -159,9 +164,9 @@ class _Chunk:
         return self._log_space(x)
 
     def _linear(self, x: np.ndarray) -> tuple[float, np.ndarray] | None:
-        """The recursion on tilted strengths w = exp(x - c), every row rescaled to max 1 after each step (its
-        log scale kept aside): exact unless a needed coefficient underflows, in which case: None.
-        Arrays are (coefficient, row): each step works on contiguous rows."""
+        """The recursion on tilted strengths w = exp(x - c), each row rescaled to max 1 every RESCALE_EVERY
+        steps (its log scale kept aside): exact unless a needed coefficient under- or overflows, in which
+        case: None. Arrays are (coefficient, row), so each step works on contiguous rows."""
         rows, size = x.shape
         width = self.counts.shape[1]
         used = self.counts > 0
@@ -172,24 +177,33 @@ class _Chunk:
         log_scale = np.zeros((size + 1, rows))
         for m in range(size):  # prefix[m + 1] * exp(log_scale[m + 1]): coefficients of prod_{l <= m} (1 + w_l z)
             top = min(m + 2, width)
-            current = prefix[m + 1, :top]
-            current[:] = prefix[m, :top]
-            current[1:] += w[m] * prefix[m, : top - 1]
-            log_scale[m + 1] = log_scale[m] + _normalise(current)
+            previous, current = prefix[m], prefix[m + 1]
+            np.multiply(previous[: top - 1], w[m], out=current[1:top])
+            current[1:top] += previous[1:top]
+            current[0] = previous[0]
+            log_scale[m + 1] = log_scale[m]
+            if m % RESCALE_EVERY == RESCALE_EVERY - 1 or m == size - 1:
+                log_scale[m + 1] += _normalise(current[:top])
         last = prefix[size].T
-        if (last[used] < UNDERFLOW).any():
+        if not (last[used] >= UNDERFLOW).all():  # also catches inf and nan
             return None
         log_e = np.log(np.where(used, last, 1.0)) + log_scale[size][:, None] + np.arange(width) * tilt[:, None]
         value = float(np.dot(self.counts[used], log_e[used]))
         adjoint = np.where(used, self.counts / np.where(used, last, 1.0), 0.0).T.copy()  # d value / d e_j, rescaled
         log_adjoint = _normalise(adjoint) - log_scale[size]
         gradient = np.empty((size, rows))
+        shifted = np.empty((width - 1, rows))
         with np.errstate(divide="ignore"):
             for m in range(size - 1, -1, -1):
-                inner = np.einsum("ji,ji->i", adjoint[1:], prefix[m, :-1]) * w[m]
+                top = min(m + 2, width)  # prefix[m] is zero beyond degree m
+                inner = np.einsum("ji,ji->i", adjoint[1:top], prefix[m, : top - 1]) * w[m]
                 gradient[m] = np.exp(np.log(inner) + log_adjoint + log_scale[m])
-                adjoint[:-1] += w[m] * adjoint[1:]
-                log_adjoint += _normalise(adjoint)
+                np.multiply(adjoint[1:], w[m], out=shifted)
+                adjoint[:-1] += shifted
+                if m % RESCALE_EVERY == 0:
+                    log_adjoint += _normalise(adjoint)
+        if not np.isfinite(gradient).all():
+            return None
         return value, gradient.T
 
     def _tilt(self, x: np.ndarray, used: np.ndarray) -> np.ndarray:
@@ -243,8 +257,8 @@ def _normalise(columns: np.ndarray) -> np.ndarray:
 
 
 class Layout:
-    """Everything one objective evaluation needs, derived once per BinarySamples: the groups, sorted by size
-    and degree, cut into chunks of at most CHUNK_ELEMENTS stored coefficients."""
+    """Everything one objective evaluation needs, derived once per BinarySamples: the groups, sorted by
+    degree (highest k) and size, cut into chunks of at most CHUNK_ROWS groups and CHUNK_ELEMENTS coefficients."""
 
     def __init__(self, binary: BinarySamples) -> None:
         b = binary
@@ -256,7 +270,9 @@ class Layout:
         self.total_weight = float(b.unit_weight.sum())
         width = np.zeros(len(b.group_items), dtype=np.int64)  # highest k needed, plus one
         np.maximum.at(width, b.unit_group, b.unit_k + 1)
-        order = np.lexsort((width, b.group_size))
+        weight = np.bincount(b.unit_group, b.unit_weight, minlength=len(b.group_items))
+        order = np.lexsort((b.group_size, width))
+        order = order[weight[order] > 0]  # a bootstrap replicate leaves about a third of the groups out
         self.chunks: list[_Chunk] = []
         start = 0
         while start < len(order):
@@ -264,7 +280,7 @@ class Layout:
             while stop < len(order):
                 most_models = max(most_models, b.group_size[order[stop]])
                 most_width = max(most_width, width[order[stop]])
-                if (stop + 1 - start) * (most_models + 1) * most_width > CHUNK_ELEMENTS:
+                if stop - start >= CHUNK_ROWS or (stop + 1 - start) * (most_models + 1) * most_width > CHUNK_ELEMENTS:
                     break
                 stop += 1
             self.chunks.append(self._chunk(b, order[start:stop], width))

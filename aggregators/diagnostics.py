@@ -53,6 +53,11 @@ class Diagnostics:
         }
 
 
+def uninformative_note(count: int) -> str:
+    """The sentence that tells a reader pl-conditional left `count` binary samples out."""
+    return f"{count:,} binary samples where every or no measured model was right carry no information: left out"
+
+
 def diagnose(orderings: Orderings, direct_limit: float = 4.0) -> Diagnostics:
     """Strongly connected components of the beat graph, and models that never win or never lose.
 

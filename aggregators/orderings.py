@@ -52,9 +52,24 @@ class Orderings:
         return np.maximum.accumulate(np.where(first, np.arange(n_tiers), 0))
 
     def reweighted(self, sample_weight: np.ndarray) -> Orderings:
-        """The same orderings with each ordering's weight multiplied by its sample's weight."""
+        """The orderings with each weight multiplied by its sample's weight; those of weight 0 left out."""
         weight = self.ordering_weight * sample_weight[self.ordering_sample]
-        return _replace(self, ordering_weight=weight)
+        keep = weight > 0
+        if keep.all():
+            return _replace(self, ordering_weight=weight)
+        keep_tier = keep[self.tier_ordering]
+        keep_entry = keep_tier[self.tier]
+        tier_id = np.cumsum(keep_tier) - 1
+        ordering_id = np.cumsum(keep) - 1
+        return _replace(
+            self,
+            item=self.item[keep_entry],
+            tier=tier_id[self.tier[keep_entry]],
+            tier_ordering=ordering_id[self.tier_ordering[keep_tier]],
+            tier_last=tier_id[self.tier_last[keep_tier]],
+            ordering_sample=self.ordering_sample[keep],
+            ordering_weight=weight[keep],
+        )
 
 
 def _replace(orderings: Orderings, **changes: np.ndarray) -> Orderings:

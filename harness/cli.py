@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from harness.cli_common import (
+    DEFAULT_METHOD,
     AlphaOpt,
     BootstrapOpt,
     JsonOpt,
@@ -54,7 +55,7 @@ def main_options(
 @app.command("rank")
 @user_errors
 def rank_command(
-    method: MethodOpt = "pl",
+    method: MethodOpt = DEFAULT_METHOD,
     source: SourcesOpt = None,
     metric: Annotated[str | None, typer.Option(help="Rank on this metric instead of each sample's own.")] = None,
     alpha: AlphaOpt = 0.01,
@@ -77,7 +78,7 @@ def rank_command(
 def report_command(
     out: Annotated[Path, typer.Option(help="Where to write the HTML file.")] = Path("report.html"),
     source: SourcesOpt = None,
-    method: MethodOpt = "pl",
+    method: MethodOpt = DEFAULT_METHOD,
     alpha: AlphaOpt = 0.01,
     bootstrap: BootstrapOpt = 100,
     seed: SeedOpt = 0,

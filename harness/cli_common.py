@@ -78,7 +78,9 @@ def set_pool_dir(pool: Path | None) -> None:
 
 SourceOpt = Annotated[str, typer.Option("--source", help="Name of the source the samples belong to.")]
 SourcesOpt = Annotated[list[str] | None, typer.Option("--source", help="Only these sources (repeatable).")]
-MethodOpt = Annotated[str, typer.Option(help="pl | mean | bt | elo | borda")]
+#: aggregators.DEFAULT_METHOD, spelled out so that the CLI starts without importing scipy (a test checks).
+DEFAULT_METHOD = "pl-conditional"
+MethodOpt = Annotated[str, typer.Option(help="pl-conditional | pl | mean | bt | elo | borda")]
 AlphaOpt = Annotated[float, typer.Option(help="Gaussian prior on PL log-strengths (0 = maximum likelihood).")]
 BootstrapOpt = Annotated[int, typer.Option(help="Bootstrap replicates over samples for 95% intervals.")]
 SeedOpt = Annotated[int, typer.Option(help="Seed of the bootstrap.")]

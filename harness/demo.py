@@ -75,7 +75,7 @@ def run_demo(out: Path, small: bool = False, console: Console | None = None) -> 
         result = run(pool, spec, backend)
         console.print(f"{spec.model}: {result.evaluated} samples evaluated")
     scores, _ = ranking_inputs(pool, list(size.sources) if size.sources else None)
-    board = aggregators.rank(scores, "pl", ALPHA, size.bootstrap, seed=0)
+    board = aggregators.rank(scores, aggregators.DEFAULT_METHOD, ALPHA, size.bootstrap, seed=0)
     report = build_report(
         pool, board, scores, title="poolbench demo leaderboard", alpha=ALPHA, bootstrap=size.bootstrap
     )

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from harness.cli_common import open_pool, stderr, write_html
 from harness.models import cache_dir
@@ -30,17 +31,20 @@ def leaderboard(
     scores, comparisons = ranking_inputs(open_pool(), sources, metric, sample_ids)
     if scores.empty and comparisons.empty:
         raise PoolError("nothing to rank: no measurements or comparisons for the selected samples")
-    if bootstrap:
-        stderr.print(f"bootstrap: {bootstrap} replicates over samples")
-    board = aggregators.rank(
-        scores if len(scores) else None,
-        method,
-        alpha,
-        bootstrap,
-        seed,
-        comparisons=comparisons if len(comparisons) else None,
-        ties=ties,
-    )
+    with Progress(
+        TextColumn("bootstrap over samples"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=stderr
+    ) as bar:
+        task = bar.add_task("bootstrap", total=bootstrap, visible=bootstrap > 0)
+        board = aggregators.rank(
+            scores if len(scores) else None,
+            method,
+            alpha,
+            bootstrap,
+            seed,
+            comparisons=comparisons if len(comparisons) else None,
+            ties=ties,
+            progress=lambda done: bar.advance(task, done),
+        )
     return board, scores
 
 
@@ -73,9 +77,13 @@ def print_leaderboard(board: Any) -> None:
         ranks = f"{int(row.rank_low)}-{int(row.rank_high)}" if has_ci else ""
         table.add_row(str(row["rank"]), str(row.model), f"{row.score:.3f}", ci, ranks, f"{row.n_samples:,}")
     Console().print(table)
-    prior = board.attrs["diagnostics"].get("prior_driven") or []
-    if prior:
-        stderr.print(f"[yellow]scores resting on the prior (alpha):[/] {', '.join(prior)}")
+    diagnostics = board.attrs["diagnostics"]
+    if diagnostics.get("prior_driven"):
+        stderr.print(f"[yellow]scores resting on the prior (alpha):[/] {', '.join(diagnostics['prior_driven'])}")
+    if diagnostics.get("uninformative_samples"):
+        from aggregators.diagnostics import uninformative_note
+
+        stderr.print(uninformative_note(diagnostics["uninformative_samples"]))
 
 
 def write_junit(path: Path, document: dict[str, Any]) -> None:

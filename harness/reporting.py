@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from aggregators.diagnostics import uninformative_note
 from harness.pool import Pool
 from harness.runner import package_versions
 from reports.render import ReportData
@@ -67,6 +68,8 @@ def build_report(
     diagnostics = dict(board.attrs.get("diagnostics", {}))
     small = per_source_total[per_source_total < MIN_SOURCE_SAMPLES]
     diagnostics["notes"] = [f"source {s} has only {n} samples" for s, n in small.items()]
+    if diagnostics.get("uninformative_samples"):
+        diagnostics["notes"].append(uninformative_note(diagnostics["uninformative_samples"]))
     return ReportData(
         title=title,
         header=header,

@@ -92,7 +92,7 @@ def charts_for(data: ReportData) -> dict[str, dict[str, Any]]:
         charts["forest"] = plots.forest(data.board)
     if data.coverage.size:
         charts["coverage"] = plots.heatmap(data.coverage, "fraction of each source measured", "fraction")
-    if len(data.board) and data.board.attrs.get("method") in ("pl", "bt"):
+    if len(data.board) and data.board.attrs.get("method") in ("pl", "pl-conditional", "bt"):
         board = data.board
         if board.attrs.get("method") == "bt":  # BT scores are on the 400/ln(10) Elo scale
             board = board.assign(score=(board["score"] - 1000) * (2.302585092994046 / 400))
@@ -116,11 +116,13 @@ def render_leaderboard(data: ReportData, bundle_cache: Path | None = None) -> st
             {"row": row, "sources": {s: (None if v is None or v != v else float(v)) for s, v in sources.items()}}
         )
     template = _environment().get_template("leaderboard.html.j2")
+    charts = charts_for(data)
     return template.render(
         data=data,
         rows=rows,
         sources=list(data.source_means.columns),
-        charts_json=safe_json(charts_for(data)),
+        charts=charts,
+        charts_json=safe_json(charts),
         browser_json=safe_json(data.browser or {"samples": [], "models": {}}),
         bundle=vega_bundle(bundle_cache),
         diagnostics=data.diagnostics,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import choix
 import numpy as np
 import pandas as pd
@@ -80,7 +82,7 @@ def test_gradient_matches_finite_differences(seed: int) -> None:
     frame, _ = strict_rankings(seed, 80)
     frame.loc[frame.index % 5 == 0, "value"] = 1.0  # add ties: weak orders
     orderings = from_measurements(frame).reweighted(np.random.default_rng(seed).integers(0, 3, 80).astype(float))
-    layout = plackett_luce._Layout(orderings)
+    layout = plackett_luce.Layout(orderings)
     theta = np.random.default_rng(seed).normal(size=N)
     error = check_grad(
         lambda t: plackett_luce.objective(t, layout, 0.3)[0],
@@ -94,20 +96,20 @@ def test_gradient_matches_finite_differences(seed: int) -> None:
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_strict_rankings_equal_choix_ilsr_rankings(seed: int) -> None:
     frame, rankings = strict_rankings(seed)
-    ours = aggregators.rank(frame, alpha=0.0).set_index("model").loc[NAMES, "score"].to_numpy()
+    ours = aggregators.rank(frame, "pl", alpha=0.0).set_index("model").loc[NAMES, "score"].to_numpy()
     np.testing.assert_allclose(ours, centered(choix.ilsr_rankings(N, rankings, tol=1e-12)), atol=1e-6)
 
 
 def test_prior_equals_choix_map_estimate() -> None:
     frame, rankings = strict_rankings(3)
-    ours = aggregators.rank(frame, alpha=0.5).set_index("model").loc[NAMES, "score"].to_numpy()
+    ours = aggregators.rank(frame, "pl", alpha=0.5).set_index("model").loc[NAMES, "score"].to_numpy()
     np.testing.assert_allclose(ours, centered(choix.opt_rankings(N, rankings, alpha=0.5, tol=1e-12)), atol=1e-5)
 
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_binary_samples_equal_choix_ilsr_top1(seed: int) -> None:
     frame, top1 = binary_matrix(seed)
-    ours = aggregators.rank(frame, alpha=0.0).set_index("model").loc[NAMES, "score"].to_numpy()
+    ours = aggregators.rank(frame, "pl", alpha=0.0).set_index("model").loc[NAMES, "score"].to_numpy()
     np.testing.assert_allclose(ours, centered(choix.ilsr_top1(N, top1, tol=1e-12, max_iter=2000)), atol=1e-6)
 
 
@@ -127,7 +129,7 @@ def test_measurements_and_comparisons_share_one_fit() -> None:
         (NAMES.index(a if w == "a" else b), [NAMES.index(b if w == "a" else a)])
         for a, b, w in decided[["model_a", "model_b", "winner"]].itertuples(index=False)
     ]
-    ours = aggregators.rank(frame, alpha=0.0, comparisons=decided).set_index("model").loc[NAMES, "score"]
+    ours = aggregators.rank(frame, "pl", alpha=0.0, comparisons=decided).set_index("model").loc[NAMES, "score"]
     expected = centered(choix.ilsr_top1(N, top1 + extra, tol=1e-12, max_iter=2000))
     np.testing.assert_allclose(ours.to_numpy(), expected, atol=1e-6)
 
@@ -156,8 +158,8 @@ def test_no_mle_raises_at_once_naming_models() -> None:
         }
     )
     with pytest.raises(NotIdentifiedError, match="never lose: champ"):
-        aggregators.rank(frame, alpha=0.0)
-    board = aggregators.rank(frame, alpha=0.1)
+        aggregators.rank(frame, "pl", alpha=0.0)
+    board = aggregators.rank(frame, "pl", alpha=0.1)
     assert board.attrs["diagnostics"]["prior_driven"] == ["b", "champ"]
     assert board.iloc[0]["model"] == "champ" and np.isfinite(board["score"]).all()
 
@@ -171,8 +173,8 @@ def test_disconnected_groups_are_named() -> None:
         }
     )
     with pytest.raises(NotIdentifiedError, match="splits into 2 groups"):
-        aggregators.rank(frame, alpha=0.0)
-    assert aggregators.rank(frame, alpha=1.0).attrs["diagnostics"]["components"] == [["a", "b"], ["c", "d"]]
+        aggregators.rank(frame, "pl", alpha=0.0)
+    assert aggregators.rank(frame, "pl", alpha=1.0).attrs["diagnostics"]["components"] == [["a", "b"], ["c", "d"]]
 
 
 @pytest.mark.parametrize("direct_limit", [0.0, 100.0])
@@ -204,3 +206,19 @@ def test_concat_keeps_parts_apart() -> None:
     assert joined.models.tolist() == ["a", "b", "c"]
     assert joined.models[joined.item].tolist() == ["a", "b", "c", "a"]
     assert joined.ordering_sample.tolist() == [0, 1]
+
+
+def test_reweighting_leaves_zero_weight_orderings_out_exactly() -> None:
+    """Dropping the weight-0 orderings (as a bootstrap replicate does) changes neither value nor gradient."""
+    frame, _ = strict_rankings(8)
+    orderings = concat([from_measurements(frame), from_comparisons(random_comparisons(8))])
+    rng = np.random.default_rng(8)
+    weight = rng.integers(0, 3, len(orderings.samples)).astype(float)
+    dropped = orderings.reweighted(weight)
+    kept = dataclasses.replace(orderings, ordering_weight=orderings.ordering_weight * weight[orderings.ordering_sample])
+    assert len(dropped.ordering_weight) < len(kept.ordering_weight)
+    theta = rng.normal(size=N)
+    value, gradient = plackett_luce.objective(theta, plackett_luce.Layout(dropped), 0.01)
+    expected_value, expected_gradient = plackett_luce.objective(theta, plackett_luce.Layout(kept), 0.01)
+    assert value == pytest.approx(expected_value, rel=1e-12)
+    np.testing.assert_allclose(gradient, expected_gradient, atol=1e-10)

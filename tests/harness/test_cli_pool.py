@@ -57,3 +57,10 @@ def test_stats_compact_export(cli, tmp_path: Path) -> None:
     assert json.loads(cli("pool", "stats", "--json", check=True).stdout) == stats
     cli("pool", "export", str(tmp_path / "out"), check=True)
     assert pq.read_table(tmp_path / "out" / "measurements.parquet").num_rows == 5
+
+
+def test_cli_default_method_is_the_library_default() -> None:
+    import aggregators
+    from harness.cli_common import DEFAULT_METHOD
+
+    assert DEFAULT_METHOD == aggregators.DEFAULT_METHOD

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from scipy.stats import kendalltau
 
 from harness.pool import Pool
 
@@ -54,6 +55,10 @@ def test_chembench_matrix(cli, shared_data: Path) -> None:
     for row in truth.itertuples(index=False):
         if row[0] in means:
             assert means[row[0]] == pytest.approx(float(row[1]), abs=1e-3)
+    default = json.loads(cli("rank", "--json", check=True).stdout)  # pl-conditional: the accuracy ranking
+    assert default["method"] == "pl-conditional" and default["diagnostics"]["uninformative_samples"] > 0
+    order = [m["model"] for m in default["models"]]
+    assert kendalltau([means[m] for m in order], range(len(order), 0, -1)).statistic >= 0.99
 
 
 def test_llmfao_crowd_comparisons(cli, shared_data: Path) -> None:
