@@ -17,8 +17,12 @@ from harness.cli_common import (
     BootstrapOpt,
     JsonOpt,
     MethodOpt,
+    QueryOpt,
     SeedOpt,
     SourcesOpt,
+    ThresholdOpt,
+    TopKOpt,
+    WhereOpt,
     emit_json,
     open_pool,
     set_pool_dir,
@@ -28,7 +32,16 @@ from harness.cli_common import (
 )
 from harness.cli_data import add_app, import_app, pool_app
 from harness.models import cache_dir
-from harness.present import leaderboard, leaderboard_json, print_leaderboard, write_comparison_html, write_junit
+from harness.present import (
+    leaderboard,
+    leaderboard_json,
+    print_leaderboard,
+    print_probe,
+    probe_pool,
+    probed_sample_ids,
+    write_comparison_html,
+    write_junit,
+)
 from harness.schema import PoolError
 
 app = typer.Typer(
@@ -62,12 +75,21 @@ def rank_command(
     bootstrap: BootstrapOpt = 0,
     seed: SeedOpt = 0,
     ties: Annotated[str, typer.Option(help="Tied comparisons: both (a win each way) or half.")] = "both",
+    query: QueryOpt = None,
+    top_k: TopKOpt = None,
+    threshold: ThresholdOpt = None,
+    where: WhereOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Rank the models from every measurement and comparison of the selected sources."""
-    board, _ = leaderboard(source, method, alpha, bootstrap, seed, metric, ties)
+    """Rank the models from every measurement and comparison of the selected sources (or of the samples that
+    fit --query)."""
+    sample_ids = probed_sample_ids(query, top_k, threshold, source, where)
+    board, _ = leaderboard(source, method, alpha, bootstrap, seed, metric, ties, sample_ids)
     if as_json:
-        emit_json(leaderboard_json(board))
+        document = leaderboard_json(board)
+        if sample_ids is not None:
+            document["probe"] = {"query": query, "n_samples": len(sample_ids)}
+        emit_json(document)
     else:
         print_leaderboard(board)
 
@@ -83,22 +105,48 @@ def report_command(
     bootstrap: BootstrapOpt = 100,
     seed: SeedOpt = 0,
     browser_limit: Annotated[int, typer.Option(help="Samples per model in the sample browser.")] = 500,
+    query: QueryOpt = None,
+    top_k: TopKOpt = None,
+    threshold: ThresholdOpt = None,
+    where: WhereOpt = None,
 ) -> None:
-    """Write a self-contained HTML leaderboard (plots, intervals, diagnostics, sample browser)."""
+    """Write a self-contained HTML leaderboard (plots, intervals, diagnostics, sample browser), of the
+    selected sources or of the samples that fit --query."""
     from harness.reporting import build_report
     from reports.render import render_leaderboard
 
-    board, scores = leaderboard(source, method, alpha, bootstrap, seed)
+    sample_ids = probed_sample_ids(query, top_k, threshold, source, where)
+    board, scores = leaderboard(source, method, alpha, bootstrap, seed, sample_ids=sample_ids)
     data = build_report(
         open_pool(),
         board,
         scores,
-        title="poolbench leaderboard",
+        title="poolbench leaderboard" + (f": {query}" if query else ""),
         alpha=alpha,
         bootstrap=bootstrap,
         browser_limit=browser_limit,
+        extra_header={"query": f"{query!r}: the {len(sample_ids):,} samples that fit it"} if sample_ids else None,
     )
     write_html(out, render_leaderboard(data, cache_dir()))
+
+
+# --------------------------------------------------------------------- probe
+@app.command("probe")
+@user_errors
+def probe_command(
+    text: Annotated[str, typer.Argument(help="The question, e.g. 'abstract algebra'.")],
+    top_k: TopKOpt = None,
+    threshold: ThresholdOpt = None,
+    source: SourcesOpt = None,
+    where: WhereOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The samples of the pool that fit a question (cosine similarity of embeddings, or BM25 without them)."""
+    result = probe_pool(text, top_k, threshold, source, where)
+    if as_json:
+        emit_json(result.as_json())
+    else:
+        print_probe(result)
 
 
 # --------------------------------------------------------------------- compare

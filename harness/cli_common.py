@@ -77,6 +77,12 @@ def set_pool_dir(pool: Path | None) -> None:
 
 
 SourceOpt = Annotated[str, typer.Option("--source", help="Name of the source the samples belong to.")]
+QueryOpt = Annotated[str | None, typer.Option(help="Only the samples that fit this question (see `probe`).")]
+TopKOpt = Annotated[int | None, typer.Option(help="Probe: the K most similar samples (default 50).")]
+ThresholdOpt = Annotated[float | None, typer.Option(help="Probe: samples at least this similar.")]
+WhereOpt = Annotated[
+    list[str] | None, typer.Option("--where", help="Probe: KEY=VALUE on a sample column or metadata field.")
+]
 SourcesOpt = Annotated[list[str] | None, typer.Option("--source", help="Only these sources (repeatable).")]
 #: aggregators.DEFAULT_METHOD, spelled out so that the CLI starts without importing scipy (a test checks).
 DEFAULT_METHOD = "pl-conditional"

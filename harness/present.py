@@ -7,6 +7,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.text import Text
 
 from harness.cli_common import open_pool, stderr, write_html
 from harness.models import cache_dir
@@ -46,6 +47,64 @@ def leaderboard(
             progress=lambda done: bar.advance(task, done),
         )
     return board, scores
+
+
+def probe_pool(
+    query: str, top_k: int | None, threshold: float | None, sources: list[str] | None, where: list[str] | None
+) -> Any:
+    """`harness.probe.probe` with the embedder if the `embed` extra is there (else BM25, said on stderr) and a
+    progress bar while missing embeddings are computed."""
+    from harness.probe import load_embedder, parse_where, probe
+
+    embedder = load_embedder()
+    if embedder is None:
+        stderr.print("[yellow]the embed extra is not installed: ranking samples by BM25 (lexical) instead[/]")
+    with Progress(
+        TextColumn("embedding samples"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=stderr
+    ) as bar:
+        task = bar.add_task("embed", visible=False)
+
+        def advance(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total, visible=True)
+
+        return probe(
+            open_pool(),
+            query,
+            top_k=top_k,
+            threshold=threshold,
+            sources=sources,
+            where=parse_where(where or []),
+            embedder=embedder,
+            progress=advance,
+        )
+
+
+def probed_sample_ids(
+    query: str | None, top_k: int | None, threshold: float | None, sources: list[str] | None, where: list[str] | None
+) -> list[str] | None:
+    """The sample ids that fit `query` (None without a query), said on stderr with their count."""
+    if query is None:
+        if top_k is not None or threshold is not None or where:
+            raise PoolError("--top-k, --threshold and --where select samples for --query; give --query too")
+        return None
+    found = probe_pool(query, top_k, threshold, sources, where)
+    if found.samples.empty:
+        raise PoolError(f"no samples fit the query {query!r}")
+    stderr.print(f"ranking on the {len(found.samples):,} samples that fit {query!r} ({found.method})")
+    return found.samples["sample_id"].tolist()
+
+
+def print_probe(result: Any) -> None:
+    """The probed samples as a table on stdout."""
+    from rich.table import Table
+
+    table = Table(title=f"samples that fit {result.query!r}", caption=result.method)
+    for column in ("#", "similarity", "source", "text"):
+        table.add_column(column, justify="right" if column in ("#", "similarity") else "left")
+    for number, row in enumerate(result.samples.itertuples(index=False), start=1):
+        text = row.text if len(row.text) <= 100 else row.text[:99] + "…"
+        table.add_row(str(number), f"{row.similarity:.3f}", Text(row.source), Text(text))  # Text: no markup
+    Console().print(table)
 
 
 def leaderboard_json(board: Any) -> dict[str, Any]:

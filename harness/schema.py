@@ -105,7 +105,7 @@ SCHEMAS: dict[str, pa.Schema] = {
         [
             ("sample_id", pa.string()),
             ("embedder", pa.string()),
-            ("vector", pa.list_(pa.float32())),
+            ("vector", pa.binary()),  # float32 little-endian bytes: reads ~10x faster than list<float32>
             ("created_at", _TS),
         ]
     ),

@@ -40,6 +40,11 @@ class SegmentProblem:
     error: str
 
 
+#: Per-table Parquet compression (default zstd): embedding vectors barely compress, and uncompressed they
+#: read 3x faster.
+COMPRESSION = {"embeddings": "none"}
+
+
 class SegmentStore:
     """The directory of one pool: create/open it, append segments, read tables, check and compact."""
 
@@ -75,7 +80,7 @@ class SegmentStore:
         tmp = folder / f"tmp-{uuid.uuid4().hex}.partial"
         final = folder / f"seg-{time.time_ns():020d}-{uuid.uuid4().hex[:12]}.parquet"
         try:
-            pq.write_table(rows, tmp, compression="zstd", store_schema=False)
+            pq.write_table(rows, tmp, compression=COMPRESSION.get(table, "zstd"), store_schema=False)
             with open(tmp, "rb") as handle:
                 os.fsync(handle.fileno())
             os.replace(tmp, final)
@@ -116,7 +121,7 @@ class SegmentStore:
 
     def _read_segment(self, table: str, path: Path, names: list[str]) -> pa.Table:
         try:
-            rows = pq.read_table(path, columns=names)
+            rows = pq.read_table(path, columns=names, memory_map=True)  # segments never change once renamed
         except (pa.ArrowException, OSError) as err:
             raise _unreadable(path, err) from None
         return rows.cast(pa.schema([SCHEMAS[table].field(n) for n in names]))

@@ -17,7 +17,10 @@ def test_demo_small_runs_end_to_end_and_reuses_the_pool(tmp_path: Path) -> None:
     command = [sys.executable, "-m", "harness.cli", "demo", "--small", "--out", str(out)]
     first = subprocess.run(command, capture_output=True, text=True, timeout=900)
     assert first.returncode == 0, first.stderr[-2000:]
-    assert "poolbench leaderboard (pl-conditional)" in first.stdout and "compare smollm2-135m-int8 vs smollm2-135m" in first.stdout
+    assert (
+        "poolbench leaderboard (pl-conditional)" in first.stdout
+        and "compare smollm2-135m-int8 vs smollm2-135m" in first.stdout
+    )
     assert (out / "report.html").stat().st_size > 100_000
     ranked = subprocess.run(
         [sys.executable, "-m", "harness.cli", "--pool", str(out / "pool"), "rank", "--json"],
