@@ -9,7 +9,9 @@ adapter checks that for every document and refuses a task where they differ.
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -107,3 +109,31 @@ def _task_samples(name: str, task: Any, group: str, num_fewshot: int, limit: int
 
 def _common(name: str, doc_id: int, metadata: dict[str, Any]) -> dict[str, Any]:
     return {"source": name, "source_id": str(doc_id), "higher_is_better": True, "metadata": metadata}
+
+
+_TASK_YAML = """task: {name}
+dataset_path: json
+dataset_kwargs:
+  data_files: {{test: {data}}}
+test_split: test
+output_type: multiple_choice
+doc_to_text: "{{{{prompt}}}}"
+doc_to_choice: choices
+doc_to_target: answer
+metric_list: [{{metric: acc, aggregation: mean, higher_is_better: true}},
+              {{metric: acc_norm, aggregation: mean, higher_is_better: true}}]
+metadata: {{version: 1.0}}
+"""
+
+
+def write_lm_eval_task(samples: pd.DataFrame, folder: Path, name: str) -> Path:
+    """Multiple-choice samples (`prompt, choices, target`) as a local lm-eval task: `folder/name.yaml` over
+    `folder/name.jsonl`, zero-shot, acc and acc_norm; pass `folder` as lm-eval's include path. Returns it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    data = folder / f"{name}.jsonl"
+    with data.open("w", encoding="utf-8") as handle:
+        for row in samples.itertuples():
+            record = {"prompt": row.prompt, "choices": list(row.choices), "answer": int(json.loads(str(row.target)))}
+            handle.write(json.dumps(record) + "\n")
+    (folder / f"{name}.yaml").write_text(_TASK_YAML.format(name=name, data=data), encoding="utf-8")
+    return folder

@@ -41,6 +41,7 @@ class LMEvalBackend:
         if device is not None:
             extra["device"] = device
         quantize = self.model_args.pop("quantize", None)
+        share_prefix = self.model_args.pop("share_prefix", "true").lower() not in ("false", "0", "no")
         try:
             if quantize is None:
                 self.lm = cls.create_from_arg_string(_arg_string(self.model_args), extra)
@@ -48,8 +49,15 @@ class LMEvalBackend:
                 self.lm = _quantized(model, cls, self.model_args, quantize, extra)
         except (OSError, ValueError, TypeError) as err:
             raise PoolError(f"cannot load {model} with {_arg_string(self.model_args)}: {_first_line(err)}") from None
+        self.shared_prefix = None
+        if share_prefix and model in ("hf", "huggingface") and getattr(self.lm, "backend", "") == "causal":
+            from harness.backends.shared_prefix import SharedPrefixScorer
+
+            self.shared_prefix = SharedPrefixScorer(self.lm, batch_size if isinstance(batch_size, int) else 8)
 
     def loglikelihood(self, requests: list[tuple[str, str]]) -> list[tuple[float, bool]]:
+        if self.shared_prefix is not None:
+            return self.shared_prefix.loglikelihood(requests)
         from lm_eval.api.instance import Instance
 
         instances = [
@@ -91,6 +99,7 @@ class LMEvalBackend:
             "revision": _weights_hash(pretrained),
             "device": str(getattr(self.lm, "device", "")),
             "dtype": str(getattr(self.lm, "_dtype", "")),
+            "share_prefix": self.shared_prefix is not None,
         }
 
 

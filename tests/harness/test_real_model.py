@@ -11,24 +11,10 @@ from harness.backends import make_backend
 from harness.models import smollm2_path
 from harness.pool import Pool
 from harness.runner import RunSpec, run
-from tasks.lm_eval_tasks import load_lm_eval_tasks
+from tasks.lm_eval_tasks import load_lm_eval_tasks, write_lm_eval_task
 from tasks.starter import starter_samples
 
 pytestmark = pytest.mark.slow
-
-TASK_YAML = """task: capitals_local
-dataset_path: json
-dataset_kwargs:
-  data_files: {{test: {data}}}
-test_split: test
-output_type: multiple_choice
-doc_to_text: "Question: {{{{question}}}}\\nAnswer:"
-doc_to_choice: choices
-doc_to_target: answer
-metric_list: [{{metric: acc, aggregation: mean, higher_is_better: true}},
-              {{metric: acc_norm, aggregation: mean, higher_is_better: true}}]
-metadata: {{version: 1.0}}
-"""
 
 
 @pytest.fixture(scope="module")
@@ -38,18 +24,7 @@ def model_dir() -> Path:
 
 @pytest.fixture
 def local_task(tmp_path: Path) -> Path:
-    folder = tmp_path / "tasks"
-    folder.mkdir()
-    data = folder / "capitals.jsonl"
-    rows = starter_samples(["capitals"]).head(40)
-    with data.open("w") as handle:
-        for row in rows.itertuples():
-            question = row.prompt.removeprefix("Question: ").removesuffix("\nAnswer:")
-            handle.write(
-                json.dumps({"question": question, "choices": list(row.choices), "answer": int(row.target)}) + "\n"
-            )
-    (folder / "capitals_local.yaml").write_text(TASK_YAML.format(data=data))
-    return folder
+    return write_lm_eval_task(starter_samples(["capitals"]).head(40), tmp_path / "tasks", "capitals_local")
 
 
 def test_adapter_requests_are_lm_evals_instances(local_task: Path) -> None:
@@ -70,13 +45,18 @@ def test_adapter_requests_are_lm_evals_instances(local_task: Path) -> None:
     assert ours == theirs and len(ours) == 160
 
 
-def test_per_sample_parity_with_lm_eval_simple_evaluate(local_task: Path, model_dir: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("share_prefix", ["true", "false"])
+def test_per_sample_parity_with_lm_eval_simple_evaluate(
+    local_task: Path, model_dir: Path, tmp_path: Path, share_prefix: str
+) -> None:
+    """Both scoring paths (each question's context once, and lm-eval's own per pair) against lm-eval."""
     import lm_eval
     from lm_eval.tasks import TaskManager
 
     pool = Pool(tmp_path / "pool", create=True)
     pool.add("samples", load_lm_eval_tasks(["capitals_local"], include_path=str(local_task)))
-    spec = RunSpec(model="smollm2", backend="hf", model_args={"pretrained": str(model_dir)}, batch_size=8)
+    model_args = {"pretrained": str(model_dir), "share_prefix": share_prefix}
+    spec = RunSpec(model="smollm2", backend="hf", model_args=model_args, batch_size=8)
     run(pool, spec, make_backend("hf", spec.model_args, batch_size=8, device="cpu"), progress=False)
 
     manager = TaskManager(include_path=str(local_task), include_defaults=False)

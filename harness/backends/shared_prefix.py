@@ -1,0 +1,114 @@
+"""Multiple-choice log-likelihoods with each question's context computed once (HF causal models).
+
+lm-eval scores every (context, choice) pair as its own sequence, so a four-choice question runs its context
+through the model four times. Here the requests that share a context (tokenized exactly as lm-eval's
+`HFLM._encode_pair` does) form a group: the contexts of up to `batch_size` groups run once, left-padded,
+keeping their key/value cache; the cache is repeated once per choice, and the choices' tokens run on top of
+it in one batch. The first choice token is scored from the context's last logits, the rest from the second
+pass. Requests this cannot serve (an empty context, or longer than the model's window, which lm-eval
+truncates) go to lm-eval's own `loglikelihood`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+Pair = tuple[list[int], list[int]]
+
+
+class SharedPrefixScorer:
+    """`loglikelihood` over an lm-eval `HFLM` (its model, tokenizer and device), context computed once."""
+
+    def __init__(self, lm: Any, batch_size: int) -> None:
+        self.lm = lm
+        self.batch_size = max(int(batch_size), 1)
+
+    def loglikelihood(self, requests: Sequence[tuple[str, str]]) -> list[tuple[float, bool]]:
+        results: list[tuple[float, bool] | None] = [None] * len(requests)
+        groups: dict[tuple[int, ...], list[tuple[int, list[int]]]] = {}
+        fallback = []
+        for index, (context, continuation) in enumerate(requests):
+            if not context:
+                fallback.append(index)
+                continue
+            context_enc, continuation_enc = self.lm._encode_pair(context, continuation)
+            if not continuation_enc or len(context_enc) + len(continuation_enc) > self.lm.max_length:
+                fallback.append(index)
+                continue
+            groups.setdefault(tuple(context_enc), []).append((index, continuation_enc))
+        keys = list(groups)
+        for start in range(0, len(keys), self.batch_size):
+            chunk = keys[start : start + self.batch_size]
+            scores = self._score([list(k) for k in chunk], [[c for _, c in groups[k]] for k in chunk])
+            for key, group_scores in zip(chunk, scores, strict=True):
+                for (index, _), score in zip(groups[key], group_scores, strict=True):
+                    results[index] = score
+        if fallback:
+            from lm_eval.api.instance import Instance
+
+            instances = [
+                Instance("loglikelihood", {}, requests[i], n, ("poolbench", n, 1)) for n, i in enumerate(fallback)
+            ]
+            for i, (ll, greedy) in zip(fallback, self.lm.loglikelihood(instances, disable_tqdm=True), strict=True):
+                results[i] = (float(ll), bool(greedy))
+        return [r for r in results if r is not None]
+
+    def _score(self, contexts: list[list[int]], choices: list[list[list[int]]]) -> list[list[tuple[float, bool]]]:
+        """Per context, per choice: (summed log-probability, every token greedy)."""
+        import torch
+        import torch.nn.functional as F
+
+        model, device = self.lm.model, self.lm.device
+        width = max(len(c) for c in contexts)
+        ids = torch.zeros((len(contexts), width), dtype=torch.long)
+        mask = torch.zeros((len(contexts), width), dtype=torch.long)
+        for row, context in enumerate(contexts):  # left padding: every context ends at the last column
+            ids[row, width - len(context) :] = torch.tensor(context)
+            mask[row, width - len(context) :] = 1
+        positions = (mask.cumsum(1) - 1).clamp(min=0)
+        owner = [row for row, group in enumerate(choices) for _ in group]  # context row of each choice
+        flat = [choice for group in choices for choice in group]
+        with torch.inference_mode():
+            first = model(
+                input_ids=ids.to(device),
+                attention_mask=mask.to(device),
+                position_ids=positions.to(device),
+                use_cache=True,
+            )
+            first_logprobs = F.log_softmax(first.logits[:, -1, :].float(), dim=-1)[owner]
+            rest = max(len(c) for c in flat) - 1
+            if rest:
+                cache = first.past_key_values
+                cache.reorder_cache(torch.tensor(owner, device=device))  # one copy of its context per choice
+                tail = torch.zeros((len(flat), rest), dtype=torch.long)
+                for row, choice in enumerate(flat):
+                    tail[row, : len(choice) - 1] = torch.tensor(choice[:-1])
+                tail_mask = torch.cat([mask[owner], torch.ones((len(flat), rest), dtype=torch.long)], dim=1)
+                tail_positions = mask[owner].sum(1, keepdim=True) + torch.arange(rest)
+                second = model(
+                    input_ids=tail.to(device),
+                    attention_mask=tail_mask.to(device),
+                    position_ids=tail_positions.to(device),
+                    use_cache=True,
+                    **{_cache_argument(model): cache},
+                )
+                rest_logprobs = F.log_softmax(second.logits.float(), dim=-1)
+        scores = []
+        for row, choice in enumerate(flat):
+            steps = [first_logprobs[row]] + [rest_logprobs[row, j] for j in range(len(choice) - 1)]
+            total = sum(float(step[token]) for step, token in zip(steps, choice, strict=True))
+            greedy = all(int(step.argmax()) == token for step, token in zip(steps, choice, strict=True))
+            scores.append((total, greedy))
+        grouped, start = [], 0
+        for group in choices:
+            grouped.append(scores[start : start + len(group)])
+            start += len(group)
+        return grouped
+
+
+def _cache_argument(model: Any) -> str:
+    """The forward argument that takes a key/value cache: `cache` in newer transformers, else `past_key_values`."""
+    import inspect
+
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
