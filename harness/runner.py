@@ -2,7 +2,8 @@
 
 A run is identified by its configuration (`RunSpec.run_id`: backend, model args, few-shot, extraction), so a
 rerun of the same configuration skips the samples it already measured: a run killed at any point loses at
-most the batch in flight, and the next run completes it with no duplicates.
+most the samples in flight (one backend call, SAMPLES_PER_CALL or --batch-size if larger), and the next run
+completes it with no duplicates.
 """
 
 from __future__ import annotations
@@ -107,8 +108,9 @@ def run(pool: Pool, spec: RunSpec, backend: Backend, progress: bool = True) -> R
     try:
         with _progress_bar(progress) as bar:
             task = bar.add_task(spec.model, total=len(todo))
-            for start in range(0, len(todo), max(spec.batch_size, 1)):
-                batch = todo.iloc[start : start + max(spec.batch_size, 1)]
+            step = max(spec.batch_size, SAMPLES_PER_CALL)
+            for start in range(0, len(todo), step):
+                batch = todo.iloc[start : start + step]
                 pool.write(_evaluate(batch, by_source, spec, backend), known_new=True)
                 evaluated += len(batch)
                 bar.advance(task, len(batch))
@@ -120,6 +122,11 @@ def run(pool: Pool, spec: RunSpec, backend: Backend, progress: bool = True) -> R
         ) from err
     pool.write({"runs": _run_row(spec, started, "finished")})
     return RunResult(spec.run_id, n_chosen, n_chosen - len(todo), evaluated)
+
+
+#: Samples per backend call and per pool write (at least): enough requests for the model to batch by length
+#: (and to share contexts), few enough that a killed run loses little.
+SAMPLES_PER_CALL = 64
 
 
 def _evaluate(

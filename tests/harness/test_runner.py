@@ -17,7 +17,7 @@ from harness import plan, scoring
 from harness.backends import make_backend, parse_model_args
 from harness.backends.baselines import ChoiceBaseline
 from harness.pool import Pool
-from harness.runner import RunSpec, run
+from harness.runner import SAMPLES_PER_CALL, RunSpec, run
 from harness.schema import PoolError
 from tasks.starter import starter_samples
 
@@ -106,12 +106,13 @@ class FailingBackend(ChoiceBaseline):
 
 def test_backend_failure_keeps_finished_batches_and_the_rerun_completes(starter_pool: Pool) -> None:
     spec = RunSpec(model="flaky", backend="baseline-random", batch_size=10)
-    with pytest.raises(PoolError, match="failed after 20 of 200 samples"):
+    done = 2 * SAMPLES_PER_CALL  # the third backend call fails
+    with pytest.raises(PoolError, match=f"failed after {done} of 200 samples"):
         run(starter_pool, spec, FailingBackend(), progress=False)
-    assert len(starter_pool.measurements(models=["flaky"], metric="acc")) == 20
+    assert len(starter_pool.measurements(models=["flaky"], metric="acc")) == done
     assert starter_pool.read("runs").iloc[0]["status"] == "failed"
     result = run(starter_pool, spec, ChoiceBaseline("random"), progress=False)
-    assert (result.evaluated, result.skipped) == (180, 20)
+    assert (result.evaluated, result.skipped) == (200 - done, done)
     measured = starter_pool.measurements(models=["flaky"], metric="acc")
     assert len(measured) == 200 and not measured.sample_id.duplicated().any()
 
