@@ -161,7 +161,8 @@ def _samples_per_model(
             pairs.append((np.asarray(ids), comparisons[side].to_numpy()))
     samples = pd.factorize(np.concatenate([p[0] for p in pairs]))[0].astype(np.int64)
     models = pd.Categorical(np.concatenate([p[1] for p in pairs]), categories=orderings.models).codes
-    distinct = pd.unique(samples * len(orderings.models) + models)
+    keys = np.sort(samples * len(orderings.models) + models)  # sorting beats hashing tens of millions of keys
+    distinct = keys[np.r_[True, keys[1:] != keys[:-1]]] if len(keys) else keys
     return np.bincount(distinct % len(orderings.models), minlength=len(orderings.models))
 
 
