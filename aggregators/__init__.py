@@ -1,6 +1,6 @@
 """Measurements and comparisons -> a leaderboard with intervals. Imports nothing from `harness`.
 
-`rank(measurements, method="pl", ...)` takes a long DataFrame `sample_id, model, value` (higher is better; an
+`rank(measurements, method="pl-conditional", ...)` takes a long DataFrame `sample_id, model, value` (higher is better; an
 optional `metric` column keeps metrics apart, an optional `source` column is what `mean` macro-averages over)
 and returns the leaderboard `model, score, rank, ci_low, ci_high, rank_low, rank_high, n_samples`, best first,
 with `attrs["diagnostics"]` and `attrs["method"]`. `rank_pairwise(comparisons, ...)` does the same from
@@ -52,8 +52,11 @@ def rank(
 
     `alpha` is a Gaussian prior on PL log-strengths (variance 1/(2 alpha)); alpha = 0 is the MLE and raises
     NotIdentifiedError, naming the models, when the data do not determine it. `bootstrap` replicates resample
-    samples (seeded by `seed`) for `level` intervals of score and rank; `progress(k)` hears of each k done. `ties` picks how a tied comparison
-    counts: "both" (a win each way, ONEBench) or "half" (LMArena). Raises ValueError on an unknown method.
+    samples (seeded by `seed`) for `level` intervals of score and rank; `progress(k)` hears of each k done.
+    `ties` picks how a tied comparison counts: "both" (a win each way, ONEBench) or "half" (LMArena).
+    Methods: "pl-conditional" (binary samples by the exact conditional likelihood, the rest as "pl"), "pl"
+    (ONEBench's choice-set encoding for everything), "mean", "bt", "elo", "borda". Raises ValueError on an
+    unknown method.
     """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; methods: {', '.join(METHODS)}")
@@ -121,12 +124,11 @@ class _ConditionalFit:
     both indexing the same sample list."""
 
     binary: conditional.BinarySamples
-    orderings: Orderings | None
+    orderings: Orderings
 
     def scores(self, alpha: float, init: np.ndarray | None, sample_weight: np.ndarray, tol: float = 1e-8) -> np.ndarray:
         binary = self.binary.reweighted(sample_weight)
-        orderings = None if self.orderings is None else self.orderings.reweighted(sample_weight)
-        return conditional.fit(binary, orderings, alpha=alpha, init=init, tol=tol)
+        return conditional.fit(binary, self.orderings.reweighted(sample_weight), alpha=alpha, init=init, tol=tol)
 
 
 def _conditional_fit(

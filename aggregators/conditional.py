@@ -26,7 +26,7 @@ import pandas as pd
 from scipy.special import expit
 
 from aggregators import plackett_luce
-from aggregators.orderings import Orderings
+from aggregators.orderings import Orderings, index_of
 
 #: Elements of one chunk's stored forward pass (float64): bounds the objective's memory at about 128 MB.
 CHUNK_ELEMENTS = 1 << 24
@@ -80,8 +80,8 @@ def from_measurements(measurements: pd.DataFrame, models: np.ndarray, samples: n
 
     `models` and `samples` are the sorted lists that every row's model and sample id belong to.
     """
-    item = _codes(measurements["model"], models, "model")
-    sample = _codes(measurements["sample_id"], samples, "sample")
+    item = index_of(models, measurements["model"].to_numpy(), "model")
+    sample = index_of(samples, measurements["sample_id"].to_numpy(), "sample")
     metric = measurements["metric"] if "metric" in measurements.columns else pd.Series("", index=measurements.index)
     metric_codes = pd.factorize(metric)[0].astype(np.int64)
     unit, keys = pd.factorize(sample * (int(metric_codes.max(initial=0)) + 1) + metric_codes)
@@ -116,13 +116,6 @@ def from_measurements(measurements: pd.DataFrame, models: np.ndarray, samples: n
         group_sign=np.where(group_flip, -1.0, 1.0),
         uninformative=int((~informative).sum()),
     )
-
-
-def _codes(values: pd.Series, names: np.ndarray, what: str) -> np.ndarray:
-    codes = pd.Categorical(values, categories=names).codes.astype(np.int64)
-    if (codes < 0).any():
-        raise ValueError(f"{what} {values.iloc[int(np.flatnonzero(codes < 0)[0])]!r} is missing from the {what} list")
-    return codes
 
 
 def _group_by_set(

@@ -97,7 +97,7 @@ def from_measurements(
         raise ValueError("measurements hold a non-finite value")
     metric = measurements["metric"] if "metric" in measurements.columns else pd.Series("", index=measurements.index)
     model_names = np.sort(np.asarray(models if models is not None else measurements["model"].unique()))
-    item = _index_of(model_names, measurements["model"].to_numpy())
+    item = index_of(model_names, measurements["model"].to_numpy())
     if samples is None:
         sample_codes, sample_names = pd.factorize(measurements["sample_id"], sort=True)
     else:
@@ -154,7 +154,7 @@ def from_comparisons(comparisons: pd.DataFrame, ties: str = "both", models: np.n
     weight = np.where(np.r_[tie, np.ones(tie.sum(), bool)], 0.5 if ties == "half" else 1.0, 1.0)
     sample = np.r_[sample_codes, sample_codes[tie]]
     n = len(winners)
-    item = _index_of(model_names, np.column_stack([winners, losers]).ravel())
+    item = index_of(model_names, np.column_stack([winners, losers]).ravel())
     ordering = np.repeat(np.arange(n), 2)
     new_tier = np.ones(2 * n, dtype=bool)
     return _build(model_names, np.asarray(sample_names), item, ordering, new_tier, sample, weight)
@@ -166,7 +166,7 @@ def concat(parts: list[Orderings]) -> Orderings:
     pieces: dict[str, list[np.ndarray]] = {name: [] for name in Orderings.__dataclass_fields__}
     tiers = orderings = samples = 0
     for part in parts:
-        remap = _index_of(models, part.models)
+        remap = index_of(models, part.models)
         pieces["item"].append(remap[part.item])
         pieces["tier"].append(part.tier + tiers)
         pieces["tier_ordering"].append(part.tier_ordering + orderings)
@@ -219,11 +219,11 @@ def _build(
     )
 
 
-def _index_of(names: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """Position of each value in `names`; ValueError if a value is not there."""
+def index_of(names: np.ndarray, values: np.ndarray, what: str = "model") -> np.ndarray:
+    """Position of each value in `names`; ValueError naming the first `what` that is not there."""
     codes = pd.Categorical(values, categories=names).codes.astype(np.int64)
     if (codes < 0).any():
-        raise ValueError(f"model {values[np.flatnonzero(codes < 0)[0]]!r} is missing from the model list")
+        raise ValueError(f"{what} {np.asarray(values)[np.flatnonzero(codes < 0)[0]]!r} is missing from the {what} list")
     return codes
 
 
