@@ -19,7 +19,7 @@ recursion's reverse-mode adjoint, also in log space. Cost per evaluation: O(sum 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -65,9 +65,7 @@ class BinarySamples:
 
     def reweighted(self, sample_weight: np.ndarray) -> BinarySamples:
         """The same units with each weight multiplied by its sample's weight."""
-        fields = {name: getattr(self, name) for name in self.__dataclass_fields__}
-        fields["unit_weight"] = self.unit_weight * sample_weight[self.unit_sample]
-        return BinarySamples(**fields)
+        return replace(self, unit_weight=self.unit_weight * sample_weight[self.unit_sample])
 
 
 def is_binary(values: pd.Series) -> bool:

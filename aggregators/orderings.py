@@ -7,7 +7,7 @@ bincount or a cumulative sum: O(entries), no Python loop over samples.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -56,12 +56,12 @@ class Orderings:
         weight = self.ordering_weight * sample_weight[self.ordering_sample]
         keep = weight > 0
         if keep.all():
-            return _replace(self, ordering_weight=weight)
+            return replace(self, ordering_weight=weight)
         keep_tier = keep[self.tier_ordering]
         keep_entry = keep_tier[self.tier]
         tier_id = np.cumsum(keep_tier) - 1
         ordering_id = np.cumsum(keep) - 1
-        return _replace(
+        return replace(
             self,
             item=self.item[keep_entry],
             tier=tier_id[self.tier[keep_entry]],
@@ -70,11 +70,6 @@ class Orderings:
             ordering_sample=self.ordering_sample[keep],
             ordering_weight=weight[keep],
         )
-
-
-def _replace(orderings: Orderings, **changes: np.ndarray) -> Orderings:
-    fields = {name: getattr(orderings, name) for name in orderings.__dataclass_fields__}
-    return Orderings(**{**fields, **changes})
 
 
 def from_measurements(

@@ -14,6 +14,11 @@ from harness.models import cache_dir
 from harness.schema import PoolError
 
 
+def _counting_bar(label: str) -> Progress:
+    """A progress bar on stderr: label, bar, done/total, time left."""
+    return Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=stderr)
+
+
 def leaderboard(
     sources: list[str] | None,
     method: str,
@@ -32,9 +37,7 @@ def leaderboard(
     scores, comparisons = ranking_inputs(open_pool(), sources, metric, sample_ids)
     if scores.empty and comparisons.empty:
         raise PoolError("nothing to rank: no measurements or comparisons for the selected samples")
-    with Progress(
-        TextColumn("bootstrap over samples"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=stderr
-    ) as bar:
+    with _counting_bar("bootstrap over samples") as bar:
         task = bar.add_task("bootstrap", total=bootstrap, visible=bootstrap > 0)
         board = aggregators.rank(
             scores if len(scores) else None,
@@ -59,9 +62,7 @@ def probe_pool(
     embedder = load_embedder()
     if embedder is None:
         stderr.print("[yellow]the embed extra is not installed: ranking samples by BM25 (lexical) instead[/]")
-    with Progress(
-        TextColumn("embedding samples"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=stderr
-    ) as bar:
+    with _counting_bar("embedding samples") as bar:
         task = bar.add_task("embed", visible=False)
 
         def advance(done: int, total: int) -> None:
