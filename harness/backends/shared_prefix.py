@@ -23,6 +23,7 @@ class SharedPrefixScorer:
     def __init__(self, lm: Any, batch_size: int) -> None:
         self.lm = lm
         self.batch_size = max(int(batch_size), 1)
+        self.cache_argument = _cache_argument(lm.model)
 
     def loglikelihood(self, requests: Sequence[tuple[str, str]]) -> list[tuple[float, bool]]:
         results: list[tuple[float, bool] | None] = [None] * len(requests)
@@ -91,7 +92,7 @@ class SharedPrefixScorer:
                     attention_mask=tail_mask.to(device),
                     position_ids=tail_positions.to(device),
                     use_cache=True,
-                    **{_cache_argument(model): cache},
+                    **{self.cache_argument: cache},
                 )
                 rest_logprobs = F.log_softmax(second.logits.float(), dim=-1)
         scores = []
