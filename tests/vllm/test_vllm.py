@@ -1,0 +1,126 @@
+"""The vLLM lane (`make test-vllm`, its own venv with vllm-cpu): the native backend and an OpenAI-compatible
+server (vLLM's own, on loopback) against the HF backend on the same requests, with the real SmolLM2-135M."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from harness import scoring
+from harness.backends import make_backend
+from harness.backends.base import Backend, GenerationRequest
+from harness.models import smollm2_path
+from harness.pool import Pool
+from tasks.starter import starter_samples
+
+pytest.importorskip("vllm")
+pytestmark = pytest.mark.slow
+os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+
+SOURCES = ["starter/capitals", "starter/opposites", "starter/calendar"]  # multi-token and one-token choices
+ENGINE = {"dtype": "float32", "max_model_len": "512", "enforce_eager": "true"}
+PROMPTS = [GenerationRequest(f"Question: What is {a} plus {b}?\nAnswer:", max_tokens=12) for a, b in [(2, 2), (7, 5)]]
+
+
+@pytest.fixture(scope="module")
+def requests() -> list[tuple[str, str]]:
+    samples = starter_samples(SOURCES).groupby("source").head(15)
+    return [r for _, row in samples.iterrows() for r in scoring.choice_requests(row["prompt"], list(row["choices"]))]
+
+
+@pytest.fixture(scope="module")
+def hf() -> Backend:
+    return make_backend("hf", {"pretrained": "builtin:smollm2-135m", "dtype": "float32"}, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def hf_scores(hf: Backend, requests: list[tuple[str, str]]) -> list[tuple[float, bool]]:
+    return hf.loglikelihood(requests)
+
+
+def assert_same_scores(ours: list[tuple[float, bool]], reference: list[tuple[float, bool]]) -> None:
+    ll, ref = np.array([x for x, _ in ours]), np.array([x for x, _ in reference])
+    assert np.abs(ll - ref).max() < 1e-3
+    assert [g for _, g in ours] == [g for _, g in reference]
+
+
+def test_native_vllm_matches_hf(requests, hf, hf_scores) -> None:
+    from harness.backends.vllm_native import encode_pair, plan_prompts
+
+    native = make_backend("vllm-native", {"pretrained": "builtin:smollm2-135m", **ENGINE})
+    prompts = plan_prompts([encode_pair(native._encode, c, x) for c, x in requests], native.max_length)
+    shared = [p for p in prompts if p.choices]
+    assert shared and len(shared) < len(prompts) < len(requests)  # both paths, questions prefilled once
+    assert_same_scores(native.loglikelihood(requests), hf_scores)
+    assert native.generate(PROMPTS) == hf.generate(PROMPTS)
+    described = native.describe()
+    assert described["backend"] == "vllm-native" and described["revision"].startswith("sha256:")
+    assert described["vllm"]
+    del native
+
+
+def test_cli_run_with_native_vllm_records_what_hf_scores(cli, tmp_path: Path, hf: Backend) -> None:
+    cli("add", "starter", "capitals", check=True)
+    engine = ",".join(f"{k}={v}" for k, v in ENGINE.items())
+    cli(
+        "run", "--model", "vllm-native", "--model-args", f"pretrained=builtin:smollm2-135m,{engine}",
+        "--name", "smol-vllm", "--limit", "40", check=True,
+    )  # fmt: skip
+    pool = Pool(tmp_path / "pool")
+    samples = pool.samples().set_index("sample_id")
+    responses = pool.read("responses", models=["smol-vllm"])
+    assert len(responses) == 40
+    for row in responses.itertuples():
+        sample = samples.loc[row.sample_id]
+        lls = [ll for ll, _ in hf.loglikelihood(scoring.choice_requests(sample["prompt"], list(sample["choices"])))]
+        assert np.allclose(json.loads(row.response)["loglikelihoods"], lls, atol=1e-3)
+    run = pool.read("runs").iloc[-1]
+    assert run["status"] == "finished" and "vllm-cpu" in json.loads(run["versions"])
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[str]:
+    """vLLM's OpenAI-compatible server on a free loopback port, serving the SmolLM2 folder."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [
+        sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(smollm2_path()),
+        "--dtype", "float32", "--max-model-len", "512", "--enforce-eager", "--host", "127.0.0.1", "--port", str(port),
+    ]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}/v1"
+    try:
+        deadline = time.monotonic() + 300
+        while True:
+            try:
+                urllib.request.urlopen(f"{base}/models", timeout=5)
+                break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"the vLLM server did not come up (exit code {process.poll()})") from None
+                time.sleep(2)
+        yield base
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def test_openai_compatible_server_matches_hf(server: str, requests, hf, hf_scores) -> None:
+    args = {"base_url": f"{server}/completions", "model": str(smollm2_path()), "num_concurrent": "2"}
+    remote = make_backend("openai-completions", args)
+    assert_same_scores(remote.loglikelihood(requests), hf_scores)
+    assert remote.generate(PROMPTS) == hf.generate(PROMPTS)
