@@ -3,11 +3,11 @@
 Scoring. Pairs are tokenized as lm-eval does for causal models (trailing context spaces move to the
 continuation; the whole text is encoded and split at the context's length; an empty context becomes the
 prefix token). Then:
-* the requests of one context whose continuations are all single tokens (multiple choice over letters or
+* the requests of one context whose continuations are single tokens (multiple choice over letters or
   one-word answers) become ONE prompt, the context, decoded for one greedy step with
-  `SamplingParams.logprob_token_ids` set to the choice tokens: the question is prefilled once, and each
+  `SamplingParams.logprob_token_ids` set to their tokens: the question is prefilled once, and each
   choice's log-probability and greediness (it is the greedy token) come from that step;
-* every other request is its own prompt, context + continuation, with `prompt_logprobs=1`: the sum of the
+* every other request (a continuation of several tokens) is its own prompt, context + continuation, with `prompt_logprobs=1`: the sum of the
   continuation positions' log-probabilities, greedy when each of those tokens has rank 1. vLLM reads no
   prefix cache for requests with prompt log-probabilities (`skip_reading_prefix_cache`), so these choices do
   re-prefill their shared question.
@@ -73,18 +73,22 @@ def plan_prompts(pairs: Sequence[tuple[list[int], list[int]]], max_length: int) 
     Every request index appears in exactly one prompt; sequences are cut on the left to `max_length`
     tokens (the continuation is kept whole up to the window)."""
     by_context: dict[tuple[int, ...], list[int]] = {}
-    for index, (context, _) in enumerate(pairs):
-        by_context.setdefault(tuple(context), []).append(index)
+    for index, (context_ids, _) in enumerate(pairs):
+        by_context.setdefault(tuple(context_ids), []).append(index)
     prompts = []
     for context, indices in by_context.items():
-        tokens = [pairs[i][1] for i in indices]
-        if all(len(t) == 1 for t in tokens) and len({t[0] for t in tokens}) <= MAX_CHOICE_TOKENS:
-            ids = context[-(max_length - 1) :]
-            prompts.append(Prompt(ids, tuple(indices), choices=tuple(t[0] for t in tokens)))
-            continue
-        for index, continuation in zip(indices, tokens, strict=True):
-            whole = (list(context) + continuation)[-max_length:]
-            prompts.append(Prompt(tuple(whole), (index,), scored=min(len(continuation), len(whole) - 1)))
+        one_token = [i for i in indices if len(pairs[i][1]) == 1]
+        if len({pairs[i][1][0] for i in one_token}) > MAX_CHOICE_TOKENS:
+            one_token = []
+        if one_token:
+            choices = tuple(pairs[i][1][0] for i in one_token)
+            prompts.append(Prompt(context[-(max_length - 1) :], tuple(one_token), choices=choices))
+        shared = set(one_token)
+        for index in indices:
+            if index not in shared:
+                whole = (list(context) + pairs[index][1])[-max_length:]
+                scored = min(len(pairs[index][1]), len(whole) - 1)
+                prompts.append(Prompt(tuple(whole), (index,), scored=scored))
     return prompts
 
 

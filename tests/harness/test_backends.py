@@ -1,0 +1,81 @@
+"""The backends' plumbing that runs without vLLM or a server: lm-eval's pair encoding, the vLLM prompt plan,
+the errors a missing vLLM or an unreachable server give. The real engines run in tests/vllm (make test-vllm)."""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+from types import SimpleNamespace
+
+import pytest
+
+from harness.backends import available_backends, make_backend
+from harness.backends.vllm_native import MAX_CHOICE_TOKENS, encode_pair, plan_prompts
+from harness.models import smollm2_path
+from harness.schema import PoolError
+
+
+@pytest.fixture(scope="module")
+def encode():
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(smollm2_path())
+    return lambda text: tokenizer(text)["input_ids"]
+
+
+@pytest.mark.parametrize(
+    ("context", "continuation"),
+    [("Question: 2+2?\nAnswer:", " 4"), ("The capital is ", "Paris"), ("x  ", " y z"), ("Answer:", "\n\nyes")],
+)
+def test_encode_pair_is_lm_evals(encode, context: str, continuation: str) -> None:
+    from lm_eval.api.model import TemplateLM
+
+    lm = SimpleNamespace(backend="causal", tok_encode=encode)
+    assert encode_pair(encode, context, continuation) == TemplateLM._encode_pair(lm, context, continuation)
+
+
+def test_plan_scores_one_token_continuations_from_one_prompt_and_the_rest_alone() -> None:
+    letters = [([1, 2, 3], [t]) for t in (10, 11, 12, 13)]
+    words = [([4, 5], [20, 21]), ([4, 5], [22])]
+    prompts = plan_prompts(letters + words, max_length=100)
+    assert [(p.ids, p.requests, p.choices, p.scored) for p in prompts] == [
+        ((1, 2, 3), (0, 1, 2, 3), (10, 11, 12, 13), 0),
+        ((4, 5), (5,), (22,), 0),
+        ((4, 5, 20, 21), (4,), (), 2),
+    ]
+
+
+def test_plan_cuts_on_the_left_and_keeps_every_request_once() -> None:
+    long_context = list(range(100, 150))
+    pairs = [(long_context, [7]), (long_context, [8]), (long_context, [1, 2, 3]), ([5], [6])]
+    prompts = plan_prompts(pairs, max_length=10)
+    assert sorted(i for p in prompts for i in p.requests) == [0, 1, 2, 3]
+    assert all(len(p.ids) + bool(p.choices) <= 10 for p in prompts)
+    one_token = next(p for p in prompts if p.requests == (0, 1))
+    assert one_token.ids == tuple(long_context[-9:])
+    whole = next(p for p in prompts if p.requests == (2,))
+    assert whole.ids[-3:] == (1, 2, 3) and whole.scored == 3 and len(whole.ids) == 10
+
+
+def test_plan_falls_back_past_vllms_limit_on_choice_tokens() -> None:
+    pairs = [([1], [t]) for t in range(MAX_CHOICE_TOKENS + 1)]
+    prompts = plan_prompts(pairs, max_length=100)
+    assert len(prompts) == len(pairs) and not any(p.choices for p in prompts)
+    assert list(itertools.chain.from_iterable(p.requests for p in prompts)) == list(range(len(pairs)))
+
+
+@pytest.mark.skipif(importlib.util.find_spec("vllm") is not None, reason="vLLM is installed here")
+def test_native_vllm_without_vllm_says_how_to_install_it() -> None:
+    assert "vllm-native" in available_backends()
+    with pytest.raises(PoolError, match=r"pip install 'poolbench\[vllm\]'"):
+        make_backend("vllm-native", {"pretrained": "builtin:smollm2-135m"})
+
+
+def test_unreachable_openai_server_fails_the_run_and_keeps_the_pool(cli) -> None:
+    cli("add", "starter", "capitals", check=True)
+    path = smollm2_path()
+    args = f"base_url=http://127.0.0.1:9/v1/completions,model={path},tokenizer={path},tokenizer_backend=huggingface"
+    done = cli("run", "--model", "openai-completions", "--model-args", args + ",max_retries=1", "--name", "remote")
+    assert done.returncode == 2 and "failed after 0 of" in done.stderr
+    runs = cli("pool", "stats", "--json", check=True)
+    assert '"measurements": 0' in runs.stdout
