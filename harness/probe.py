@@ -90,9 +90,11 @@ def _stored(pool: Pool, embedder: Embedder, columns: list[str]) -> pa.Table:
 
 
 def _embed(pool: Pool, embedder: Embedder, todo: pa.Table, progress: Callable[[int, int], None] | None) -> int:
-    """Embed the samples of `todo` (sample_id, text), a segment per batch (a killed run keeps its finished
-    batches), then compact the table; returns how many. `progress(done, total)` hears of each batch."""
+    """Embed the samples of `todo` (sample_id, text), shortest texts first (batches of like lengths pad
+    little), a segment per batch (a killed run keeps its finished batches), then compact the table; returns
+    how many. `progress(done, total)` hears of each batch."""
     total = todo.num_rows
+    todo = todo.take(np.argsort(pc.utf8_length(todo["text"]).to_numpy(zero_copy_only=False), kind="stable"))
     for start in range(0, total, BATCH_SIZE):
         batch = todo.slice(start, BATCH_SIZE)
         vectors = embedder.encode(batch["text"].to_pylist())

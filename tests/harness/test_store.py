@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from harness.pool import Pool
@@ -133,6 +135,31 @@ def test_write_is_all_or_nothing_across_tables(tmp_path: Path) -> None:
     with pytest.raises(PoolError, match="itself"):
         pool.write({"measurements": good, "comparisons": bad})
     assert len(pool.measurements()) == 0 and len(pool.read("models")) == 0
+
+
+def test_binary_values_of_one_length_or_many_read_back_exactly(tmp_path: Path) -> None:
+    """Equal-length values are stored as fixed-size binary and read back as binary: alone (one segment),
+    beside length-varying ones (segments merged by DuckDB) and after compaction."""
+    pool, ids = make_pool(tmp_path)
+    rng = np.random.default_rng(0)
+    fixed = [rng.normal(size=4).astype("<f4").tobytes() for _ in ids]
+    varying = [b"", b"\x00" * 3, rng.normal(size=5).astype("<f4").tobytes()]
+
+    def stored() -> dict[tuple[str, str], bytes]:
+        frame = pool.read("embeddings")
+        return dict(zip(zip(frame["embedder"], frame["sample_id"], strict=True), frame["vector"], strict=True))
+
+    pool.add("embeddings", pd.DataFrame({"sample_id": ids, "embedder": "fixed", "vector": fixed}))
+    expected = {("fixed", i): v for i, v in zip(ids, fixed, strict=True)}
+    assert stored() == expected
+    (segment,) = pool.store.segments("embeddings")
+    assert pq.read_schema(segment).field("vector").type == pa.binary(16)  # fixed-size on disk
+    assert pool.store.read("embeddings").schema.field("vector").type == pa.binary()
+    pool.add("embeddings", pd.DataFrame({"sample_id": ids, "embedder": "varying", "vector": varying}))
+    expected |= {("varying", i): v for i, v in zip(ids, varying, strict=True)}
+    assert stored() == expected
+    pool.store.compact("embeddings")
+    assert stored() == expected and len(pool.store.segments("embeddings")) == 1
 
 
 def test_newer_format_is_refused(tmp_path: Path) -> None:
