@@ -23,6 +23,11 @@ class PoolError(ValueError):
     """A user-facing error: bad input, a missing pool, an unreadable segment. Its message is one line."""
 
 
+def first_line(err: BaseException) -> str:
+    """The first line of an exception's message (its type's name when it has none), for one-line errors."""
+    return (str(err).strip().splitlines() or [type(err).__name__])[0]
+
+
 FORMAT_VERSION = 1
 SAMPLE_KINDS = ("multiple_choice", "generation", "scored", "preference")
 OUTCOMES = ("a", "b", "tie")

@@ -28,7 +28,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from harness.schema import FORMAT_VERSION, KEYS, SCHEMAS, TABLES, PoolError
+from harness.schema import FORMAT_VERSION, KEYS, SCHEMAS, TABLES, PoolError, first_line
 
 SEGMENT_GLOB = "seg-*.parquet"
 
@@ -141,7 +141,7 @@ class SegmentStore:
                 try:
                     pq.read_table(path)
                 except (pa.ArrowException, OSError) as err:
-                    problems.append(SegmentProblem(path, _first_line(err)))
+                    problems.append(SegmentProblem(path, first_line(err)))
             for tmp in (self.root / table).glob("tmp-*.partial"):
                 if time.time() - tmp.stat().st_mtime > 3600:
                     tmp.unlink(missing_ok=True)
@@ -209,8 +209,4 @@ def _write_atomic(path: Path, data: bytes) -> None:
 
 
 def _unreadable(path: Path, err: BaseException) -> PoolError:
-    return PoolError(f"{path}: unreadable segment ({_first_line(err)}); run `poolbench pool check --quarantine`")
-
-
-def _first_line(err: BaseException) -> str:
-    return (str(err).strip().splitlines() or [type(err).__name__])[0]
+    return PoolError(f"{path}: unreadable segment ({first_line(err)}); run `poolbench pool check --quarantine`")

@@ -46,21 +46,20 @@ def make_backend(
             return ChoiceBaseline(name.removeprefix("baseline-"), seed)
         except ValueError as err:
             raise PoolError(str(err)) from None
+    from harness.backends.lm_eval import LMEvalBackend, check_local_path, registered_models
+
+    if name != "vllm-native" and name not in registered_models():
+        raise PoolError(f"unknown backend {name!r}; available: {', '.join(available_backends())}")
     args = dict(model_args)
     if args.get("pretrained") in BUILTIN_MODELS:
         from harness.models import smollm2_path
 
         args["pretrained"] = str(smollm2_path())
-    from harness.backends.lm_eval import LMEvalBackend, check_local_path, registered_models
-
     check_local_path(args)
     if name == "vllm-native":
         from harness.backends.vllm_native import VLLMNativeBackend
 
         return VLLMNativeBackend(args, seed)
-
-    if name not in registered_models():
-        raise PoolError(f"unknown backend {name!r}; available: {', '.join(available_backends())}")
     if name == "openai-completions" and args.get("base_url"):
         name = "local-completions"
     if device is None and name in ("hf", "huggingface"):

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.backends.base import GenerationRequest
-from harness.schema import PoolError
+from harness.schema import PoolError, first_line
 
 
 def registered_models() -> list[str]:
@@ -47,7 +47,7 @@ class LMEvalBackend:
             else:
                 self.lm = _quantized(model, cls, self.model_args, quantize, extra)
         except (OSError, ValueError, TypeError) as err:
-            raise PoolError(f"cannot load {model} with {_arg_string(self.model_args)}: {_first_line(err)}") from None
+            raise PoolError(f"cannot load {model} with {_arg_string(self.model_args)}: {first_line(err)}") from None
         self.shared_prefix = None
         if share_prefix and model in ("hf", "huggingface") and getattr(self.lm, "backend", "") == "causal":
             from harness.backends.shared_prefix import SharedPrefixScorer
@@ -140,7 +140,3 @@ def weights_hash(pretrained: str) -> str:
             for block in iter(lambda: handle.read(1 << 24), b""):
                 digest.update(block)
     return "sha256:" + digest.hexdigest()[:16]
-
-
-def _first_line(err: BaseException) -> str:
-    return (str(err).strip().splitlines() or [type(err).__name__])[0]

