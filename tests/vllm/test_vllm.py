@@ -124,3 +124,15 @@ def test_openai_compatible_server_matches_hf(server: str, requests, hf, hf_score
     remote = make_backend("openai-completions", args)
     assert_same_scores(remote.loglikelihood(requests), hf_scores)
     assert remote.generate(PROMPTS) == hf.generate(PROMPTS)
+
+
+def test_openai_compatible_chat_generates_what_hf_does_on_the_chat_template(server: str, hf) -> None:
+    chat = make_backend(
+        "openai-chat-completions", {"base_url": f"{server}/chat/completions", "model": str(smollm2_path())}
+    )
+    templated = [
+        GenerationRequest(hf.lm.apply_chat_template([{"role": "user", "content": p.context}]), max_tokens=p.max_tokens)
+        for p in PROMPTS
+    ]
+    generated = chat.generate(PROMPTS)
+    assert all(generated) and generated == hf.generate(templated)
