@@ -291,7 +291,8 @@ def _encode_keys(table: str, arrow: pa.Table) -> pa.Table:
 def _dictionary_encode(column: pa.ChunkedArray) -> pa.DictionaryArray:
     """`pc.dictionary_encode`, with a shortcut for a constant column (a run's metric and run_id): comparing
     with the first value costs a seventh of hashing every value."""
-    if len(column) and not column.null_count and pc.all(pc.equal(column, column[0])).as_py():
+    constant = len(column) and not column.null_count and column[0].equals(column[-1])  # else: surely not
+    if constant and pc.all(pc.equal(column, column[0])).as_py():
         indices = pa.array(np.zeros(len(column), dtype=np.int32))
         return pa.DictionaryArray.from_arrays(indices, pa.array([column[0].as_py()], type=column.type))
     return pc.dictionary_encode(column).combine_chunks()
