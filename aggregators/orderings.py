@@ -80,7 +80,8 @@ def from_measurements(
 ) -> Orderings:
     """Orderings from a long frame `sample_id, model, value[, metric]` (higher value is better).
 
-    `models` and `samples` (sorted) fix the lists that indices point into (default: those of the frame). Values of one (sample, metric) within `tolerance` of their neighbour form one tier (per metric when a
+    `models` and `samples` (sorted) fix the lists that indices point into (default: those of the frame).
+    Values of one (sample, metric) within `tolerance` of their neighbour form one tier (per metric when a
     dict). Orderings with a single tier carry no information and are dropped. Raises ValueError on a
     missing column or a non-finite value.
     """

@@ -28,15 +28,20 @@ from typing import Any
 from harness.backends.base import GenerationRequest
 from harness.schema import PoolError, first_line
 
+
+def _flag(value: str) -> bool:
+    return value.lower() in ("true", "1", "yes")
+
+
 # Engine arguments read from --model-args, with their types; everything else is an error before loading.
 ENGINE_ARGS: dict[str, Callable[[str], Any]] = {
     "dtype": str,
     "tensor_parallel_size": int,
     "max_model_len": int,
     "gpu_memory_utilization": float,
-    "enable_prefix_caching": lambda v: v.lower() in ("true", "1", "yes"),
-    "enforce_eager": lambda v: v.lower() in ("true", "1", "yes"),
-    "trust_remote_code": lambda v: v.lower() in ("true", "1", "yes"),
+    "enable_prefix_caching": _flag,
+    "enforce_eager": _flag,
+    "trust_remote_code": _flag,
     "max_num_seqs": int,
     "tokenizer": str,
     "revision": str,
