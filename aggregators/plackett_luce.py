@@ -7,7 +7,7 @@ nothing below gives no choice. With log-strengths theta the negative log-posteri
 
 i.e. `alpha` is an isotropic Gaussian prior on the log-strengths with variance 1 / (2 alpha), the same
 penalty as `choix.opt_rankings(alpha=...)`. alpha = 0 is the maximum-likelihood estimate. f and its gradient
-cost O(entries) (bincounts and segmented cumulative sums); L-BFGS minimises it.
+cost O(entries) (bincounts and cumulative sums, block by block); L-BFGS minimises it.
 """
 
 from __future__ import annotations
@@ -20,55 +20,87 @@ from threadpoolctl import threadpool_limits
 
 from aggregators.orderings import Orderings
 
+#: Entries per block of the objective: a block's dozen float arrays (about 6 MB) stay in cache between passes.
+BLOCK_ENTRIES = 1 << 16
+
 
 class Layout:
-    """Arrays derived once per Orderings so that each objective call is a handful of sequential passes."""
+    """Arrays derived once per Orderings, cut into blocks of whole orderings of about BLOCK_ENTRIES entries.
+
+    Each objective call runs its dozen passes block by block: a block's arrays stay in cache between passes,
+    and its cumulative sums run over one block only (a sum over millions of entries would lose digits to
+    cancellation, and with them the line search's progress).
+    """
 
     def __init__(self, orderings: Orderings) -> None:
         o = orderings
         self.n_models = o.n_models
-        self.n_tiers = len(o.tier_last)
-        self.item = o.item
-        self.tier = o.tier
-        self.one_entry_per_tier = len(o.item) == self.n_tiers  # strict orders: entries are their tiers
-        winner = o.winner
-        self.entry_weight = np.where(winner, o.ordering_weight[o.tier_ordering[o.tier]], 0.0)
-        first = o.tier_first
-        starts = np.flatnonzero(first == np.arange(self.n_tiers))
-        self.ordering_first = starts  # first tier of each ordering that has tiers
-        self.ordering_after = np.r_[starts[1:], self.n_tiers]  # one past its last tier
-        self.tiers_per_ordering = self.ordering_after - starts
-        self.wins = np.bincount(o.item, self.entry_weight, minlength=o.n_models)
-        self.total_weight = float(self.entry_weight.sum())
+        entry_weight = np.where(o.winner, o.ordering_weight[o.tier_ordering[o.tier]], 0.0)
+        self.wins = np.bincount(o.item, entry_weight, minlength=o.n_models)
+        self.total_weight = float(entry_weight.sum())
+        strict = len(o.item) == len(o.tier_last)  # every tier one entry: tier arrays are entry arrays
+        tier_first = o.tier_first
+        ordering_start = np.flatnonzero(np.diff(o.tier_ordering[o.tier], prepend=-1))  # first entry of each
+        wanted = np.searchsorted(ordering_start, np.arange(0, len(o.item), BLOCK_ENTRIES))
+        cuts = np.unique(ordering_start[wanted[wanted < len(ordering_start)]])  # the next ordering's start
+        bounds = np.r_[cuts, len(o.item)]
+        self.blocks = [
+            _Block(o, entry_weight, tier_first, int(start), int(stop), strict)
+            for start, stop in zip(bounds[:-1], bounds[1:], strict=True)
+        ]
 
-    def per_entry(self, per_tier: np.ndarray) -> np.ndarray:
-        return per_tier if self.one_entry_per_tier else per_tier[self.tier]
 
-    def per_tier(self, per_entry: np.ndarray) -> np.ndarray:
-        if self.one_entry_per_tier:
-            return per_entry
-        return np.bincount(self.tier, per_entry, minlength=self.n_tiers)
+class _Block:
+    """Whole orderings' entries [start, stop): views of the entry arrays, and per tier (numbered from 0 in
+    the block) `after` (one past its ordering's last tier) and `first` (its ordering's first tier)."""
+
+    def __init__(
+        self, o: Orderings, entry_weight: np.ndarray, tier_first: np.ndarray, start: int, stop: int, strict: bool
+    ) -> None:
+        first_tier, end_tier = int(o.tier[start]), int(o.tier[stop - 1]) + 1
+        self.item = o.item[start:stop]
+        self.weight = entry_weight[start:stop]
+        self.tier = None if strict else o.tier[start:stop] - first_tier
+        self.n_tiers = end_tier - first_tier
+        self.after = (o.tier_last[first_tier:end_tier] + 1 - first_tier).astype(np.int32)
+        self.first = (tier_first[first_tier:end_tier] - first_tier).astype(np.int32)
+
+    def terms(self, x: np.ndarray, n_models: int) -> tuple[float, np.ndarray]:
+        """sum_c w_c log D_c and, per model, sum over the choice sets holding it of w_c x_i / D_c."""
+        xe = x.take(self.item)
+        suffix = np.zeros(self.n_tiers + 1)
+        np.cumsum(self._per_tier(xe)[::-1], out=suffix[-2::-1])  # suffix[t]: tiers t, t+1, ... of the block
+        below = suffix[1:] - suffix.take(self.after)  # per tier: the tiers below it in its ordering
+        denominator = self._per_entry(below) + xe  # a winner's choice set: itself and all below its tier
+        log_sum = float(np.dot(self.weight, np.log(denominator)))
+        inverse = self.weight / denominator
+        prefix = np.zeros(self.n_tiers + 1)
+        np.cumsum(self._per_tier(inverse), out=prefix[1:])  # prefix[t]: the block's tiers before t
+        above = prefix[:-1] - prefix.take(self.first)  # per tier: the tiers above it in its ordering
+        share = self._per_entry(above) + inverse
+        share *= xe
+        return log_sum, np.bincount(self.item, share, minlength=n_models)
+
+    def _per_tier(self, per_entry: np.ndarray) -> np.ndarray:
+        return per_entry if self.tier is None else np.bincount(self.tier, per_entry, minlength=self.n_tiers)
+
+    def _per_entry(self, per_tier: np.ndarray) -> np.ndarray:
+        return per_tier if self.tier is None else per_tier.take(self.tier)
 
 
 def objective(theta: np.ndarray, layout: Layout, alpha: float) -> tuple[float, np.ndarray]:
     """Negative log-posterior and its gradient at `theta` (length n_models)."""
-    lay = layout
     shift = theta.max() if len(theta) else 0.0
     x = np.exp(theta - shift)
-    xe = x[lay.item]
-    suffix = np.zeros(lay.n_tiers + 1)
-    np.cumsum(lay.per_tier(xe)[::-1], out=suffix[-2::-1])  # suffix[t] = sum of tiers t, t+1, ...
-    below = suffix[1:] - np.repeat(suffix[lay.ordering_after], lay.tiers_per_ordering)
-    denominator = xe + lay.per_entry(below)  # a winner's choice set: itself and all below its tier
-    log_likelihood = np.dot(lay.entry_weight, (theta - shift)[lay.item] - np.log(denominator))
-    inverse = lay.entry_weight / denominator
-    prefix = np.zeros(lay.n_tiers + 1)
-    np.cumsum(lay.per_tier(inverse), out=prefix[1:])  # prefix[t] = sum of tiers before t
-    above = prefix[:-1] - np.repeat(prefix[lay.ordering_first], lay.tiers_per_ordering)
-    expected = np.bincount(lay.item, xe * (inverse + lay.per_entry(above)), minlength=lay.n_models)
-    value = -log_likelihood + alpha * np.dot(theta, theta)
-    gradient = expected - lay.wins + 2.0 * alpha * theta
-    return float(value), gradient
+    log_sum, expected = 0.0, np.zeros(layout.n_models)
+    for block in layout.blocks:
+        block_log_sum, block_expected = block.terms(x, layout.n_models)
+        log_sum += block_log_sum
+        expected += block_expected
+    log_likelihood = float(np.dot(layout.wins, theta - shift)) - log_sum
+    value = -log_likelihood + alpha * float(np.dot(theta, theta))
+    gradient = expected - layout.wins + 2.0 * alpha * theta
+    return value, gradient
 
 
 def fit(orderings: Orderings, alpha: float = 0.0, init: np.ndarray | None = None, tol: float = 1e-8) -> np.ndarray:

@@ -93,6 +93,21 @@ def test_gradient_matches_finite_differences(seed: int) -> None:
     assert error < 1e-4 * np.abs(plackett_luce.objective(theta, layout, 0.3)[1]).max()
 
 
+@pytest.mark.parametrize("block", [1, 5, 64])
+def test_objective_does_not_depend_on_the_blocks(block: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    frame, _ = strict_rankings(2, 60)
+    frame.loc[frame.index % 4 == 0, "value"] = 1.0  # weak orders; most orderings are longer than 1 or 5 entries
+    orderings = from_measurements(frame)
+    theta = np.random.default_rng(2).normal(size=N)
+    whole = plackett_luce.objective(theta, plackett_luce.Layout(orderings), 0.1)
+    monkeypatch.setattr(plackett_luce, "BLOCK_ENTRIES", block)
+    layout = plackett_luce.Layout(orderings)
+    assert len(layout.blocks) > 1
+    value, gradient = plackett_luce.objective(theta, layout, 0.1)
+    assert value == pytest.approx(whole[0], rel=1e-12)
+    np.testing.assert_allclose(gradient, whole[1], rtol=1e-10, atol=1e-12)
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_strict_rankings_equal_choix_ilsr_rankings(seed: int) -> None:
     frame, rankings = strict_rankings(seed)
