@@ -15,6 +15,9 @@ from scipy.sparse.csgraph import connected_components
 
 from aggregators.orderings import Orderings
 
+#: Up to this many model pairs, direct edges are deduplicated in a dense boolean matrix (at most 64 MB).
+DENSE_PAIRS = 1 << 26
+
 
 class NotIdentifiedError(ValueError):
     """alpha = 0 and the data do not determine every model's strength; the message names the models."""
@@ -68,7 +71,7 @@ def diagnose(orderings: Orderings, direct_limit: float = 4.0) -> Diagnostics:
     names = [str(m) for m in o.models]
     present = np.bincount(o.item, minlength=n) > 0
     won = np.bincount(o.item, o.winner.astype(float), minlength=n) > 0
-    lost = np.bincount(o.item, (o.tier > o.tier_first[o.tier]).astype(float), minlength=n) > 0
+    lost = np.bincount(o.item, o.loser.astype(float), minlength=n) > 0
     _, labels = connected_components(_beat_graph(o, direct_limit), directed=True, connection="strong")
     model_labels = labels[:n][present]
     groups: dict[int, list[str]] = {}
@@ -90,20 +93,27 @@ def _beat_graph(o: Orderings, direct_limit: float) -> csr_matrix:
     """A directed graph whose reachability among the first n nodes (the models) is "i beat j somewhere".
 
     Consecutive tiers suffice (beating is transitive within an ordering). When that gives at most
-    `direct_limit` model pairs per entry, the edges join models directly (n nodes); otherwise one helper node per tier keeps the graph O(entries): each
-    winner points to its tier's helper, the helper to every entry of the next tier and to the next helper.
+    `direct_limit` model pairs per entry, the edges join models directly (n nodes; with few models, each
+    pair once); otherwise one helper node per tier keeps the graph O(entries): each winner points to its
+    tier's helper, the helper to every entry of the next tier and to the next helper.
     """
     n = o.n_models
-    below = o.tier > o.tier_first[o.tier]  # entries that have a tier above them
+    below = o.loser
     tier_size = np.bincount(o.tier, minlength=len(o.tier_last))
     n_pairs = int(tier_size[o.tier[below] - 1].sum())
     if n_pairs <= direct_limit * len(o.item):
         tier_start = np.r_[0, np.cumsum(tier_size)[:-1]]
         upper_tier = o.tier[below] - 1
-        count = tier_size[upper_tier]
-        lower = np.repeat(o.item[below], count)
-        offset = np.arange(n_pairs) - np.repeat(np.cumsum(count) - count, count)
-        upper = o.item[np.repeat(tier_start[upper_tier], count) + offset]
+        lower, upper_start = o.item[below], tier_start[upper_tier]
+        if n_pairs > len(lower):  # some tier above holds several entries: one pair with each
+            count = tier_size[upper_tier]
+            lower, upper_start = np.repeat(lower, count), np.repeat(upper_start, count)
+            upper_start += np.arange(n_pairs) - np.repeat(np.cumsum(count) - count, count)
+        upper = o.item[upper_start]
+        if n * n <= DENSE_PAIRS:  # each pair once: far fewer edges to sort into the sparse graph
+            seen = np.zeros(n * n, dtype=bool)
+            seen[upper * n + lower] = True
+            upper, lower = np.divmod(np.flatnonzero(seen), n)
         src, dst, size = upper, lower, n
     else:
         helper = n + o.tier

@@ -13,7 +13,7 @@ from scipy.optimize import check_grad
 import aggregators
 from aggregators import plackett_luce
 from aggregators.diagnostics import NotIdentifiedError
-from aggregators.orderings import concat, from_comparisons, from_measurements
+from aggregators.orderings import concat, from_comparisons, from_measurements, sort_order
 
 N = 7
 NAMES = [f"m{i}" for i in range(N)]  # sorted names: index i is model m{i}
@@ -212,6 +212,24 @@ def test_both_graph_encodings_find_the_same_components(direct_limit: float) -> N
 
     found = diagnose(from_measurements(frame), direct_limit=direct_limit)
     assert found.components == [["m0", "m1", "m2", "m3", "m4"], ["m5", "m6"]]
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        lambda rng, n: rng.integers(0, 2, n).astype(float),  # binary: packed key
+        lambda rng, n: rng.integers(-40, 40, n) * 0.25,  # few distinct non-integers: ranks of distinct values
+        lambda rng, n: rng.normal(size=n),  # all distinct
+        lambda rng, n: rng.integers(0, 2, n) * 1e300,  # integers too far apart: ranks of distinct values
+    ],
+)
+def test_sort_order_is_lexsort(values) -> None:
+    rng = np.random.default_rng(5)
+    value = values(rng, 5_000)
+    group = rng.integers(0, 300, 5_000)
+    np.testing.assert_array_equal(sort_order(group, value), np.lexsort((-value, group)))
+    huge = group * 2**50  # too many bits to pack: lexsort itself
+    np.testing.assert_array_equal(sort_order(huge, value), np.lexsort((-value, huge)))
 
 
 def test_concat_keeps_parts_apart() -> None:
