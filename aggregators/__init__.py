@@ -161,9 +161,10 @@ def _samples_per_model(
         ids = comparisons["sample_id"] if "sample_id" in comparisons.columns else comparisons.index.astype(str)
         for side in ("model_a", "model_b"):
             pairs.append((np.asarray(ids), comparisons[side].to_numpy()))
-    samples = pd.factorize(np.concatenate([p[0] for p in pairs]))[0].astype(np.int64)
-    models = pd.Categorical(np.concatenate([p[1] for p in pairs]), categories=orderings.models).codes
-    keys = np.sort(samples * len(orderings.models) + models)  # sorting beats hashing tens of millions of keys
+    keys = pd.factorize(np.concatenate([p[0] for p in pairs]))[0].astype(np.int64, copy=False)
+    keys *= len(orderings.models)
+    keys += pd.Categorical(np.concatenate([p[1] for p in pairs]), categories=orderings.models).codes
+    keys.sort()  # sorting beats hashing tens of millions of keys
     distinct = keys[np.r_[True, keys[1:] != keys[:-1]]] if len(keys) else keys
     return np.bincount(distinct % len(orderings.models), minlength=len(orderings.models))
 

@@ -98,24 +98,18 @@ def _beat_graph(o: Orderings, direct_limit: float) -> csr_matrix:
     tier's helper, the helper to every entry of the next tier and to the next helper.
     """
     n = o.n_models
-    below = o.loser
-    tier_size = np.bincount(o.tier, minlength=len(o.tier_last))
-    n_pairs = int(tier_size[o.tier[below] - 1].sum())
-    if n_pairs <= direct_limit * len(o.item):
-        tier_start = np.r_[0, np.cumsum(tier_size)[:-1]]
-        upper_tier = o.tier[below] - 1
-        lower, upper_start = o.item[below], tier_start[upper_tier]
-        if n_pairs > len(lower):  # some tier above holds several entries: one pair with each
-            count = tier_size[upper_tier]
-            lower, upper_start = np.repeat(lower, count), np.repeat(upper_start, count)
-            upper_start += np.arange(n_pairs) - np.repeat(np.cumsum(count) - count, count)
-        upper = o.item[upper_start]
+    pairs = _consecutive_pairs(o, direct_limit)
+    if pairs is not None:
+        src, dst = pairs
         if n * n <= DENSE_PAIRS:  # each pair once: far fewer edges to sort into the sparse graph
             seen = np.zeros(n * n, dtype=bool)
-            seen[upper * n + lower] = True
-            upper, lower = np.divmod(np.flatnonzero(seen), n)
-        src, dst, size = upper, lower, n
+            src *= n
+            src += dst
+            seen[src] = True
+            src, dst = np.divmod(np.flatnonzero(seen), n)
+        size = n
     else:
+        below = o.loser
         helper = n + o.tier
         previous_helper = n + o.tier[below] - 1
         src = np.r_[o.item[o.winner], previous_helper, previous_helper]
@@ -123,6 +117,27 @@ def _beat_graph(o: Orderings, direct_limit: float) -> csr_matrix:
         size = n + len(o.tier_last)
     keep = src != dst
     return coo_matrix((np.ones(keep.sum()), (src[keep], dst[keep])), shape=(size, size)).tocsr()
+
+
+def _consecutive_pairs(o: Orderings, direct_limit: float) -> tuple[np.ndarray, np.ndarray] | None:
+    """(upper, lower) model pairs of entries in consecutive tiers of an ordering; None when there are more
+    than `direct_limit` per entry."""
+    below = o.loser
+    if len(o.item) == len(o.tier_last):  # one entry per tier: an entry's pair is the entry before it
+        at = np.flatnonzero(below)
+        lower = o.item[at]
+        at -= 1
+        return o.item[at], lower
+    tier_size = np.bincount(o.tier, minlength=len(o.tier_last))
+    upper_tier = o.tier[below] - 1
+    count = tier_size[upper_tier]
+    n_pairs = int(count.sum())
+    if n_pairs > direct_limit * len(o.item):
+        return None
+    upper_start = (np.cumsum(tier_size) - tier_size)[upper_tier]  # the first entry of each upper tier
+    lower = np.repeat(o.item[below], count)  # one pair with each entry of the tier above
+    upper_start = np.repeat(upper_start, count) + np.arange(n_pairs) - np.repeat(np.cumsum(count) - count, count)
+    return o.item[upper_start], lower
 
 
 def check(diagnostics: Diagnostics, alpha: float) -> Diagnostics:

@@ -49,8 +49,10 @@ class Orderings:
         n_tiers = len(self.tier_last)
         if not n_tiers:
             return np.zeros(0, dtype=np.int64)
-        first = np.r_[True, self.tier_ordering[1:] != self.tier_ordering[:-1]]
-        return np.maximum.accumulate(np.where(first, np.arange(n_tiers), 0))
+        first = np.zeros(n_tiers, dtype=np.int64)
+        starts = np.flatnonzero(np.diff(self.tier_ordering, prepend=-1))
+        first[starts] = starts
+        return np.maximum.accumulate(first, out=first)
 
     @cached_property
     def loser(self) -> np.ndarray:
@@ -103,27 +105,35 @@ def from_measurements(
         sample_codes, sample_names = pd.factorize(measurements["sample_id"], sort=True)
     else:
         sample_codes, sample_names = index_of(samples, measurements["sample_id"].to_numpy(), "sample"), samples
-    group = sample_codes.astype(np.int64)  # one ordering per (sample, metric)
+    group = sample_codes.astype(np.int64, copy=False)  # one ordering per (sample, metric)
+    n_metrics = 1
     tol: float | np.ndarray = tolerance.get("", 0.0) if isinstance(tolerance, dict) else float(tolerance)
     if "metric" in measurements.columns:
         metric_codes, metric_names = pd.factorize(measurements["metric"])
-        group = group * max(len(metric_names), 1) + metric_codes
+        n_metrics = max(len(metric_names), 1)
+        group = group * n_metrics + metric_codes
         if isinstance(tolerance, dict):
             tol = np.array([tolerance.get(name, 0.0) for name in metric_names], dtype=float)[metric_codes]
+    del sample_codes
     order = sort_order(group, value)
-    group, item, value = group[order], item[order], value[order]
+    item, value, group = item[order], value[order], group[order]
     new_ordering = np.ones(len(group), dtype=bool)
     new_ordering[1:] = group[1:] != group[:-1]
+    ordering_sample = group[new_ordering] // n_metrics
+    del group
     new_tier = new_ordering.copy()  # a tier starts at each new ordering and at each drop beyond the tolerance
     new_tier[1:] |= (value[:-1] - value[1:]) > (tol[order][1:] if isinstance(tol, np.ndarray) else tol)
+    del value, order
+    ordering = np.cumsum(new_ordering, dtype=np.int64)
+    ordering -= 1
     return _build(
         model_names,
         np.asarray(sample_names),
         item,
-        np.cumsum(new_ordering) - 1,
+        ordering,
         new_tier,
-        sample_codes[order][new_ordering],
-        np.ones(int(new_ordering.sum())),
+        ordering_sample,
+        np.ones(len(ordering_sample)),
     )
 
 
@@ -143,8 +153,9 @@ def sort_order(group: np.ndarray, value: np.ndarray) -> np.ndarray:
     rank_bits = int(rank.max()).bit_length()
     if int(group.max()).bit_length() + rank_bits + position_bits > 63:
         return np.lexsort((-value, group))
-    key = group.astype(np.int64) << (rank_bits + position_bits)
-    key |= rank << position_bits
+    key = rank
+    key <<= position_bits
+    key |= group << (rank_bits + position_bits)
     key |= np.arange(n, dtype=np.int64)
     key.sort()
     key &= (1 << position_bits) - 1
@@ -231,7 +242,8 @@ def _build(
 ) -> Orderings:
     """Assemble flat arrays (entries sorted by ordering, `new_tier` marking each tier's first entry),
     dropping orderings with fewer than two tiers."""
-    tier = np.cumsum(new_tier) - 1
+    tier = np.cumsum(new_tier, dtype=np.int64)
+    tier -= 1
     tier_ordering = ordering[new_tier]
     tiers_per_ordering = np.bincount(tier_ordering, minlength=len(ordering_weight))
     informative = tiers_per_ordering >= 2
@@ -249,12 +261,12 @@ def _build(
     return Orderings(
         models=models,
         samples=samples,
-        item=item.astype(np.int64),
-        tier=tier.astype(np.int64),
-        tier_ordering=tier_ordering.astype(np.int64),
+        item=item.astype(np.int64, copy=False),
+        tier=tier.astype(np.int64, copy=False),
+        tier_ordering=tier_ordering.astype(np.int64, copy=False),
         tier_last=last_tier_of_ordering[tier_ordering],
-        ordering_sample=ordering_sample.astype(np.int64),
-        ordering_weight=ordering_weight.astype(float),
+        ordering_sample=ordering_sample.astype(np.int64, copy=False),
+        ordering_weight=ordering_weight.astype(float, copy=False),
     )
 
 

@@ -35,48 +35,51 @@ class Layout:
     def __init__(self, orderings: Orderings) -> None:
         o = orderings
         self.n_models = o.n_models
-        entry_weight = np.where(o.winner, o.ordering_weight[o.tier_ordering[o.tier]], 0.0)
+        strict = len(o.item) == len(o.tier_last)  # every tier one entry: tier arrays are entry arrays
+        entry_weight = o.ordering_weight[o.tier_ordering]
+        if not strict:
+            entry_weight = entry_weight[o.tier]
+        entry_weight *= o.winner  # only winners are chosen
         self.wins = np.bincount(o.item, entry_weight, minlength=o.n_models)
         self.total_weight = float(entry_weight.sum())
-        strict = len(o.item) == len(o.tier_last)  # every tier one entry: tier arrays are entry arrays
-        tier_first = o.tier_first
-        ordering_start = np.flatnonzero(np.diff(o.tier_ordering[o.tier], prepend=-1))  # first entry of each
-        wanted = np.searchsorted(ordering_start, np.arange(0, len(o.item), BLOCK_ENTRIES))
-        cuts = np.unique(ordering_start[wanted[wanted < len(ordering_start)]])  # the next ordering's start
-        bounds = np.r_[cuts, len(o.item)]
+        first_tier = np.flatnonzero(np.diff(o.tier_ordering, prepend=-1))  # per ordering
+        first_tier = np.r_[first_tier, len(o.tier_last)]
+        first_entry = np.searchsorted(o.tier, first_tier)
+        cuts = np.unique(np.searchsorted(first_entry, np.arange(0, len(o.item), BLOCK_ENTRIES)))
+        bounds = np.r_[cuts[cuts < len(first_tier) - 1], len(first_tier) - 1]  # in orderings
         self.blocks = [
-            _Block(o, entry_weight, tier_first, int(start), int(stop), strict)
-            for start, stop in zip(bounds[:-1], bounds[1:], strict=True)
+            _Block(o, entry_weight, first_tier[begin : end + 1], first_entry[begin], first_entry[end], strict)
+            for begin, end in zip(bounds[:-1], bounds[1:], strict=True)
         ]
 
 
 class _Block:
-    """Whole orderings' entries [start, stop): views of the entry arrays, and per tier (numbered from 0 in
-    the block) `after` (one past its ordering's last tier) and `first` (its ordering's first tier)."""
+    """Whole orderings: entries [start, stop) as views of the entry arrays; per ordering its first tier
+    (`first`, numbered from 0 in the block) and its number of tiers (`size`)."""
 
     def __init__(
-        self, o: Orderings, entry_weight: np.ndarray, tier_first: np.ndarray, start: int, stop: int, strict: bool
+        self, o: Orderings, entry_weight: np.ndarray, first_tier: np.ndarray, start: int, stop: int, strict: bool
     ) -> None:
-        first_tier, end_tier = int(o.tier[start]), int(o.tier[stop - 1]) + 1
         self.item = o.item[start:stop]
         self.weight = entry_weight[start:stop]
-        self.tier = None if strict else o.tier[start:stop] - first_tier
-        self.n_tiers = end_tier - first_tier
-        self.after = (o.tier_last[first_tier:end_tier] + 1 - first_tier).astype(np.int32)
-        self.first = (tier_first[first_tier:end_tier] - first_tier).astype(np.int32)
+        self.tier = None if strict else o.tier[start:stop] - first_tier[0]
+        self.n_tiers = int(first_tier[-1] - first_tier[0])
+        self.first = first_tier[:-1] - first_tier[0]
+        self.size = np.diff(first_tier)
+        self.end = self.first + self.size
 
     def terms(self, x: np.ndarray, n_models: int) -> tuple[float, np.ndarray]:
         """sum_c w_c log D_c and, per model, sum over the choice sets holding it of w_c x_i / D_c."""
         xe = x.take(self.item)
         suffix = np.zeros(self.n_tiers + 1)
         np.cumsum(self._per_tier(xe)[::-1], out=suffix[-2::-1])  # suffix[t]: tiers t, t+1, ... of the block
-        below = suffix[1:] - suffix.take(self.after)  # per tier: the tiers below it in its ordering
+        below = suffix[1:] - np.repeat(suffix[self.end], self.size)  # per tier: the tiers below it, its ordering's
         denominator = self._per_entry(below) + xe  # a winner's choice set: itself and all below its tier
         log_sum = float(np.dot(self.weight, np.log(denominator)))
         inverse = self.weight / denominator
         prefix = np.zeros(self.n_tiers + 1)
         np.cumsum(self._per_tier(inverse), out=prefix[1:])  # prefix[t]: the block's tiers before t
-        above = prefix[:-1] - prefix.take(self.first)  # per tier: the tiers above it in its ordering
+        above = prefix[:-1] - np.repeat(prefix[self.first], self.size)  # per tier: the tiers above it
         share = self._per_entry(above) + inverse
         share *= xe
         return log_sum, np.bincount(self.item, share, minlength=n_models)

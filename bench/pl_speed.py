@@ -4,7 +4,7 @@
 
 1. 100 models x N strict rankings over random subsets of 5-50 models: `aggregators.rank` (DataFrame in,
    scores out) vs `choix.ilsr_rankings` on the same rankings; same estimates (max abs difference printed).
-2. 1,000,000 such rankings: wall time and peak memory (tracemalloc) of `aggregators.rank`.
+2. 1,000,000 such rankings: wall time and peak memory (RSS, input frame included) of `aggregators.rank`.
 3. A dense binary 4,280-model x 145-sample matrix (Open LLM Leaderboard ARC's shape).
 4. 200 bootstrap replicates at N rankings, on all cores.
 """
@@ -26,21 +26,29 @@ import aggregators
 
 
 def rankings_frame(n_models: int, n_rankings: int, seed: int) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
-    """Long frame of strict rankings from a PL model; also the flat items and ranking lengths."""
+    """Long frame of strict rankings from a PL model; also the flat items and ranking lengths.
+
+    Built 100,000 rankings at a time, so that building it takes little more memory than the frame itself.
+    """
     rng = np.random.default_rng(seed)
     truth = rng.normal(size=n_models)
-    lengths = rng.integers(5, 51, n_rankings)
-    keys = rng.random((n_rankings, n_models))
-    subsets = np.argsort(keys, axis=1)  # a random permutation per ranking; take its first `length` models
-    mask = np.arange(n_models)[None, :] < lengths[:, None]
-    items = subsets[mask]
+    parts = [_rankings(rng, truth, min(100_000, n_rankings - start)) for start in range(0, n_rankings, 100_000)]
+    items = np.concatenate([p[0] for p in parts])
+    lengths = np.concatenate([p[1] for p in parts])
     ranking = np.repeat(np.arange(n_rankings), lengths)
-    utility = truth[items] + rng.gumbel(size=len(items))
-    order = np.lexsort((-utility, ranking))
-    items, ranking = items[order], ranking[order]
     position = np.arange(len(items)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
     frame = pd.DataFrame({"sample_id": ranking, "model": items, "value": -position.astype(float)})
     return frame, items, lengths
+
+
+def _rankings(rng: np.random.Generator, truth: np.ndarray, n_rankings: int) -> tuple[np.ndarray, np.ndarray]:
+    """Items (best first, ranking by ranking) and lengths of rankings over random subsets of 5-50 models."""
+    lengths = rng.integers(5, 51, n_rankings)
+    subsets = np.argsort(rng.random((n_rankings, len(truth))), axis=1)  # a random permutation per ranking
+    items = subsets[np.arange(len(truth))[None, :] < lengths[:, None]]  # its first `length` models
+    ranking = np.repeat(np.arange(n_rankings), lengths)
+    utility = truth[items] + rng.gumbel(size=len(items))
+    return items[np.lexsort((-utility, ranking))], lengths
 
 
 def big_step(n_models: int, n_rankings: int) -> None:

@@ -192,8 +192,20 @@ def test_disconnected_groups_are_named() -> None:
     assert aggregators.rank(frame, "pl", alpha=1.0).attrs["diagnostics"]["components"] == [["a", "b"], ["c", "d"]]
 
 
+@pytest.mark.parametrize("dense_pairs", [0, 1 << 26])
 @pytest.mark.parametrize("direct_limit", [0.0, 100.0])
-def test_both_graph_encodings_find_the_same_components(direct_limit: float) -> None:
+def test_both_graph_encodings_find_the_same_components(
+    direct_limit: float, dense_pairs: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aggregators import diagnostics
+
+    monkeypatch.setattr(diagnostics, "DENSE_PAIRS", dense_pairs)
+    rankings, _ = strict_rankings(8, 50)  # one entry per tier; m5 and m6 ranked only against each other
+    rankings = rankings[~rankings.model.isin(["m5", "m6"])]
+    pair = pd.DataFrame({"sample_id": ["y1", "y1", "y2", "y2"], "model": ["m5", "m6"] * 2, "value": [1, 0, 0, 1.0]})
+    strict = pd.concat([rankings, pair])
+    found = diagnostics.diagnose(from_measurements(strict), direct_limit=direct_limit)
+    assert found.components == [["m0", "m1", "m2", "m3", "m4"], ["m5", "m6"]]
     frame, _ = binary_matrix(7, 40)
     frame = frame[~frame.model.isin(["m5", "m6"])]
     frame = pd.concat(
@@ -208,9 +220,7 @@ def test_both_graph_encodings_find_the_same_components(direct_limit: float) -> N
             ),
         ]
     )
-    from aggregators.diagnostics import diagnose
-
-    found = diagnose(from_measurements(frame), direct_limit=direct_limit)
+    found = diagnostics.diagnose(from_measurements(frame), direct_limit=direct_limit)
     assert found.components == [["m0", "m1", "m2", "m3", "m4"], ["m5", "m6"]]
 
 
