@@ -42,11 +42,13 @@ class Layout:
         entry_weight *= o.winner  # only winners are chosen
         self.wins = np.bincount(o.item, entry_weight, minlength=o.n_models)
         self.total_weight = float(entry_weight.sum())
-        first_tier = np.flatnonzero(np.diff(o.tier_ordering, prepend=-1))  # per ordering
-        first_tier = np.r_[first_tier, len(o.tier_last)]
-        first_entry = np.searchsorted(o.tier, first_tier)
+        # each ordering's first tier and first entry, then one past the last
+        first_tier = np.r_[np.flatnonzero(np.diff(o.tier_ordering, prepend=-1)), len(o.tier_last)]
+        first_entry = np.asarray(np.searchsorted(o.tier, first_tier))
+        n_orderings = len(first_tier) - 1
+        # blocks start at the first ordering that starts at or after each multiple of BLOCK_ENTRIES
         cuts = np.unique(np.searchsorted(first_entry, np.arange(0, len(o.item), BLOCK_ENTRIES)))
-        bounds = np.r_[cuts[cuts < len(first_tier) - 1], len(first_tier) - 1]  # in orderings
+        bounds = np.r_[cuts[cuts < n_orderings], n_orderings]
         self.blocks = [
             _Block(o, entry_weight, first_tier[begin : end + 1], first_entry[begin], first_entry[end], strict)
             for begin, end in zip(bounds[:-1], bounds[1:], strict=True)

@@ -2,8 +2,8 @@
 
     python bench/robustness.py [--seeds 5] [--png docs/robustness.png]
 
-Data: ChemBench (22 models x 2,854 questions, complete, ../shared/data) and synthetic Rasch data (30 x 3,000,
-complete, true abilities known). Removal, per model (5 seeds): MCAR (at random), or selection-biased (strong
+Data: ChemBench (22 models x 2,854 questions, complete, ../shared/data) and synthetic Rasch data (30 models x
+3,000 and x 30,000 samples, complete, true abilities known). Removal, per model (5 seeds): MCAR (at random), or selection-biased (strong
 models keep mostly hard samples, weak models easy ones; on ChemBench, ability and difficulty are the logits
 of the full data's accuracy per model and per question). For each method, Kendall tau against
   * `own`: the method's own full-data ranking (ONEBench's measure),
@@ -29,6 +29,8 @@ from aggregators.simulate import rasch, selection_bias, thin
 
 LEVELS = (0.0, 0.5, 0.8, 0.9, 0.95, 0.99)
 METHODS = ("pl", "pl-conditional", "mean", "bt", "elo")
+#: Samples of the synthetic sets (30 models each): at 95% removed, 150 or 1,500 measurements per model.
+SYNTHETIC_SAMPLES = (3_000, 30_000)
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
@@ -91,8 +93,10 @@ def main() -> None:
     if SHARED.is_dir():
         chem, chem_propensity = chembench()
         rows += experiment("ChemBench", chem, chem_propensity, None, args.seeds)
-    frame, truth, difficulty = rasch()
-    rows += experiment("synthetic", frame, selection_bias(frame, truth, difficulty), truth, args.seeds)
+    for n_samples in SYNTHETIC_SAMPLES:
+        frame, truth, difficulty = rasch(n_samples=n_samples)
+        name = f"synthetic 30 x {n_samples:,}"
+        rows += experiment(name, frame, selection_bias(frame, truth, difficulty), truth, args.seeds)
     results = pd.DataFrame(rows)
     keys = ["data", "removal", "reference", "missing"]
     table = results.groupby(keys + ["method"])["tau"].mean().unstack("method")[list(METHODS)]
@@ -102,7 +106,7 @@ def main() -> None:
     print("\nmean tau over 50-95% removed, MCAR and biased:")
     print(middle.groupby(["data", "reference", "method"])["tau"].mean().unstack("method")[list(METHODS)].round(3))
     plotted = table.stack().rename("tau").reset_index()
-    plotted = plotted[plotted["reference"] == np.where(plotted["data"] == "synthetic", "truth", "own")]
+    plotted = plotted[plotted["reference"] == np.where(plotted["data"].str.startswith("synthetic"), "truth", "own")]
     chart = (
         alt.Chart(plotted)
         .mark_line(point=True)
