@@ -102,10 +102,10 @@ def from_measurements(
     model_names = np.sort(np.asarray(models if models is not None else measurements["model"].unique()))
     item = index_of(model_names, measurements["model"].to_numpy())
     if samples is None:
-        sample_codes, sample_names = pd.factorize(measurements["sample_id"], sort=True)
+        group, sample_names = pd.factorize(measurements["sample_id"], sort=True)
     else:
-        sample_codes, sample_names = index_of(samples, measurements["sample_id"].to_numpy(), "sample"), samples
-    group = sample_codes.astype(np.int64, copy=False)  # one ordering per (sample, metric)
+        group, sample_names = index_of(samples, measurements["sample_id"].to_numpy(), "sample"), samples
+    group = group.astype(np.int64, copy=False)  # one ordering per (sample, metric): sample * n_metrics + metric
     n_metrics = 1
     tol: float | np.ndarray = tolerance.get("", 0.0) if isinstance(tolerance, dict) else float(tolerance)
     if "metric" in measurements.columns:
@@ -114,16 +114,14 @@ def from_measurements(
         group = group * n_metrics + metric_codes
         if isinstance(tolerance, dict):
             tol = np.array([tolerance.get(name, 0.0) for name in metric_names], dtype=float)[metric_codes]
-    del sample_codes
     order = sort_order(group, value)
     item, value, group = item[order], value[order], group[order]
     new_ordering = np.ones(len(group), dtype=bool)
     new_ordering[1:] = group[1:] != group[:-1]
     ordering_sample = group[new_ordering] // n_metrics
-    del group
     new_tier = new_ordering.copy()  # a tier starts at each new ordering and at each drop beyond the tolerance
     new_tier[1:] |= (value[:-1] - value[1:]) > (tol[order][1:] if isinstance(tol, np.ndarray) else tol)
-    del value, order
+    del group, value, order  # entry-sized: freed before _build makes its own
     ordering = np.cumsum(new_ordering, dtype=np.int64)
     ordering -= 1
     return _build(

@@ -57,7 +57,7 @@ class Layout:
 
 class _Block:
     """Whole orderings: entries [start, stop) as views of the entry arrays; per ordering its first tier
-    (`first`, numbered from 0 in the block) and its number of tiers (`size`)."""
+    (`first`, numbered from 0 in the block), its number of tiers (`size`) and one past its last (`end`)."""
 
     def __init__(
         self, o: Orderings, entry_weight: np.ndarray, first_tier: np.ndarray, start: int, stop: int, strict: bool
@@ -75,13 +75,13 @@ class _Block:
         xe = x.take(self.item)
         suffix = np.zeros(self.n_tiers + 1)
         np.cumsum(self._per_tier(xe)[::-1], out=suffix[-2::-1])  # suffix[t]: tiers t, t+1, ... of the block
-        below = suffix[1:] - np.repeat(suffix[self.end], self.size)  # per tier: the tiers below it, its ordering's
+        below = suffix[1:] - np.repeat(suffix[self.end], self.size)  # per tier: its ordering's tiers below it
         denominator = self._per_entry(below) + xe  # a winner's choice set: itself and all below its tier
         log_sum = float(np.dot(self.weight, np.log(denominator)))
         inverse = self.weight / denominator
         prefix = np.zeros(self.n_tiers + 1)
         np.cumsum(self._per_tier(inverse), out=prefix[1:])  # prefix[t]: the block's tiers before t
-        above = prefix[:-1] - np.repeat(prefix[self.first], self.size)  # per tier: the tiers above it
+        above = prefix[:-1] - np.repeat(prefix[self.first], self.size)  # per tier: its ordering's tiers above it
         share = self._per_entry(above) + inverse
         share *= xe
         return log_sum, np.bincount(self.item, share, minlength=n_models)
