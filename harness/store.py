@@ -49,6 +49,11 @@ NO_STATISTICS = frozenset({"sample_id", "content_id"})
 #: read 3x faster.
 COMPRESSION = {"embeddings": "none"}
 
+#: Rows the Parquet writer takes per step in the narrow, long tables (Arrow's default, used elsewhere: 1,024).
+#: Bigger steps cut the per-step overhead (a write of 1M measurements: 0.074 s -> 0.061 s, median of 15);
+#: a page closes after the step that fills it, so wide rows (texts, vectors) keep the default.
+WRITE_BATCH_SIZE = {"measurements": 1 << 14, "comparisons": 1 << 14}
+
 
 class SegmentStore:
     """The directory of one pool: create/open it, append segments, read tables, check and compact."""
@@ -94,6 +99,7 @@ class SegmentStore:
                 use_dictionary=dictionary,
                 write_statistics=[name for name in rows.column_names if name not in NO_STATISTICS],
                 store_schema=False,
+                write_batch_size=WRITE_BATCH_SIZE.get(table, 1024),
             )
             with open(tmp, "rb") as handle:
                 os.fsync(handle.fileno())
