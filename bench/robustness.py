@@ -3,9 +3,9 @@
     python bench/robustness.py [--seeds 5] [--png docs/robustness.png]
 
 Data: ChemBench (22 models x 2,854 questions, complete, ../shared/data) and synthetic Rasch data (30 models x
-3,000 and x 30,000 samples, complete, true abilities known). Removal, per model (5 seeds): MCAR (at random), or selection-biased (strong
-models keep mostly hard samples, weak models easy ones; on ChemBench, ability and difficulty are the logits
-of the full data's accuracy per model and per question). For each method, Kendall tau against
+3,000 and x 30,000 samples, complete, true abilities known). Removal, per model (5 seeds): MCAR (at random),
+or selection-biased (strong models keep mostly hard samples, weak models easy ones; on ChemBench, ability and
+difficulty are the logits of the full data's accuracy per model and per question). For each method, Kendall tau against
   * `own`: the method's own full-data ranking (ONEBench's measure),
   * `accuracy`: the full-data accuracy ranking,
   * `truth`: the true abilities (synthetic only).

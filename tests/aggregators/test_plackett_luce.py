@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 import choix
 import numpy as np
@@ -233,7 +234,7 @@ def test_both_graph_encodings_find_the_same_components(
         lambda rng, n: rng.integers(0, 2, n) * 1e300,  # integers too far apart: ranks of distinct values
     ],
 )
-def test_sort_order_is_lexsort(values) -> None:
+def test_sort_order_is_lexsort(values: Callable[[np.random.Generator, int], np.ndarray]) -> None:
     rng = np.random.default_rng(5)
     value = values(rng, 5_000)
     group = rng.integers(0, 300, 5_000)
