@@ -18,25 +18,13 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+from timing import in_turns
 
 from harness.pool import Pool
 
 
 def to_numpy(table: pa.Table) -> dict[str, np.ndarray]:
     return {name: table[name].to_numpy() for name in ("sample_id", "model", "value")}
-
-
-def elapsed(func) -> float:
-    """Seconds `func()` took, or the `elapsed` it recorded itself (the pool's write, without its set-up)."""
-    start = time.perf_counter()
-    func()
-    return getattr(func, "elapsed", time.perf_counter() - start)
-
-
-def interleaved_best(repeats: int, ours, plain) -> tuple[float, float]:
-    """Best times of `ours` and `plain`, run in turns (ours, plain, ours, ...) so drift touches both alike."""
-    times = [(elapsed(ours), elapsed(plain)) for _ in range(repeats)]
-    return min(t for t, _ in times), min(t for _, t in times)
 
 
 def main() -> None:
@@ -84,12 +72,15 @@ def main() -> None:
                 pa.Table.from_pandas(frame, preserve_index=False), root / "plain.parquet", compression="zstd"
             )
 
-        write_ours, write_plain = interleaved_best(args.repeats, ours_write, plain_write)
+        write_ours, write_plain = map(min, in_turns(args.repeats, ours_write, plain_write))
         pool = Pool(root / "pool0")
-        read_ours, read_plain = interleaved_best(
-            args.repeats,
-            lambda: to_numpy(pool.read_arrow("measurements")),
-            lambda: to_numpy(pq.read_table(root / "plain.parquet")),
+        read_ours, read_plain = map(
+            min,
+            in_turns(
+                args.repeats,
+                lambda: to_numpy(pool.read_arrow("measurements")),
+                lambda: to_numpy(pq.read_table(root / "plain.parquet")),
+            ),
         )
         assert pool.read_arrow("measurements").num_rows == len(frame)
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from timing import in_turns
 
 from harness.pool import Pool
 from harness.probe import EMBEDDER, SentenceEmbedder, embed_missing, probe
@@ -67,16 +68,17 @@ def main() -> None:
             pd.DataFrame({"sample_id": ids, "embedder": EMBEDDER, "vector": [v.tobytes() for v in vectors]}),
         )
         probe(pool, "warm-up", embedder=embedder)  # first call: tokenizer and kernels warm
-        ours_times, floor_times = [], []
-        for _ in range(QUERIES):  # in turns, so that the machine's drift touches both alike
-            start = time.perf_counter()
-            found = probe(pool, "capital cities of countries", top_k=50, embedder=embedder)
-            ours_times.append(time.perf_counter() - start)
-            start = time.perf_counter()
-            query = embedder.encode(["capital cities of countries"])[0]
-            top = np.argpartition(-(vectors @ query), 50)[:50]
-            floor_times.append(time.perf_counter() - start)
+        query_text = "capital cities of countries"
+
+        def in_memory() -> np.ndarray:
+            query = embedder.encode([query_text])[0]
+            return np.argpartition(-(vectors @ query), 50)[:50]
+
+        ours_times, floor_times = in_turns(
+            QUERIES, lambda: probe(pool, query_text, top_k=50, embedder=embedder), in_memory
+        )
         ours, floor = float(np.median(ours_times)), float(np.median(floor_times))
+        found, top = probe(pool, query_text, top_k=50, embedder=embedder), in_memory()
         assert len(found.samples) == len(top) == 50
         print(
             f"[2] one query over {len(ids):,} stored embeddings (median of {QUERIES}): poolbench {ours:.3f} s, in-memory numpy "
