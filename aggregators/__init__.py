@@ -3,8 +3,8 @@
 `rank(measurements, method="pl-conditional", ...)` takes a long DataFrame `sample_id, model, value` (higher
 is better; an optional `metric` column keeps metrics apart, an optional `source` column is what `mean`
 macro-averages over) and returns the leaderboard `model, score, rank, ci_low, ci_high, rank_low, rank_high,
-n_samples`, best first, with `attrs["diagnostics"]` and `attrs["method"]`. `rank_pairwise(comparisons, ...)` does the same from
-`model_a, model_b, winner` (a|b|tie).
+n_samples`, best first, with `attrs["diagnostics"]` and `attrs["method"]`. `rank_pairwise(comparisons, ...)`
+does the same from `model_a, model_b, winner` (a|b|tie).
 """
 
 from __future__ import annotations

@@ -212,6 +212,7 @@ def _variable_width(rows: pa.Table) -> pa.Table:
 
 
 def _binary_view(column: pa.Array, width: int) -> pa.Array:
+    """A fixed-size binary array of `width`-byte values as binary over the same data buffer."""
     n = len(column)
     offsets = pa.py_buffer((np.arange(n + 1, dtype=np.int32) * width).tobytes())
     data = column.buffers()[1].slice(column.offset * width, n * width)
