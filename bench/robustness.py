@@ -9,6 +9,10 @@ difficulty are the logits of the full data's accuracy per model and per question
   * `own`: the method's own full-data ranking (ONEBench's measure),
   * `accuracy`: the full-data accuracy ranking,
   * `truth`: the true abilities (synthetic only).
+Beside the methods, a ceiling: `known-difficulty`, the maximum-likelihood Rasch ability of each model given
+its kept measurements and every sample's difficulty as known (synthetic: the true difficulty; ChemBench: the
+logit of the question's full-data accuracy, which also saw the removed measurements). No method knows this;
+it bounds what a sample-level method can gain over the mean.
 Prints one table per (data, removal, reference), the mean over 50-95% removed per method, and writes a PNG.
 """
 
@@ -21,7 +25,7 @@ import altair as alt
 import numpy as np
 import pandas as pd
 import vl_convert
-from scipy.special import logit
+from scipy.special import expit, logit
 from scipy.stats import kendalltau
 
 import aggregators
@@ -29,24 +33,42 @@ from aggregators.simulate import rasch, selection_bias, thin
 
 LEVELS = (0.0, 0.5, 0.8, 0.9, 0.95, 0.99)
 METHODS = ("pl", "pl-conditional", "mean", "bt", "elo")
+CEILING = "known-difficulty"
+COLUMNS = (*METHODS, CEILING)
+#: One colour per method; the ceiling is grey (and dashed).
+PALETTE = ["#4c78a8", "#f58518", "#54a24b", "#b279a2", "#e45756", "#9d9d9d"]
 #: Samples of the synthetic sets (30 models each): at 95% removed, 150 or 1,500 measurements per model.
 SYNTHETIC_SAMPLES = (3_000, 30_000)
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
-def chembench() -> tuple[pd.DataFrame, np.ndarray]:
-    """The long frame, and each row's selection propensity for biased removal."""
+def chembench() -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """The long frame, each row's sample difficulty, and each row's selection propensity for biased removal."""
     wide = pd.read_csv(SHARED / "chembench_binary" / "binary_matrix.csv", index_col=0)
     frame = wide.stack().rename("value").reset_index()
     frame.columns = ["sample_id", "model", "value"]
     frame["sample_id"] = frame["sample_id"].astype(str)
     ability = pd.Series(logit(np.clip(wide.mean(axis=0), 0.01, 0.99)), index=wide.columns)
     difficulty = -logit(np.clip(frame.groupby("sample_id")["value"].transform("mean"), 0.01, 0.99)).to_numpy()
-    return frame, selection_bias(frame, ability, difficulty)
+    return frame, difficulty, selection_bias(frame, ability, difficulty)
 
 
 def scores(frame: pd.DataFrame, method: str) -> pd.Series:
     return aggregators.rank(frame, method=method, alpha=0.01).set_index("model")["score"]
+
+
+def known_difficulty_scores(frame: pd.DataFrame, difficulty: np.ndarray) -> pd.Series:
+    """Per model, the ability t solving sum over its rows of sigmoid(t - difficulty) = its number correct
+    (the Rasch MLE with difficulties known), by bisection on [-30, 30]; `difficulty` is per row of `frame`."""
+    model, names = pd.factorize(frame["model"])
+    correct = np.bincount(model, frame["value"].to_numpy(dtype=float))
+    low, high = np.full(len(names), -30.0), np.full(len(names), 30.0)
+    for _ in range(60):
+        middle = (low + high) / 2
+        too_high = np.bincount(model, expit(middle[model] - difficulty)) > correct
+        high = np.where(too_high, middle, high)
+        low = np.where(too_high, low, middle)
+    return pd.Series((low + high) / 2, index=names)
 
 
 def tau(a: pd.Series, b: pd.Series) -> float:
@@ -55,21 +77,35 @@ def tau(a: pd.Series, b: pd.Series) -> float:
 
 
 def experiment(
-    data: str, frame: pd.DataFrame, propensity: np.ndarray, truth: pd.Series | None, seeds: int
+    data: str,
+    frame: pd.DataFrame,
+    difficulty: np.ndarray,
+    propensity: np.ndarray,
+    truth: pd.Series | None,
+    seeds: int,
 ) -> list[dict[str, object]]:
+    """Tau rows for every removal, level, seed, method (and the ceiling) and reference; `difficulty` and
+    `propensity` are per row of `frame`."""
+    frame = frame.reset_index(drop=True)
+
+    def fitted(sparse: pd.DataFrame, method: str) -> pd.Series:
+        if method == CEILING:
+            return known_difficulty_scores(sparse, difficulty[sparse.index.to_numpy()])
+        return scores(sparse, method)
+
     references: dict[str, dict[str, pd.Series]] = {
-        "own": {m: scores(frame, m) for m in METHODS},
-        "accuracy": dict.fromkeys(METHODS, frame.groupby("model")["value"].mean()),
+        "own": {m: fitted(frame, m) for m in COLUMNS},
+        "accuracy": dict.fromkeys(COLUMNS, frame.groupby("model")["value"].mean()),
     }
     if truth is not None:
-        references["truth"] = dict.fromkeys(METHODS, truth)
+        references["truth"] = dict.fromkeys(COLUMNS, truth)
     rows = []
     for removal, weight in (("MCAR", None), ("biased", propensity)):
         for level in LEVELS:
             for seed in range(seeds if level else 1):
                 sparse = thin(frame, level, np.random.default_rng(seed), weight)
-                for method in METHODS:
-                    fitted = scores(sparse, method)
+                for method in COLUMNS:
+                    estimate = fitted(sparse, method)
                     for reference, by_method in references.items():
                         rows.append(
                             {
@@ -78,7 +114,7 @@ def experiment(
                                 "reference": reference,
                                 "missing": level,
                                 "method": method,
-                                "tau": tau(fitted, by_method[method]),
+                                "tau": tau(estimate, by_method[method]),
                             }
                         )
     return rows
@@ -91,29 +127,32 @@ def main() -> None:
     args = parser.parse_args()
     rows = []
     if SHARED.is_dir():
-        chem, chem_propensity = chembench()
-        rows += experiment("ChemBench", chem, chem_propensity, None, args.seeds)
+        chem, chem_difficulty, chem_propensity = chembench()
+        rows += experiment("ChemBench", chem, chem_difficulty, chem_propensity, None, args.seeds)
     for n_samples in SYNTHETIC_SAMPLES:
         frame, truth, difficulty = rasch(n_samples=n_samples)
         name = f"synthetic 30 x {n_samples:,}"
-        rows += experiment(name, frame, selection_bias(frame, truth, difficulty), truth, args.seeds)
+        rows += experiment(name, frame, difficulty, selection_bias(frame, truth, difficulty), truth, args.seeds)
     results = pd.DataFrame(rows)
     keys = ["data", "removal", "reference", "missing"]
-    table = results.groupby(keys + ["method"])["tau"].mean().unstack("method")[list(METHODS)]
+    table = results.groupby(keys + ["method"])["tau"].mean().unstack("method")[list(COLUMNS)]
     pd.set_option("display.width", 200)
+    pd.set_option("display.max_columns", None)
     print(table.round(3).to_string())
     middle = results[results["missing"].between(0.5, 0.95)]
     print("\nmean tau over 50-95% removed, MCAR and biased:")
-    print(middle.groupby(["data", "reference", "method"])["tau"].mean().unstack("method")[list(METHODS)].round(3))
+    print(middle.groupby(["data", "reference", "method"])["tau"].mean().unstack("method")[list(COLUMNS)].round(3))
     plotted = table.stack().rename("tau").reset_index()
     plotted = plotted[plotted["reference"] == np.where(plotted["data"].str.startswith("synthetic"), "truth", "own")]
+    plotted["ceiling"] = plotted["method"] == CEILING
     chart = (
         alt.Chart(plotted)
         .mark_line(point=True)
         .encode(
             x=alt.X("missing:Q", title="fraction of measurements removed", scale=alt.Scale(domain=[0, 1])),
             y=alt.Y("tau:Q", title="Kendall tau", scale=alt.Scale(zero=False)),
-            color="method:N",
+            color=alt.Color("method:N", scale=alt.Scale(domain=list(COLUMNS), range=PALETTE)),
+            strokeDash=alt.StrokeDash("ceiling:N", legend=None),
         )
         .properties(width=300, height=220)
         .facet(
