@@ -73,7 +73,12 @@ def rank(
         diagnostics = check(diagnostics, alpha)
     if method == "pl-conditional":
         fit = _conditional_fit(orderings, measurements, parts[1:], tolerance)
-        diagnostics = replace(diagnostics, uninformative=fit.binary.uninformative)
+        binary = fit.binary
+        diagnostics = replace(
+            diagnostics,
+            uninformative=binary.uninformative,
+            binary_samples=len(binary.unit_sample) + binary.uninformative,
+        )
         fit_scores: Callable[..., np.ndarray] = fit.scores
     else:
         fit_scores = partial(_pl_scores, orderings)

@@ -36,6 +36,7 @@ class Diagnostics:
     unmeasured: list[str]
     prior_driven: list[str] = field(default_factory=list)
     uninformative: int = 0  # pl-conditional: binary samples all or none of whose models got right
+    binary_samples: int = 0  # pl-conditional: binary samples in all
 
     @property
     def identified(self) -> bool:
@@ -53,12 +54,23 @@ class Diagnostics:
             "unmeasured": self.unmeasured,
             "prior_driven": self.prior_driven,
             "uninformative_samples": self.uninformative,
+            "binary_samples": self.binary_samples,
         }
 
 
-def uninformative_note(count: int) -> str:
-    """The sentence that tells a reader pl-conditional left `count` binary samples out."""
-    return f"{count:,} binary samples where every or no measured model was right carry no information: left out"
+def uninformative_note(count: int, total: int) -> str:
+    """What a reader is told when pl-conditional left `count` of `total` binary samples out; when that is most
+    of them, when to rank with the mean instead."""
+    note = (
+        f"{count:,} of {total:,} binary samples, where every or no measured model was right, carry no"
+        " information: left out"
+    )
+    if 2 * count > total:
+        note += (
+            ". If each model was measured on a uniformly random subset of the same samples, --method mean uses"
+            " them all and ranks better (README: How robust is it?)"
+        )
+    return note
 
 
 def diagnose(orderings: Orderings, direct_limit: float = 4.0) -> Diagnostics:

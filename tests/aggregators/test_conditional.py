@@ -14,7 +14,7 @@ from scipy.stats import kendalltau
 
 import aggregators
 from aggregators import conditional, plackett_luce
-from aggregators.diagnostics import NotIdentifiedError
+from aggregators.diagnostics import NotIdentifiedError, uninformative_note
 from aggregators.orderings import from_measurements
 from aggregators.simulate import rasch, selection_bias, thin
 
@@ -210,3 +210,13 @@ def test_underflow_falls_back_to_log_space() -> None:
     log_binomial = [gammaln(4001) - gammaln(k + 1) - gammaln(4001 - k) for k in (5, 1990)]
     assert value == pytest.approx(sum(log_binomial), rel=1e-12)  # e_k of equal unit strengths = C(n, k)
     np.testing.assert_allclose(gradient.sum(), 5 + 1990, rtol=1e-9)  # sum of inclusion probabilities = k
+
+
+def test_diagnostics_count_the_samples_left_out_and_advise_the_mean_when_most_are() -> None:
+    rows = [("s1", "a", 1.0), ("s1", "b", 0.0), ("s2", "a", 1.0), ("s3", "a", 1.0), ("s3", "b", 1.0)]
+    frame = pd.DataFrame(rows, columns=["sample_id", "model", "value"])
+    diagnostics = aggregators.rank(frame, method="pl-conditional", alpha=0.1).attrs["diagnostics"]
+    assert (diagnostics["uninformative_samples"], diagnostics["binary_samples"]) == (2, 3)
+    assert "--method mean" in uninformative_note(2, 3)
+    assert "--method mean" not in uninformative_note(1, 3)
+    assert uninformative_note(1, 3).startswith("1 of 3 binary samples")
