@@ -77,7 +77,8 @@ def rank(
         diagnostics = replace(
             diagnostics,
             uninformative=binary.uninformative,
-            binary_samples=len(binary.unit_sample) + binary.uninformative,
+            single_model=binary.single_model,
+            binary_samples=binary.n_units,
         )
         fit_scores: Callable[..., np.ndarray] = fit.scores
     else:

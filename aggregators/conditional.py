@@ -48,7 +48,8 @@ class BinarySamples:
     per unit: `unit_sample` (index into the caller's sample list, for bootstrap weights), `unit_group`,
     `unit_k` (chosen count), `unit_weight`; per chosen entry: `chosen_unit`, `chosen_item`;
     per group: `group_items` (model indices, padded with `n_models`), `group_size`, `group_sign` (+1, or -1 when
-    flipped). `uninformative`: units dropped because all or none of their models were correct.
+    flipped). `uninformative`: units dropped because all or none of their models were correct;
+    `single_model`: those of them measured on one model only; `n_units`: all units, dropped or not.
     """
 
     n_models: int
@@ -62,6 +63,8 @@ class BinarySamples:
     group_size: np.ndarray
     group_sign: np.ndarray
     uninformative: int
+    single_model: int
+    n_units: int
 
     def reweighted(self, sample_weight: np.ndarray) -> BinarySamples:
         """The same units with each weight multiplied by its sample's weight."""
@@ -89,6 +92,7 @@ def from_measurements(measurements: pd.DataFrame, models: np.ndarray, samples: n
     unit_sample = np.zeros(len(keys), dtype=np.int64)
     unit_sample[unit] = sample
     informative = (k > 0) & (k < n)
+    single_model = int((n == 1).sum())
     kept = np.flatnonzero(informative)
     renumber = np.cumsum(informative) - 1
     entries = informative[unit]
@@ -113,6 +117,8 @@ def from_measurements(measurements: pd.DataFrame, models: np.ndarray, samples: n
         group_size=(group_items < len(models)).sum(axis=1),
         group_sign=np.where(group_flip, -1.0, 1.0),
         uninformative=int((~informative).sum()),
+        single_model=single_model,
+        n_units=len(informative),
     )
 
 

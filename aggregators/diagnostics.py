@@ -7,7 +7,9 @@ name the models; with alpha > 0 we fit and report which scores rest on the prior
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from scipy.sparse import coo_matrix, csr_matrix
@@ -35,8 +37,9 @@ class Diagnostics:
     never_lose: list[str]
     unmeasured: list[str]
     prior_driven: list[str] = field(default_factory=list)
-    uninformative: int = 0  # pl-conditional: binary samples all or none of whose models got right
-    binary_samples: int = 0  # pl-conditional: binary samples in all
+    uninformative: int = 0  # pl-conditional: binary samples all or none of whose models got right,
+    single_model: int = 0  # of them, those measured on one model only,
+    binary_samples: int = 0  # and binary samples in all
 
     @property
     def identified(self) -> bool:
@@ -54,18 +57,22 @@ class Diagnostics:
             "unmeasured": self.unmeasured,
             "prior_driven": self.prior_driven,
             "uninformative_samples": self.uninformative,
+            "single_model_samples": self.single_model,
             "binary_samples": self.binary_samples,
         }
 
 
-def uninformative_note(count: int, total: int) -> str:
-    """What a reader is told when pl-conditional left `count` of `total` binary samples out; when that is most
-    of them, when to rank with the mean instead."""
-    note = (
-        f"{count:,} of {total:,} binary samples, where every or no measured model was right, carry no"
-        " information: left out"
+def uninformative_note(diagnostics: Mapping[str, Any]) -> str:
+    """What a reader is told about the binary samples pl-conditional left out (`Diagnostics.as_dict` keys); when
+    most samples were measured on one model only, when to rank with the mean instead."""
+    count, single, total = (
+        diagnostics[key] for key in ("uninformative_samples", "single_model_samples", "binary_samples")
     )
-    if 2 * count > total:
+    note = (
+        f"{count:,} of {total:,} binary samples ({single:,} measured on one model only), where every or no"
+        " measured model was right, carry no information: left out"
+    )
+    if 2 * single > total:
         note += (
             ". If each model was measured on a uniformly random subset of the same samples, --method mean uses"
             " them all and ranks better (README: How robust is it?)"

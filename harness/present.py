@@ -143,7 +143,7 @@ def print_leaderboard(board: Any) -> None:
     if diagnostics.get("uninformative_samples"):
         from aggregators.diagnostics import uninformative_note
 
-        stderr.print(uninformative_note(diagnostics["uninformative_samples"], diagnostics["binary_samples"]))
+        stderr.print(uninformative_note(diagnostics))
 
 
 def write_junit(path: Path, document: dict[str, Any]) -> None:

@@ -69,9 +69,7 @@ def build_report(
     small = per_source_total[per_source_total < MIN_SOURCE_SAMPLES]
     diagnostics["notes"] = [f"source {s} has only {n} samples" for s, n in small.items()]
     if diagnostics.get("uninformative_samples"):
-        diagnostics["notes"].append(
-            uninformative_note(diagnostics["uninformative_samples"], diagnostics["binary_samples"])
-        )
+        diagnostics["notes"].append(uninformative_note(diagnostics))
     return ReportData(
         title=title,
         header=header,
