@@ -212,20 +212,23 @@ def test_underflow_falls_back_to_log_space() -> None:
     np.testing.assert_allclose(gradient.sum(), 5 + 1990, rtol=1e-9)  # sum of inclusion probabilities = k
 
 
-def test_diagnostics_count_the_samples_left_out_and_advise_the_mean_when_most_have_one_model() -> None:
+@pytest.mark.parametrize(
+    ("n_rows", "counts", "advice"),
+    [
+        (5, (2, 1, 3), False),  # s3 is left out because both models were right, not for want of a second model
+        (6, (3, 2, 4), False),  # half the samples on one model: not most
+        (7, (4, 3, 5), True),
+    ],
+)
+def test_diagnostics_count_the_samples_left_out_and_advise_the_mean_when_most_have_one_model(
+    n_rows: int, counts: tuple[int, int, int], advice: bool
+) -> None:
     rows = [("s1", "a", 1.0), ("s1", "b", 0.0), ("s2", "a", 1.0), ("s3", "a", 1.0), ("s3", "b", 1.0)]
-    frame = pd.DataFrame(rows, columns=["sample_id", "model", "value"])
+    rows += [("s4", "b", 0.0), ("s5", "b", 1.0)]
+    frame = pd.DataFrame(rows[:n_rows], columns=["sample_id", "model", "value"])
     diagnostics = aggregators.rank(frame, method="pl-conditional", alpha=0.1).attrs["diagnostics"]
-    counts = ("uninformative_samples", "single_model_samples", "binary_samples")
-    assert tuple(diagnostics[key] for key in counts) == (2, 1, 3)
+    keys = ("uninformative_samples", "single_model_samples", "binary_samples")
+    assert tuple(diagnostics[key] for key in keys) == counts
     note = uninformative_note(diagnostics)
-    assert note.startswith("2 of 3 binary samples (1 measured on one model only)")
-    assert "--method mean" not in note  # s3 is left out because both were right, not for want of a second model
-    two_single = pd.concat([frame, pd.DataFrame([("s4", "b", 0.0)], columns=frame.columns)])
-    diagnostics = aggregators.rank(two_single, method="pl-conditional", alpha=0.1).attrs["diagnostics"]
-    assert tuple(diagnostics[key] for key in counts) == (3, 2, 4)
-    assert "--method mean" not in uninformative_note(diagnostics)  # half, not most
-    three_single = pd.concat([two_single, pd.DataFrame([("s5", "b", 1.0)], columns=frame.columns)])
-    diagnostics = aggregators.rank(three_single, method="pl-conditional", alpha=0.1).attrs["diagnostics"]
-    assert tuple(diagnostics[key] for key in counts) == (4, 3, 5)
-    assert "--method mean" in uninformative_note(diagnostics)
+    assert note.startswith(f"{counts[0]} of {counts[2]} binary samples ({counts[1]} measured on one model only)")
+    assert ("--method mean" in note) == advice
