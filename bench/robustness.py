@@ -12,7 +12,7 @@ difficulty are the logits of the full data's accuracy per model and per question
 Beside the methods, a ceiling: `known-difficulty`, the maximum-likelihood Rasch ability of each model given
 its kept measurements and every sample's difficulty as known (synthetic: the true difficulty; ChemBench: the
 logit of the question's full-data accuracy, which also saw the removed measurements). No method knows this;
-it bounds what a sample-level method can gain over the mean.
+it shows about how much a sample-level method could gain over the mean (a practical ceiling, not a bound).
 Prints one table per (data, removal, reference), the mean over 50-95% removed per method, and writes a PNG.
 """
 
