@@ -26,7 +26,7 @@ import pandas as pd
 from scipy.special import expit
 
 from aggregators import plackett_luce
-from aggregators.orderings import Orderings, index_of
+from aggregators.orderings import Orderings, index_of, sample_metric_key
 
 #: Elements of one chunk's stored forward pass (float64): bounds the objective's memory at about 128 MB.
 CHUNK_ELEMENTS = 1 << 24
@@ -83,9 +83,7 @@ def from_measurements(measurements: pd.DataFrame, models: np.ndarray, samples: n
     """
     item = index_of(models, measurements["model"].to_numpy(), "model")
     sample = index_of(samples, measurements["sample_id"].to_numpy(), "sample")
-    metric = measurements["metric"] if "metric" in measurements.columns else pd.Series("", index=measurements.index)
-    metric_codes = pd.factorize(metric)[0].astype(np.int64)
-    unit, keys = pd.factorize(sample * (int(metric_codes.max(initial=0)) + 1) + metric_codes)
+    unit, keys = pd.factorize(sample_metric_key(sample, measurements)[0])
     correct = measurements["value"].to_numpy(dtype=float) == 1.0
     n = np.bincount(unit, minlength=len(keys))
     k = np.bincount(unit, correct, minlength=len(keys)).astype(np.int64)

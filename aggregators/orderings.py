@@ -105,15 +105,11 @@ def from_measurements(
         group, sample_names = pd.factorize(measurements["sample_id"], sort=True)
     else:
         group, sample_names = index_of(samples, measurements["sample_id"].to_numpy(), "sample"), samples
-    group = group.astype(np.int64, copy=False)  # one ordering per (sample, metric): sample * n_metrics + metric
-    n_metrics = 1
+    group, n_metrics, metric = sample_metric_key(group, measurements)  # one ordering per (sample, metric)
     tol: float | np.ndarray = tolerance.get("", 0.0) if isinstance(tolerance, dict) else float(tolerance)
-    if "metric" in measurements.columns:
-        metric_codes, metric_names = pd.factorize(measurements["metric"])
-        n_metrics = max(len(metric_names), 1)
-        group = group * n_metrics + metric_codes
-        if isinstance(tolerance, dict):
-            tol = np.array([tolerance.get(name, 0.0) for name in metric_names], dtype=float)[metric_codes]
+    if metric is not None and isinstance(tolerance, dict):
+        metric_codes, metric_names = metric
+        tol = np.array([tolerance.get(name, 0.0) for name in metric_names], dtype=float)[metric_codes]
     order = sort_order(group, value)
     item, value, group = item[order], value[order], group[order]
     new_ordering = np.ones(len(group), dtype=bool)
@@ -133,6 +129,20 @@ def from_measurements(
         ordering_sample,
         np.ones(len(ordering_sample)),
     )
+
+
+def sample_metric_key(
+    sample: np.ndarray, measurements: pd.DataFrame
+) -> tuple[np.ndarray, int, tuple[np.ndarray, pd.Index] | None]:
+    """Per row, one non-negative integer per (sample, metric): sample * n_metrics + metric code, from the
+    rows' sample codes; also n_metrics and (metric codes, metric names), or, without a `metric` column, the
+    sample codes themselves, 1 and None."""
+    key = sample.astype(np.int64, copy=False)
+    if "metric" not in measurements.columns:
+        return key, 1, None
+    metric_codes, metric_names = pd.factorize(measurements["metric"])
+    n_metrics = max(len(metric_names), 1)
+    return key * n_metrics + metric_codes, n_metrics, (metric_codes, metric_names)
 
 
 def sort_order(group: np.ndarray, value: np.ndarray) -> np.ndarray:
