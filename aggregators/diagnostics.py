@@ -155,8 +155,8 @@ def _consecutive_pairs(o: Orderings, direct_limit: float) -> tuple[np.ndarray, n
         return None
     upper_start = (np.cumsum(tier_size) - tier_size)[upper_tier]  # the first entry of each upper tier
     lower = np.repeat(o.item[below], count)  # one pair with each entry of the tier above
-    upper_start = np.repeat(upper_start, count) + np.arange(n_pairs) - np.repeat(np.cumsum(count) - count, count)
-    return o.item[upper_start], lower
+    upper = np.repeat(upper_start, count) + np.arange(n_pairs) - np.repeat(np.cumsum(count) - count, count)
+    return o.item[upper], lower
 
 
 def check(diagnostics: Diagnostics, alpha: float) -> Diagnostics:
