@@ -1,6 +1,6 @@
 """ONEBench's robustness experiment: how well does each method's ranking survive removed measurements?
 
-    python bench/robustness.py [--seeds 5] [--png docs/robustness.png]
+    python bench/robustness.py [--seeds 5] [--part all|removal|pool-size] [--out-dir docs]
 
 Data: ChemBench (22 models x 2,854 questions, complete, ../shared/data) and synthetic Rasch data (30 models x
 3,000 and x 30,000 samples, complete, true abilities known). Removal, per model (5 seeds): MCAR (at random),
@@ -13,7 +13,11 @@ Beside the methods, a ceiling: `known-difficulty`, the maximum-likelihood Rasch 
 its kept measurements and every sample's difficulty as known (synthetic: the true difficulty; ChemBench: the
 logit of the question's full-data accuracy, which also saw the removed measurements). No method knows this;
 it shows about how much a sample-level method could gain over the mean (a practical ceiling, not a bound).
-Prints one table per (data, removal, reference), the mean over 50-95% removed per method, and writes a PNG.
+Prints one table per (data, removal, reference), the mean over 50-95% removed per method, and writes
+robustness.png.
+
+Pool size (`--part pool-size`): 95% removed at random from synthetic sets of ChemBench's shape with 22 to
+1,000 models; tau by number of models, and pl-conditional minus mean paired by seed; robustness_pool_size.png.
 """
 
 from __future__ import annotations
@@ -39,6 +43,11 @@ COLUMNS = (*METHODS, CEILING)
 PALETTE = ["#4c78a8", "#f58518", "#54a24b", "#b279a2", "#e45756", "#9d9d9d"]
 #: Samples of the synthetic sets (30 models each): at 95% removed, 150 or 1,500 measurements per model.
 SYNTHETIC_SAMPLES = (3_000, 30_000)
+#: The pool-size experiment: this many models, each on 5% of ChemBench's number of samples (about 143).
+POOL_SIZES = (22, 50, 100, 200, 500, 1_000)
+CHEMBENCH_SAMPLES = 2_854
+POOL_SIZE_MISSING = 0.95
+POOL_COLUMNS = ("pl-conditional", "pl", "mean", CEILING)
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
@@ -80,12 +89,14 @@ def experiment(
     data: str,
     frame: pd.DataFrame,
     difficulty: np.ndarray,
-    propensity: np.ndarray,
     truth: pd.Series | None,
     seeds: int,
+    propensity: np.ndarray | None = None,
+    levels: tuple[float, ...] = LEVELS,
+    columns: tuple[str, ...] = COLUMNS,
 ) -> list[dict[str, object]]:
-    """Tau rows for every removal, level, seed, method (and the ceiling) and reference; `difficulty` and
-    `propensity` are per row of `frame`."""
+    """Tau rows for every removal (MCAR, and biased when `propensity` is given), level, seed, column and
+    reference; `difficulty` and `propensity` are per row of `frame`."""
     frame = frame.reset_index(drop=True)
 
     def fitted(sparse: pd.DataFrame, method: str) -> pd.Series:
@@ -94,25 +105,28 @@ def experiment(
         return scores(sparse, method)
 
     references: dict[str, dict[str, pd.Series]] = {
-        "own": {m: fitted(frame, m) for m in COLUMNS},
-        "accuracy": dict.fromkeys(COLUMNS, frame.groupby("model")["value"].mean()),
+        "own": {m: fitted(frame, m) for m in columns},
+        "accuracy": dict.fromkeys(columns, frame.groupby("model")["value"].mean()),
     }
     if truth is not None:
-        references["truth"] = dict.fromkeys(COLUMNS, truth)
+        references["truth"] = dict.fromkeys(columns, truth)
+    removals = [("MCAR", None)] + ([("biased", propensity)] if propensity is not None else [])
     rows = []
-    for removal, weight in (("MCAR", None), ("biased", propensity)):
-        for level in LEVELS:
+    for removal, weight in removals:
+        for level in levels:
             for seed in range(seeds if level else 1):
                 sparse = thin(frame, level, np.random.default_rng(seed), weight)
-                for method in COLUMNS:
+                for method in columns:
                     estimate = fitted(sparse, method)
                     for reference, by_method in references.items():
                         rows.append(
                             {
                                 "data": data,
+                                "models": frame["model"].nunique(),
                                 "removal": removal,
                                 "reference": reference,
                                 "missing": level,
+                                "seed": seed,
                                 "method": method,
                                 "tau": tau(estimate, by_method[method]),
                             }
@@ -120,39 +134,58 @@ def experiment(
     return rows
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--png", type=Path, default=Path("docs/robustness.png"))
-    args = parser.parse_args()
+def pool_size_experiment(seeds: int) -> list[dict[str, object]]:
+    """95% removed at random from synthetic sets of ChemBench's shape (2,854 samples, a similar spread of
+    difficulty) with ever more models: from how many models on does a sample-level method beat the mean?"""
+    rows = []
+    for n_models in POOL_SIZES:
+        frame, truth, difficulty = rasch(n_models=n_models, n_samples=CHEMBENCH_SAMPLES)
+        name = f"synthetic {n_models:,} x {CHEMBENCH_SAMPLES:,}"
+        rows += experiment(name, frame, difficulty, truth, seeds, levels=(POOL_SIZE_MISSING,), columns=POOL_COLUMNS)
+    return rows
+
+
+def removal_experiment(seeds: int) -> list[dict[str, object]]:
+    """Every level of removal, MCAR and biased, on ChemBench and the synthetic sets."""
     rows = []
     if SHARED.is_dir():
         chem, chem_difficulty, chem_propensity = chembench()
-        rows += experiment("ChemBench", chem, chem_difficulty, chem_propensity, None, args.seeds)
+        rows += experiment("ChemBench", chem, chem_difficulty, None, seeds, chem_propensity)
     for n_samples in SYNTHETIC_SAMPLES:
         frame, truth, difficulty = rasch(n_samples=n_samples)
         name = f"synthetic 30 x {n_samples:,}"
-        rows += experiment(name, frame, difficulty, selection_bias(frame, truth, difficulty), truth, args.seeds)
-    results = pd.DataFrame(rows)
-    keys = ["data", "removal", "reference", "missing"]
-    table = results.groupby(keys + ["method"])["tau"].mean().unstack("method")[list(COLUMNS)]
+        rows += experiment(name, frame, difficulty, truth, seeds, selection_bias(frame, truth, difficulty))
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--part", choices=("all", "removal", "pool-size"), default="all")
+    parser.add_argument("--out-dir", type=Path, default=Path("docs"), help="where the PNGs go")
+    args = parser.parse_args()
     pd.set_option("display.width", 200)
     pd.set_option("display.max_columns", None)
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    if args.part in ("all", "removal"):
+        report_removal(pd.DataFrame(removal_experiment(args.seeds)), args.out_dir / "robustness.png")
+    if args.part in ("all", "pool-size"):
+        report_pool_size(pd.DataFrame(pool_size_experiment(args.seeds)), args.out_dir / "robustness_pool_size.png")
+
+
+def report_removal(results: pd.DataFrame, png: Path) -> None:
+    """Print the tau table per (data, removal, reference, level) and the 50-95% means; plot tau by level."""
+    keys = ["data", "removal", "reference", "missing"]
+    table = results.groupby(keys + ["method"])["tau"].mean().unstack("method")[list(COLUMNS)]
     print(table.round(3).to_string())
     middle = results[results["missing"].between(0.5, 0.95)]
     print("\nmean tau over 50-95% removed, MCAR and biased:")
     print(middle.groupby(["data", "reference", "method"])["tau"].mean().unstack("method")[list(COLUMNS)].round(3))
     plotted = table.stack().rename("tau").reset_index()
     plotted = plotted[plotted["reference"] == np.where(plotted["data"].str.startswith("synthetic"), "truth", "own")]
-    plotted["ceiling"] = plotted["method"] == CEILING
     chart = (
-        alt.Chart(plotted)
-        .mark_line(point=True)
-        .encode(
-            x=alt.X("missing:Q", title="fraction of measurements removed", scale=alt.Scale(domain=[0, 1])),
-            y=alt.Y("tau:Q", title="Kendall tau", scale=alt.Scale(zero=False)),
-            color=alt.Color("method:N", scale=alt.Scale(domain=list(COLUMNS), range=PALETTE)),
-            strokeDash=alt.StrokeDash("ceiling:N", legend=None),
+        line_chart(
+            plotted, alt.X("missing:Q", title="fraction of measurements removed", scale=alt.Scale(domain=[0, 1]))
         )
         .properties(width=300, height=220)
         .facet(
@@ -160,9 +193,57 @@ def main() -> None:
             column=alt.Column("data:N", title="ChemBench: tau vs own full-data ranking; synthetic: vs true ability"),
         )
     )
-    args.png.parent.mkdir(parents=True, exist_ok=True)
-    args.png.write_bytes(vl_convert.vegalite_to_png(chart.to_dict(), scale=1.5))
-    print(f"plot: {args.png}")
+    save(chart, png)
+
+
+def report_pool_size(results: pd.DataFrame, png: Path) -> None:
+    """Print tau by number of models (mean and standard error over seeds, and pl-conditional minus mean,
+    paired by seed); plot tau against the true abilities by number of models."""
+    results = results[results["reference"] != "accuracy"]
+    by = ["reference", "models", "method"]
+    summary = results.groupby(by)["tau"].agg(["mean", "sem"]).round(3)
+    print(f"\n{POOL_SIZE_MISSING:.0%} removed at random, {CHEMBENCH_SAMPLES:,} samples, mean (sem) over seeds:")
+    cells = summary["mean"].map("{:.3f}".format) + " (" + summary["sem"].map("{:.3f}".format) + ")"
+    print(cells.unstack("method")[list(POOL_COLUMNS)].to_string())
+    paired = results.pivot_table(index=["reference", "models", "seed"], columns="method", values="tau")
+    gain = (paired["pl-conditional"] - paired["mean"]).groupby(["reference", "models"]).agg(["mean", "sem"])
+    print("\npl-conditional minus mean, paired by seed:")
+    print(gain.round(3).unstack("reference").to_string())
+    truth = results[results["reference"] == "truth"].groupby(["models", "method"])["tau"].mean().rename("tau")
+    chart = line_chart(
+        truth.reset_index(),
+        alt.X(
+            "models:Q", title="models in the pool", scale=alt.Scale(type="log", domain=[POOL_SIZES[0], POOL_SIZES[-1]])
+        ),
+    ).properties(
+        width=420,
+        height=260,
+        title=f"{POOL_SIZE_MISSING:.0%} of each model's measurements removed at random: tau vs true ability",
+    )
+    save(chart, png)
+
+
+def line_chart(plotted: pd.DataFrame, x: alt.X) -> alt.Chart:
+    """Tau per method (one colour each, the same in every plot; the ceiling dashed grey) against `x`."""
+    plotted = plotted.assign(ceiling=plotted["method"] == CEILING)
+    shown = [
+        (column, colour) for column, colour in zip(COLUMNS, PALETTE, strict=True) if column in set(plotted["method"])
+    ]
+    return (
+        alt.Chart(plotted)
+        .mark_line(point=True)
+        .encode(
+            x=x,
+            y=alt.Y("tau:Q", title="Kendall tau", scale=alt.Scale(zero=False)),
+            color=alt.Color("method:N", scale=alt.Scale(domain=[c for c, _ in shown], range=[c for _, c in shown])),
+            strokeDash=alt.StrokeDash("ceiling:N", legend=None),
+        )
+    )
+
+
+def save(chart: alt.TopLevelMixin, png: Path) -> None:
+    png.write_bytes(vl_convert.vegalite_to_png(chart.to_dict(), scale=1.5))
+    print(f"plot: {png}")
 
 
 if __name__ == "__main__":
