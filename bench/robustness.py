@@ -111,6 +111,7 @@ def experiment(
     if truth is not None:
         references["truth"] = dict.fromkeys(columns, truth)
     removals = [("MCAR", None)] + ([("biased", propensity)] if propensity is not None else [])
+    n_models = frame["model"].nunique()
     rows = []
     for removal, weight in removals:
         for level in levels:
@@ -122,7 +123,7 @@ def experiment(
                         rows.append(
                             {
                                 "data": data,
-                                "models": frame["model"].nunique(),
+                                "models": n_models,
                                 "removal": removal,
                                 "reference": reference,
                                 "missing": level,
@@ -226,9 +227,8 @@ def report_pool_size(results: pd.DataFrame, png: Path) -> None:
 def line_chart(plotted: pd.DataFrame, x: alt.X) -> alt.Chart:
     """Tau per method (one colour each, the same in every plot; the ceiling dashed grey) against `x`."""
     plotted = plotted.assign(ceiling=plotted["method"] == CEILING)
-    shown = [
-        (column, colour) for column, colour in zip(COLUMNS, PALETTE, strict=True) if column in set(plotted["method"])
-    ]
+    present = set(plotted["method"])
+    shown = [(column, colour) for column, colour in zip(COLUMNS, PALETTE, strict=True) if column in present]
     return (
         alt.Chart(plotted)
         .mark_line(point=True)
