@@ -111,6 +111,7 @@ def random_difficulty_scores(frame: pd.DataFrame, alpha: float = 0.01) -> pd.Ser
         log_marginal = logsumexp(joint, axis=1)
         posterior = np.exp(joint - log_marginal[:, None])
         grad_theta, grad_log_sigma = 2 * alpha * theta, 0.0
+        # the sigmoids again, node by node, instead of a rows x nodes array kept from above: memory O(rows)
         for q, node in enumerate(NODES):
             residual = (value - expit(margin - sigma * node)) * posterior[sample, q]
             grad_theta -= np.bincount(model, residual, minlength=len(names))
