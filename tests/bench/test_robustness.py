@@ -31,8 +31,8 @@ def test_known_difficulty_solves_the_score_equation() -> None:
 
 
 def test_random_difficulty_maximises_the_integrated_likelihood() -> None:
-    """The same maximum as the marginal likelihood integrated by scipy's adaptive quadrature (`quad_vec`) and maximised by
-    BFGS, with the same prior on the abilities."""
+    """The same maximum as the marginal likelihood integrated by scipy's adaptive quadrature (`quad_vec`) and
+    maximised by BFGS, with the same prior on the abilities."""
     frame, _ = sparse_rasch()
     alpha = 0.01
     model, models = pd.factorize(frame["model"])
