@@ -80,7 +80,7 @@ class SharedPrefixScorer:
             first_logprobs = F.log_softmax(first.logits[:, -1, :].float(), dim=-1)[owner]
             rest = max(len(c) for c in flat) - 1
             if rest:
-                cache = first.past_key_values
+                cache = getattr(first, self.cache_argument)  # the output names it as forward does
                 cache.reorder_cache(torch.tensor(owner, device=device))  # one copy of its context per choice
                 tail = torch.zeros((len(flat), rest), dtype=torch.long)
                 for row, choice in enumerate(flat):
@@ -109,7 +109,8 @@ class SharedPrefixScorer:
 
 
 def _cache_argument(model: Any) -> str:
-    """The forward argument that takes a key/value cache: `cache` in newer transformers, else `past_key_values`."""
+    """The name of the key/value cache, in forward's arguments and in its output: `cache` in newer transformers,
+    else `past_key_values`."""
     import inspect
 
     return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
