@@ -56,10 +56,12 @@ def rank(
     `ties` picks how a tied comparison counts: "both" (a win each way, ONEBench) or "half" (LMArena).
     Methods: "pl-conditional" (binary samples by the exact conditional likelihood, the rest as "pl"), "pl"
     (ONEBench's choice-set encoding for everything), "mean", "bt", "elo", "borda". Raises ValueError on an
-    unknown method.
+    unknown method, a negative alpha or bootstrap, or a level outside (0, 1).
     """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; methods: {', '.join(METHODS)}")
+    if alpha < 0 or bootstrap < 0 or not 0 < level < 1:
+        raise ValueError(f"need alpha >= 0, bootstrap >= 0 and 0 < level < 1; got {alpha}, {bootstrap}, {level}")
     parts = []
     if measurements is not None and len(measurements):
         parts.append(from_measurements(measurements, tolerance=tolerance))

@@ -100,7 +100,8 @@ def compare(
 ) -> Comparison:
     """Compare two models on `scores` (`sample_id, model, value[, source, metric]`, higher is better).
 
-    Raises NotComparableError when they share fewer than `min_shared` samples.
+    Raises NotComparableError when they share fewer than `min_shared` samples, when either has no
+    measurements, or when base and candidate are the same model.
     """
     pairs = _pairs(scores, base, candidate)
     if len(pairs) < min_shared:
@@ -147,6 +148,8 @@ def compare_many(scores: pd.DataFrame, models: list[str], min_shared: int = 30, 
 
 def _pairs(scores: pd.DataFrame, base: str, candidate: str) -> pd.DataFrame:
     """One row per shared (sample, metric): base and candidate values side by side."""
+    if base == candidate:
+        raise NotComparableError(f"{base!r} compared with itself: name two different models")
     known = set(scores["model"])
     for model in (base, candidate):
         if model not in known:

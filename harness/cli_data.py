@@ -171,8 +171,8 @@ def add_hf(
 def add_lm_eval(
     tasks: Annotated[list[str], typer.Argument(help="lm-eval task or group names.")],
     include_path: Annotated[str | None, typer.Option(help="Folder of task YAMLs (skips the built-in index).")] = None,
-    num_fewshot: Annotated[int, typer.Option(help="Bake lm-eval's own k-shot examples into the prompts.")] = 0,
-    limit: Annotated[int | None, typer.Option(help="At most N documents per task.")] = None,
+    num_fewshot: Annotated[int, typer.Option(min=0, help="Bake lm-eval's own k-shot examples into the prompts.")] = 0,
+    limit: Annotated[int | None, typer.Option(min=1, help="At most N documents per task.")] = None,
 ) -> None:
     """Samples from lm-eval tasks, with lm-eval's prompts, choices and targets."""
     from tasks.lm_eval_tasks import load_lm_eval_tasks

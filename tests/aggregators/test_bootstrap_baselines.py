@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import choix
 import numpy as np
@@ -108,6 +109,19 @@ def test_bt_matches_choix_on_pair_counts_with_half_ties() -> None:
     np.testing.assert_allclose(board.to_numpy(), expected, atol=1e-9)
 
 
-def test_unknown_method_is_refused() -> None:
+def test_unknown_method_and_out_of_range_arguments_are_refused() -> None:
+    frame = pd.DataFrame({"sample_id": ["s", "s"], "model": ["a", "b"], "value": [1.0, 0.0]})
     with pytest.raises(ValueError, match="unknown method 'best'"):
-        aggregators.rank(pd.DataFrame({"sample_id": ["s"], "model": ["a"], "value": [1.0]}), method="best")
+        aggregators.rank(frame, method="best")
+    for bad in ({"alpha": -0.5}, {"bootstrap": -1}, {"bootstrap": 2, "level": 1.0}):
+        with pytest.raises(ValueError, match="need alpha >= 0"):
+            aggregators.rank(frame, **bad)
+
+
+def test_cli_names_the_option_out_of_range(cli, tmp_path: Path) -> None:
+    matrix = tmp_path / "m.csv"
+    pd.DataFrame({"id": ["q1", "q2"], "a": [1, 0], "b": [0, 1]}).to_csv(matrix, index=False)
+    cli("import", "matrix", str(matrix), "--source", "m", check=True)
+    for option, value in (("--alpha", "-1"), ("--bootstrap", "-3"), ("--seed", "-1")):
+        done = cli("rank", option, value)
+        assert done.returncode == 2 and option in done.stderr and "Traceback" not in done.stderr

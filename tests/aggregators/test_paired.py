@@ -126,3 +126,5 @@ def test_cli_exit_codes_json_and_junit(cli, tmp_path: Path) -> None:
     assert {"base", "candidate", "n_shared", "delta", "ci_low", "ci_high", "p_value", "by_source"} <= set(document)
     assert 'failures="2"' in junit.read_text()
     assert cli("compare", "base", "nobody").returncode == 2
+    itself = cli("compare", "base", "base")
+    assert itself.returncode == 2 and "'base' compared with itself" in itself.stderr
