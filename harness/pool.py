@@ -127,7 +127,7 @@ class Pool:
         """A table's logical rows as a DataFrame, filtered by source, model, sample id and metric.
 
         `models` matches `model`, or `model_a`/`model_b` for comparisons; `sources` keeps the rows of samples
-        from those sources.
+        from those sources (PoolError, naming it, for a source the pool has no samples of).
         """
         if table not in TABLES:
             raise PoolError(f"unknown table {table!r}; tables: {', '.join(TABLES)}")
@@ -149,12 +149,13 @@ class Pool:
         names = SCHEMAS[table].names
         if sources is not None:
             sources = list(sources)
+            chosen = self.store.read("samples", "source IN (SELECT unnest(?))", (sources,), ["sample_id", "source"])
+            self._refuse_unknown_sources(sources, chosen["source"])
             if table == "samples":
                 clauses.append("source IN (SELECT unnest(?))")
                 params.append(sources)
             else:
-                ids = self.store.read("samples", "source IN (SELECT unnest(?))", (sources,), ["sample_id"])
-                sample_ids = _intersect(sample_ids, ids["sample_id"].to_pylist())
+                sample_ids = _intersect(sample_ids, chosen["sample_id"].to_pylist())
         if sample_ids is not None and "sample_id" in names:
             clauses.append("sample_id IN (SELECT unnest(?))")
             params.append(list(sample_ids))
@@ -170,6 +171,15 @@ class Pool:
             clauses.append("metric = ?")
             params.append(metric)
         return self.store.read(table, " AND ".join(clauses), params, columns)
+
+    def _refuse_unknown_sources(self, sources: list[str], found: pa.ChunkedArray) -> None:
+        """PoolError naming the first of `sources` without samples in the pool, and the pool's sources."""
+        unknown = set(sources) - set(pc.unique(found).to_pylist())
+        if unknown:
+            known = sorted(pc.unique(self.store.read("samples", columns=["source"])["source"]).to_pylist())
+            listed = ", ".join(known[:20]) + (f", ... ({len(known)} in all)" if len(known) > 20 else "")
+            first = next(s for s in sources if s in unknown)
+            raise PoolError(f"no source {first!r} in the pool; its sources: {listed or 'none'}")
 
     def samples(self, **filters: object) -> pd.DataFrame:
         """The samples table (see `read` for filters)."""

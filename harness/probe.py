@@ -162,12 +162,16 @@ def probe(
 ) -> ProbeResult:
     """The samples that best fit `query`: the `top_k` most similar (default DEFAULT_TOP_K unless a threshold
     is given), those with similarity >= `threshold`, or both. With an embedder: cosine similarity of stored
-    vectors (candidates without one are embedded first); without: BM25 scores over the sample texts."""
+    vectors (candidates without one are embedded first); without: BM25 scores over the sample texts.
+    PoolError on an empty query, a top_k below 1, or no sample of `sources` fitting `where`."""
     if not query.strip():
         raise PoolError("the query is empty")
     if top_k is not None and top_k < 1:
         raise PoolError(f"--top-k must be at least 1, not {top_k}")
     found = candidates(pool, sources, where or {})
+    if not found.num_rows:
+        filters = " ".join(f"--where {k}={v}" for k, v in (where or {}).items())
+        raise PoolError(f"no samples to probe: none fit {filters}" if filters else "no samples to probe")
     if embedder is not None:
         similarity = _cosine(pool, embedder, query, found, progress)
         method = f"cosine similarity of {embedder.name} embeddings"

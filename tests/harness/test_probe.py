@@ -52,6 +52,8 @@ def test_threshold_and_metadata_filters(starter_pool: Pool, embedder: SentenceEm
     assert set(by_column.samples["source"]) == {"starter/units"}
     with pytest.raises(PoolError, match="empty"):
         probe(starter_pool, "  ", embedder=embedder)
+    with pytest.raises(PoolError, match="none fit --where difficulty=impossible"):
+        probe(starter_pool, "capital cities", where={"difficulty": "impossible"}, embedder=embedder)
 
 
 def test_only_new_samples_are_embedded(tmp_path: Path, embedder: SentenceEmbedder) -> None:

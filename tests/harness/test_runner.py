@@ -143,6 +143,10 @@ def test_bad_backends_fail_before_any_work(cli) -> None:
     assert missing.returncode == 2 and "/no/such/model does not exist" in missing.stderr
     bad = cli("run", "--model", "hf", "--model-args", "pretrained", "--name", "x")
     assert bad.returncode == 2 and "not key=value" in bad.stderr
+    typo = cli("run", "--model", "baseline-random", "--name", "x", "--source", "starter/capital")
+    assert (
+        typo.returncode == 2 and "no source 'starter/capital' in the pool; its sources: starter/capitals" in typo.stderr
+    )
     stats = json.loads(cli("pool", "stats", "--json", check=True).stdout)
     assert stats["measurements"] == 0 and stats["models"] == 0
 

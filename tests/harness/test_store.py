@@ -96,6 +96,8 @@ def test_latest_created_at_wins_and_filters(tmp_path: Path) -> None:
     values = pool.measurements().set_index("sample_id")["value"]
     assert values[ids[0]] == 0.0 and values[ids[1]] == 1.0 and len(values) == 3
     assert set(pool.measurements(sources=["caps"])["sample_id"]) == {ids[2]}
+    with pytest.raises(PoolError, match="no source 'cap' in the pool; its sources: .*caps"):
+        pool.measurements(sources=["caps", "cap"])
     assert len(pool.measurements(models=["nobody"])) == 0
     assert set(pool.samples(sample_ids=ids[:2])["sample_id"]) == set(ids[:2])
     pool.store.compact("measurements")
