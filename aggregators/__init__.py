@@ -20,7 +20,7 @@ from scipy.stats import rankdata
 from aggregators import baselines, conditional, plackett_luce
 from aggregators.bootstrap import intervals, replicate_scores
 from aggregators.diagnostics import Diagnostics, NotIdentifiedError, check, diagnose
-from aggregators.orderings import Orderings, concat, from_comparisons, from_measurements
+from aggregators.orderings import Orderings, check_ties, concat, from_comparisons, from_measurements
 
 METHODS = ("pl", "pl-conditional", "mean", "bt", "elo", "borda")
 PL_METHODS = ("pl", "pl-conditional")
@@ -56,10 +56,11 @@ def rank(
     `ties` picks how a tied comparison counts: "both" (a win each way, ONEBench) or "half" (LMArena).
     Methods: "pl-conditional" (binary samples by the exact conditional likelihood, the rest as "pl"), "pl"
     (ONEBench's choice-set encoding for everything), "mean", "bt", "elo", "borda". Raises ValueError on an
-    unknown method, a negative alpha or bootstrap, or a level outside (0, 1).
+    unknown method or ties mode, a negative alpha or bootstrap, or a level outside (0, 1).
     """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; methods: {', '.join(METHODS)}")
+    check_ties(ties)
     if alpha < 0 or bootstrap < 0 or not 0 < level < 1:
         raise ValueError(f"need alpha >= 0, bootstrap >= 0 and 0 < level < 1; got {alpha}, {bootstrap}, {level}")
     parts = []

@@ -180,6 +180,12 @@ def _descending_rank(value: np.ndarray) -> np.ndarray:
     return len(distinct) - 1 - np.searchsorted(distinct, value).astype(np.int64)
 
 
+def check_ties(ties: str) -> None:
+    """ValueError unless `ties` is one of TIE_MODES."""
+    if ties not in TIE_MODES:
+        raise ValueError(f"ties must be one of {TIE_MODES}, not {ties!r}")
+
+
 def from_comparisons(comparisons: pd.DataFrame, ties: str = "both", models: np.ndarray | None = None) -> Orderings:
     """Orderings from pairwise outcomes `model_a, model_b, winner` (winner in a|b|tie; `outcome` also read).
 
@@ -187,8 +193,7 @@ def from_comparisons(comparisons: pd.DataFrame, ties: str = "both", models: np.n
     weight 1 (`ties="both"`, ONEBench) or 0.5 (`ties="half"`, LMArena). `sample_id` (optional) groups
     comparisons for the bootstrap; without it each comparison is its own sample.
     """
-    if ties not in TIE_MODES:
-        raise ValueError(f"ties must be one of {TIE_MODES}, not {ties!r}")
+    check_ties(ties)
     column = "winner" if "winner" in comparisons.columns else "outcome"
     for needed in ("model_a", "model_b", column):
         if needed not in comparisons.columns:

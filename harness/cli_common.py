@@ -38,7 +38,7 @@ def user_errors(func: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
-        except (PoolError, ValueError, FileNotFoundError, KeyError) as err:
+        except (PoolError, ValueError, OSError, KeyError) as err:
             message = str(err) if not isinstance(err, KeyError) else f"missing {err}"
             fail(message.strip().splitlines()[0] if message.strip() else type(err).__name__)
 
@@ -63,11 +63,16 @@ def ingest(batch: dict[str, Any], what: str) -> None:
 
 
 def write_html(out: Path, html: str) -> None:
-    """Write a page atomically and say where it is."""
+    """Write a page atomically (no temporary file left behind) and say where it is."""
+    if out.is_dir():
+        raise PoolError(f"{out} is a folder: name the HTML file to write")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(html, encoding="utf-8")
-    tmp.replace(out)
+    try:
+        tmp.write_text(html, encoding="utf-8")
+        tmp.replace(out)
+    finally:
+        tmp.unlink(missing_ok=True)
     stderr.print(f"report written to {out} ({len(html.encode()) / 1e6:.1f} MB)")
 
 

@@ -36,7 +36,8 @@ def leaderboard(
 
     scores, comparisons = ranking_inputs(open_pool(), sources, metric, sample_ids)
     if scores.empty and comparisons.empty:
-        raise PoolError("nothing to rank: no measurements or comparisons for the selected samples")
+        of_metric = f" of metric {metric!r}" if metric is not None else ""
+        raise PoolError(f"nothing to rank: no measurements{of_metric} or comparisons for the selected samples")
     with _counting_bar("bootstrap over samples") as bar:
         task = bar.add_task("bootstrap", total=bootstrap, visible=bootstrap > 0)
         board = aggregators.rank(

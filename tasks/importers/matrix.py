@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import numpy as np
@@ -15,13 +16,18 @@ def import_matrix(
 ) -> dict[str, pd.DataFrame]:
     """Samples (kind `scored`, identified by their row id) and one measurement per non-empty cell.
 
-    Raises PoolError naming the line and column of a non-numeric or infinite cell, or a repeated row id.
+    Raises PoolError naming the line and column of a non-numeric or infinite cell, a repeated row id or a
+    repeated model column.
     """
     path = Path(path)
     frame = _read_matrix(path)
     if frame.shape[1] < 2:
         raise PoolError(f"{path}: a matrix needs an id column and at least one model column")
     id_column, models = frame.columns[0], [str(m) for m in frame.columns[1:]]
+    names = _csv_header(path)[1:] if _is_csv(path) else models
+    repeated_model = pd.Series(names).duplicated().to_numpy()
+    if repeated_model.any():
+        raise PoolError(f"{path}:1: model column {names[int(np.argmax(repeated_model))]!r} appears twice")
     ids = frame[id_column].astype(str).to_numpy()
     repeated = pd.Series(ids).duplicated().to_numpy()
     if repeated.any():
@@ -77,13 +83,21 @@ def _read_matrix(path: Path) -> pd.DataFrame:
     if not path.is_file():
         raise PoolError(f"{path}: no such file")
     try:
-        if path.suffix.lower() in (".parquet", ".pq"):
-            return pd.read_parquet(path)
-        return pd.read_csv(path, low_memory=False)
+        return pd.read_csv(path, low_memory=False) if _is_csv(path) else pd.read_parquet(path)
     except (ValueError, OSError, pd.errors.ParserError) as err:
         raise PoolError(f"{path}: unreadable matrix ({str(err).splitlines()[0]})") from None
 
 
+def _is_csv(path: Path) -> bool:
+    return path.suffix.lower() not in (".parquet", ".pq")
+
+
+def _csv_header(path: Path) -> list[str]:
+    """The CSV's column names as written (pandas renames a repeated `a` to `a.1`)."""
+    with path.open(newline="", encoding="utf-8-sig") as file:
+        return next(csv.reader(file), [])
+
+
 def _line(path: Path, row: int) -> int:
     """The file line of data row `row` (CSV: after the header), or its 1-based row number (Parquet)."""
-    return row + (1 if path.suffix.lower() in (".parquet", ".pq") else 2)
+    return row + (2 if _is_csv(path) else 1)

@@ -116,6 +116,8 @@ def test_unknown_method_and_out_of_range_arguments_are_refused() -> None:
     for bad in ({"alpha": -0.5}, {"bootstrap": -1}, {"bootstrap": 2, "level": 1.0}):
         with pytest.raises(ValueError, match="need alpha >= 0"):
             aggregators.rank(frame, **bad)
+    with pytest.raises(ValueError, match="ties must be one of"):
+        aggregators.rank(frame, ties="draw")
 
 
 def test_cli_names_the_option_out_of_range(cli, tmp_path: Path) -> None:
@@ -125,3 +127,8 @@ def test_cli_names_the_option_out_of_range(cli, tmp_path: Path) -> None:
     for option, value in (("--alpha", "-1"), ("--bootstrap", "-3"), ("--seed", "-1")):
         done = cli("rank", option, value)
         assert done.returncode == 2 and option in done.stderr and "Traceback" not in done.stderr
+    metric = cli("rank", "--metric", "f1")
+    assert metric.returncode == 2 and "no measurements of metric 'f1'" in metric.stderr
+    folder = cli("report", "--bootstrap", "0", "--out", str(tmp_path))
+    assert folder.returncode == 2 and f"{tmp_path} is a folder" in folder.stderr
+    assert not list(tmp_path.parent.glob(f".{tmp_path.name}.tmp"))

@@ -92,6 +92,10 @@ def test_bad_matrix_cell_names_row_and_column(cli, tmp_path: Path) -> None:
     done = cli("import", "matrix", str(bad), "--source", "m")
     assert done.returncode == 2 and f"{bad}:3" in done.stderr and "'q2'" in done.stderr and "'beta'" in done.stderr
     assert not (tmp_path / "pool").exists() or stats(cli)["measurements"] == 0
+    bad.write_text("id,alpha,beta,alpha\nq1,1,0,1\n")  # pandas would read the second alpha as alpha.1
+    done = cli("import", "matrix", str(bad), "--source", "m")
+    assert done.returncode == 2 and f"{bad}:1: model column 'alpha' appears twice" in done.stderr
+    assert not (tmp_path / "pool").exists() or stats(cli)["measurements"] == 0
 
 
 @pytest.mark.parametrize(
