@@ -183,7 +183,7 @@ def compare_command(
     if junit:
         write_junit(junit, document)
     if html:
-        write_comparison_html(html, document, scores)
+        write_comparison_html(html, document)
     if as_json:
         emit_json(document)
     else:
@@ -238,7 +238,7 @@ def run_command(
     """Evaluate a model on (a subset of) the pool; reruns skip what is already measured."""
     from harness.backends import make_backend, parse_model_args
     from harness.plan import check_selection
-    from harness.runner import RunSpec, run
+    from harness.runner import RunSpec, pending, run
 
     if fraction is not None and limit is not None:
         raise PoolError("give --fraction or --limit, not both")
@@ -254,8 +254,10 @@ def run_command(
         batch_size=batch_size,
         num_fewshot=num_fewshot,
         answer_pattern=answer_pattern,
+        subset_of=same_subset_as,
     )
     check_selection(fraction, limit)  # before the model loads
+    pending(pool, spec)
     backend = make_backend(model, spec.model_args, batch_size, device, seed)
     result = run(pool, spec, backend, progress=progress)
     stderr.print(

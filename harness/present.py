@@ -171,7 +171,7 @@ def write_junit(path: Path, document: dict[str, Any]) -> None:
     ET.ElementTree(suite).write(path, encoding="unicode", xml_declaration=True)
 
 
-def write_comparison_html(path: Path, document: dict[str, Any], scores: Any) -> None:
+def write_comparison_html(path: Path, document: dict[str, Any]) -> None:
     """The comparison through the report templates."""
     import pandas as pd
 

@@ -83,11 +83,20 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
+#: The sample kinds a backend can answer; imported results (`scored`, `preference`) are measured already.
+EVALUABLE_KINDS = ("multiple_choice", "generation")
+
+
 def pending(pool: Pool, spec: RunSpec) -> tuple[pd.DataFrame, pd.DataFrame, int]:
     """(the pool's evaluable samples, those of the selection not yet measured by this configuration,
-    the size of the selection)."""
+    the size of the selection). PoolError when the selected sources have no sample a model can answer."""
     samples = pool.samples(sources=list(spec.sources) if spec.sources else None)
-    samples = samples[samples["kind"].isin(("multiple_choice", "generation"))]
+    samples = samples[samples["kind"].isin(EVALUABLE_KINDS)]
+    if samples.empty:
+        raise PoolError(
+            f"nothing to evaluate: no {' or '.join(EVALUABLE_KINDS)} samples in "
+            f"{'the selected sources' if spec.sources else 'the pool'} (imported results are not rerun)"
+        )
     chosen = plan.select(samples, spec.subset_of or spec.model, spec.seed, spec.fraction, spec.limit)
     done = pool.read_arrow("measurements", models=[spec.model], columns=["sample_id", "run_id"]).to_pandas()
     done_ids = set(done.loc[done["run_id"] == spec.run_id, "sample_id"])

@@ -135,7 +135,17 @@ def test_run_killed_with_sigkill_resumes_without_duplicates(tmp_path: Path, cli)
     assert len(measured) == 500 and not measured.sample_id.duplicated().any()
 
 
-def test_bad_backends_fail_before_any_work(cli) -> None:
+def test_same_subset_as_gives_the_candidate_the_base_models_samples(cli, tmp_path: Path) -> None:
+    cli("add", "starter", check=True)
+    common = ["--model", "baseline-random", "--fraction", "0.2", "--seed", "7", "--no-progress"]
+    for name, extra in (("base", []), ("candidate", ["--same-subset-as", "base"]), ("other", [])):
+        cli("run", "--name", name, *common, *extra, check=True)
+    measured = Pool(tmp_path / "pool").measurements(metric="acc").groupby("model")["sample_id"].apply(set)
+    assert measured["candidate"] == measured["base"] and 60 < len(measured["base"]) < 140
+    assert measured["other"] != measured["base"]
+
+
+def test_bad_backends_fail_before_any_work(cli, tmp_path: Path) -> None:
     cli("add", "starter", "capitals", check=True)
     unknown = cli("run", "--model", "gpt-9", "--name", "x")
     assert unknown.returncode == 2 and "available:" in unknown.stderr and "hf" in unknown.stderr
@@ -149,6 +159,12 @@ def test_bad_backends_fail_before_any_work(cli) -> None:
     )
     stats = json.loads(cli("pool", "stats", "--json", check=True).stdout)
     assert stats["measurements"] == 0 and stats["models"] == 0
+    matrix = tmp_path / "m.csv"
+    matrix.write_text("id,a\nq1,1\n")
+    cli("import", "matrix", str(matrix), "--source", "m", check=True)
+    scored = cli("run", "--model", "baseline-random", "--name", "x", "--source", "m")
+    assert scored.returncode == 2 and "nothing to evaluate" in scored.stderr
+    assert json.loads(cli("pool", "stats", "--json", check=True).stdout)["models"] == 1  # the matrix's only
 
 
 def test_model_args_parsing() -> None:
