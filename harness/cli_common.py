@@ -73,7 +73,12 @@ def write_html(out: Path, html: str) -> None:
         tmp.replace(out)
     finally:
         tmp.unlink(missing_ok=True)
-    stderr.print(f"report written to {out} ({len(html.encode()) / 1e6:.1f} MB)")
+    size = len(html.encode())
+    stderr.print(
+        f"report written to {out} ({size / 1e6:.1f} MB)"
+        if size >= 1e5
+        else f"report written to {out} ({size / 1e3:.0f} kB)"
+    )
 
 
 def set_pool_dir(pool: Path | None) -> None:

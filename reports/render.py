@@ -124,6 +124,6 @@ def render_leaderboard(data: ReportData, bundle_cache: Path | None = None) -> st
         charts=charts,
         charts_json=safe_json(charts),
         browser_json=safe_json(data.browser or {"samples": [], "models": {}}),
-        bundle=vega_bundle(bundle_cache),
+        bundle=vega_bundle(bundle_cache) if charts else "",
         diagnostics=data.diagnostics,
     )

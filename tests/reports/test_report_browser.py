@@ -95,3 +95,28 @@ def test_hostile_outputs_show_as_text(cli, tmp_path: Path) -> None:
     assert re.search(r"<img\b", body) is None and "<script>document" not in body  # the text stayed text
     assert "&lt;script&gt;document.title='PWNED'&lt;/script&gt;" in body  # shown as text in the browser
     assert console_errors(done.stderr) == []
+
+
+def test_comparison_page_shows_hostile_flips_as_text(cli, tmp_path: Path) -> None:
+    path = hostile_samples_file(tmp_path)
+    cli("import", "lm-eval-samples", str(path), "--model", "evil", check=True)
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    for record in records[::2]:  # the twin flips every other sample
+        record["exact_match"] = 1.0 - record["exact_match"]
+    twin = tmp_path / "twin" / path.name
+    twin.parent.mkdir()
+    twin.write_text("".join(json.dumps(record) + "\n" for record in records))
+    cli("import", "lm-eval-samples", str(twin), "--model", "evil-twin", check=True)
+    page = tmp_path / "compare.html"
+    document = json.loads(
+        cli("compare", "evil", "evil-twin", "--min-shared", "1", "--json", "--html", str(page)).stdout
+    )
+    assert len(document["flips"]) == 3
+    done = browse(page, "--dump-dom")
+    assert console_errors(done.stderr) == []
+    body = done.stdout.split('<script type="application/json"')[0]
+    assert "Comparison: evil-twin vs evil" in body and body.count("right -&gt; wrong") + body.count(
+        "wrong -&gt; right"
+    ) == len(document["flips"])
+    assert re.search(r"<img\b", body) is None and "<script>document" not in body and "&lt;img src=x" in body
+    assert "Sample browser" not in body and "Leaderboard" not in body  # no empty leaderboard sections
