@@ -74,11 +74,8 @@ def write_html(out: Path, html: str) -> None:
     finally:
         tmp.unlink(missing_ok=True)
     size = len(html.encode())
-    stderr.print(
-        f"report written to {out} ({size / 1e6:.1f} MB)"
-        if size >= 1e5
-        else f"report written to {out} ({size / 1e3:.0f} kB)"
-    )
+    amount = f"{size / 1e6:.1f} MB" if size >= 1e5 else f"{size / 1e3:.0f} kB"
+    stderr.print(f"report written to {out} ({amount})")
 
 
 def set_pool_dir(pool: Path | None) -> None:
