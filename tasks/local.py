@@ -63,6 +63,8 @@ def samples_from_rows(
         raise PoolError(f"--kind must be one of {', '.join(KINDS)}, not {kind!r}")
     question = fields.question or ("question" if kind == "multiple_choice" else "prompt")
     needed = [question, fields.answer] + ([fields.choices] if kind == "multiple_choice" else [])
+    if rows.empty:
+        raise PoolError(f"{origin}: no rows")
     for field in needed:
         if field not in rows.columns:
             raise PoolError(f"{origin}: missing required field {field!r} (fields: {', '.join(rows.columns[:-1])})")

@@ -106,6 +106,7 @@ def test_bad_matrix_cell_names_row_and_column(cli, tmp_path: Path) -> None:
             ":2: malformed JSON",
         ),
         (['{"id": "a", "choices": ["x", "y"], "answer": 0}'], "missing required field 'question'"),
+        ([], "data.jsonl: no rows"),
         (['{"id": "a", "question": "q", "choices": ["x", "y"], "answer": 2}'], "out of range"),
         (
             [
