@@ -149,7 +149,7 @@ def _conditional_fit(
     """Split the measurements into binary metrics (conditional likelihood) and the rest (choice sets)."""
     frame = measurements if measurements is not None else pd.DataFrame(columns=["sample_id", "model", "value"])
     metric = frame["metric"] if "metric" in frame.columns else pd.Series("", index=frame.index)
-    binary_metric = frame["value"].groupby(metric).transform(conditional.is_binary).astype(bool)
+    binary_metric = frame["value"].groupby(metric, dropna=False).transform(conditional.is_binary).astype(bool)
     n_measured = frame["sample_id"].nunique()
     samples = orderings.samples[:n_measured]
     binary = conditional.from_measurements(frame[binary_metric], orderings.models, samples)

@@ -91,7 +91,7 @@ def from_measurements(
     `models` and `samples` (sorted) fix the lists that indices point into (default: those of the frame).
     Values of one (sample, metric) within `tolerance` of their neighbour form one tier (per metric when a
     dict). Orderings with a single tier carry no information and are dropped. Raises ValueError on a
-    missing column or a non-finite value.
+    missing column, a non-finite value, or a model measured twice on one (sample, metric).
     """
     for column in ("sample_id", "model", "value"):
         if column not in measurements.columns:
@@ -106,6 +106,7 @@ def from_measurements(
     else:
         group, sample_names = index_of(samples, measurements["sample_id"].to_numpy(), "sample"), samples
     group, n_metrics, metric = sample_metric_key(group, measurements)  # one ordering per (sample, metric)
+    _refuse_repeats(group, item, model_names, np.asarray(sample_names), n_metrics, metric)
     tol: float | np.ndarray = tolerance.get("", 0.0) if isinstance(tolerance, dict) else float(tolerance)
     if metric is not None and isinstance(tolerance, dict):
         metric_codes, metric_names = metric
@@ -131,6 +132,42 @@ def from_measurements(
     )
 
 
+#: Up to this many (sample, metric) x model cells, repeats are found with a bitmap of the cells (one byte
+#: each); beyond it, by sorting the keys.
+REPEAT_BITMAP_CELLS = 2**28
+
+
+def _refuse_repeats(
+    group: np.ndarray,
+    item: np.ndarray,
+    models: np.ndarray,
+    samples: np.ndarray,
+    n_metrics: int,
+    metric: tuple[np.ndarray, pd.Index] | None,
+) -> None:
+    """ValueError naming a model measured twice on one (sample, metric): its orderings would be ambiguous."""
+    if not len(group):
+        return
+    cells = (int(group.max()) + 1) * len(models)
+    key = group * len(models) + item
+    if cells <= REPEAT_BITMAP_CELLS:
+        seen = np.zeros(cells, dtype=bool)
+        seen[key] = True
+        if np.count_nonzero(seen) == len(key):
+            return
+    key.sort()
+    repeated = np.flatnonzero(key[1:] == key[:-1])
+    if not len(repeated):
+        return
+    cell, model = divmod(int(key[repeated[0]]), len(models))
+    sample, metric_code = divmod(cell, n_metrics)
+    of_metric = f", metric {metric[1][metric_code]!r}" if metric is not None else ""
+    raise ValueError(
+        f"measurements hold model {models[model]!r} twice on sample {samples[sample]!r}{of_metric}: "
+        "keep one value per (sample, model, metric) (Pool.scores keeps the latest)"
+    )
+
+
 def sample_metric_key(
     sample: np.ndarray, measurements: pd.DataFrame
 ) -> tuple[np.ndarray, int, tuple[np.ndarray, pd.Index] | None]:
@@ -140,7 +177,7 @@ def sample_metric_key(
     key = sample.astype(np.int64, copy=False)
     if "metric" not in measurements.columns:
         return key, 1, None
-    metric_codes, metric_names = pd.factorize(measurements["metric"])
+    metric_codes, metric_names = pd.factorize(measurements["metric"], use_na_sentinel=False)  # NaN: a metric too
     n_metrics = max(len(metric_names), 1)
     return key * n_metrics + metric_codes, n_metrics, (metric_codes, metric_names)
 

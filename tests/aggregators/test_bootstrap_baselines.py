@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 import aggregators
-from aggregators import baselines
+from aggregators import baselines, orderings
 from aggregators.orderings import from_measurements
 
 
@@ -118,6 +118,35 @@ def test_unknown_method_and_out_of_range_arguments_are_refused() -> None:
             aggregators.rank(frame, **bad)
     with pytest.raises(ValueError, match="ties must be one of"):
         aggregators.rank(frame, ties="draw")
+
+
+@pytest.mark.parametrize("bitmap_cells", [2**28, 0])  # found with the bitmap, and by sorting
+def test_a_model_measured_twice_on_a_sample_is_refused(monkeypatch: pytest.MonkeyPatch, bitmap_cells: int) -> None:
+    monkeypatch.setattr(orderings, "REPEAT_BITMAP_CELLS", bitmap_cells)
+    frame = pd.DataFrame(
+        {"sample_id": ["s1", "s1", "s2", "s2"], "model": ["a", "b", "a", "b"], "value": [1.0, 0, 0, 1]}
+    )
+    again = frame.iloc[[3]].assign(value=0.0)
+    for method in aggregators.METHODS:
+        with pytest.raises(ValueError, match="model 'b' twice on sample 's2'"):
+            aggregators.rank(pd.concat([frame, again]), method=method)
+    two_metrics = pd.concat([frame.assign(metric="acc"), frame.assign(metric="f1")])
+    assert len(aggregators.rank(two_metrics)) == 2  # one value per metric is no repeat
+    with pytest.raises(ValueError, match="twice on sample 's2', metric 'f1'"):
+        aggregators.rank(pd.concat([two_metrics, again.assign(metric="f1")]))
+
+
+def test_a_missing_metric_is_a_metric_of_its_own() -> None:
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame(
+        {"sample_id": np.repeat([f"s{i}" for i in range(30)], 4), "model": list("abcd") * 30, "value": rng.random(120)}
+    )
+    named = pd.concat([frame.assign(metric="acc"), frame.assign(metric="other", value=rng.random(120))])
+    unnamed = named.assign(metric=named["metric"].where(named["metric"] == "acc"))  # "other" -> NaN
+    for method in ("pl", "pl-conditional", "bt"):
+        expected = aggregators.rank(named, method=method).set_index("model")["score"]
+        got = aggregators.rank(unnamed, method=method).set_index("model")["score"]
+        np.testing.assert_allclose(got[expected.index], expected, atol=1e-9)
 
 
 def test_cli_names_the_option_out_of_range(cli, tmp_path: Path) -> None:

@@ -117,7 +117,7 @@ def test_binary_and_numeric_metrics_share_one_fit() -> None:
     """Mixed data: the fit's gradient (conditional part + PL part + prior) vanishes at the returned scores."""
     binary = random_binary(5)
     rng = np.random.default_rng(5)
-    numeric = binary.assign(metric="f1", value=rng.random(len(binary)))
+    numeric = binary.assign(metric=binary["metric"] + "_f1", value=rng.random(len(binary)))  # one per metric
     mixed = pd.concat([binary, numeric], ignore_index=True)
     board = aggregators.rank(mixed, method="pl-conditional", alpha=0.01).set_index("model")["score"]
     binary_only = aggregators.rank(binary, method="pl-conditional", alpha=0.01).set_index("model")["score"]
