@@ -6,6 +6,7 @@ logs go to stderr. Errors: one line on stderr, exit code 2, pool unchanged.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated
 
@@ -257,6 +258,11 @@ def run_command(
         subset_of=same_subset_as,
     )
     check_selection(fraction, limit)  # before the model loads
+    if answer_pattern is not None:
+        try:
+            re.compile(answer_pattern)
+        except re.error as err:
+            raise PoolError(f"--answer-pattern {answer_pattern!r} is no regular expression: {err}") from None
     pending(pool, spec)
     backend = make_backend(model, spec.model_args, batch_size, device, seed)
     result = run(pool, spec, backend, progress=progress)

@@ -38,6 +38,8 @@ def user_errors(func: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
+        except BrokenPipeError:  # the reader went away (`| head`): click stops quietly
+            raise
         except (PoolError, ValueError, OSError, KeyError) as err:
             message = str(err) if not isinstance(err, KeyError) else f"missing {err}"
             fail(message.strip().splitlines()[0] if message.strip() else type(err).__name__)

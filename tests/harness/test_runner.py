@@ -153,6 +153,8 @@ def test_bad_backends_fail_before_any_work(cli, tmp_path: Path) -> None:
     assert missing.returncode == 2 and "/no/such/model does not exist" in missing.stderr
     bad = cli("run", "--model", "hf", "--model-args", "pretrained", "--name", "x")
     assert bad.returncode == 2 and "not key=value" in bad.stderr
+    pattern = cli("run", "--model", "baseline-random", "--name", "x", "--answer-pattern", "Answer: (\\d+")
+    assert pattern.returncode == 2 and "is no regular expression: missing )" in pattern.stderr
     typo = cli("run", "--model", "baseline-random", "--name", "x", "--source", "starter/capital")
     assert (
         typo.returncode == 2 and "no source 'starter/capital' in the pool; its sources: starter/capitals" in typo.stderr
