@@ -91,11 +91,12 @@ def from_measurements(
     `models` and `samples` (sorted) fix the lists that indices point into (default: those of the frame).
     Values of one (sample, metric) within `tolerance` of their neighbour form one tier (per metric when a
     dict). Orderings with a single tier carry no information and are dropped. Raises ValueError on a
-    missing column, a non-finite value, or a model measured twice on one (sample, metric).
+    missing column, sample id or model, a non-finite value, or a model measured twice on one (sample, metric).
     """
     for column in ("sample_id", "model", "value"):
         if column not in measurements.columns:
             raise ValueError(f"measurements need a {column!r} column")
+    _refuse_missing(measurements, ("sample_id", "model"), "measurement")
     value = measurements["value"].to_numpy(dtype=float)
     if not np.isfinite(value).all():
         raise ValueError("measurements hold a non-finite value")
@@ -217,6 +218,14 @@ def _descending_rank(value: np.ndarray) -> np.ndarray:
     return len(distinct) - 1 - np.searchsorted(distinct, value).astype(np.int64)
 
 
+def _refuse_missing(frame: pd.DataFrame, columns: tuple[str, ...], what: str) -> None:
+    """ValueError naming the first row (by position) whose `columns` hold a missing value."""
+    for column in columns:
+        missing = np.flatnonzero(frame[column].isna().to_numpy())
+        if len(missing):
+            raise ValueError(f"{what} row {int(missing[0])}: {column} is missing")
+
+
 def check_ties(ties: str) -> None:
     """ValueError unless `ties` is one of TIE_MODES."""
     if ties not in TIE_MODES:
@@ -228,7 +237,8 @@ def from_comparisons(comparisons: pd.DataFrame, ties: str = "both", models: np.n
 
     Each decided comparison is a two-tier ordering, winner first. A tie gives one win each way, each of
     weight 1 (`ties="both"`, ONEBench) or 0.5 (`ties="half"`, LMArena). `sample_id` (optional) groups
-    comparisons for the bootstrap; without it each comparison is its own sample.
+    comparisons for the bootstrap; without it each comparison is its own sample. Raises ValueError on a
+    missing column or model, an unknown winner, or a model compared with itself.
     """
     check_ties(ties)
     column = "winner" if "winner" in comparisons.columns else "outcome"
@@ -239,8 +249,12 @@ def from_comparisons(comparisons: pd.DataFrame, ties: str = "both", models: np.n
     bad = ~np.isin(outcome, ("a", "b", "tie"))
     if bad.any():
         raise ValueError(f"comparison row {int(np.flatnonzero(bad)[0])}: winner must be a, b or tie")
+    _refuse_missing(comparisons, ("model_a", "model_b"), "comparison")
     a = comparisons["model_a"].to_numpy()
     b = comparisons["model_b"].to_numpy()
+    itself = np.flatnonzero(a == b)
+    if len(itself):
+        raise ValueError(f"comparison row {int(itself[0])}: {a[itself[0]]!r} compared with itself")
     model_names = np.sort(np.asarray(models)) if models is not None else np.unique(np.r_[a, b])
     if "sample_id" in comparisons.columns:
         sample_codes, sample_names = pd.factorize(comparisons["sample_id"], sort=True)

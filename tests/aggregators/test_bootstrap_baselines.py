@@ -118,6 +118,15 @@ def test_unknown_method_and_out_of_range_arguments_are_refused() -> None:
             aggregators.rank(frame, **bad)
     with pytest.raises(ValueError, match="ties must be one of"):
         aggregators.rank(frame, ties="draw")
+    with pytest.raises(ValueError, match="measurement row 1: model is missing"):
+        aggregators.rank(frame.assign(model=["a", None]))
+    with pytest.raises(ValueError, match="measurement row 0: sample_id is missing"):
+        aggregators.rank(frame.assign(sample_id=[None, "s"]))
+    pairs = pd.DataFrame({"model_a": ["a", "b"], "model_b": ["b", "b"], "winner": ["a", "tie"]})
+    with pytest.raises(ValueError, match="comparison row 1: 'b' compared with itself"):
+        aggregators.rank_pairwise(pairs)
+    with pytest.raises(ValueError, match="comparison row 0: model_a is missing"):
+        aggregators.rank_pairwise(pairs.assign(model_a=[None, "a"]))
 
 
 @pytest.mark.parametrize("bitmap_cells", [2**28, 0])  # found with the bitmap, and by sorting
