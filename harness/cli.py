@@ -263,7 +263,7 @@ def run_command(
             re.compile(answer_pattern)
         except re.error as err:
             raise PoolError(f"--answer-pattern {answer_pattern!r} is no regular expression: {err}") from None
-    pending(pool, spec)
+    pending(pool, spec)  # a selection with nothing a model can answer is refused before the model loads
     backend = make_backend(model, spec.model_args, batch_size, device, seed)
     result = run(pool, spec, backend, progress=progress)
     stderr.print(
