@@ -7,6 +7,7 @@ logs go to stderr. Errors: one line on stderr, exit code 2, pool unchanged.
 from __future__ import annotations
 
 import re
+from functools import partial
 from pathlib import Path
 from typing import Annotated
 
@@ -239,7 +240,7 @@ def run_command(
     """Evaluate a model on (a subset of) the pool; reruns skip what is already measured."""
     from harness.backends import make_backend, parse_model_args
     from harness.plan import check_selection
-    from harness.runner import RunSpec, pending, run
+    from harness.runner import RunSpec, evaluate
 
     if fraction is not None and limit is not None:
         raise PoolError("give --fraction or --limit, not both")
@@ -263,9 +264,8 @@ def run_command(
             re.compile(answer_pattern)
         except re.error as err:
             raise PoolError(f"--answer-pattern {answer_pattern!r} is no regular expression: {err}") from None
-    pending(pool, spec)  # a selection with nothing a model can answer is refused before the model loads
-    backend = make_backend(model, spec.model_args, batch_size, device, seed)
-    result = run(pool, spec, backend, progress=progress)
+    build = partial(make_backend, model, spec.model_args, batch_size, device, seed)
+    result = evaluate(pool, spec, build, progress=progress)
     stderr.print(
         f"{name}: {result.evaluated} samples evaluated, {result.skipped} already measured (run {result.run_id})"
     )

@@ -10,6 +10,7 @@ A second demo reuses the pool and skips every measured pair.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
@@ -21,7 +22,7 @@ from harness.backends import make_backend
 from harness.models import cache_dir
 from harness.pool import Pool
 from harness.reporting import build_report, ranking_inputs
-from harness.runner import RunSpec, pending, run
+from harness.runner import RunSpec, evaluate
 from reports.render import render_leaderboard
 from tasks.starter import starter_samples
 
@@ -67,13 +68,12 @@ def run_demo(out: Path, small: bool = False, console: Console | None = None) -> 
     names = [s.removeprefix("starter/") for s in size.sources] if size.sources else None
     pool.write({"samples": starter_samples(names)})
     for spec in systems(size):
-        _, todo, chosen = pending(pool, spec)
-        if todo.empty:
-            console.print(f"{spec.model}: all {chosen} selected samples already measured")
-            continue
-        backend = make_backend(spec.backend, spec.model_args, spec.batch_size, device=None)
-        result = run(pool, spec, backend)
-        console.print(f"{spec.model}: {result.evaluated} samples evaluated")
+        build = partial(make_backend, spec.backend, spec.model_args, spec.batch_size, device=None)
+        result = evaluate(pool, spec, build)
+        if result.evaluated:
+            console.print(f"{spec.model}: {result.evaluated} samples evaluated")
+        else:
+            console.print(f"{spec.model}: all {result.planned} selected samples already measured")
     scores, _ = ranking_inputs(pool, list(size.sources) if size.sources else None)
     board = aggregators.rank(scores, aggregators.DEFAULT_METHOD, ALPHA, size.bootstrap, seed=0)
     report = build_report(

@@ -9,6 +9,7 @@ completes it with no duplicates.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from typing import Any
@@ -101,6 +102,15 @@ def pending(pool: Pool, spec: RunSpec) -> tuple[pd.DataFrame, pd.DataFrame, int]
     done = pool.read_arrow("measurements", models=[spec.model], columns=["sample_id", "run_id"]).to_pandas()
     done_ids = set(done.loc[done["run_id"] == spec.run_id, "sample_id"])
     return samples, chosen[~chosen["sample_id"].isin(done_ids)].reset_index(drop=True), len(chosen)
+
+
+def evaluate(pool: Pool, spec: RunSpec, build: Callable[[], Backend], progress: bool = True) -> RunResult:
+    """`run` with the backend built by `build()` only when the selection holds samples this configuration has
+    not measured yet: rerunning a finished run loads no model. PoolError as `pending` and `run` raise it."""
+    _, todo, chosen = pending(pool, spec)
+    if todo.empty:
+        return RunResult(spec.run_id, chosen, chosen, 0)
+    return run(pool, spec, build(), progress)
 
 
 def run(pool: Pool, spec: RunSpec, backend: Backend, progress: bool = True) -> RunResult:

@@ -17,7 +17,7 @@ from harness import plan, scoring
 from harness.backends import make_backend, parse_model_args
 from harness.backends.baselines import ChoiceBaseline
 from harness.pool import Pool
-from harness.runner import SAMPLES_PER_CALL, RunSpec, run
+from harness.runner import SAMPLES_PER_CALL, RunSpec, evaluate, run
 from harness.schema import PoolError
 from tasks.starter import starter_samples
 
@@ -77,6 +77,11 @@ def test_baseline_run_writes_measurements_and_resumes(starter_pool: Pool) -> Non
     assert (first.evaluated, first.skipped) == (200, 0)
     again = run(starter_pool, spec, ChoiceBaseline("longest"), progress=False)
     assert (again.evaluated, again.skipped) == (0, 200)
+
+    def no_backend() -> ChoiceBaseline:
+        raise AssertionError("a backend was built with nothing left to evaluate")
+
+    assert evaluate(starter_pool, spec, no_backend, progress=False) == again  # no model loads for nothing
     measured = starter_pool.measurements(models=["longest"])
     assert len(measured) == 400 and set(measured.metric) == {"acc", "acc_norm"}
     samples = starter_pool.samples().set_index("sample_id")
