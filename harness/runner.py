@@ -107,10 +107,11 @@ def pending(pool: Pool, spec: RunSpec) -> tuple[pd.DataFrame, pd.DataFrame, int]
 def evaluate(pool: Pool, spec: RunSpec, build: Callable[[], Backend], progress: bool = True) -> RunResult:
     """`run` with the backend built by `build()` only when the selection holds samples this configuration has
     not measured yet: rerunning a finished run loads no model. PoolError as `pending` and `run` raise it."""
-    _, todo, chosen = pending(pool, spec)
+    work = pending(pool, spec)
+    _, todo, chosen = work
     if todo.empty:
         return RunResult(spec.run_id, chosen, chosen, 0)
-    return run(pool, spec, build(), progress)
+    return _execute(pool, spec, build(), work, progress)
 
 
 def run(pool: Pool, spec: RunSpec, backend: Backend, progress: bool = True) -> RunResult:
@@ -119,7 +120,14 @@ def run(pool: Pool, spec: RunSpec, backend: Backend, progress: bool = True) -> R
     Raises PoolError when the backend fails; the batches finished before stay in the pool and the run is
     recorded as failed.
     """
-    samples, todo, n_chosen = pending(pool, spec)
+    return _execute(pool, spec, backend, pending(pool, spec), progress)
+
+
+def _execute(
+    pool: Pool, spec: RunSpec, backend: Backend, work: tuple[pd.DataFrame, pd.DataFrame, int], progress: bool
+) -> RunResult:
+    """`run` on the plan `pending` made: (evaluable samples, samples to measure, size of the selection)."""
+    samples, todo, n_chosen = work
     started = pd.Timestamp.now(tz="UTC")
     pool.write({"models": pd.DataFrame([_model_row(spec, backend)]), "runs": _run_row(spec, started, "running")})
     by_source = {name: group for name, group in samples.groupby("source")}

@@ -25,13 +25,10 @@ def import_matrix(
         raise PoolError(f"{path}: a matrix needs an id column and at least one model column")
     id_column, models = frame.columns[0], [str(m) for m in frame.columns[1:]]
     names = _csv_header(path)[1:] if _is_csv(path) else models
-    repeated_model = pd.Series(names).duplicated().to_numpy()
-    if repeated_model.any():
-        raise PoolError(f"{path}:1: model column {names[int(np.argmax(repeated_model))]!r} appears twice")
+    if (at := _first_repeat(names)) is not None:
+        raise PoolError(f"{path}:1: model column {names[at]!r} appears twice")
     ids = frame[id_column].astype(str).to_numpy()
-    repeated = pd.Series(ids).duplicated().to_numpy()
-    if repeated.any():
-        at = int(np.flatnonzero(repeated)[0])
+    if (at := _first_repeat(ids)) is not None:
         raise PoolError(f"{path}:{_line(path, at)}: sample id {ids[at]!r} appears twice")
     values = np.column_stack([_numbers(frame.iloc[:, j + 1], path, ids, model) for j, model in enumerate(models)])
     samples = complete_samples(
@@ -86,6 +83,12 @@ def _read_matrix(path: Path) -> pd.DataFrame:
         return pd.read_csv(path, low_memory=False) if _is_csv(path) else pd.read_parquet(path)
     except (ValueError, OSError, pd.errors.ParserError) as err:
         raise PoolError(f"{path}: unreadable matrix ({str(err).splitlines()[0]})") from None
+
+
+def _first_repeat(values: list[str] | np.ndarray) -> int | None:
+    """The position of the first value seen before, or None."""
+    repeated = np.flatnonzero(pd.Series(values).duplicated().to_numpy())
+    return int(repeated[0]) if len(repeated) else None
 
 
 def _is_csv(path: Path) -> bool:
