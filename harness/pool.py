@@ -3,13 +3,15 @@
 Writes are validated (schema.normalize) and all-or-nothing per call: every table of a `write` call is checked
 before the first segment is written. Rows identical to what the pool already holds are not written again, so
 re-adding a file is a no-op. Models met for the first time in measurements, comparisons or responses are
-registered in `models`.
+registered in `models`. Each write call is a segment per table; `merging()` merges a block's segments.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
 
 import duckdb
 import pandas as pd
@@ -30,6 +32,8 @@ class Pool:
     def __init__(self, path: str | os.PathLike[str], create: bool = False) -> None:
         self.store = SegmentStore(path, create=create)
         self.path = self.store.root
+        self._models_met: set[str] = set()  # models known to be in the `models` table (it only grows)
+        self._written: dict[str, list[Path]] | None = None  # segments written inside `merging()`
 
     # ----------------------------------------------------------------- writing
     def write(self, frames: Mapping[str, pd.DataFrame], known_new: bool = False) -> dict[str, int]:
@@ -50,9 +54,26 @@ class Pool:
         for table in _WRITE_ORDER:
             if table in arrows:
                 fresh = arrows[table] if known_new else self._not_yet_stored(table, arrows[table])
-                self.store.append(table, fresh)
+                segment = self.store.append(table, fresh)
+                if segment is not None and self._written is not None:
+                    self._written.setdefault(table, []).append(segment)
                 written[table] = fresh.num_rows
+        self._models_met.update(arrows["models"]["model"].to_pylist())
         return written
+
+    @contextmanager
+    def merging(self) -> Iterator[None]:
+        """Writes inside the block land at once (a killed process keeps them); when the block ends, however
+        it ends, each table's segments written in it are merged into one (`SegmentStore.merge`). A run of
+        thousands of batches so leaves one segment per table, which readers open once instead of thousands
+        of times. Not reentrant."""
+        self._written = {}
+        try:
+            yield
+        finally:
+            written, self._written = self._written, None
+            for table, segments in written.items():
+                self.store.merge(table, segments)
 
     def add(self, table: str, frame: pd.DataFrame) -> int:
         """Append rows to one table (see `write`); return the number of rows written."""
@@ -88,9 +109,10 @@ class Pool:
             if table in arrows:
                 for column in columns:
                     names.update(distinct(arrows[table][column]).to_pylist())
-        known = set(self.store.read("models", columns=["model"])["model"].to_pylist())
-        known.update(given["model"].to_pylist())
-        new = sorted(names - known)
+        names -= self._models_met | set(given["model"].to_pylist())
+        if names:  # a model this Pool has not met yet: read the table (other processes add to it too)
+            self._models_met.update(self.store.read("models", columns=["model"])["model"].to_pylist())
+        new = sorted(names - self._models_met)
         if not new:
             return given
         bare = normalize("models", pd.DataFrame({"model": new, "backend": "imported"}), now)

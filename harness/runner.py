@@ -129,25 +129,26 @@ def _execute(
     """`run` on the plan `pending` made: (evaluable samples, samples to measure, size of the selection)."""
     samples, todo, n_chosen = work
     started = pd.Timestamp.now(tz="UTC")
-    pool.write({"models": pd.DataFrame([_model_row(spec, backend)]), "runs": _run_row(spec, started, "running")})
     by_source = {name: group for name, group in samples.groupby("source")}
     evaluated = 0
-    try:
-        with _progress_bar(progress) as bar:
-            task = bar.add_task(spec.model, total=len(todo))
-            step = max(spec.batch_size, SAMPLES_PER_CALL)
-            for start in range(0, len(todo), step):
-                batch = todo.iloc[start : start + step]
-                pool.write(_evaluate(batch, by_source, spec, backend), known_new=True)
-                evaluated += len(batch)
-                bar.advance(task, len(batch))
-    except Exception as err:  # a backend failure: keep the finished batches, record, report
-        pool.write({"runs": _run_row(spec, started, "failed", f"{type(err).__name__}: {err}")})
-        raise PoolError(
-            f"run {spec.run_id} failed after {evaluated} of {len(todo)} samples "
-            f"({type(err).__name__}: {err}); rerun the same command to resume"
-        ) from err
-    pool.write({"runs": _run_row(spec, started, "finished")})
+    with pool.merging():  # a segment per batch while it runs, one per table when it ends
+        pool.write({"models": pd.DataFrame([_model_row(spec, backend)]), "runs": _run_row(spec, started, "running")})
+        try:
+            with _progress_bar(progress) as bar:
+                task = bar.add_task(spec.model, total=len(todo))
+                step = max(spec.batch_size, SAMPLES_PER_CALL)
+                for start in range(0, len(todo), step):
+                    batch = todo.iloc[start : start + step]
+                    pool.write(_evaluate(batch, by_source, spec, backend), known_new=True)
+                    evaluated += len(batch)
+                    bar.advance(task, len(batch))
+        except Exception as err:  # a backend failure: keep the finished batches, record, report
+            pool.write({"runs": _run_row(spec, started, "failed", f"{type(err).__name__}: {err}")})
+            raise PoolError(
+                f"run {spec.run_id} failed after {evaluated} of {len(todo)} samples "
+                f"({type(err).__name__}: {err}); rerun the same command to resume"
+            ) from err
+        pool.write({"runs": _run_row(spec, started, "finished")})
     return RunResult(spec.run_id, n_chosen, n_chosen - len(todo), evaluated)
 
 

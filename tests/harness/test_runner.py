@@ -75,6 +75,8 @@ def test_baseline_run_writes_measurements_and_resumes(starter_pool: Pool) -> Non
     spec = RunSpec(model="longest", backend="baseline-longest", batch_size=50)
     first = run(starter_pool, spec, ChoiceBaseline("longest"), progress=False)
     assert (first.evaluated, first.skipped) == (200, 0)
+    for table in ("measurements", "responses", "runs"):  # four batches, merged when the run ended
+        assert len(starter_pool.store.segments(table)) == 1, table
     again = run(starter_pool, spec, ChoiceBaseline("longest"), progress=False)
     assert (again.evaluated, again.skipped) == (0, 200)
 
@@ -115,6 +117,7 @@ def test_backend_failure_keeps_finished_batches_and_the_rerun_completes(starter_
     with pytest.raises(PoolError, match=f"failed after {done} of 200 samples"):
         run(starter_pool, spec, FailingBackend(), progress=False)
     assert len(starter_pool.measurements(models=["flaky"], metric="acc")) == done
+    assert len(starter_pool.store.segments("measurements")) == 1  # the finished batches, merged
     assert starter_pool.read("runs").iloc[0]["status"] == "failed"
     result = run(starter_pool, spec, ChoiceBaseline("random"), progress=False)
     assert (result.evaluated, result.skipped) == (200 - done, done)

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -103,6 +104,51 @@ def test_latest_created_at_wins_and_filters(tmp_path: Path) -> None:
     pool.store.compact("measurements")
     assert len(pool.store.segments("measurements")) == 1
     assert pool.measurements().set_index("sample_id")["value"].to_dict() == values.to_dict()
+
+
+def in_key_order(measurements: pd.DataFrame) -> pd.DataFrame:
+    return measurements.sort_values(["sample_id", "model", "metric", "run_id"], ignore_index=True)
+
+
+def test_merge_keeps_the_logical_rows_and_leaves_later_segments_alone(tmp_path: Path) -> None:
+    pool, ids = make_pool(tmp_path)
+    for value in (1.0, 0.0):  # the second write of each key wins
+        pool.add("measurements", pd.DataFrame({"sample_id": ids, "model": "m1", "value": value}))
+    pool.add("measurements", pd.DataFrame({"sample_id": ids, "model": "m2", "value": 1.0}))
+    before = pool.measurements()
+    first, second, later = pool.store.segments("measurements")
+    merged = pool.store.merge("measurements", [first, second])
+    assert pool.store.segments("measurements") == sorted([merged, later]) and not first.exists()
+    assert pq.read_table(merged).num_rows == 3  # the overwritten rows are gone
+    pd.testing.assert_frame_equal(in_key_order(pool.measurements()), in_key_order(before))
+    assert pool.store.merge("measurements", [later]) is None
+
+
+def test_reads_while_segments_are_merged_see_every_row_once(tmp_path: Path) -> None:
+    """A reader whose listing of segments a merge made stale lists them again: no error, nothing lost."""
+    pool, ids = make_pool(tmp_path)
+    pool.add(
+        "measurements",
+        pd.DataFrame({"sample_id": ids * 20, "model": np.repeat(range(20), 3).astype(str), "value": 1.0}),
+    )
+    expected = in_key_order(pool.measurements().drop(columns="created_at"))
+    rows = pool.store.read("measurements")
+    stop = threading.Event()
+
+    def split_and_merge() -> None:  # rewrite the rows as 8 segments (a logical no-op), merge them, again
+        while not stop.is_set():
+            for start in range(0, rows.num_rows, 8):
+                pool.store.append("measurements", rows.slice(start, 8))
+            pool.store.compact("measurements")
+
+    merger = threading.Thread(target=split_and_merge)
+    merger.start()
+    try:
+        for _ in range(40):
+            pd.testing.assert_frame_equal(in_key_order(pool.measurements().drop(columns="created_at")), expected)
+    finally:
+        stop.set()
+        merger.join()
 
 
 @pytest.mark.parametrize(
