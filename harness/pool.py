@@ -84,12 +84,14 @@ class Pool:
         tables = [t for t in _REFERENCING if t in arrows and arrows[t].num_rows]
         if not tables:
             return
-        known = self.store.read("samples", columns=["sample_id"])["sample_id"]
+        wanted = {table: distinct(arrows[table]["sample_id"]) for table in tables}
+        stored = self.store.read("samples", columns=["sample_id"])["sample_id"]
+        # the stored ids among the wanted ones: a hash of the (few) wanted ids probed by the pool's, not the reverse
+        known = stored.filter(pc.is_in(stored, value_set=pc.unique(pa.concat_arrays(list(wanted.values())))))
         if "samples" in arrows:
             known = pa.concat_arrays([known.combine_chunks(), distinct(arrows["samples"]["sample_id"])])
-        for table in tables:
-            wanted = distinct(arrows[table]["sample_id"])
-            missing = pc.filter(wanted, pc.invert(pc.is_in(wanted, known)))
+        for table, ids in wanted.items():
+            missing = pc.filter(ids, pc.invert(pc.is_in(ids, known)))
             if len(missing):
                 raise PoolError(
                     f"{table}: sample_id {missing[0].as_py()!r} is not in the pool "

@@ -185,6 +185,18 @@ def test_write_is_all_or_nothing_across_tables(tmp_path: Path) -> None:
     assert len(pool.measurements()) == 0 and len(pool.read("models")) == 0
 
 
+def test_references_may_point_to_stored_samples_or_samples_of_the_same_write(tmp_path: Path) -> None:
+    pool, ids = make_pool(tmp_path)
+    new = pd.DataFrame({"source": "new", "kind": "generation", "prompt": ["fresh"]})
+    new_id = sample_id("new", "fresh", None, None)
+    both = pd.DataFrame({"sample_id": [ids[0], new_id], "model": "m1", "value": 1.0})
+    responses = pd.DataFrame({"sample_id": [ids[1], new_id, "gone", "lost"], "model": "m1", "response": "{}"})
+    with pytest.raises(PoolError, match=r"responses: sample_id 'gone' is not in the pool \(2 unknown"):
+        pool.write({"samples": new, "measurements": both, "responses": responses})
+    assert pool.write({"samples": new, "measurements": both, "responses": responses[:2]})["responses"] == 2
+    assert set(pool.measurements()["sample_id"]) == {ids[0], new_id}
+
+
 def test_binary_values_of_one_length_or_many_read_back_exactly(tmp_path: Path) -> None:
     """Equal-length values are stored as fixed-size binary and read back as binary: alone (one segment),
     beside length-varying ones (segments merged by DuckDB) and after compaction."""
