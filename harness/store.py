@@ -58,7 +58,7 @@ COMPRESSION = {"embeddings": "none"}
 WRITE_BATCH_SIZE = {"measurements": 1 << 14, "comparisons": 1 << 14}
 
 #: How often a read lists the segments again when one it listed was merged away meanwhile.
-RELISTS = 3
+RELISTS = 10
 
 
 class SegmentStore:
@@ -194,10 +194,16 @@ class SegmentStore:
         """Replace `files`, segments of `table`, by one segment holding their logical rows (created_at kept);
         return it (None for fewer than two files). Segments written meanwhile are left alone; readers that
         listed the old segments list again (`read`). Nothing is lost if this is killed: the new segment is
-        whole before the first old one goes, and a row in both is the same row."""
+        whole before the first old one goes, and a row in both is the same row. None, too, when a merge
+        elsewhere (`pool compact`) took some of the files first: their rows are in its segment."""
         if len(files) < 2:
             return None
-        merged = self._read_files(table, files, SCHEMAS[table].names, "", ())
+        try:
+            merged = self._read_files(table, files, SCHEMAS[table].names, "", ())
+        except PoolError:
+            if all(path.exists() for path in files):
+                raise
+            return None
         path = self.append(table, merged)
         for old in files:
             old.unlink(missing_ok=True)
