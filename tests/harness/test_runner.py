@@ -143,6 +143,23 @@ def test_run_killed_with_sigkill_resumes_without_duplicates(tmp_path: Path, cli)
     assert len(measured) == 500 and not measured.sample_id.duplicated().any()
 
 
+def test_two_runs_at_once_both_land_each_merged(tmp_path: Path, cli) -> None:
+    cli("add", "starter", check=True)
+    pool = Pool(tmp_path / "pool")
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "harness.cli", "--pool", str(pool.path), "run", "--model", "baseline-random"]
+            + ["--name", name, "--no-progress"],
+            stderr=subprocess.DEVNULL,
+        )
+        for name in ("left", "right")
+    ]
+    assert [proc.wait(timeout=300) for proc in procs] == [0, 0]
+    measured = pool.measurements(metric="acc")
+    assert measured.groupby("model")["sample_id"].nunique().to_dict() == {"left": 500, "right": 500}
+    assert len(measured) == 1000 and len(pool.store.segments("measurements")) == 2  # one per run
+
+
 def test_same_subset_as_gives_the_candidate_the_base_models_samples(cli, tmp_path: Path) -> None:
     cli("add", "starter", check=True)
     common = ["--model", "baseline-random", "--fraction", "0.2", "--seed", "7", "--no-progress"]
