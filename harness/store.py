@@ -129,7 +129,7 @@ class SegmentStore:
             try:
                 return self._read_files(table, files, names, where, params)
             except PoolError:
-                if all(path.exists() for path in files):
+                if not _any_gone(files):
                     raise
                 files = self.segments(table)
         return self._read_files(table, files, names, where, params)
@@ -201,7 +201,7 @@ class SegmentStore:
         try:
             merged = self._read_files(table, files, SCHEMAS[table].names, "", ())
         except PoolError:
-            if all(path.exists() for path in files):
+            if not _any_gone(files):
                 raise
             return None
         path = self.append(table, merged)
@@ -252,6 +252,11 @@ def _binary_view(column: pa.Array, width: int) -> pa.Array:
     offsets = pa.py_buffer((np.arange(n + 1, dtype=np.int32) * width).tobytes())
     data = column.buffers()[1].slice(column.offset * width, n * width)
     return pa.Array.from_buffers(pa.binary(), n, [None, offsets, data])
+
+
+def _any_gone(files: Sequence[Path]) -> bool:
+    """Whether some of `files` no longer exist (merged away since they were listed)."""
+    return not all(path.exists() for path in files)
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
