@@ -11,7 +11,9 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 
+from harness.cli_data import CROWDED_SEGMENTS
 from harness.pool import Pool
+from harness.schema import normalize
 
 
 def test_stats_of_an_empty_pool_is_zeros_in_the_documented_shape(cli) -> None:
@@ -52,11 +54,20 @@ def test_stats_compact_export(cli, tmp_path: Path) -> None:
         "comparisons": 0,
         "sources": {"a": {"samples": 2, "measurements": 4}, "b": {"samples": 1, "measurements": 1}},
     }
+    before = cli("pool", "stats", check=True)
+    assert "segments: samples 1, measurements 2, models 2" in before.stdout and not before.stderr
     cli("pool", "compact", check=True)
     assert len(pool.store.segments("measurements")) == 1
     assert json.loads(cli("pool", "stats", "--json", check=True).stdout) == stats
     cli("pool", "export", str(tmp_path / "out"), check=True)
     assert pq.read_table(tmp_path / "out" / "measurements.parquet").num_rows == 5
+    vote = pd.DataFrame({"sample_id": ids[:1], "model_a": "m", "model_b": "n", "outcome": "a"})
+    vote_row = normalize("comparisons", vote, pd.Timestamp.now(tz="UTC"))
+    for _ in range(CROWDED_SEGMENTS):  # as many as a killed run of 32,000 samples leaves
+        pool.store.append("comparisons", vote_row)
+    crowded = cli("pool", "stats", check=True)
+    assert f"measurements 1, comparisons {CROWDED_SEGMENTS}" in crowded.stdout
+    assert f"many segments in comparisons ({CROWDED_SEGMENTS})" in crowded.stderr
 
 
 def test_cli_default_method_is_the_library_default() -> None:
