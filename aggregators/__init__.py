@@ -20,7 +20,7 @@ from scipy.stats import rankdata
 from aggregators import baselines, conditional, plackett_luce
 from aggregators.bootstrap import intervals, replicate_scores
 from aggregators.diagnostics import Diagnostics, NotIdentifiedError, check, diagnose
-from aggregators.orderings import Orderings, check_ties, concat, from_comparisons, from_measurements
+from aggregators.orderings import Orderings, check_ties, concat, from_comparisons, from_measurements, index_of
 
 METHODS = ("pl", "pl-conditional", "mean", "bt", "elo", "borda")
 PL_METHODS = ("pl", "pl-conditional")
@@ -163,16 +163,19 @@ def _samples_per_model(
     orderings: Orderings, measurements: pd.DataFrame | None, comparisons: pd.DataFrame | None
 ) -> np.ndarray:
     """Distinct samples (or comparisons without a sample id) each model was measured on."""
-    pairs = []
+    samples, models = [], []
     if measurements is not None and len(measurements):
-        pairs.append((measurements["sample_id"].to_numpy(), measurements["model"].to_numpy()))
+        samples.append(measurements["sample_id"])
+        models.append(measurements["model"])
     if comparisons is not None and len(comparisons):
-        ids = comparisons["sample_id"] if "sample_id" in comparisons.columns else comparisons.index.astype(str)
+        has_ids = "sample_id" in comparisons.columns
+        ids = comparisons["sample_id"] if has_ids else pd.Series(comparisons.index.astype(str))
         for side in ("model_a", "model_b"):
-            pairs.append((np.asarray(ids), comparisons[side].to_numpy()))
-    keys = pd.factorize(np.concatenate([p[0] for p in pairs]))[0].astype(np.int64, copy=False)
+            samples.append(ids)
+            models.append(comparisons[side])
+    keys = pd.factorize(pd.concat(samples, ignore_index=True))[0].astype(np.int64, copy=False)
     keys *= len(orderings.models)
-    keys += pd.Categorical(np.concatenate([p[1] for p in pairs]), categories=orderings.models).codes
+    keys += index_of(orderings.models, pd.concat(models, ignore_index=True))
     keys.sort()  # sorting beats hashing tens of millions of keys
     distinct = keys[np.r_[True, keys[1:] != keys[:-1]]] if len(keys) else keys
     return np.bincount(distinct % len(orderings.models), minlength=len(orderings.models))

@@ -81,8 +81,8 @@ def from_measurements(measurements: pd.DataFrame, models: np.ndarray, samples: n
 
     `models` and `samples` are the sorted lists that every row's model and sample id belong to.
     """
-    item = index_of(models, measurements["model"].to_numpy(), "model")
-    sample = index_of(samples, measurements["sample_id"].to_numpy(), "sample")
+    item = index_of(models, measurements["model"], "model")
+    sample = index_of(samples, measurements["sample_id"], "sample")
     unit, keys = pd.factorize(sample_metric_key(sample, measurements)[0])
     correct = measurements["value"].to_numpy(dtype=float) == 1.0
     n = np.bincount(unit, minlength=len(keys))

@@ -14,7 +14,7 @@ from scipy.optimize import check_grad
 import aggregators
 from aggregators import plackett_luce
 from aggregators.diagnostics import NotIdentifiedError
-from aggregators.orderings import concat, from_comparisons, from_measurements, sort_order
+from aggregators.orderings import concat, from_comparisons, from_measurements, index_of, sort_order
 
 N = 7
 NAMES = [f"m{i}" for i in range(N)]  # sorted names: index i is model m{i}
@@ -266,3 +266,13 @@ def test_reweighting_leaves_zero_weight_orderings_out_exactly() -> None:
     expected_value, expected_gradient = plackett_luce.objective(theta, plackett_luce.Layout(kept), 0.01)
     assert value == pytest.approx(expected_value, rel=1e-12)
     np.testing.assert_allclose(gradient, expected_gradient, atol=1e-10)
+
+
+@pytest.mark.parametrize("dtype", ["str", object, "category", "string"])
+def test_index_of_finds_positions_whatever_the_string_dtype(dtype: object) -> None:
+    names = np.array(["a", "b", "c"], dtype=object)
+    assert index_of(names, pd.Series(["c", "a", "c", "b"], dtype=dtype)).tolist() == [2, 0, 2, 1]
+    with pytest.raises(ValueError, match="sample 'zz' is missing from the sample list"):
+        index_of(names, pd.Series(["a", "zz"], dtype=dtype), "sample")
+    with pytest.raises(ValueError, match="models of another type"):
+        index_of(names, pd.Series([1, 2]))
