@@ -173,12 +173,17 @@ def _samples_per_model(
         for side in ("model_a", "model_b"):
             samples.append(ids)
             models.append(comparisons[side])
-    keys = pd.factorize(pd.concat(samples, ignore_index=True))[0].astype(np.int64, copy=False)
+    keys = pd.factorize(_joined(samples))[0].astype(np.int64, copy=False)
     keys *= len(orderings.models)
-    keys += index_of(orderings.models, pd.concat(models, ignore_index=True))
+    keys += index_of(orderings.models, _joined(models))
     keys.sort()  # sorting beats hashing tens of millions of keys
     distinct = keys[np.r_[True, keys[1:] != keys[:-1]]] if len(keys) else keys
     return np.bincount(distinct % len(orderings.models), minlength=len(orderings.models))
+
+
+def _joined(columns: list[pd.Series]) -> pd.Series:
+    """The columns one after another (the one column itself, not a copy, when it is alone)."""
+    return columns[0] if len(columns) == 1 else pd.concat(columns, ignore_index=True)
 
 
 def _leaderboard(

@@ -345,7 +345,7 @@ def index_of(names: np.ndarray, values: np.ndarray | pd.Series, what: str = "mod
         found = pc.index_in(pa.array(values), value_set=pa.array(names))
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as err:  # e.g. numbers among names
         raise ValueError(f"{what}s of another type than the {what} list's: {err}") from None
-    codes = pc.fill_null(found, -1).to_numpy().astype(np.int64, copy=False)
-    if (codes < 0).any():
-        raise ValueError(f"{what} {np.asarray(values)[np.flatnonzero(codes < 0)[0]]!r} is missing from the {what} list")
-    return codes
+    if found.null_count:
+        first = np.flatnonzero(pc.is_null(found).to_numpy(zero_copy_only=False))[0]
+        raise ValueError(f"{what} {np.asarray(values)[first]!r} is missing from the {what} list")
+    return found.to_numpy().astype(np.int64)

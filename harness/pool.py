@@ -244,7 +244,7 @@ class Pool:
             con.register("s", samples)
             con.register("m", measured)
             metric_rule = "m.metric = ?" if metric is not None else "m.metric = s.metric"
-            return con.sql(
+            latest = con.sql(
                 f"""SELECT m.sample_id, m.model, m.metric, s.source,
                        CASE WHEN (m.metric = s.metric AND NOT s.higher_is_better)
                                  OR (m.metric <> s.metric AND list_contains(?, m.metric))
@@ -254,7 +254,8 @@ class Pool:
                                            ORDER BY m.created_at DESC) = 1
                 ORDER BY m.sample_id, m.model""",
                 params=[lower] + ([metric] if metric is not None else []),
-            ).to_arrow_table().to_pandas()  # through Arrow: 2x faster than DuckDB's own `.df()` at 1M rows
+            )
+            return latest.to_arrow_table().to_pandas()  # through Arrow: 2x faster than DuckDB's `.df()` at 1M rows
 
     def stats(self) -> dict[str, object]:
         """Counts in the shape of `poolbench pool stats --json` (DESIGN.md)."""
