@@ -341,6 +341,8 @@ def index_of(names: np.ndarray, values: np.ndarray | pd.Series, what: str = "mod
 
     Hashes in Arrow: a Series of Arrow strings (pandas' default) is read without a copy, 10x faster than
     pandas' categorical codes of the same values."""
+    if len(values) == 0:  # Arrow types an empty object array as null, which matches no list
+        return np.zeros(0, dtype=np.int64)
     try:
         found = pc.index_in(pa.array(values), value_set=pa.array(names))
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as err:  # e.g. numbers among names

@@ -12,7 +12,7 @@ import pytest
 from scipy.optimize import check_grad
 
 import aggregators
-from aggregators import plackett_luce
+from aggregators import plackett_luce, simulate
 from aggregators.diagnostics import NotIdentifiedError
 from aggregators.orderings import concat, from_comparisons, from_measurements, index_of, sort_order
 
@@ -272,7 +272,17 @@ def test_reweighting_leaves_zero_weight_orderings_out_exactly() -> None:
 def test_index_of_finds_positions_whatever_the_string_dtype(dtype: object) -> None:
     names = np.array(["a", "b", "c"], dtype=object)
     assert index_of(names, pd.Series(["c", "a", "c", "b"], dtype=dtype)).tolist() == [2, 0, 2, 1]
+    assert index_of(names, pd.Series([], dtype=dtype)).tolist() == []
     with pytest.raises(ValueError, match="sample 'zz' is missing from the sample list"):
         index_of(names, pd.Series(["a", "zz"], dtype=dtype), "sample")
     with pytest.raises(ValueError, match="models of another type"):
         index_of(names, pd.Series([1, 2]))
+
+
+@pytest.mark.parametrize("method", ["pl-conditional", "pl"])
+def test_rank_reads_ids_of_any_string_dtype_alike(method: str) -> None:
+    frame, _, _ = simulate.rasch(seed=3, n_models=6, n_samples=300)
+    as_objects = frame.astype({"sample_id": object, "model": object})
+    as_arrow = frame.astype({"sample_id": "str", "model": "str"})
+    expected = aggregators.rank(as_arrow, method=method)
+    pd.testing.assert_frame_equal(aggregators.rank(as_objects, method=method), expected, check_dtype=False)
