@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+from questions import two_choice_questions
 from timing import in_turns
 
 from harness.pool import Pool
@@ -34,8 +35,7 @@ def batch_writes(root: Path, pool_samples: int, repeats: int) -> tuple[float, fl
     """Best seconds of one runner-sized `Pool.write` into a pool of `pool_samples` samples, and of plain
     `pq.write_table` of the same frames."""
     pool = Pool(root / "big", create=True)
-    prompts = [f"prompt {i}" for i in range(pool_samples)]
-    pool.add("samples", pd.DataFrame({"source": "bench", "kind": "generation", "prompt": prompts}))
+    pool.add("samples", two_choice_questions(pool_samples))
     ids = pool.read_arrow("samples", columns=["sample_id"])["sample_id"].to_numpy(zero_copy_only=False)
     batches = iter(range(10**6))
 
@@ -64,15 +64,7 @@ def main() -> None:
     n_models = args.rows // n_samples
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        samples = pd.DataFrame(
-            {
-                "source": "bench",
-                "kind": "multiple_choice",
-                "prompt": [f"question {i}" for i in range(n_samples)],
-                "choices": [["a", "b"]] * n_samples,
-                "target": 0,
-            }
-        )
+        samples = two_choice_questions(n_samples)
         seed_pool = Pool(root / "seed", create=True)
         seed_pool.add("samples", samples)
         ids = seed_pool.samples()["sample_id"].to_numpy()

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+from questions import two_choice_questions
 from timing import in_turns
 
 import aggregators
@@ -28,19 +29,7 @@ from harness.pool import Pool
 
 def build(root: Path, models: int, samples: int) -> Pool:
     pool = Pool(root / "pool", create=True)
-    prompts = [f"question {i}" for i in range(samples)]
-    pool.add(
-        "samples",
-        pd.DataFrame(
-            {
-                "source": "bench",
-                "kind": "multiple_choice",
-                "prompt": prompts,
-                "choices": [["a", "b"]] * samples,
-                "target": 0,
-            }
-        ),
-    )
+    pool.add("samples", two_choice_questions(samples))
     ids = pool.samples()["sample_id"].to_numpy()
     rng = np.random.default_rng(0)
     skill = np.linspace(-1.0, 1.0, models)

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from questions import two_choice_questions
 from timing import in_turns
 
 from harness.pool import Pool
@@ -28,18 +29,7 @@ BATCH = 64  # harness.runner.SAMPLES_PER_CALL
 
 def fill(pool: Pool, models: int, samples: int, merged: bool) -> float:
     """Write the runs; return the seconds the writes took."""
-    pool.add(
-        "samples",
-        pd.DataFrame(
-            {
-                "source": "bench",
-                "kind": "multiple_choice",
-                "prompt": [f"question {i}" for i in range(samples)],
-                "choices": [["a", "b"]] * samples,
-                "target": 0,
-            }
-        ),
-    )
+    pool.add("samples", two_choice_questions(samples))
     ids = pool.samples()["sample_id"].to_numpy()
     rng = np.random.default_rng(0)
     start = time.perf_counter()
