@@ -137,12 +137,15 @@ def test_reads_while_segments_are_merged_see_every_row_once(tmp_path: Path) -> N
     expected = in_key_order(pool.measurements().drop(columns="created_at"))
     rows = pool.store.read("measurements")
     stop = threading.Event()
+    rounds = 0
 
     def split_and_merge() -> None:  # rewrite the rows as 8 segments (a logical no-op), merge them, again
+        nonlocal rounds
         while not stop.is_set():
             for start in range(0, rows.num_rows, 8):
                 pool.store.append("measurements", rows.slice(start, 8))
             pool.store.compact("measurements")
+            rounds += 1
             stop.wait(0.01)
 
     merger = threading.Thread(target=split_and_merge)
@@ -153,6 +156,7 @@ def test_reads_while_segments_are_merged_see_every_row_once(tmp_path: Path) -> N
     finally:
         stop.set()
         merger.join()
+    assert rounds > 10  # the merger ran all along (an error would have stopped it)
 
 
 @pytest.mark.parametrize(
