@@ -22,7 +22,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 from questions import two_choice_questions
-from timing import in_turns
+from timing import best_in_turns
 
 from harness.pool import Pool
 
@@ -50,8 +50,7 @@ def batch_writes(root: Path, pool_samples: int, repeats: int) -> tuple[float, fl
         for name, frame in frames().items():
             pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), root / f"{name}.parquet")
 
-    ours, plain_times = in_turns(repeats, lambda: pool.write(frames(), known_new=True), plain)
-    return min(ours), min(plain_times)
+    return best_in_turns(repeats, lambda: pool.write(frames(), known_new=True), plain)
 
 
 def main() -> None:
@@ -92,15 +91,12 @@ def main() -> None:
                 pa.Table.from_pandas(frame, preserve_index=False), root / "plain.parquet", compression="zstd"
             )
 
-        write_ours, write_plain = map(min, in_turns(args.repeats, ours_write, plain_write))
+        write_ours, write_plain = best_in_turns(args.repeats, ours_write, plain_write)
         pool = Pool(root / "pool0")
-        read_ours, read_plain = map(
-            min,
-            in_turns(
-                args.repeats,
-                lambda: to_numpy(pool.read_arrow("measurements")),
-                lambda: to_numpy(pq.read_table(root / "plain.parquet")),
-            ),
+        read_ours, read_plain = best_in_turns(
+            args.repeats,
+            lambda: to_numpy(pool.read_arrow("measurements")),
+            lambda: to_numpy(pq.read_table(root / "plain.parquet")),
         )
         assert pool.read_arrow("measurements").num_rows == len(frame)
         batch_ours, batch_plain = batch_writes(root, args.pool_samples, args.repeats)

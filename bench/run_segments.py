@@ -14,13 +14,13 @@ import argparse
 import contextlib
 import tempfile
 import time
-from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from questions import two_choice_questions
-from timing import in_turns
+from timing import best_in_turns
 
 from harness.pool import Pool
 
@@ -51,12 +51,6 @@ def fill(pool: Pool, models: int, samples: int, merged: bool) -> float:
     return time.perf_counter() - start
 
 
-def best_in_turns(repeats: int, read: Callable[[Pool], object], merged: Pool, per_batch: Pool) -> tuple[float, float]:
-    """Best seconds of `read` on each pool, timed in turns."""
-    ours, plain = in_turns(repeats, lambda: read(merged), lambda: read(per_batch))
-    return min(ours), min(plain)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--models", type=int, default=20)
@@ -72,7 +66,10 @@ def main() -> None:
             "scores": lambda pool: pool.scores(),
             "responses of one model": lambda pool: pool.read("responses", models=["model-000"]),
         }
-        results = {name: best_in_turns(args.repeats, read, merged, per_batch) for name, read in timings.items()}
+        results = {
+            name: best_in_turns(args.repeats, partial(read, merged), partial(read, per_batch))
+            for name, read in timings.items()
+        }
         segments = [len(pool.store.segments("measurements")) for pool in (merged, per_batch)]
     batches = args.models * -(-args.samples // BATCH)
     print(f"{args.models} runs x {args.samples:,} samples, {batches:,} batches of {BATCH}; best of {args.repeats}")
