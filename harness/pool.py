@@ -9,7 +9,7 @@ registered in `models`. Each write call is a segment per table; `merging()` merg
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -166,8 +166,10 @@ class Pool:
         sample_ids: Iterable[str] | None = None,
         metric: str | None = None,
         columns: list[str] | None = None,
+        latest_by: Sequence[str] | None = None,
     ) -> pa.Table:
-        """`read` as an Arrow table (no pandas conversion), optionally only some `columns`."""
+        """`read` as an Arrow table (no pandas conversion), optionally only some `columns`, and the latest row
+        per `latest_by` (a part of the table's key; `SegmentStore.read`) instead of per key."""
         clauses: list[str] = []
         params: list[object] = []
         names = SCHEMAS[table].names
@@ -194,7 +196,7 @@ class Pool:
         if metric is not None and "metric" in names:
             clauses.append("metric = ?")
             params.append(metric)
-        return self.store.read(table, " AND ".join(clauses), params, columns)
+        return self.store.read(table, " AND ".join(clauses), params, columns, latest_by)
 
     def _refuse_unknown_sources(self, sources: list[str], found: pa.ChunkedArray) -> None:
         """PoolError naming the first of `sources` without samples in the pool, and the pool's sources."""
@@ -237,7 +239,8 @@ class Pool:
             sources=sources,
             models=models,
             metric=metric,
-            columns=["sample_id", "model", "metric", "value", "created_at"],
+            columns=["sample_id", "model", "metric", "value"],
+            latest_by=["sample_id", "model", "metric"],  # the latest run's value
         )
         lower = list(LOWER_IS_BETTER)
         with duckdb.connect() as con:
@@ -250,8 +253,6 @@ class Pool:
                                  OR (m.metric <> s.metric AND list_contains(?, m.metric))
                             THEN -m.value ELSE m.value END AS value
                 FROM m JOIN s USING (sample_id) WHERE {metric_rule}
-                QUALIFY row_number() OVER (PARTITION BY m.sample_id, m.model, m.metric
-                                           ORDER BY m.created_at DESC) = 1
                 ORDER BY m.sample_id, m.model""",
                 params=[lower] + ([metric] if metric is not None else []),
             )

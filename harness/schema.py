@@ -217,22 +217,31 @@ def _to_arrow(table: str, field: pa.Field, column: pd.Series) -> pa.Array:
 
 
 def _default(field: pa.Field, n: int, now: pd.Timestamp) -> pa.Array:
-    """A column of `n` default values: now for created_at, True for higher_is_better, "" for text, else null."""
+    """A column of `n` default values: now for created_at, "" for text, else null."""
     if field.name == "created_at":
         return pa.repeat(pa.scalar(now, type=field.type), n)
-    if field.name == "higher_is_better":
-        return pa.repeat(pa.scalar(True), n)
     if pa.types.is_string(field.type) and field.name != "target":
         return pa.repeat(pa.scalar("", type=field.type), n)
     return pa.nulls(n, type=field.type)
 
 
 def complete_samples(frame: pd.DataFrame) -> pd.DataFrame:
-    """Fill derived sample columns: ids, metric, text, and metadata and target as JSON text."""
+    """Fill derived sample columns: ids, metric, higher_is_better (where not given: False for the metrics in
+    LOWER_IS_BETTER), text, and metadata and target as JSON text."""
     frame = frame.copy()
-    for column, default in (("prompt", ""), ("source_id", ""), ("metric", "acc"), ("metadata", "{}")):
+    for column, default in (
+        ("prompt", ""),
+        ("source_id", ""),
+        ("metric", "acc"),
+        ("higher_is_better", None),
+        ("metadata", "{}"),
+    ):
         if column not in frame.columns:
             frame[column] = default
+    frame["higher_is_better"] = [
+        metric not in LOWER_IS_BETTER if pd.isna(given) else bool(given)
+        for metric, given in zip(frame["metric"], frame["higher_is_better"], strict=True)
+    ]
     for column in ("choices", "target"):
         if column not in frame.columns:
             frame[column] = None

@@ -115,41 +115,57 @@ class SegmentStore:
         return final
 
     def read(
-        self, table: str, where: str = "", params: Sequence[object] = (), columns: Sequence[str] | None = None
+        self,
+        table: str,
+        where: str = "",
+        params: Sequence[object] = (),
+        columns: Sequence[str] | None = None,
+        latest_by: Sequence[str] | None = None,
     ) -> pa.Table:
         """The table's logical rows (latest `created_at` per key) as Arrow, optionally filtered and projected.
 
         `where` is a DuckDB boolean expression over the table's columns with `?` placeholders for `params`;
-        `columns` names the columns to return (all by default). A segment merged away (`merge`) between the
-        listing and the read makes it list the segments again.
+        `columns` names the columns to return (all by default). `latest_by`, a part of the key, keeps one row
+        per value of that part instead: the latest over the rest of the key (e.g. the latest run's measurement
+        per sample, model and metric). A segment merged away (`merge`) between the listing and the read makes
+        it list the segments again.
         """
         names = list(columns or SCHEMAS[table].names)
+        key = tuple(latest_by or KEYS[table])
         files = self.segments(table)
         for _ in range(RELISTS):
             try:
-                return self._read_files(table, files, names, where, params)
+                return self._read_files(table, files, names, where, params, key)
             except PoolError:
                 if not _any_gone(files):
                     raise
                 files = self.segments(table)
-        return self._read_files(table, files, names, where, params)
+        return self._read_files(table, files, names, where, params, key)
 
     def _read_files(
-        self, table: str, files: Sequence[Path], names: list[str], where: str, params: Sequence[object]
+        self,
+        table: str,
+        files: Sequence[Path],
+        names: list[str],
+        where: str,
+        params: Sequence[object],
+        key: tuple[str, ...],
     ) -> pa.Table:
-        """`read` over the given segments of `table`."""
+        """`read` over the given segments of `table`, the latest row per `key`."""
         schema = SCHEMAS[table]
         if not files:
             return schema.empty_table().select(names)
-        if len(files) == 1 and not where:
-            return self._read_segment(table, files[0], names)  # one segment: keys unique by construction
+        unique = len(files) == 1 and key == KEYS[table]  # one segment holds each of its keys once
+        if unique and not where:
+            return self._read_segment(table, files[0], names)
         paths = [str(f) for f in files]
         scan = f"read_parquet({paths!r}, union_by_name=true)"
-        if len(files) > 1:
+        if not unique:
+            rest = [f"{column} DESC" for column in KEYS[table] if column not in key]  # so that reads repeat
+            latest_first = ", ".join(["created_at DESC", "file_index DESC", *rest])  # files oldest first
             scan = (
-                f"(SELECT * EXCLUDE (filename) FROM read_parquet({paths!r}, union_by_name=true, "
-                f"filename=true) QUALIFY row_number() OVER (PARTITION BY {', '.join(KEYS[table])} "
-                "ORDER BY created_at DESC, filename DESC) = 1)"
+                f"(SELECT * FROM {scan} QUALIFY row_number() OVER (PARTITION BY {', '.join(key)} "
+                f"ORDER BY {latest_first}) = 1)"
             )
         query = f"SELECT {', '.join(names)} FROM {scan}" + (f" WHERE {where}" if where else "")
         try:
@@ -199,7 +215,7 @@ class SegmentStore:
         if len(files) < 2:
             return None
         try:
-            merged = self._read_files(table, files, SCHEMAS[table].names, "", ())
+            merged = self._read_files(table, files, SCHEMAS[table].names, "", (), KEYS[table])
         except PoolError:
             if not _any_gone(files):
                 raise

@@ -106,6 +106,50 @@ def test_latest_created_at_wins_and_filters(tmp_path: Path) -> None:
     assert pool.measurements().set_index("sample_id")["value"].to_dict() == values.to_dict()
 
 
+def test_a_tie_in_created_at_goes_to_the_later_segment(tmp_path: Path) -> None:
+    pool, ids = make_pool(tmp_path)
+    when = pd.Timestamp("2026-01-01", tz="UTC")
+    for value in (1.0, 0.0, 2.0):
+        pool.add(
+            "measurements",
+            pd.DataFrame({"sample_id": ids[:1], "model": "m1", "metric": "acc", "value": value, "created_at": when}),
+        )
+    assert len(pool.store.segments("measurements")) == 3
+    assert pool.measurements()["value"].tolist() == [2.0]
+    assert pool.scores()["value"].tolist() == [2.0]
+
+
+def test_scores_keep_each_samples_primary_metric_and_the_latest_run(tmp_path: Path) -> None:
+    """`scores`: one value per (sample, model, metric), the latest of its runs, higher always better; alike on a
+    pool of many segments and on the same pool compacted."""
+    pool, ids = make_pool(tmp_path)
+    pool.add("samples", pd.DataFrame({"source": "lm", "kind": "scored", "prompt": ["a", "b"], "metric": "perplexity"}))
+    lm = pool.samples(sources=["lm"]).sort_values("prompt")["sample_id"].tolist()
+    runs = [  # (run, sample, metric, value), written in this order
+        ("old", ids[0], "acc", 1.0),
+        ("old", ids[1], "acc", 1.0),
+        ("old", lm[0], "perplexity", 9.0),
+        ("new", ids[0], "acc", 0.0),  # a later run of m1 on ids[0]: wins over "old"
+        ("new", ids[0], "f1", 0.5),  # not the sample's primary metric
+        ("new", lm[1], "perplexity", 4.0),
+        ("old", ids[1], "acc", 0.0),  # "old" again, later: wins over its own first value
+    ]
+    for run, sample, metric, value in runs:
+        pool.add(
+            "measurements",
+            pd.DataFrame({"sample_id": [sample], "model": "m1", "run_id": run, "metric": metric, "value": value}),
+        )
+    expected = {(ids[0], "acc"): 0.0, (ids[1], "acc"): 0.0, (lm[0], "perplexity"): -9.0, (lm[1], "perplexity"): -4.0}
+    for compacted in (False, True):
+        if compacted:
+            pool.store.compact("measurements")
+        scores = pool.scores()
+        assert scores.set_index(["sample_id", "metric"])["value"].to_dict() == expected
+        assert scores.set_index("sample_id").loc[lm, "source"].tolist() == ["lm", "lm"]
+        assert pool.scores(metric="f1")[["sample_id", "value"]].values.tolist() == [[ids[0], 0.5]]
+        assert set(pool.scores(sources=["caps"])["sample_id"]) == set()  # ids[2] was never measured
+
+
 def in_key_order(measurements: pd.DataFrame) -> pd.DataFrame:
     return measurements.sort_values(["sample_id", "model", "metric", "run_id"], ignore_index=True)
 
