@@ -3,12 +3,14 @@
 lm-eval writes requests as {"gen_args_0": {"arg_0": context, "arg_1": continuation or generation kwargs}}
 and stringifies every leaf of `resps` / `filtered_resps` (log-likelihoods become "-3.21", is_greedy "False").
 Multiple-choice files give per-choice log-likelihoods, generation files the generated text; each metric
-named in `metrics` becomes a measurement.
+named in `metrics` that has a number per sample becomes a measurement.
 """
 
 from __future__ import annotations
 
 import ast
+import contextlib
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -30,24 +32,42 @@ def task_of(path: Path) -> str:
 
 
 def import_lm_eval_samples(path: str | Path, model: str) -> dict[str, pd.DataFrame]:
-    """Tables for one samples file of `model`. Raises PoolError naming file:line for a malformed record."""
+    """Tables for one samples file of `model`. Raises PoolError naming file:line for a malformed record.
+
+    A metric whose per-sample values are not numbers (bleu, chrf, ter, perplexities, IFEval's instruction-level
+    accuracies: lm-eval logs the items its corpus-level aggregation takes) is left out, named in the
+    measurements' `attrs["left_out_metrics"]`; PoolError if that leaves no metric.
+    """
     path = Path(path)
     task = task_of(path)
     rows = read_rows(path, "jsonl")
     samples, measurements, responses = [], [], []
+    left_out: dict[str, None] = {}  # an ordered set
     for record in rows.to_dict(orient="records"):
         where = f"{path}:{record['_line']}"
+        metrics = record.get("metrics")
+        if not isinstance(metrics, list):
+            raise PoolError(f"{where}: not an lm-eval sample record (no list of `metrics`)")
+        values = {}
+        for metric in metrics:
+            value = record.get(metric)
+            if value is None or (isinstance(value, float) and math.isnan(value)):  # NaN: absent from the line
+                raise PoolError(f"{where}: metric {metric!r} has no value")
+            values[metric] = _number(value)
+        numbers = {metric: value for metric, value in values.items() if value is not None}
+        left_out.update(dict.fromkeys(metric for metric in values if metric not in numbers))
         try:
-            sample, response = _sample_and_response(record, task)
+            sample, response = _sample_and_response(record, task, primary=next(iter(numbers), "acc"))
         except (KeyError, TypeError, ValueError, SyntaxError) as err:
             raise PoolError(f"{where}: not an lm-eval sample record ({type(err).__name__}: {err})") from None
         samples.append(sample)
-        for metric in record.get("metrics") or []:
-            value = record.get(metric)
-            if value is None:
-                raise PoolError(f"{where}: metric {metric!r} has no value")
-            measurements.append({"metric": metric, "value": float(value), "_row": len(samples) - 1})
+        measurements += [
+            {"metric": metric, "value": value, "_row": len(samples) - 1} for metric, value in numbers.items()
+        ]
         responses.append({"response": to_json(response), "_row": len(samples) - 1})
+    if not measurements:
+        why = f"{', '.join(left_out)}: lm-eval aggregates these over the corpus" if left_out else "none listed"
+        raise PoolError(f"{path}: no metric with a number per sample ({why}); nothing to rank")
     table = complete_samples(pd.DataFrame(samples))
     ids = table["sample_id"].to_numpy()
     run_id = f"lm-eval:{path.name}"
@@ -57,18 +77,26 @@ def import_lm_eval_samples(path: str | Path, model: str) -> dict[str, pd.DataFra
         frame["sample_id"] = ids[frame.pop("_row").to_numpy()]
         return frame.assign(model=model, run_id=run_id)
 
-    return {
-        "samples": table.drop_duplicates("sample_id"),
-        "measurements": attach(measurements),
-        "responses": attach(responses),
-    }
+    measured = attach(measurements)
+    measured.attrs["left_out_metrics"] = list(left_out)
+    return {"samples": table.drop_duplicates("sample_id"), "measurements": measured, "responses": attach(responses)}
 
 
-def _sample_and_response(record: dict[str, Any], task: str) -> tuple[dict[str, Any], dict[str, Any]]:
+def _number(value: Any) -> float | None:
+    """A logged metric value as a float (lm-eval writes numpy floats as text), or None for items such as lists."""
+    if isinstance(value, (bool, int, float)):
+        return float(value)
+    if isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            return float(value)
+    return None
+
+
+def _sample_and_response(record: dict[str, Any], task: str, primary: str) -> tuple[dict[str, Any], dict[str, Any]]:
     arguments = [args for _, args in sorted(record["arguments"].items(), key=lambda kv: int(kv[0].split("_")[-1]))]
     context = arguments[0]["arg_0"]
     metadata = {"task": task, "doc_id": record.get("doc_id"), "doc": record.get("doc")}
-    base = {"source": task, "source_id": str(record.get("doc_id", "")), "metric": (record.get("metrics") or ["acc"])[0]}
+    base = {"source": task, "source_id": str(record.get("doc_id", "")), "metric": primary}
     second = arguments[0].get("arg_1")
     if isinstance(second, str):  # log-likelihood requests: one per choice
         continuations = [a["arg_1"] for a in arguments]

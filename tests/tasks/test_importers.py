@@ -214,7 +214,8 @@ def lm_eval_samples_file(tmp_path: Path, output_type: str = "multiple_choice") -
     extra = (
         "doc_to_choice: choices\ndoc_to_target: answer\nmetric_list: [{metric: acc}, {metric: acc_norm}]"
         if output_type == "multiple_choice"
-        else "doc_to_target: gold\ngeneration_kwargs: {until: ['\\n']}\nmetric_list: [{metric: exact_match}]"
+        else "doc_to_target: gold\ngeneration_kwargs: {until: ['\\n']}\n"
+        "metric_list: [{metric: bleu}, {metric: exact_match}]"  # bleu: logged per sample as [reference, output]
     )
     name = f"tiny_{output_type}"
     (folder / f"{name}.yaml").write_text(MC_YAML.format(name=name, data=data, output_type=output_type, extra=extra))
@@ -235,11 +236,13 @@ def lm_eval_samples_file(tmp_path: Path, output_type: str = "multiple_choice") -
 def test_lm_eval_samples_file_as_lm_eval_writes_it(cli, tmp_path: Path, output_type: str) -> None:
     path = lm_eval_samples_file(tmp_path, output_type)
     original = [json.loads(line) for line in path.read_text().splitlines()]
-    cli("import", "lm-eval-samples", str(path), "--model", "dummy", check=True)
+    done = cli("import", "lm-eval-samples", str(path), "--model", "dummy", check=True)
     pool = Pool(tmp_path / "pool")
     samples = pool.samples()
     assert len(samples) == 6 and set(samples["source"]) == {f"tiny_{output_type}"}
-    metrics = original[0]["metrics"]
+    metrics = [metric for metric in original[0]["metrics"] if metric != "bleu"]  # a corpus-level metric: left out
+    assert set(samples["metric"]) == {metrics[0]}
+    assert ("left out bleu" in done.stderr) == (output_type == "generate_until")
     measured = pool.measurements()
     assert len(measured) == 6 * len(metrics) and set(measured["metric"]) == set(metrics)
     by_doc = {json.loads(m)["doc_id"]: sid for sid, m in zip(samples.sample_id, samples.metadata, strict=True)}
@@ -260,6 +263,27 @@ def test_lm_eval_samples_file_name_and_bad_line(cli, tmp_path: Path) -> None:
     bad.write_text('{"doc_id": 0}\n')
     done = cli("import", "lm-eval-samples", str(bad), "--model", "m")
     assert done.returncode == 2 and f"{bad}:1" in done.stderr
+
+
+def test_lm_eval_samples_records_without_numbers(cli, tmp_path: Path) -> None:
+    """Records the import cannot use name their file and line (a record missing a field pandas fills with NaN
+    when another record has it); a file of corpus-level metrics only is refused as a whole."""
+    path = lm_eval_samples_file(tmp_path, "generate_until")
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    without_value = {key: value for key, value in records[1].items() if key != "exact_match"}
+    without_metrics = {key: value for key, value in records[1].items() if key != "metrics"}
+    cases = {
+        ":2: metric 'exact_match' has no value": [records[0], without_value, *records[2:]],
+        ":2: not an lm-eval sample record (no list of `metrics`)": [records[0], without_metrics, *records[2:]],
+        ": no metric with a number per sample (bleu: lm-eval aggregates these over the corpus)": [
+            {**record, "metrics": ["bleu"]} for record in records
+        ],
+    }
+    for error, edited in cases.items():
+        path.write_text("".join(json.dumps(record) + "\n" for record in edited))
+        done = cli("import", "lm-eval-samples", str(path), "--model", "m")
+        assert done.returncode == 2 and f"{path}{error}" in done.stderr, done.stderr
+    assert not (tmp_path / "pool").exists() or not Pool(tmp_path / "pool").stats()["samples"]
 
 
 def test_hf_datasets_offline_from_a_saved_folder_and_local_files(cli, tmp_path: Path) -> None:
