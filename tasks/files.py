@@ -5,11 +5,19 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from harness.schema import PoolError
 
 FORMATS = ("jsonl", "csv", "parquet")
+
+
+def text_column(frame: pd.DataFrame, column: str, strip: bool = False) -> np.ndarray:
+    """`frame[column]` as strings (stripped if asked), "" where a value is missing (JSONL and Parquet rows give
+    NaN or None where CSV gives "")."""
+    text = frame[column].astype("string").fillna("")
+    return (text.str.strip() if strip else text).to_numpy(dtype=object)
 
 
 def detect_format(path: Path) -> str:

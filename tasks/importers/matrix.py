@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from harness.schema import PoolError, complete_samples
+from tasks.files import text_column
 
 
 def import_matrix(
@@ -16,8 +17,8 @@ def import_matrix(
 ) -> dict[str, pd.DataFrame]:
     """Samples (kind `scored`, identified by their row id) and one measurement per non-empty cell.
 
-    Raises PoolError naming the line and column of a non-numeric or infinite cell, a repeated row id or a
-    repeated model column.
+    Raises PoolError naming the line and column of a non-numeric or infinite cell, a missing or repeated row id
+    or a repeated model column.
     """
     path = Path(path)
     frame = _read_matrix(path)
@@ -27,7 +28,9 @@ def import_matrix(
     names = _csv_header(path)[1:] if _is_csv(path) else models
     if (at := _first_repeat(names)) is not None:
         raise PoolError(f"{path}:1: model column {names[at]!r} appears twice")
-    ids = frame[id_column].astype(str).to_numpy()
+    ids = text_column(frame, id_column)
+    if (ids == "").any():
+        raise PoolError(f"{path}:{_line(path, int(np.flatnonzero(ids == '')[0]))}: no sample id")
     if (at := _first_repeat(ids)) is not None:
         raise PoolError(f"{path}:{_line(path, at)}: sample id {ids[at]!r} appears twice")
     values = np.column_stack([_numbers(frame.iloc[:, j + 1], path, ids, model) for j, model in enumerate(models)])

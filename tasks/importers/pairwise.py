@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from harness.schema import PoolError, complete_samples
-from tasks.files import read_rows
+from tasks.files import read_rows, text_column
 
 WINNER_SYNONYMS = {
     "a": "a",
@@ -35,16 +35,16 @@ def import_pairwise(
     """Samples (kind `preference`, one per distinct prompt, or per row without a prompt column) and one
     comparison per row. Winner values: a|b|tie, left|right|tie, or the winning model's name.
 
-    Raises PoolError naming the line of an unknown winner or an empty model name.
+    Raises PoolError naming the line of an unknown winner, an empty model name or an empty prompt.
     """
     path = Path(path)
     frame = read_rows(path)
     for column in [model_a, model_b, winner] + [c for c in (prompt, judge) if c]:
         if column not in frame.columns:
             raise PoolError(f"{path}: missing column {column!r} (columns: {', '.join(frame.columns[:-1])})")
-    a = frame[model_a].astype(str).str.strip().to_numpy()
-    b = frame[model_b].astype(str).str.strip().to_numpy()
-    raw = frame[winner].astype(str).str.strip().to_numpy()
+    a, b, raw = (text_column(frame, column, strip=True) for column in (model_a, model_b, winner))
+    prompts = text_column(frame, prompt) if prompt else None
+    no_prompt = prompts == "" if prompts is not None else np.zeros(len(frame), dtype=bool)
     outcome = np.array(
         [
             WINNER_SYNONYMS.get(w.lower(), "a" if w == x else "b" if w == y else "")
@@ -56,6 +56,7 @@ def import_pairwise(
         ((a == "") | (b == ""), "empty model name"),
         (outcome == "", "unknown winner"),
         (a == b, "a model compared with itself"),
+        (no_prompt, "empty prompt"),
     ):
         if bad.any():
             at = int(np.flatnonzero(bad)[0])
@@ -63,8 +64,7 @@ def import_pairwise(
                 f"{path}:{frame['_line'].iloc[at]}: {why} ({model_a}={a[at]!r}, {model_b}={b[at]!r}, "
                 f"{winner}={raw[at]!r})"
             )
-    if prompt:
-        prompts = frame[prompt].astype(str).to_numpy()
+    if prompts is not None:
         source_ids = prompts
     else:
         prompts = np.array([f"comparison at line {n}" for n in frame["_line"]], dtype=object)
@@ -85,7 +85,7 @@ def import_pairwise(
             "sample_id": samples["sample_id"].to_numpy(),
             "model_a": a,
             "model_b": b,
-            "judge": frame[judge].astype(str).to_numpy() if judge else "",
+            "judge": text_column(frame, judge) if judge else "",
             "outcome": outcome,
         }
     )

@@ -98,6 +98,35 @@ def test_bad_matrix_cell_names_row_and_column(cli, tmp_path: Path) -> None:
     assert not (tmp_path / "pool").exists() or stats(cli)["measurements"] == 0
 
 
+def test_a_matrix_row_without_an_id_names_its_line(cli, tmp_path: Path) -> None:
+    csv_file, parquet_file = tmp_path / "m.csv", tmp_path / "m.parquet"
+    csv_file.write_text("id,alpha,beta\nq1,1,0\n,1,1\n")
+    pd.DataFrame({"id": ["q1", None], "alpha": [1.0, 1.0]}).to_parquet(parquet_file)
+    for path, line in ((csv_file, 3), (parquet_file, 2)):
+        done = cli("import", "matrix", str(path), "--source", "m")
+        assert done.returncode == 2 and f"{path}:{line}: no sample id" in done.stderr, done.stderr
+    assert not (tmp_path / "pool").exists() or stats(cli)["samples"] == 0
+
+
+@pytest.mark.parametrize(
+    ("second", "message"),
+    [
+        ({"model_b": "y", "winner": "b", "prompt": "p"}, ":2: empty model name (model_a='', model_b='y'"),
+        ({"model_a": "x", "model_b": "y", "winner": "x wins", "prompt": "p"}, ":2: unknown winner"),
+        ({"model_a": "x", "model_b": "x", "winner": "tie", "prompt": "p"}, ":2: a model compared with itself"),
+        ({"model_a": "x", "model_b": "y", "winner": "a"}, ":2: empty prompt"),
+    ],
+)
+def test_bad_pairwise_rows_name_their_line(cli, tmp_path: Path, second: dict, message: str) -> None:
+    """A field missing from one JSONL record (pandas gives NaN there) is an empty one, not the text 'nan'."""
+    path = tmp_path / "prefs.jsonl"
+    first = {"model_a": "x", "model_b": "y", "winner": "a", "prompt": "p"}
+    path.write_text(json.dumps(first) + "\n" + json.dumps(second) + "\n")
+    done = cli("import", "pairwise", str(path), "--source", "prefs", "--prompt", "prompt")
+    assert done.returncode == 2 and f"{path}{message}" in done.stderr, done.stderr
+    assert not (tmp_path / "pool").exists() or stats(cli)["comparisons"] == 0
+
+
 @pytest.mark.parametrize(
     ("lines", "message"),
     [
