@@ -203,12 +203,19 @@ def import_matrix_command(
     path: Path,
     source: SourceOpt,
     metric: Annotated[str, typer.Option(help="Metric name of the values.")] = "acc",
-    lower_is_better: Annotated[bool, typer.Option("--lower-is-better", help="Smaller values are better.")] = False,
+    lower_is_better: Annotated[
+        bool | None,
+        typer.Option(
+            "--lower-is-better/--higher-is-better",
+            help="Whether smaller values are better; default: from the metric's name (perplexity, loss, rank...).",
+        ),
+    ] = None,
 ) -> None:
     """A wide CSV/Parquet: a row per sample (first column: its id), a column per model, empty = missing."""
     from tasks.importers.matrix import import_matrix
 
-    ingest(import_matrix(path, source, metric, not lower_is_better), str(path))
+    higher_is_better = None if lower_is_better is None else not lower_is_better
+    ingest(import_matrix(path, source, metric, higher_is_better), str(path))
 
 
 @import_app.command("pairwise")

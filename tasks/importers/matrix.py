@@ -13,9 +13,10 @@ from tasks.files import text_column
 
 
 def import_matrix(
-    path: str | Path, source: str, metric: str = "acc", higher_is_better: bool = True
+    path: str | Path, source: str, metric: str = "acc", higher_is_better: bool | None = None
 ) -> dict[str, pd.DataFrame]:
-    """Samples (kind `scored`, identified by their row id) and one measurement per non-empty cell.
+    """Samples (kind `scored`, identified by their row id) and one measurement per non-empty cell;
+    `higher_is_better` None: from the metric's name (`complete_samples`).
 
     Raises PoolError naming the line and column of a non-numeric or infinite cell, a missing or repeated row id
     or a repeated model column.

@@ -98,6 +98,18 @@ def test_bad_matrix_cell_names_row_and_column(cli, tmp_path: Path) -> None:
     assert not (tmp_path / "pool").exists() or stats(cli)["measurements"] == 0
 
 
+def test_a_matrix_of_a_lower_is_better_metric(cli, tmp_path: Path) -> None:
+    """Perplexity is lower-is-better unless the import says otherwise."""
+    path = tmp_path / "ppl.csv"
+    path.write_text("id,sharp,vague\nq1,3.5,9\nq2,2,8\n")
+    cli("import", "matrix", str(path), "--source", "by-name", "--metric", "perplexity", check=True)
+    cli("import", "matrix", str(path), "--source", "said", "--metric", "perplexity", "--higher-is-better", check=True)
+    for source, best in (("by-name", "sharp"), ("said", "vague")):
+        for method in ("mean", "pl"):
+            board = json.loads(cli("rank", "--source", source, "--method", method, "--json", check=True).stdout)
+            assert board["models"][0]["model"] == best, (source, method)
+
+
 def test_a_matrix_row_without_an_id_names_its_line(cli, tmp_path: Path) -> None:
     csv_file, parquet_file = tmp_path / "m.csv", tmp_path / "m.parquet"
     csv_file.write_text("id,alpha,beta\nq1,1,0\n,1,1\n")
