@@ -56,6 +56,9 @@ def _task_samples(name: str, task: Any, group: str, num_fewshot: int, limit: int
         requests[instance.doc_id].append(instance)
     delimiter = task.config.target_delimiter if task.config.target_delimiter is not None else " "
     metrics = [m["metric"] for m in (task.config.metric_list or []) if isinstance(m.get("metric"), str)]
+    metric = metrics[0] if metrics else "acc" if output_type == "multiple_choice" else "exact_match"
+    # the metric's direction as lm-eval declares it (None: by the metric's name, `complete_samples`)
+    scoring = {"metric": metric, "higher_is_better": task.higher_is_better().get(metric)}
     rows = []
     for doc_id, doc in task.doc_iterator(rank=0, limit=limit, world_size=1):
         instances = sorted(requests[doc_id], key=lambda inst: inst.idx)
@@ -86,7 +89,7 @@ def _task_samples(name: str, task: Any, group: str, num_fewshot: int, limit: int
                     "prompt": context,
                     "choices": choices,
                     "target": target,
-                    "metric": metrics[0] if metrics else "acc",
+                    **scoring,
                     **_common(name, doc_id, metadata),
                 }
             )
@@ -100,7 +103,7 @@ def _task_samples(name: str, task: Any, group: str, num_fewshot: int, limit: int
                     "prompt": context,
                     "choices": None,
                     "target": references,
-                    "metric": metrics[0] if metrics else "exact_match",
+                    **scoring,
                     **_common(name, doc_id, metadata),
                 }
             )
@@ -108,7 +111,7 @@ def _task_samples(name: str, task: Any, group: str, num_fewshot: int, limit: int
 
 
 def _common(name: str, doc_id: int, metadata: dict[str, Any]) -> dict[str, Any]:
-    return {"source": name, "source_id": str(doc_id), "higher_is_better": True, "metadata": metadata}
+    return {"source": name, "source_id": str(doc_id), "metadata": metadata}
 
 
 _TASK_YAML = """task: {name}

@@ -45,6 +45,19 @@ def test_adapter_requests_are_lm_evals_instances(local_task: Path) -> None:
     assert ours == theirs and len(ours) == 160
 
 
+def test_adapter_takes_the_metrics_direction_from_lm_eval(local_task: Path) -> None:
+    yaml = local_task / "capitals_local.yaml"
+    declared = yaml.read_text()
+    lower = declared.replace(
+        "{metric: acc, aggregation: mean, higher_is_better: true}", "{metric: acc, higher_is_better: false}"
+    )
+    assert lower != declared
+    for text, higher in ((declared, True), (lower, False)):
+        yaml.write_text(text)
+        samples = load_lm_eval_tasks(["capitals_local"], include_path=str(local_task))
+        assert set(samples["metric"]) == {"acc"} and set(samples["higher_is_better"]) == {higher}
+
+
 @pytest.mark.parametrize("share_prefix", ["true", "false"])
 def test_per_sample_parity_with_lm_eval_simple_evaluate(
     local_task: Path, model_dir: Path, tmp_path: Path, share_prefix: str
