@@ -19,6 +19,18 @@ def _counting_bar(label: str) -> Progress:
     return Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=stderr)
 
 
+def _nothing_to_rank(sources: list[str] | None, metric: str | None) -> str:
+    """Why the selected samples give nothing to rank, and the metrics measured on them if those are others."""
+    import pyarrow.compute as pc
+
+    if metric is not None:
+        return f"nothing to rank: no measurements of metric {metric!r} or comparisons for the selected samples"
+    measured = open_pool().read_arrow("measurements", sources=sources, columns=["metric"])["metric"]
+    others = sorted(pc.unique(measured).to_pylist())
+    hint = f" (their measurements are of {', '.join(others)}: choose one with --metric)" if others else ""
+    return f"nothing to rank: no measurements of the samples' own metric or comparisons for the selected samples{hint}"
+
+
 def leaderboard(
     sources: list[str] | None,
     method: str,
@@ -36,8 +48,7 @@ def leaderboard(
 
     scores, comparisons = ranking_inputs(open_pool(), sources, metric, sample_ids)
     if scores.empty and comparisons.empty:
-        of_metric = f" of metric {metric!r}" if metric is not None else ""
-        raise PoolError(f"nothing to rank: no measurements{of_metric} or comparisons for the selected samples")
+        raise PoolError(_nothing_to_rank(sources, metric))
     with _counting_bar("bootstrap over samples") as bar:
         task = bar.add_task("bootstrap", total=bootstrap, visible=bootstrap > 0)
         board = aggregators.rank(

@@ -13,6 +13,9 @@ from collections import Counter
 
 import numpy as np
 
+#: The metrics the runner measures per sample, by kind (`multiple_choice_metrics`, `generation_metrics`).
+METRICS = {"multiple_choice": ("acc", "acc_norm"), "generation": ("exact_match", "f1", "contains")}
+
 
 def choice_requests(context: str, choices: list[str], delimiter: str = " ") -> list[tuple[str, str]]:
     """lm-eval's multiple-choice requests: the continuation is the target delimiter plus the choice."""

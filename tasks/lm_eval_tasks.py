@@ -17,6 +17,7 @@ from typing import Any
 import pandas as pd
 
 from harness.schema import PoolError
+from harness.scoring import METRICS
 
 SUPPORTED = ("multiple_choice", "generate_until")
 
@@ -56,7 +57,9 @@ def _task_samples(name: str, task: Any, group: str, num_fewshot: int, limit: int
         requests[instance.doc_id].append(instance)
     delimiter = task.config.target_delimiter if task.config.target_delimiter is not None else " "
     metrics = [m["metric"] for m in (task.config.metric_list or []) if isinstance(m.get("metric"), str)]
-    metric = metrics[0] if metrics else "acc" if output_type == "multiple_choice" else "exact_match"
+    measured = METRICS["multiple_choice" if output_type == "multiple_choice" else "generation"]
+    # the task's first metric that a run measures per sample (not bleu, chrf, ...: lm-eval's corpus-level ones)
+    metric = next((m for m in metrics if m in measured), measured[0])
     # the metric's direction as lm-eval declares it (None: by the metric's name, `complete_samples`)
     scoring = {"metric": metric, "higher_is_better": task.higher_is_better().get(metric)}
     rows = []

@@ -296,6 +296,22 @@ def test_lm_eval_samples_file_as_lm_eval_writes_it(cli, tmp_path: Path, output_t
     assert "nothing new" in cli("import", "lm-eval-samples", str(path), "--model", "dummy", check=True).stderr
 
 
+def test_lm_eval_tasks_metric_is_the_first_a_run_measures(cli, tmp_path: Path) -> None:
+    """bleu first (no per-sample value): the sample's metric is the task's next one, and `rank` ranks on it; a
+    pool whose measurements are all of other metrics than its samples' says which to choose."""
+    data = tmp_path / "d.jsonl"
+    data.write_text("".join(json.dumps({"question": f"q{i}", "gold": "a"}) + "\n" for i in range(4)))
+    extra = "doc_to_target: gold\ngeneration_kwargs: {until: ['\\n']}\nmetric_list: [{metric: bleu}, {metric: f1}]"
+    (tmp_path / "gen.yaml").write_text(MC_YAML.format(name="gen", data=data, output_type="generate_until", extra=extra))
+    cli("add", "lm-eval", "gen", "--include-path", str(tmp_path), check=True)
+    pool = Pool(tmp_path / "pool")
+    assert set(pool.samples()["metric"]) == {"f1"}
+    ids = pool.samples()["sample_id"].tolist()
+    pool.add("measurements", pd.DataFrame({"sample_id": ids, "model": "m", "metric": "contains", "value": 1.0}))
+    done = cli("rank")
+    assert done.returncode == 2 and "(their measurements are of contains: choose one with --metric)" in done.stderr
+
+
 def test_lm_eval_samples_file_name_and_bad_line(cli, tmp_path: Path) -> None:
     wrong = tmp_path / "results.jsonl"
     wrong.write_text("{}\n")
