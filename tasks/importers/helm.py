@@ -73,14 +73,20 @@ def import_helm(run_dir: str | Path) -> dict[str, pd.DataFrame]:
         index_of[instance["id"]] = number
     samples = complete_samples(pd.DataFrame(rows))
     values: dict[tuple[str, str], list[float]] = defaultdict(list)
-    for entry in stats:
-        instance_id = entry.get("instance_id")
-        if instance_id not in index_of or entry.get("perturbation"):
-            continue
-        for stat in entry.get("stats", []):
-            name = stat.get("name", {})
-            if name.get("name") in SCORE_STATS and not name.get("perturbation") and stat.get("count"):
-                values[(instance_id, name["name"])].append(stat["sum"] / stat["count"])
+    for number, entry in enumerate(stats):
+        try:
+            instance_id = entry.get("instance_id")
+            if instance_id not in index_of or entry.get("perturbation"):
+                continue
+            for stat in entry.get("stats", []):
+                name = stat.get("name", {})
+                if name.get("name") in SCORE_STATS and not name.get("perturbation") and stat.get("count"):
+                    values[(instance_id, name["name"])].append(float(stat["sum"]) / stat["count"])
+        except (AttributeError, KeyError, TypeError, ValueError) as err:
+            raise PoolError(
+                f"{run_dir / 'per_instance_stats.json'}: entry {number} is not a HELM stats entry "
+                f"({type(err).__name__}: {err})"
+            ) from None
     if not values:
         raise PoolError(f"{run_dir / 'per_instance_stats.json'}: no scoring stats for the run's instances")
     measurements = pd.DataFrame(

@@ -428,3 +428,9 @@ def test_helm_runs(cli, tmp_path: Path) -> None:
     (broken / "run_spec.json").write_text("{")
     done = cli("import", "helm", str(broken))
     assert done.returncode == 2 and "run_spec.json:1: malformed JSON" in done.stderr
+    stats_file = first / "per_instance_stats.json"
+    entries = json.loads(stats_file.read_text())
+    del entries[1]["stats"][0]["sum"]
+    stats_file.write_text(json.dumps(entries))
+    done = cli("import", "helm", str(first))
+    assert done.returncode == 2 and f"{stats_file}: entry 1 is not a HELM stats entry (KeyError: 'sum')" in done.stderr
