@@ -68,11 +68,7 @@ def samples_from_rows(
     for field in needed:
         if field not in rows.columns:
             raise PoolError(f"{origin}: missing required field {field!r} (fields: {', '.join(rows.columns[:-1])})")
-    render = (
-        jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False).from_string(template)
-        if template
-        else None
-    )
+    render = _template(template) if template else None
     records = []
     for row in rows.to_dict(orient="records"):
         where = f"{origin}:{row.pop('_line')}"
@@ -80,6 +76,14 @@ def samples_from_rows(
     samples = complete_samples(pd.DataFrame(records))
     _refuse_conflicting_ids(samples, origin)
     return samples
+
+
+def _template(text: str) -> jinja2.Template:
+    """The jinja2 prompt template (an undefined name fails at render); PoolError for a malformed one."""
+    try:
+        return jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False).from_string(text)
+    except jinja2.TemplateSyntaxError as err:
+        raise PoolError(f"--template: {err.message} (template line {err.lineno})") from None
 
 
 def _sample(

@@ -167,6 +167,18 @@ def test_bad_local_rows_ingest_nothing(cli, tmp_path: Path, lines: list[str], me
     assert stats(cli)["samples"] == 0
 
 
+def test_a_bad_template_is_named(cli, tmp_path: Path) -> None:
+    path = tmp_path / "data.jsonl"
+    path.write_text('{"question": "q", "choices": ["x", "y"], "answer": 0}\n')
+    for template, message in (
+        ("Q: {{ nope }}", f"{path}:1: template error ('nope' is undefined)"),
+        ("Q: {{ question ", "--template: unexpected end of template"),
+        ("Q: {{ question | nofilter }}", "--template: No filter named 'nofilter'"),
+    ):
+        done = cli("add", "jsonl", str(path), "--source", "mine", "--template", template)
+        assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr, done.stderr
+
+
 def test_local_files_with_mapping_template_and_metadata(cli, tmp_path: Path) -> None:
     path = tmp_path / "data.csv"
     path.write_text('qid,q,opts,gold,subject\n1,2+2?,"[""3"", ""4""]",B,math\n2,Sky?,"[""blue"", ""red""]",A,sci\n')
