@@ -244,7 +244,12 @@ def run_command(
 
     if fraction is not None and limit is not None:
         raise PoolError("give --fraction or --limit, not both")
+    if not name.strip():
+        raise PoolError("--name is empty: name the model as the pool should know it")
     pool = open_pool()
+    base = pool.read_arrow("measurements", models=[same_subset_as], columns=["model"]) if same_subset_as else None
+    if base is not None and base.num_rows == 0:
+        stderr.print(f"note: no measurements of {same_subset_as!r} yet: the samples it will get with --seed {seed}")
     spec = RunSpec(
         model=name,
         backend=model,

@@ -166,7 +166,10 @@ def test_same_subset_as_gives_the_candidate_the_base_models_samples(cli, tmp_pat
     cli("add", "starter", check=True)
     common = ["--model", "baseline-random", "--fraction", "0.2", "--seed", "7", "--no-progress"]
     for name, extra in (("base", []), ("candidate", ["--same-subset-as", "base"]), ("other", [])):
-        cli("run", "--name", name, *common, *extra, check=True)
+        done = cli("run", "--name", name, *common, *extra, check=True)
+        assert "note: no measurements" not in done.stderr
+    typo = cli("run", "--name", "third", *common, "--same-subset-as", "bsae", check=True)
+    assert "note: no measurements of 'bsae' yet: the samples it will get with --seed 7" in typo.stderr
     measured = Pool(tmp_path / "pool").measurements(metric="acc").groupby("model")["sample_id"].apply(set)
     assert measured["candidate"] == measured["base"] and 60 < len(measured["base"]) < 140
     assert measured["other"] != measured["base"]
@@ -180,6 +183,8 @@ def test_bad_backends_fail_before_any_work(cli, tmp_path: Path) -> None:
     assert missing.returncode == 2 and "/no/such/model does not exist" in missing.stderr
     bad = cli("run", "--model", "hf", "--model-args", "pretrained", "--name", "x")
     assert bad.returncode == 2 and "not key=value" in bad.stderr
+    nameless = cli("run", "--model", "baseline-random", "--name", " ")
+    assert nameless.returncode == 2 and "--name is empty" in nameless.stderr
     pattern = cli("run", "--model", "baseline-random", "--name", "x", "--answer-pattern", "Answer: (\\d+")
     assert pattern.returncode == 2 and "is no regular expression: missing )" in pattern.stderr
     typo = cli("run", "--model", "baseline-random", "--name", "x", "--source", "starter/capital")
