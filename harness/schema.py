@@ -206,6 +206,8 @@ def normalize(table: str, frame: pd.DataFrame, now: pd.Timestamp) -> pa.Table:
 
 
 def _to_arrow(table: str, field: pa.Field, column: pd.Series) -> pa.Array:
+    if column.empty:  # whatever dtype pandas gave it
+        return pa.array([], type=field.type)
     if pa.types.is_timestamp(field.type):
         column = pd.to_datetime(column, utc=True)
     elif field.name == "value":

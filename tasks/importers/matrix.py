@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from harness.schema import PoolError, complete_samples
-from tasks.files import text_column
+from tasks.files import detect_format, text_column
 
 
 def import_matrix(
@@ -83,10 +83,15 @@ def _read_matrix(path: Path) -> pd.DataFrame:
     """The matrix with numeric columns parsed by pandas' C reader (empty cells are NaN)."""
     if not path.is_file():
         raise PoolError(f"{path}: no such file")
+    if detect_format(path) == "jsonl":
+        raise PoolError(f"{path}: a matrix is a CSV or Parquet file (a row per sample, a column per model)")
     try:
-        return pd.read_csv(path, low_memory=False) if _is_csv(path) else pd.read_parquet(path)
+        frame = pd.read_csv(path, low_memory=False) if _is_csv(path) else pd.read_parquet(path)
     except (ValueError, OSError, pd.errors.ParserError) as err:
         raise PoolError(f"{path}: unreadable matrix ({str(err).splitlines()[0]})") from None
+    if frame.empty:
+        raise PoolError(f"{path}: no rows")
+    return frame
 
 
 def _first_repeat(values: list[str] | np.ndarray) -> int | None:

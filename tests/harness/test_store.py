@@ -78,6 +78,7 @@ def test_every_table_round_trips_and_readding_is_a_noop(tmp_path: Path) -> None:
     second = pool.write(frames)
     assert all(n == 0 for n in second.values()), second
     assert pool.add("samples", SAMPLES) == 0
+    assert pool.add("samples", pd.DataFrame({"source": [], "kind": [], "prompt": []})) == 0  # no rows: no error
     for table, frame in frames.items():
         stored = pool.read(table, models=["m1"])
         assert len(stored) == len(frame), table

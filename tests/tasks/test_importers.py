@@ -110,6 +110,19 @@ def test_a_matrix_of_a_lower_is_better_metric(cli, tmp_path: Path) -> None:
             assert board["models"][0]["model"] == best, (source, method)
 
 
+@pytest.mark.parametrize(
+    ("name", "text", "message"),
+    [
+        ("m.jsonl", '{"id": "q1", "a": 1}\n', "a matrix is a CSV or Parquet file"),
+        ("m.csv", "id,a,b\n", "m.csv: no rows"),
+    ],
+)
+def test_a_file_that_is_no_matrix(cli, tmp_path: Path, name: str, text: str, message: str) -> None:
+    (tmp_path / name).write_text(text)
+    done = cli("import", "matrix", str(tmp_path / name), "--source", "m")
+    assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr, done.stderr
+
+
 def test_a_matrix_row_without_an_id_names_its_line(cli, tmp_path: Path) -> None:
     csv_file, parquet_file = tmp_path / "m.csv", tmp_path / "m.parquet"
     csv_file.write_text("id,alpha,beta\nq1,1,0\n,1,1\n")
