@@ -101,7 +101,11 @@ def from_measurements(
     _refuse_missing(measurements, ("sample_id", "model"), "measurement")
     value = measurements["value"].to_numpy(dtype=float)
     if not np.isfinite(value).all():
-        raise ValueError("measurements hold a non-finite value")
+        row = int(np.flatnonzero(~np.isfinite(value))[0])
+        raise ValueError(
+            f"measurement row {row} (sample {measurements['sample_id'].iloc[row]!r}, model "
+            f"{measurements['model'].iloc[row]!r}): value {value[row]} is not a finite number"
+        )
     model_names = np.sort(np.asarray(models if models is not None else measurements["model"].unique()))
     item = index_of(model_names, measurements["model"])
     if samples is None:

@@ -122,6 +122,9 @@ def test_unknown_method_and_out_of_range_arguments_are_refused() -> None:
         aggregators.rank(frame.assign(model=["a", None]))
     with pytest.raises(ValueError, match="measurement row 0: sample_id is missing"):
         aggregators.rank(frame.assign(sample_id=[None, "s"]))
+    for method in aggregators.METHODS:
+        with pytest.raises(ValueError, match=r"measurement row 1 \(sample 's', model 'b'\): value nan is not a fin"):
+            aggregators.rank(frame.assign(value=[1.0, None]), method=method)
     pairs = pd.DataFrame({"model_a": ["a", "b"], "model_b": ["b", "b"], "winner": ["a", "tie"]})
     with pytest.raises(ValueError, match="comparison row 1: 'b' compared with itself"):
         aggregators.rank_pairwise(pairs)
