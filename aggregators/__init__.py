@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import partial
+from typing import TypeGuard
 
 import numpy as np
 import pandas as pd
@@ -63,11 +64,10 @@ def rank(
     check_ties(ties)
     if alpha < 0 or bootstrap < 0 or not 0 < level < 1:
         raise ValueError(f"need alpha >= 0, bootstrap >= 0 and 0 < level < 1; got {alpha}, {bootstrap}, {level}")
-    parts = []
-    if measurements is not None and len(measurements):
-        parts.append(from_measurements(measurements, tolerance=tolerance))
-    if comparisons is not None and len(comparisons):
-        parts.append(from_comparisons(comparisons, ties="half" if method in ("bt", "elo") else ties))
+    measured = from_measurements(measurements, tolerance=tolerance) if _has_rows(measurements) else None
+    pair_ties = "half" if method in ("bt", "elo") else ties
+    compared = from_comparisons(comparisons, ties=pair_ties) if _has_rows(comparisons) else None
+    parts = [part for part in (measured, compared) if part is not None]
     if not parts:
         raise ValueError("nothing to rank: no measurements and no comparisons")
     orderings = parts[0] if len(parts) == 1 else concat(parts)
@@ -75,7 +75,7 @@ def rank(
     if method in PL_METHODS:
         diagnostics = check(diagnostics, alpha)
     if method == "pl-conditional":
-        fit = _conditional_fit(orderings, measurements, parts[1:], tolerance)
+        fit = _conditional_fit(orderings, measurements, compared, tolerance)
         binary = fit.binary
         diagnostics = replace(
             diagnostics,
@@ -111,9 +111,9 @@ def _score_function(
     if method in PL_METHODS:
         return partial(fit_scores, alpha, None)
     if method == "mean":
-        if measurements is None or not len(measurements):
-            raise ValueError("method 'mean' needs measurements")
-        return partial(baselines.mean_scores, measurements, orderings.models, orderings.samples)
+        if _has_rows(measurements):
+            return partial(baselines.mean_scores, measurements, orderings.models, orderings.samples)
+        raise ValueError("method 'mean' needs measurements")
     if method == "bt":
         return partial(baselines.bt_scores, orderings)
     if method == "elo":
@@ -140,10 +140,15 @@ class _ConditionalFit:
         return conditional.fit(binary, self.orderings.reweighted(sample_weight), alpha=alpha, init=init, tol=tol)
 
 
+def _has_rows(frame: pd.DataFrame | None) -> TypeGuard[pd.DataFrame]:
+    """Whether `frame` is given and not empty."""
+    return frame is not None and len(frame) > 0
+
+
 def _conditional_fit(
     orderings: Orderings,
     measurements: pd.DataFrame | None,
-    comparison_parts: list[Orderings],
+    compared: Orderings | None,
     tolerance: float | dict[str, float],
 ) -> _ConditionalFit:
     """Split the measurements into binary metrics (conditional likelihood) and the rest (choice sets)."""
@@ -154,7 +159,7 @@ def _conditional_fit(
     samples = orderings.samples[:n_measured]
     binary = conditional.from_measurements(frame[binary_metric], orderings.models, samples)
     rest = [from_measurements(frame[~binary_metric], tolerance, orderings.models, samples)]
-    rest += comparison_parts
+    rest += [compared] if compared is not None else []
     joined = concat(rest) if len(rest) > 1 else rest[0]
     return _ConditionalFit(binary, joined)
 
@@ -164,10 +169,10 @@ def _samples_per_model(
 ) -> np.ndarray:
     """Distinct samples (or comparisons without a sample id) each model was measured on."""
     samples, models = [], []
-    if measurements is not None and len(measurements):
+    if _has_rows(measurements):
         samples.append(measurements["sample_id"])
         models.append(measurements["model"])
-    if comparisons is not None and len(comparisons):
+    if _has_rows(comparisons):
         has_ids = "sample_id" in comparisons.columns
         ids = comparisons["sample_id"] if has_ids else pd.Series(comparisons.index.astype(str))
         for side in ("model_a", "model_b"):

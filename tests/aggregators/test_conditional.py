@@ -107,7 +107,12 @@ def test_numeric_samples_and_comparisons_fit_as_pl() -> None:
     comparisons = pd.DataFrame(
         {"model_a": NAMES[a[a != b]], "model_b": NAMES[b[a != b]], "winner": rng.choice(["a", "b"], (a != b).sum())}
     )
-    for options in ({"measurements": numeric}, {"measurements": numeric, "comparisons": comparisons}):
+    for options in (
+        {"measurements": numeric},
+        {"measurements": numeric, "comparisons": comparisons},
+        {"measurements": None, "comparisons": comparisons},  # all zeros before: the comparisons were dropped
+        {"measurements": numeric.iloc[:0], "comparisons": comparisons},
+    ):
         pl = aggregators.rank(method="pl", **options).set_index("model")["score"]
         exact = aggregators.rank(method="pl-conditional", **options).set_index("model")["score"]
         np.testing.assert_allclose(exact[pl.index].to_numpy(), pl.to_numpy(), atol=1e-6)

@@ -83,7 +83,12 @@ def test_llmfao_crowd_comparisons(cli, shared_data: Path) -> None:
     counts = stats(cli)
     assert (counts["comparisons"], counts["models"], counts["samples"]) == (8931, 59, 13)
     board = json.loads(cli("rank", "--json", check=True).stdout)
-    assert len(board["models"]) == 59
+    pl = json.loads(cli("rank", "--method", "pl", "--json", check=True).stdout)
+    assert len(board["models"]) == 59 and board["method"] == "pl-conditional"
+    # comparisons alone: the default fits them as pl does
+    assert [m["model"] for m in board["models"]] == [m["model"] for m in pl["models"]]
+    assert [m["score"] for m in board["models"]] == pytest.approx([m["score"] for m in pl["models"]], abs=1e-6)
+    assert board["models"][0]["score"] > board["models"][-1]["score"] + 1
 
 
 def test_bad_matrix_cell_names_row_and_column(cli, tmp_path: Path) -> None:
