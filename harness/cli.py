@@ -86,7 +86,7 @@ def rank_command(
     """Rank the models from every measurement and comparison of the selected sources (or of the samples that
     fit --query)."""
     sample_ids = probed_sample_ids(query, top_k, threshold, source, where)
-    board, _ = leaderboard(source, method, alpha, bootstrap, seed, metric, ties, sample_ids)
+    board, _, _ = leaderboard(source, method, alpha, bootstrap, seed, metric, ties, sample_ids)
     if as_json:
         document = leaderboard_json(board)
         if sample_ids is not None:
@@ -118,11 +118,12 @@ def report_command(
     from reports.render import render_leaderboard
 
     sample_ids = probed_sample_ids(query, top_k, threshold, source, where)
-    board, scores = leaderboard(source, method, alpha, bootstrap, seed, sample_ids=sample_ids)
+    board, scores, comparisons = leaderboard(source, method, alpha, bootstrap, seed, sample_ids=sample_ids)
     data = build_report(
         open_pool(),
         board,
         scores,
+        comparisons=comparisons,
         title="poolbench leaderboard" + (f": {query}" if query else ""),
         alpha=alpha,
         bootstrap=bootstrap,

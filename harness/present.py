@@ -40,9 +40,9 @@ def leaderboard(
     metric: str | None = None,
     ties: str = "both",
     sample_ids: list[str] | None = None,
-) -> tuple[Any, Any]:
+) -> tuple[Any, Any, Any]:
     """Rank the pool's models on the selected samples (measurements and comparisons in one fit);
-    returns the leaderboard and the measurements it rests on."""
+    returns the leaderboard and the measurements and comparisons it rests on."""
     import aggregators
     from harness.reporting import ranking_inputs
 
@@ -61,7 +61,7 @@ def leaderboard(
             ties=ties,
             progress=lambda done: bar.advance(task, done),
         )
-    return board, scores
+    return board, scores, comparisons
 
 
 def probe_pool(

@@ -40,9 +40,12 @@ def build_report(
     bootstrap: int,
     browser_limit: int = 500,
     extra_header: dict[str, Any] | None = None,
+    comparisons: pd.DataFrame | None = None,
 ) -> ReportData:
-    """ReportData for `board` (from aggregators.rank) over `scores` (from ranking_inputs)."""
-    samples = pool.samples(sample_ids=scores["sample_id"].unique().tolist()) if len(scores) else pool.samples()
+    """ReportData for `board` (from aggregators.rank) over `scores` and `comparisons` (from ranking_inputs)."""
+    compared = comparisons if comparisons is not None else pd.DataFrame(columns=["sample_id"])
+    ranked = pd.concat([scores["sample_id"], compared["sample_id"]]).unique().tolist()
+    samples = pool.samples(sample_ids=ranked) if ranked else pool.samples()
     per_source_total = samples.groupby("source").size()
     measured = scores.drop_duplicates(["sample_id", "model"])
     source_means = scores.groupby(["model", "source"])["value"].mean().unstack("source")
@@ -57,7 +60,8 @@ def build_report(
         "models": len(board),
         "samples": f"{len(samples):,}",
         "measurements": f"{len(scores):,}",
-        "measured": f"{len(measured) / grid:.1%} of the models x samples grid" if grid else "–",
+        **({"comparisons": f"{len(compared):,}"} if len(compared) else {}),
+        "measured": f"{len(measured) / grid:.1%} of the models x samples grid" if grid and len(scores) else "–",
         "method": board.attrs.get("method", ""),
         "alpha": alpha,
         "bootstrap": f"{bootstrap} replicates over samples" if bootstrap else "none",

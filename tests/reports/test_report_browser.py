@@ -120,3 +120,26 @@ def test_comparison_page_shows_hostile_flips_as_text(cli, tmp_path: Path) -> Non
     ) == len(document["flips"])
     assert re.search(r"<img\b", body) is None and "<script>document" not in body and "&lt;img src=x" in body
     assert "Sample browser" not in body and "Leaderboard" not in body  # no empty leaderboard sections
+
+
+def test_report_of_comparisons_alone(cli, shared_data: Path, tmp_path: Path) -> None:
+    """LLMFAO's crowd preferences and a pair of models with hostile names: every model ranked, names as text."""
+    llmfao = shared_data / "llmfao" / "crowd-comparisons.csv"
+    options = ["--model-a", "left", "--model-b", "right", "--winner", "winner", "--prompt", "prompt"]
+    cli("import", "pairwise", str(llmfao), "--source", "llmfao", *options, "--judge", "worker", check=True)
+    hostile = tmp_path / "hostile.jsonl"
+    rows = [{"model_a": HOSTILE[0], "model_b": HOSTILE[1], "winner": w, "prompt": f"p{i}"} for i, w in enumerate("aab")]
+    hostile.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    cli("import", "pairwise", str(hostile), "--source", "hostile", check=True)
+    page = tmp_path / "report.html"
+    cli("report", "--out", str(page), "--source", "llmfao", "--bootstrap", "0", check=True)
+    done = browse(page, "--dump-dom")
+    assert console_errors(done.stderr) == []
+    assert len(re.findall(r'<tr class="leaderboard-row"', done.stdout)) == 59
+    header = done.stdout.split('id="header"')[1].split("</table>")[0]
+    assert "<td>comparisons</td><td>8,931</td>" in header and "<td>samples</td><td>13</td>" in header
+    cli("report", "--out", str(page), "--source", "hostile", "--bootstrap", "0", check=True)
+    done = browse(page, "--dump-dom")
+    body = done.stdout.split('<script type="application/json"')[0]
+    assert console_errors(done.stderr) == [] and "PWNED" not in done.stdout.split("</title>")[0]
+    assert re.search(r"<img\b", body) is None and "<script>document" not in body and "&lt;img src=x" in body
