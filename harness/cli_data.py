@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from harness.cli_common import JsonOpt, SourceOpt, emit_json, ingest, open_pool, stderr, user_errors
-from harness.schema import TABLES
+from harness.schema import TABLES, PoolError
 
 pool_app = typer.Typer(no_args_is_help=True, help="Create, inspect and maintain a pool directory.")
 
@@ -68,6 +68,8 @@ def pool_export(
     import pyarrow.parquet as pq
 
     pool = open_pool()
+    if out.exists() and not out.is_dir():
+        raise PoolError(f"{out} is a file: name a folder to export the tables to")
     out.mkdir(parents=True, exist_ok=True)
     for table in TABLES:
         pq.write_table(pool.store.read(table), out / f"{table}.parquet")

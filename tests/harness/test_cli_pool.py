@@ -61,6 +61,8 @@ def test_stats_compact_export(cli, tmp_path: Path) -> None:
     assert json.loads(cli("pool", "stats", "--json", check=True).stdout) == stats
     cli("pool", "export", str(tmp_path / "out"), check=True)
     assert pq.read_table(tmp_path / "out" / "measurements.parquet").num_rows == 5
+    onto_a_file = cli("pool", "export", str(tmp_path / "out" / "measurements.parquet"))
+    assert onto_a_file.returncode == 2 and "measurements.parquet is a file: name a folder" in onto_a_file.stderr
     vote = pd.DataFrame({"sample_id": ids[:1], "model_a": "m", "model_b": "n", "outcome": "a"})
     vote_row = normalize("comparisons", vote, pd.Timestamp.now(tz="UTC"))
     for _ in range(CROWDED_SEGMENTS):  # as many as a killed run of 32,000 samples leaves
