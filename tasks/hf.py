@@ -29,12 +29,15 @@ def load_hf(
         folder = Path(dataset)
         saved = folder.is_dir() and any((folder / n).exists() for n in ("dataset_dict.json", "state.json"))
         if saved:
-            loaded = datasets.load_from_disk(dataset)
-            table = loaded[split] if isinstance(loaded, datasets.DatasetDict) else loaded
+            table = datasets.load_from_disk(dataset)
         else:
             table = datasets.load_dataset(dataset, config, split=split, data_files=data_files)
     except (FileNotFoundError, ValueError, KeyError, ConnectionError) as err:
         raise PoolError(f"cannot load HF dataset {dataset!r} (split {split!r}): {str(err).splitlines()[0]}") from None
+    if isinstance(table, datasets.DatasetDict):  # a saved folder of splits (a saved single split is that one)
+        if split not in table:
+            raise PoolError(f"HF dataset {dataset!r} has no split {split!r}; its splits: {', '.join(table)}")
+        table = table[split]
     rows = table.to_pandas()
     rows["_line"] = range(1, len(rows) + 1)
     return samples_from_rows(rows, f"{dataset}[{split}] row", source, kind, fields, template)

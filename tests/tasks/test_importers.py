@@ -389,6 +389,8 @@ def test_hf_datasets_offline_from_a_saved_folder_and_local_files(cli, tmp_path: 
     assert saved == files and len(saved) == 2  # the same questions, whichever way they came in
     missing = cli("add", "hf", str(tmp_path / "nothing-here"), "--source", "x")
     assert missing.returncode == 2 and "cannot load HF dataset" in missing.stderr
+    no_split = cli("add", "hf", str(tmp_path / "saved"), "--split", "train", "--source", "x")
+    assert no_split.returncode == 2 and "has no split 'train'; its splits: test" in no_split.stderr
 
 
 def helm_run(folder: Path, model: str, correct: list[float]) -> Path:
