@@ -247,7 +247,7 @@ def complete_samples(frame: pd.DataFrame) -> pd.DataFrame:
     for column in ("choices", "target"):
         if column not in frame.columns:
             frame[column] = None
-    frame["choices"] = [None if _is_null(c) else [str(x) for x in c] for c in frame["choices"]]
+    frame["choices"] = [None if is_null(c) else [str(x) for x in c] for c in frame["choices"]]
     frame["target"] = [t if isinstance(t, str) and _is_json(t) else to_json(t) for t in frame["target"]]
     frame["metadata"] = [m if isinstance(m, str) else to_json(m) for m in frame["metadata"]]
     if "text" not in frame.columns:
@@ -258,7 +258,7 @@ def complete_samples(frame: pd.DataFrame) -> pd.DataFrame:
     ]
     derived = [stable_hash(s, cid) for s, cid in zip(frame["source"], frame["content_id"], strict=True)]
     given = frame["sample_id"] if "sample_id" in frame.columns else [None] * len(frame)
-    frame["sample_id"] = [d if _is_null(s) or s == "" else s for s, d in zip(given, derived, strict=True)]
+    frame["sample_id"] = [d if is_null(s) or s == "" else s for s, d in zip(given, derived, strict=True)]
     return frame
 
 
@@ -266,7 +266,8 @@ def _sample_text(prompt: str, choices: list[str] | None) -> str:
     return prompt if not choices else prompt + "\n" + "\n".join(choices)
 
 
-def _is_null(value: Any) -> bool:
+def is_null(value: Any) -> bool:
+    """None or NaN (what pandas puts where a JSONL or Parquet row lacks a field)."""
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 

@@ -18,7 +18,7 @@ from typing import Any
 import jinja2
 import pandas as pd
 
-from harness.schema import PoolError, complete_samples
+from harness.schema import PoolError, complete_samples, is_null
 from tasks.files import read_rows
 
 KINDS = ("multiple_choice", "generation")
@@ -159,7 +159,7 @@ def _target(value: Any, choices: list[str] | None, where: str) -> int | list[str
 
 
 def _missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and value != value) or value == ""
+    return is_null(value) or value == ""
 
 
 def _refuse_conflicting_ids(samples: pd.DataFrame, path: str) -> None:

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import ast
 import contextlib
-import math
 import re
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from harness.schema import PoolError, complete_samples, to_json
+from harness.schema import PoolError, complete_samples, is_null, to_json
 from tasks.files import read_rows
 
 FILE_NAME = re.compile(r"samples_(?P<task>.+?)_(?P<date>\d{4}-\d{2}-\d{2}T[\d\-.:]+)\.jsonl$")
@@ -51,7 +50,7 @@ def import_lm_eval_samples(path: str | Path, model: str) -> dict[str, pd.DataFra
         values = {}
         for metric in metrics:
             value = record.get(metric)
-            if value is None or (isinstance(value, float) and math.isnan(value)):  # NaN: absent from the line
+            if is_null(value):  # NaN: absent from this line, present in others
                 raise PoolError(f"{where}: metric {metric!r} has no value")
             values[metric] = _number(value)
         numbers = {metric: value for metric, value in values.items() if value is not None}
