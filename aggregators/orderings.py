@@ -250,11 +250,11 @@ def from_comparisons(comparisons: pd.DataFrame, ties: str = "both", models: np.n
     column = "winner" if "winner" in comparisons.columns else "outcome"
     for needed in ("model_a", "model_b", column):
         if needed not in comparisons.columns:
-            raise ValueError(f"comparisons need a {needed!r} column")
+            raise ValueError(f"comparisons need a {'winner' if needed == 'outcome' else needed!r} column")
     outcome = comparisons[column].astype(str).to_numpy()
-    bad = ~np.isin(outcome, ("a", "b", "tie"))
-    if bad.any():
-        raise ValueError(f"comparison row {int(np.flatnonzero(bad)[0])}: winner must be a, b or tie")
+    bad = np.flatnonzero(~np.isin(outcome, ("a", "b", "tie")))
+    if len(bad):
+        raise ValueError(f"comparison row {int(bad[0])}: winner must be a, b or tie, not {outcome[bad[0]]!r}")
     _refuse_missing(comparisons, ("model_a", "model_b"), "comparison")
     a = comparisons["model_a"].to_numpy()
     b = comparisons["model_b"].to_numpy()

@@ -130,6 +130,10 @@ def test_unknown_method_and_out_of_range_arguments_are_refused() -> None:
         aggregators.rank_pairwise(pairs)
     with pytest.raises(ValueError, match="comparison row 0: model_a is missing"):
         aggregators.rank_pairwise(pairs.assign(model_a=[None, "a"]))
+    with pytest.raises(ValueError, match="comparison row 1: winner must be a, b or tie, not 'left'"):
+        aggregators.rank_pairwise(pairs.assign(model_b=["b", "c"], winner=["a", "left"]))
+    with pytest.raises(ValueError, match="comparisons need a 'winner' column"):
+        aggregators.rank_pairwise(pairs.drop(columns="winner"))
 
 
 @pytest.mark.parametrize("bitmap_cells", [2**28, 0])  # found with the bitmap, and by sorting
