@@ -131,8 +131,10 @@ def compare(
     return Comparison(base, candidate, overall, sources, regression, flips)
 
 
-def compare_many(scores: pd.DataFrame, models: list[str], min_shared: int = 30, seed: int = 0) -> pd.DataFrame:
-    """Every pair (row = candidate minus column = base): delta, CI, p and Holm p across all pairs."""
+def compare_many(
+    scores: pd.DataFrame, models: list[str], alpha: float = 0.05, min_shared: int = 30, seed: int = 0
+) -> pd.DataFrame:
+    """Every pair (a row: candidate minus base): delta, CI, p, Holm p across all pairs, and whether p_holm < alpha."""
     rows = []
     for base, candidate in combinations(models, 2):
         pairs = _pairs(scores, base, candidate)
@@ -143,6 +145,7 @@ def compare_many(scores: pd.DataFrame, models: list[str], min_shared: int = 30, 
         )
     table = pd.DataFrame(rows)
     table["p_holm"] = holm(table["p_value"].tolist())
+    table["significant"] = table["p_holm"] < alpha
     return table
 
 

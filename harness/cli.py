@@ -44,7 +44,7 @@ from harness.present import (
     write_comparison_html,
     write_junit,
 )
-from harness.schema import PoolError
+from harness.schema import PoolError, name_list
 
 app = typer.Typer(
     add_completion=False,
@@ -160,22 +160,31 @@ def compare_command(
     source: SourcesOpt = None,
     metric: Annotated[str | None, typer.Option(help="Compare on this metric instead of each sample's own.")] = None,
     alpha: Annotated[float, typer.Option(min=0.0, max=1.0, help="Significance level of a regression.")] = 0.05,
-    max_drop: Annotated[float, typer.Option(help="Tolerated drop of the candidate before it counts.")] = 0.0,
+    max_drop: Annotated[float, typer.Option(min=0.0, help="Tolerated drop of the candidate before it counts.")] = 0.0,
     min_shared: Annotated[int, typer.Option(min=1, help="Fewest shared samples for a verdict.")] = 30,
     seed: SeedOpt = 0,
     junit: Annotated[Path | None, typer.Option(help="Write JUnit XML (a test case per source).")] = None,
     html: Annotated[Path | None, typer.Option(help="Write the comparison as an HTML report.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Paired comparison on the samples both models have; exit 1 on a regression of CANDIDATE vs BASE."""
+    """Paired comparison on the samples both models have; exit 1 on a regression of CANDIDATE vs BASE.
+
+    Three or more models: every pair, Holm-corrected across pairs, significant where p_holm < --alpha.
+    """
     from aggregators.paired import compare, compare_many
     from harness.reporting import ranking_inputs
 
     if len(models) < 2:
         raise PoolError("compare needs BASE and CANDIDATE (or more models)")
+    if len(models) > 2 and (junit or html or max_drop):
+        raise PoolError("--junit, --html and --max-drop judge one CANDIDATE against one BASE; name two models")
     scores, _ = ranking_inputs(open_pool(), source, metric)
+    measured = set(scores["model"])
+    unmeasured = [m for m in models if m not in measured]
+    if unmeasured:
+        raise PoolError(f"model {unmeasured[0]!r} has no measurements here; measured: {name_list(measured)}")
     if len(models) > 2:
-        table = compare_many(scores, models, min_shared, seed)
+        table = compare_many(scores, models, alpha, min_shared, seed)
         if as_json:
             emit_json({"models": models, "pairs": table.to_dict(orient="records")})
         else:

@@ -18,7 +18,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from harness.schema import KEYS, LOWER_IS_BETTER, SCHEMAS, TABLES, PoolError, distinct, normalize
+from harness.schema import KEYS, LOWER_IS_BETTER, SCHEMAS, TABLES, PoolError, distinct, name_list, normalize
 from harness.store import SegmentStore
 
 #: Write order: referenced tables first, so a reader never sees a measurement without its sample.
@@ -202,10 +202,9 @@ class Pool:
         """PoolError naming the first of `sources` without samples in the pool, and the pool's sources."""
         unknown = set(sources) - set(pc.unique(found).to_pylist())
         if unknown:
-            known = sorted(pc.unique(self.store.read("samples", columns=["source"])["source"]).to_pylist())
-            listed = ", ".join(known[:20]) + (f", ... ({len(known)} in all)" if len(known) > 20 else "")
+            known = pc.unique(self.store.read("samples", columns=["source"])["source"]).to_pylist()
             first = next(s for s in sources if s in unknown)
-            raise PoolError(f"no source {first!r} in the pool; its sources: {listed or 'none'}")
+            raise PoolError(f"no source {first!r} in the pool; its sources: {name_list(known)}")
 
     def samples(self, **filters: object) -> pd.DataFrame:
         """The samples table (see `read` for filters)."""

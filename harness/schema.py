@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -26,6 +27,13 @@ class PoolError(ValueError):
 def first_line(err: BaseException) -> str:
     """The first line of an exception's message (its type's name when it has none), for one-line errors."""
     return (str(err).strip().splitlines() or [type(err).__name__])[0]
+
+
+def name_list(names: Iterable[str], limit: int = 20) -> str:
+    """Sorted names for an error message: the first `limit`, then how many there are; 'none' for none."""
+    names = sorted(names)
+    listed = ", ".join(names[:limit]) + (f", ... ({len(names)} in all)" if len(names) > limit else "")
+    return listed or "none"
 
 
 FORMAT_VERSION = 1

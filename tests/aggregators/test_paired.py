@@ -125,6 +125,14 @@ def test_cli_exit_codes_json_and_junit(cli, tmp_path: Path) -> None:
     assert bad.returncode == 1 and document["regression"] and document["n_shared"] == 400
     assert {"base", "candidate", "n_shared", "delta", "ci_low", "ci_high", "p_value", "by_source"} <= set(document)
     assert 'failures="2"' in junit.read_text()
-    assert cli("compare", "base", "nobody").returncode == 2
+    nobody = cli("compare", "base", "nobody")
+    assert nobody.returncode == 2 and "'nobody' has no measurements here; measured: base, same, worse" in nobody.stderr
+    matrix_json = cli("compare", "base", "same", "worse", "--alpha", "0.01", "--json")
+    pairs = json.loads(matrix_json.stdout)["pairs"]
+    assert [p["significant"] for p in pairs] == [p["p_holm"] < 0.01 for p in pairs] == [False, True, True]
+    for gate in (["--junit", str(tmp_path / "m.xml")], ["--html", str(tmp_path / "m.html")], ["--max-drop", "0.1"]):
+        refused = cli("compare", "base", "same", "worse", *gate)
+        assert refused.returncode == 2 and "judge one CANDIDATE against one BASE" in refused.stderr
+    assert not (tmp_path / "m.xml").exists() and not (tmp_path / "m.html").exists()
     itself = cli("compare", "base", "base")
     assert itself.returncode == 2 and "'base' compared with itself" in itself.stderr
