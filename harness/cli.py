@@ -100,7 +100,7 @@ def rank_command(
 @app.command("report")
 @user_errors
 def report_command(
-    out: Annotated[Path, typer.Option(help="Where to write the HTML file.")] = Path("report.html"),
+    out: Annotated[Path, typer.Option(dir_okay=False, help="Where to write the HTML file.")] = Path("report.html"),
     source: SourcesOpt = None,
     method: MethodOpt = DEFAULT_METHOD,
     alpha: AlphaOpt = 0.01,
@@ -163,8 +163,10 @@ def compare_command(
     max_drop: Annotated[float, typer.Option(min=0.0, help="Tolerated drop of the candidate before it counts.")] = 0.0,
     min_shared: Annotated[int, typer.Option(min=1, help="Fewest shared samples for a verdict.")] = 30,
     seed: SeedOpt = 0,
-    junit: Annotated[Path | None, typer.Option(help="Write JUnit XML (a test case per source).")] = None,
-    html: Annotated[Path | None, typer.Option(help="Write the comparison as an HTML report.")] = None,
+    junit: Annotated[
+        Path | None, typer.Option(dir_okay=False, help="Write JUnit XML (a test case per source).")
+    ] = None,
+    html: Annotated[Path | None, typer.Option(dir_okay=False, help="Write the comparison as an HTML report.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Paired comparison on the samples both models have; exit 1 on a regression of CANDIDATE vs BASE.
@@ -290,7 +292,7 @@ def run_command(
 @app.command("demo")
 @user_errors
 def demo_command(
-    out: Annotated[Path, typer.Option(help="Folder for the demo's pool and report.")] = Path("demo"),
+    out: Annotated[Path, typer.Option(file_okay=False, help="Folder for the demo's pool and report.")] = Path("demo"),
     small: Annotated[bool, typer.Option(help="The same pipeline at reduced size (what the tests run).")] = False,
 ) -> None:
     """The main job on the embedded default: starter tasks, SmolLM2 and baselines, ranking, report, compare."""

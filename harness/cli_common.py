@@ -66,8 +66,6 @@ def ingest(batch: dict[str, Any], what: str) -> None:
 
 def write_html(out: Path, html: str) -> None:
     """Write a page atomically (no temporary file left behind) and say where it is."""
-    if out.is_dir():
-        raise PoolError(f"{out} is a folder: name the HTML file to write")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
     try:
