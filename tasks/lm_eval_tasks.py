@@ -86,35 +86,16 @@ def _task_samples(name: str, task: Any, group: str, num_fewshot: int, limit: int
                     f"lm-eval task {name!r}, doc {doc_id}: requests differ from prompt + delimiter "
                     "+ choice (unsupported request layout)"
                 )
-            rows.append(
-                {
-                    "kind": "multiple_choice",
-                    "prompt": context,
-                    "choices": choices,
-                    "target": target,
-                    **scoring,
-                    **_common(name, doc_id, metadata),
-                }
-            )
+            fields = {"kind": "multiple_choice", "choices": choices, "target": target}
         else:
             target = task.doc_to_target(doc)
             references = [str(t) for t in target] if isinstance(target, list) else [str(target)]
             metadata["until"] = instances[0].arguments[1].get("until")
-            rows.append(
-                {
-                    "kind": "generation",
-                    "prompt": context,
-                    "choices": None,
-                    "target": references,
-                    **scoring,
-                    **_common(name, doc_id, metadata),
-                }
-            )
+            fields = {"kind": "generation", "choices": None, "target": references}
+        rows.append(
+            {"prompt": context, **fields, **scoring, "source": name, "source_id": str(doc_id), "metadata": metadata}
+        )
     return pd.DataFrame(rows)
-
-
-def _common(name: str, doc_id: int, metadata: dict[str, Any]) -> dict[str, Any]:
-    return {"source": name, "source_id": str(doc_id), "metadata": metadata}
 
 
 _TASK_YAML = """task: {name}
