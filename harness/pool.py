@@ -225,10 +225,10 @@ class Pool:
         metric: str | None = None,
         models: Iterable[str] | None = None,
     ) -> pd.DataFrame:
-        """One value per (sample, model, metric) for ranking: `sample_id, model, metric, value, source`.
+        """One value per (sample, model, metric) for ranking: `sample_id, model, metric, value, source, negated`.
 
         Each sample contributes its own primary metric (or `metric` when given); the latest run's value
-        wins; values of lower-is-better metrics are negated so that higher is always better.
+        wins; values of lower-is-better metrics are negated (`negated` true) so that higher is always better.
         """
         samples = self.read_arrow(
             "samples", sources=sources, columns=["sample_id", "source", "metric", "higher_is_better"]
@@ -247,12 +247,13 @@ class Pool:
             con.register("m", measured)
             metric_rule = "m.metric = ?" if metric is not None else "m.metric = s.metric"
             latest = con.sql(
-                f"""SELECT m.sample_id, m.model, m.metric, s.source,
-                       CASE WHEN (m.metric = s.metric AND NOT s.higher_is_better)
-                                 OR (m.metric <> s.metric AND list_contains(?, m.metric))
-                            THEN -m.value ELSE m.value END AS value
-                FROM m JOIN s USING (sample_id) WHERE {metric_rule}
-                ORDER BY m.sample_id, m.model""",
+                f"""WITH j AS (
+                    SELECT m.sample_id, m.model, m.metric, s.source, m.value,
+                           (m.metric = s.metric AND NOT s.higher_is_better)
+                           OR (m.metric <> s.metric AND list_contains(?, m.metric)) AS negated
+                    FROM m JOIN s USING (sample_id) WHERE {metric_rule})
+                SELECT sample_id, model, metric, source, CASE WHEN negated THEN -value ELSE value END AS value, negated
+                FROM j ORDER BY sample_id, model""",
                 params=[lower] + ([metric] if metric is not None else []),
             )
             return latest.to_arrow_table().to_pandas()  # through Arrow: 2x faster than DuckDB's `.df()` at 1M rows

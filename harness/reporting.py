@@ -42,11 +42,13 @@ def build_report(
     extra_header: dict[str, Any] | None = None,
     comparisons: pd.DataFrame | None = None,
 ) -> ReportData:
-    """ReportData for `board` (from aggregators.rank) over `scores` and `comparisons` (from ranking_inputs)."""
+    """ReportData for `board` (from aggregators.rank) over `scores` and `comparisons` (from ranking_inputs);
+    per-source means and the sample browser show values as measured (lower-is-better ones not negated)."""
     compared = comparisons if comparisons is not None else pd.DataFrame(columns=["sample_id"])
     ranked = pd.concat([scores["sample_id"], compared["sample_id"]]).unique().tolist()
     samples = pool.samples(sample_ids=ranked) if ranked else pool.samples()
     per_source_total = samples.groupby("source").size()
+    scores = scores.assign(value=scores["value"].where(~scores["negated"], -scores["value"]))  # as measured
     measured = scores.drop_duplicates(["sample_id", "model"])
     source_means = scores.groupby(["model", "source"])["value"].mean().unstack("source")
     coverage = measured.groupby(["model", "source"]).size().unstack("source").div(per_source_total, axis=1)

@@ -11,7 +11,9 @@ import pandas as pd
 import pytest
 from scipy.stats import kendalltau
 
+import aggregators
 from harness.pool import Pool
+from harness.reporting import build_report, ranking_inputs
 
 MC_YAML = """task: {name}
 dataset_path: json
@@ -113,6 +115,12 @@ def test_a_matrix_of_a_lower_is_better_metric(cli, tmp_path: Path) -> None:
         for method in ("mean", "pl"):
             board = json.loads(cli("rank", "--source", source, "--method", method, "--json", check=True).stdout)
             assert board["models"][0]["model"] == best, (source, method)
+    pool = Pool(tmp_path / "pool")
+    scores, _ = ranking_inputs(pool, ["by-name"])  # negated for ranking, and marked so
+    assert scores["negated"].all() and sorted(scores["value"]) == [-9.0, -8.0, -3.5, -2.0]
+    report = build_report(pool, aggregators.rank(scores, "mean"), scores, title="t", alpha=0.01, bootstrap=0)
+    assert report.source_means["by-name"].to_dict() == {"sharp": 2.75, "vague": 8.5}  # as measured
+    assert sorted(value for _, value, _ in report.browser["models"]["sharp"]) == [2.0, 3.5]
 
 
 @pytest.mark.parametrize(
