@@ -100,8 +100,10 @@ def compare(
 ) -> Comparison:
     """Compare two models on `scores` (`sample_id, model, value[, source, metric]`, higher is better).
 
-    Raises NotComparableError when they share fewer than `min_shared` samples, when either has no
-    measurements, or when base and candidate are the same model.
+    `flips`: every shared sample whose value changed, the largest drop first ("right -> wrong" and
+    "wrong -> right" on binary values, else "worse" and "better"). Raises NotComparableError when they share
+    fewer than `min_shared` samples, when either has no measurements, or when base and candidate are the
+    same model.
     """
     pairs = _pairs(scores, base, candidate)
     if len(pairs) < min_shared:
@@ -118,13 +120,16 @@ def compare(
         entry["regression"] = bool(entry["delta"] < -max_drop and adjusted < alpha)
     regression = bool((overall.delta < -max_drop and overall.p_value < alpha) or any(s["regression"] for s in sources))
     changed = pairs[pairs["base"] != pairs["candidate"]]
+    changed = changed.iloc[np.argsort((changed["candidate"] - changed["base"]).to_numpy(), kind="stable")]
+    binary = bool(pairs[["base", "candidate"]].isin((0.0, 1.0)).all(axis=None))
+    worse, better = ("right -> wrong", "wrong -> right") if binary else ("worse", "better")
     flips = [
         {
             "sample_id": r.sample_id,
             "source": r.source,
             "base": r.base,
             "candidate": r.candidate,
-            "change": "right -> wrong" if r.candidate < r.base else "wrong -> right",
+            "change": worse if r.candidate < r.base else better,
         }
         for r in changed.itertuples()
     ]

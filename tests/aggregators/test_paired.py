@@ -48,6 +48,10 @@ def test_numeric_uses_wilcoxon_and_a_seeded_bootstrap() -> None:
     assert result.p_value == pytest.approx(wilcoxon(cand - base).pvalue)
     assert result.ci_low < result.delta < result.ci_high
     assert paired_test(base, cand, seed=3) == result
+    flips = compare(long(base, cand), "base", "cand").flips
+    drops = [f["candidate"] - f["base"] for f in flips]  # type: ignore[operator]
+    assert len(flips) == 60 and drops == sorted(drops)  # the largest drop first
+    assert [f["change"] for f in flips] == ["worse" if d < 0 else "better" for d in drops]
 
 
 def test_holm_hand_computed() -> None:
@@ -63,6 +67,10 @@ def test_three_points_worse_on_2000_samples_is_flagged_and_identical_passes() ->
     result = compare(long(base, cand), "base", "cand")
     assert result.regression and result.overall.delta == pytest.approx(-0.03)
     assert len(result.flips) == 60 and {f["change"] for f in result.flips} == {"right -> wrong"}
+    mixed = cand.copy()
+    mixed[np.flatnonzero(base == 0)[:5]] = 1.0
+    changes = [f["change"] for f in compare(long(base, mixed), "base", "cand").flips]
+    assert changes == ["right -> wrong"] * 60 + ["wrong -> right"] * 5
     assert not compare(long(base, base.copy()), "base", "cand").regression
     assert not compare(long(base, cand), "base", "cand", max_drop=0.05).regression
 
