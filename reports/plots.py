@@ -1,4 +1,5 @@
-"""Vega-Lite specs (through altair) for the report: forest plot, coverage and head-to-head heatmaps, sources.
+"""Vega-Lite specs (through altair) for the report: forest plot, coverage and head-to-head heatmaps, sources,
+a comparison's deltas.
 
 Every function takes plain DataFrames and returns a Vega-Lite spec as a dict; the page renders them with
 the Vega scripts inlined once (render.py).
@@ -34,6 +35,31 @@ def forest(board: pd.DataFrame) -> dict[str, Any]:
         ],
     )
     return (rule + point).properties(width=WIDTH, height=max(120, 18 * len(data))).to_dict()
+
+
+def paired_deltas(comparison: dict[str, Any]) -> dict[str, Any]:
+    """Candidate minus base, overall (first) and per source, with 95% intervals; regressions in red."""
+    rows = [{"source": "overall", **comparison}, *comparison["by_source"]]
+    data = pd.DataFrame(
+        {
+            "part": [str(r["source"]) for r in rows],
+            "delta": [r["delta"] for r in rows],
+            "ci_low": [r["ci_low"] for r in rows],
+            "ci_high": [r["ci_high"] for r in rows],
+            "verdict": ["regression" if r["regression"] else "no regression" for r in rows],
+        }
+    )
+    y = alt.Y("part:N", sort=data["part"].tolist(), title=None)
+    color = alt.Color(
+        "verdict:N", scale=alt.Scale(domain=["no regression", "regression"], range=["#1f5fbf", "#b3261e"])
+    )
+    base = alt.Chart(data).encode(y=y, color=color)
+    rule = base.mark_rule().encode(x=alt.X("ci_low:Q", title="candidate minus base (95% CI)"), x2="ci_high:Q")
+    point = base.mark_point(filled=True, size=60).encode(
+        x="delta:Q", tooltip=["part", alt.Tooltip("delta:Q", format="+.4f"), "verdict"]
+    )
+    zero = alt.Chart(pd.DataFrame({"x": [0.0]})).mark_rule(strokeDash=[4, 4], color="#5b6577").encode(x="x:Q")
+    return (zero + rule + point).properties(width=WIDTH, height=max(80, 22 * len(data))).to_dict()
 
 
 def heatmap(matrix: pd.DataFrame, title: str, value: str, fmt: str = ".2f") -> dict[str, Any]:

@@ -100,6 +100,8 @@ def charts_for(data: ReportData) -> dict[str, dict[str, Any]]:
         charts["head-to-head"] = plots.heatmap(plots.head_to_head(board), title, "p")
     if data.source_means.size:
         charts["sources"] = plots.per_source(data.source_means)
+    if data.comparison:
+        charts["deltas"] = plots.paired_deltas(data.comparison)
     return charts
 
 
