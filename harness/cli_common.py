@@ -16,7 +16,10 @@ from rich.console import Console
 from harness.pool import Pool
 from harness.schema import PoolError
 
-stderr = Console(stderr=True)
+#: The consoles of the command line. No markup: model names, paths and queries such as "llama[4bit]" print as
+#: they are (rich would read them as style tags, or fail on them).
+stdout = Console(markup=False)
+stderr = Console(stderr=True, markup=False, soft_wrap=True)  # soft wrap: a message stays one line
 F = TypeVar("F", bound=Callable[..., Any])
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 

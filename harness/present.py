@@ -5,13 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.text import Text
 
-from harness.cli_common import open_pool, stderr, write_html
+from harness.cli_common import open_pool, stderr, stdout, write_html
 from harness.models import cache_dir
-from harness.schema import PoolError
+from harness.schema import PoolError, name_list
 
 
 def _counting_bar(label: str) -> Progress:
@@ -26,8 +24,8 @@ def _nothing_to_rank(sources: list[str] | None, metric: str | None) -> str:
     if metric is not None:
         return f"nothing to rank: no measurements of metric {metric!r} or comparisons for the selected samples"
     measured = open_pool().read_arrow("measurements", sources=sources, columns=["metric"])["metric"]
-    others = sorted(pc.unique(measured).to_pylist())
-    hint = f" (their measurements are of {', '.join(others)}: choose one with --metric)" if others else ""
+    others = pc.unique(measured).to_pylist()
+    hint = f" (their measurements are of {name_list(others)}: choose one with --metric)" if others else ""
     return f"nothing to rank: no measurements of the samples' own metric or comparisons for the selected samples{hint}"
 
 
@@ -73,7 +71,7 @@ def probe_pool(
 
     embedder = load_embedder()
     if embedder is None:
-        stderr.print("[yellow]the embed extra is not installed: ranking samples by BM25 (lexical) instead[/]")
+        stderr.print("the embed extra is not installed: ranking samples by BM25 (lexical) instead", style="yellow")
     with _counting_bar("embedding samples") as bar:
         task = bar.add_task("embed", visible=False)
 
@@ -116,8 +114,8 @@ def print_probe(result: Any) -> None:
         table.add_column(column, justify="right" if column in ("#", "similarity") else "left")
     for number, row in enumerate(result.samples.itertuples(index=False), start=1):
         text = row.text if len(row.text) <= 100 else row.text[:99] + "…"
-        table.add_row(str(number), f"{row.similarity:.3f}", Text(row.source), Text(text))  # Text: no markup
-    Console().print(table)
+        table.add_row(str(number), f"{row.similarity:.3f}", row.source, text)
+    stdout.print(table)
 
 
 def leaderboard_json(board: Any) -> dict[str, Any]:
@@ -148,10 +146,10 @@ def print_leaderboard(board: Any) -> None:
         ci = f"[{row.ci_low:.3f}, {row.ci_high:.3f}]" if has_ci else ""
         ranks = f"{int(row.rank_low)}-{int(row.rank_high)}" if has_ci else ""
         table.add_row(str(row["rank"]), str(row.model), f"{row.score:.3f}", ci, ranks, f"{row.n_samples:,}")
-    Console().print(table)
+    stdout.print(table)
     diagnostics = board.attrs["diagnostics"]
     if diagnostics.get("prior_driven"):
-        stderr.print(f"[yellow]scores resting on the prior (alpha):[/] {', '.join(diagnostics['prior_driven'])}")
+        stderr.print(f"scores resting on the prior (alpha): {', '.join(diagnostics['prior_driven'])}", style="yellow")
     if diagnostics.get("uninformative_samples"):
         from aggregators.diagnostics import uninformative_note
 

@@ -250,7 +250,7 @@ class _SamplesPerSecond(ProgressColumn):
 def _progress_bar(enabled: bool) -> Progress:
     """Samples done, samples/s and ETA, on stderr."""
     return Progress(
-        TextColumn("[bold]{task.description}"),
+        TextColumn("{task.description}", style="bold", markup=False),  # the model name as it is
         BarColumn(),
         MofNCompleteColumn(),
         _SamplesPerSecond(),

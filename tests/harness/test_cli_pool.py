@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -77,3 +78,40 @@ def test_cli_default_method_is_the_library_default() -> None:
     from harness.cli_common import DEFAULT_METHOD
 
     assert DEFAULT_METHOD == aggregators.DEFAULT_METHOD
+
+
+def test_names_with_brackets_print_as_they_are(cli, tmp_path: Path) -> None:
+    """Rich would read 'gpt[/]' or '[bold]q[/bold]' as style tags (and fail on the first): no markup anywhere."""
+    names = ["llama[4bit]", "[bold]q[/bold]", "gpt[/]"]
+    matrix = tmp_path / "m[1].csv"
+    pd.DataFrame({"id": ["q1", "q2", "q3"], **{n: [1, 0, 1] for n in names}}).to_csv(matrix, index=False)
+    imported = cli("import", "matrix", str(matrix), "--source", "s[x]", check=True)
+    assert f"{matrix}: 3 models" in imported.stderr
+    board = cli("rank", "--method", "mean", check=True).stdout
+    assert all(f" {name} " in board for name in names), board
+    cli("add", "starter", "units", check=True)
+    # on a terminal, where the run draws its progress bar (named after the model)
+    command = [sys.executable, "-m", "harness.cli", "--pool", str(tmp_path / "pool"), "run", "--model"]
+    command += ["baseline-random", "--name", "gpt[/]", "--limit", "3", "--source", "starter/units"]
+    returncode, terminal = run_on_a_terminal(command)
+    plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", terminal)  # without the terminal's colours
+    assert returncode == 0 and "gpt[/] ━" in plain and "gpt[/]: 3 samples evaluated" in plain, plain
+
+
+def run_on_a_terminal(command: list[str]) -> tuple[int, str]:
+    """Run `command` with its stderr on a pseudo-terminal; its exit code and what the terminal showed."""
+    leader, follower = os.openpty()
+    with subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=follower) as process:
+        os.close(follower)
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # EIO: the process closed its end
+                break
+            if not chunk:
+                break
+            shown += chunk
+        returncode = process.wait(timeout=600)
+    os.close(leader)
+    return returncode, shown.decode(errors="replace")
