@@ -21,6 +21,9 @@ import pyarrow.compute as pc
 from harness.schema import KEYS, LOWER_IS_BETTER, SCHEMAS, TABLES, PoolError, distinct, name_list, normalize
 from harness.store import SegmentStore
 
+#: A filter's value: one name, or several.
+Names = str | Iterable[str]
+
 #: Write order: referenced tables first, so a reader never sees a measurement without its sample.
 _WRITE_ORDER = ("models", "samples", "runs", "embeddings", "responses", "comparisons", "measurements")
 _REFERENCING = ("measurements", "comparisons", "responses", "embeddings")
@@ -47,7 +50,10 @@ class Pool:
         unknown = set(frames) - set(TABLES)
         if unknown:
             raise PoolError(f"unknown table(s) {sorted(unknown)}; tables: {', '.join(TABLES)}")
-        arrows = {table: normalize(table, frame, now) for table, frame in frames.items()}
+        arrows = {table: normalize(table, frame, now) for table, frame in frames.items() if table != "measurements"}
+        if "measurements" in frames:
+            measured = self._with_sample_metrics(frames["measurements"], arrows.get("samples"))
+            arrows["measurements"] = normalize("measurements", measured, now)
         self._check_references(arrows)
         arrows["models"] = self._with_new_models(arrows, now)
         written = {}
@@ -78,6 +84,26 @@ class Pool:
     def add(self, table: str, frame: pd.DataFrame) -> int:
         """Append rows to one table (see `write`); return the number of rows written."""
         return self.write({table: frame})[table]
+
+    def _with_sample_metrics(self, frame: pd.DataFrame, samples: pa.Table | None) -> pd.DataFrame:
+        """`frame` (measurements) with each row that names no metric given its sample's own, from `samples`
+        (written with it) or the pool. Rows of unknown samples stay as they are (the reference check names them)."""
+        if "sample_id" not in frame.columns:
+            return frame  # normalize names the missing column
+        metric = frame["metric"] if "metric" in frame.columns else pd.Series(None, index=frame.index, dtype=object)
+        blank = metric.isna() | (metric == "")
+        if not blank.any():
+            return frame
+        ids = pa.array(frame.loc[blank, "sample_id"].unique().tolist(), pa.string())
+        where = "sample_id IN (SELECT unnest(?))"
+        known = [self.store.read("samples", where, (ids.to_pylist(),), ["sample_id", "metric"])]
+        if samples is not None:
+            ids_here = pc.cast(samples["sample_id"], pa.string())
+            known.append(samples.select(["sample_id", "metric"]).filter(pc.is_in(ids_here, value_set=ids)))
+        metric_of: dict[str, str] = {}
+        for table in known:  # this write's samples last: they win
+            metric_of.update(zip(table["sample_id"].to_pylist(), table["metric"].to_pylist(), strict=True))
+        return frame.assign(metric=metric.where(~blank, frame["sample_id"].map(metric_of)))
 
     def _check_references(self, arrows: Mapping[str, pa.Table]) -> None:
         """Raise PoolError when a row references a sample neither the pool nor this write holds."""
@@ -143,15 +169,16 @@ class Pool:
         self,
         table: str,
         *,
-        sources: Iterable[str] | None = None,
-        models: Iterable[str] | None = None,
-        sample_ids: Iterable[str] | None = None,
+        sources: Names | None = None,
+        models: Names | None = None,
+        sample_ids: Names | None = None,
         metric: str | None = None,
     ) -> pd.DataFrame:
         """A table's logical rows as a DataFrame, filtered by source, model, sample id and metric.
 
         `models` matches `model`, or `model_a`/`model_b` for comparisons; `sources` keeps the rows of samples
-        from those sources (PoolError, naming it, for a source the pool has no samples of).
+        from those sources (PoolError, naming it, for a source the pool has no samples of). Each of `sources`,
+        `models` and `sample_ids` is one name or several.
         """
         if table not in TABLES:
             raise PoolError(f"unknown table {table!r}; tables: {', '.join(TABLES)}")
@@ -161,9 +188,9 @@ class Pool:
         self,
         table: str,
         *,
-        sources: Iterable[str] | None = None,
-        models: Iterable[str] | None = None,
-        sample_ids: Iterable[str] | None = None,
+        sources: Names | None = None,
+        models: Names | None = None,
+        sample_ids: Names | None = None,
         metric: str | None = None,
         columns: list[str] | None = None,
         latest_by: Sequence[str] | None = None,
@@ -174,7 +201,7 @@ class Pool:
         params: list[object] = []
         names = SCHEMAS[table].names
         if sources is not None:
-            sources = list(sources)
+            sources = _listed(sources)
             chosen = self.store.read("samples", "source IN (SELECT unnest(?))", (sources,), ["sample_id", "source"])
             self._refuse_unknown_sources(sources, chosen["source"])
             if table == "samples":
@@ -184,9 +211,9 @@ class Pool:
                 sample_ids = _intersect(sample_ids, chosen["sample_id"].to_pylist())
         if sample_ids is not None and "sample_id" in names:
             clauses.append("sample_id IN (SELECT unnest(?))")
-            params.append(list(sample_ids))
+            params.append(_listed(sample_ids))
         if models is not None:
-            models = list(models)
+            models = _listed(models)
             if "model_a" in names:
                 clauses.append("(model_a IN (SELECT unnest(?)) OR model_b IN (SELECT unnest(?)))")
                 params += [models, models]
@@ -221,9 +248,9 @@ class Pool:
     def scores(
         self,
         *,
-        sources: Iterable[str] | None = None,
+        sources: Names | None = None,
         metric: str | None = None,
-        models: Iterable[str] | None = None,
+        models: Names | None = None,
     ) -> pd.DataFrame:
         """One value per (sample, model, metric) for ranking: `sample_id, model, metric, value, source, negated`.
 
@@ -280,11 +307,16 @@ class Pool:
         }
 
 
-def _intersect(current: Iterable[str] | None, ids: list[str]) -> list[str]:
+def _listed(names: Names) -> list[str]:
+    """One name (a string is not taken as its characters) or several, as a list."""
+    return [names] if isinstance(names, str) else list(names)
+
+
+def _intersect(current: Names | None, ids: list[str]) -> list[str]:
     if current is None:
         return ids
     keep = set(ids)
-    return [i for i in current if i in keep]
+    return [i for i in _listed(current) if i in keep]
 
 
 __all__ = ["Pool", "PoolError"]

@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from harness.pool import Pool
-from harness.schema import FORMAT_VERSION, PoolError, sample_id
+from harness.schema import FORMAT_VERSION, PoolError, complete_samples, sample_id
 
 SAMPLES = pd.DataFrame(
     {
@@ -102,9 +102,28 @@ def test_latest_created_at_wins_and_filters(tmp_path: Path) -> None:
         pool.measurements(sources=["caps", "cap"])
     assert len(pool.measurements(models=["nobody"])) == 0
     assert set(pool.samples(sample_ids=ids[:2])["sample_id"]) == set(ids[:2])
+    # one name is that name, not its characters
+    assert pool.measurements(sources="caps").equals(pool.measurements(sources=["caps"]))
+    assert len(pool.measurements(models="m1")) == 3 and len(pool.samples(sample_ids=ids[0])) == 1
+    assert pool.scores(sources="arith", models="m1").equals(pool.scores(sources=["arith"], models=["m1"]))
+    assert len(pool.scores(sources="arith", models="m1")) == 2
     pool.store.compact("measurements")
     assert len(pool.store.segments("measurements")) == 1
     assert pool.measurements().set_index("sample_id")["value"].to_dict() == values.to_dict()
+
+
+def test_a_measurement_without_a_metric_takes_its_samples(tmp_path: Path) -> None:
+    pool = Pool(tmp_path / "pool", create=True)
+    samples = SAMPLES.assign(metric=["acc", "acc", "exact_match"])
+    ids = complete_samples(samples)["sample_id"].tolist()
+    unnamed = pd.DataFrame({"sample_id": ids, "model": "m1", "value": 1.0})  # in the same write as the samples
+    pool.write({"samples": samples, "measurements": unnamed})
+    named = pd.DataFrame({"sample_id": ids, "model": "m2", "metric": [None, "", "f1"], "value": 0.0})
+    pool.add("measurements", named)  # from the pool's samples; a named metric stays
+    metrics = pool.measurements().set_index(["model", "sample_id"])["metric"]
+    assert metrics["m1"][ids].tolist() == ["acc", "acc", "exact_match"]
+    assert metrics["m2"][ids].tolist() == ["acc", "acc", "f1"]
+    assert len(pool.scores()) == 5  # all but m2's f1: each sample's own metric
 
 
 def test_a_tie_in_created_at_goes_to_the_later_segment(tmp_path: Path) -> None:
