@@ -94,7 +94,7 @@ class Pool:
         blank = metric.isna() | (metric == "")
         if not blank.any():
             return frame
-        ids = pa.array(frame.loc[blank, "sample_id"].unique().tolist(), pa.string())
+        ids = pa.array([str(i) for i in frame.loc[blank, "sample_id"].unique()], pa.string())
         where = "sample_id IN (SELECT unnest(?))"
         known = [self.store.read("samples", where, (ids.to_pylist(),), ["sample_id", "metric"])]
         if samples is not None:
