@@ -3,8 +3,8 @@
 `rank(measurements, method="pl-conditional", ...)` takes a long DataFrame `sample_id, model, value` (higher
 is better; an optional `metric` column keeps metrics apart, an optional `source` column is what `mean`
 macro-averages over) and returns the leaderboard `model, score, rank, ci_low, ci_high, rank_low, rank_high,
-n_samples`, best first, with `attrs["diagnostics"]` and `attrs["method"]`. `rank_pairwise(comparisons, ...)`
-does the same from `model_a, model_b, winner` (a|b|tie).
+n_samples`, best first, with `attrs["diagnostics"]`, `attrs["method"]` and `attrs["score"]` (what the score
+is). `rank_pairwise(comparisons, ...)` does the same from `model_a, model_b, winner` (a|b|tie).
 """
 
 from __future__ import annotations
@@ -24,6 +24,15 @@ from aggregators.diagnostics import Diagnostics, NotIdentifiedError, check, diag
 from aggregators.orderings import Orderings, check_ties, concat, from_comparisons, from_measurements, index_of
 
 METHODS = ("pl", "pl-conditional", "mean", "bt", "elo", "borda")
+#: What a leaderboard's `score` is, per method (`attrs["score"]`).
+SCORE_MEANING = {
+    "pl": "centered Plackett-Luce log-strengths",
+    "pl-conditional": "centered Plackett-Luce log-strengths",
+    "mean": "mean values (higher is better: lower-is-better metrics negated), macro-averaged over sources",
+    "bt": "Bradley-Terry ratings on LMArena's scale (1000 + 400 log10 strength)",
+    "elo": "online Elo ratings (K=4, starting at 1000)",
+    "borda": "mean normalised Borda counts (1: always first, 0: always last)",
+}
 PL_METHODS = ("pl", "pl-conditional")
 #: Binary samples through the exact conditional likelihood, everything else as `pl` (README: robustness).
 DEFAULT_METHOD = "pl-conditional"
@@ -211,5 +220,6 @@ def _leaderboard(
     board["n_samples"] = n_samples
     board = board.sort_values(["rank", "model"], ignore_index=True)
     board.attrs["method"] = method
+    board.attrs["score"] = SCORE_MEANING[method]
     board.attrs["diagnostics"] = diagnostics.as_dict()
     return board

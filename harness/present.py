@@ -138,7 +138,7 @@ def print_leaderboard(board: Any) -> None:
     """The leaderboard as a table on stdout."""
     from rich.table import Table
 
-    table = Table(title=f"poolbench leaderboard ({board.attrs['method']})")
+    table = Table(title=f"poolbench leaderboard ({board.attrs['method']})", caption=f"scores: {board.attrs['score']}")
     for column in ("rank", "model", "score", "95% CI", "rank range", "samples"):
         table.add_column(column, justify="left" if column == "model" else "right")
     for _, row in board.iterrows():

@@ -88,7 +88,7 @@ def test_names_with_brackets_print_as_they_are(cli, tmp_path: Path) -> None:
     imported = cli("import", "matrix", str(matrix), "--source", "s[x]", check=True)
     assert f"{matrix}: 3 models" in imported.stderr
     board = cli("rank", "--method", "mean", check=True).stdout
-    assert all(f" {name} " in board for name in names), board
+    assert all(f" {name} " in board for name in names) and "scores: mean values" in board, board
     cli("add", "starter", "units", check=True)
     # on a terminal, where the run draws its progress bar (named after the model)
     command = [sys.executable, "-m", "harness.cli", "--pool", str(tmp_path / "pool"), "run", "--model"]

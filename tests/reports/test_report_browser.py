@@ -65,6 +65,7 @@ def test_chembench_report_renders_every_model_without_errors(cli, shared_data: P
     rows = re.findall(r'<tr class="leaderboard-row" data-model="([^"]+)"', done.stdout)
     assert len(rows) == 22
     assert done.stdout.count("<svg") >= 3  # the Vega charts were drawn by the inlined scripts
+    assert "Scores are centered Plackett-Luce log-strengths." in done.stdout
     shot = tmp_path / "report.png"
     browse(page, f"--screenshot={shot}", "--window-size=1280,1600")
     assert shot.stat().st_size > 10_000
@@ -94,6 +95,7 @@ def test_hostile_outputs_show_as_text(cli, tmp_path: Path) -> None:
     body = dom.split('<script type="application/json"')[0]  # the page's elements, before its scripts
     assert re.search(r"<img\b", body) is None and "<script>document" not in body  # the text stayed text
     assert "&lt;script&gt;document.title='PWNED'&lt;/script&gt;" in body  # shown as text in the browser
+    assert "Scores are mean values (higher is better" in body  # what the method's score is
     assert console_errors(done.stderr) == []
 
 
