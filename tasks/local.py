@@ -74,7 +74,7 @@ def samples_from_rows(
         where = f"{origin}:{row.pop('_line')}"
         records.append(_sample(row, where, source, kind, question, fields, render))
     samples = complete_samples(pd.DataFrame(records))
-    _refuse_conflicting_ids(samples, origin)
+    _refuse_conflicting_ids(samples, rows["_line"].tolist(), origin)
     return samples
 
 
@@ -154,7 +154,7 @@ def _target(value: Any, choices: list[str] | None, where: str) -> int | list[str
         except ValueError:
             raise PoolError(f"{where}: answer must be an index or a letter, got {value!r}") from None
     if not 0 <= index < len(choices):
-        raise PoolError(f"{where}: answer index {index} is out of range for {len(choices)} choices")
+        raise PoolError(f"{where}: answer {value!r} is out of range for {len(choices)} choices")
     return index
 
 
@@ -162,9 +162,15 @@ def _missing(value: Any) -> bool:
     return is_null(value) or value == ""
 
 
-def _refuse_conflicting_ids(samples: pd.DataFrame, path: str) -> None:
-    """A source id used twice in one file for different content is an error (identical repeats are fine)."""
-    named = samples[samples["source_id"] != ""]
-    clashes = named.groupby("source_id")["sample_id"].nunique()
-    if (clashes > 1).any():
-        raise PoolError(f"{path}: id {clashes[clashes > 1].index[0]!r} appears twice with different content")
+def _refuse_conflicting_ids(samples: pd.DataFrame, lines: list[int], origin: str) -> None:
+    """A source id used twice in one file for different content is an error naming both lines (identical
+    repeats are fine). `lines`: each sample's line in the file."""
+    named = samples.assign(line=lines)[samples["source_id"] != ""]
+    first = named.drop_duplicates("source_id").set_index("source_id")
+    clash = named[named["sample_id"] != named["source_id"].map(first["sample_id"])]
+    if len(clash):
+        row = clash.iloc[0]
+        raise PoolError(
+            f"{origin}:{row.line}: id {row.source_id!r} was used at line {first.at[row.source_id, 'line']} "
+            "for other content"
+        )

@@ -180,8 +180,9 @@ def test_bad_pairwise_rows_name_their_line(cli, tmp_path: Path, second: dict, me
                 '{"id": "a", "question": "q", "choices": ["x", "y"], "answer": 0}',
                 '{"id": "a", "question": "other", "choices": ["x", "y"], "answer": 1}',
             ],
-            "appears twice",
+            "data.jsonl:2: id 'a' was used at line 1 for other content",
         ),
+        (['{"id": "a", "question": "q", "choices": ["x", "y"], "answer": "C"}'], "answer 'C' is out of range"),
     ],
 )
 def test_bad_local_rows_ingest_nothing(cli, tmp_path: Path, lines: list[str], message: str) -> None:
