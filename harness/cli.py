@@ -148,6 +148,8 @@ def probe_command(
     result = probe_pool(text, top_k, threshold, source, where)
     if as_json:
         emit_json(result.as_json())
+    elif result.samples.empty:
+        stderr.print(f"no samples reach --threshold {threshold} ({result.method})")
     else:
         print_probe(result)
 

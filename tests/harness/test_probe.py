@@ -120,3 +120,5 @@ def test_rank_and_report_on_a_probe(tmp_path: Path, cli) -> None:
     assert "capital cities" in page.read_text(encoding="utf-8") and "the 40 samples that fit it" in page.read_text()
     missing = cli("rank", "--top-k", "5")
     assert missing.returncode == 2 and "--query" in missing.stderr
+    nothing = cli("probe", "capital cities", "--threshold", "1.5")  # above any cosine similarity
+    assert nothing.returncode == 0 and nothing.stdout == "" and "no samples reach --threshold 1.5" in nothing.stderr
