@@ -57,11 +57,23 @@ app.add_typer(add_app, name="add")
 app.add_typer(import_app, name="import")
 
 
+def _print_versions(asked: bool) -> None:
+    """--version: poolbench's version and those of the packages that shape its numbers, then exit."""
+    if asked:
+        from harness.runner import package_versions
+
+        print(", ".join(f"{name} {version}" for name, version in package_versions().items()))
+        raise typer.Exit()
+
+
 @app.callback()
 def main_options(
     pool: Annotated[
         Path | None, typer.Option("--pool", help="Pool directory (default: $POOLBENCH_POOL, else ./pool).")
     ] = None,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_print_versions, is_eager=True, help="Show the versions and exit.")
+    ] = False,
 ) -> None:
     """poolbench: rank language models from sparse, sample-level measurements."""
     set_pool_dir(pool)

@@ -115,3 +115,10 @@ def run_on_a_terminal(command: list[str]) -> tuple[int, str]:
         returncode = process.wait(timeout=600)
     os.close(leader)
     return returncode, shown.decode(errors="replace")
+
+
+def test_version_names_poolbench_and_what_shapes_its_numbers(cli) -> None:
+    from importlib import metadata
+
+    done = cli("--version", check=True)
+    assert done.stdout.startswith(f"poolbench {metadata.version('poolbench')}, lm_eval {metadata.version('lm_eval')}")
