@@ -101,7 +101,8 @@ def compare(
     """Compare two models on `scores` (`sample_id, model, value[, source, metric]`, higher is better).
 
     `flips`: every shared sample whose value changed, the largest drop first ("right -> wrong" and
-    "wrong -> right" on binary values, else "worse" and "better"). Raises NotComparableError when they share
+    "wrong -> right" on binary values, else "worse" and "better"), its values as measured (where `scores`
+    has Pool.scores' `negated` column, lower-is-better values are negated back). Raises NotComparableError when they share
     fewer than `min_shared` samples, when either has no measurements, or when base and candidate are the
     same model.
     """
@@ -123,15 +124,16 @@ def compare(
     changed = changed.iloc[np.argsort((changed["candidate"] - changed["base"]).to_numpy(), kind="stable")]
     binary = bool(pairs[["base", "candidate"]].isin((0.0, 1.0)).all(axis=None))
     worse, better = ("right -> wrong", "wrong -> right") if binary else ("worse", "better")
+    sign = np.where(changed["negated"], -1.0, 1.0) if "negated" in changed.columns else np.ones(len(changed))
     flips = [
         {
             "sample_id": r.sample_id,
             "source": r.source,
-            "base": r.base,
-            "candidate": r.candidate,
+            "base": r.base * to_measured,
+            "candidate": r.candidate * to_measured,
             "change": worse if r.candidate < r.base else better,
         }
-        for r in changed.itertuples()
+        for r, to_measured in zip(changed.itertuples(), sign.tolist(), strict=True)
     ]
     return Comparison(base, candidate, overall, sources, regression, flips)
 
@@ -162,7 +164,7 @@ def _pairs(scores: pd.DataFrame, base: str, candidate: str) -> pd.DataFrame:
     for model in (base, candidate):
         if model not in known:
             raise NotComparableError(f"model {model!r} has no measurements here")
-    keys = ["sample_id"] + (["metric"] if "metric" in scores.columns else [])
+    keys = ["sample_id"] + [c for c in ("metric", "negated") if c in scores.columns]  # negated: per sample, metric
     frame = scores if "source" in scores.columns else scores.assign(source="")
     wide = frame[frame["model"].isin([base, candidate])].pivot_table(
         index=keys + ["source"], columns="model", values="value", aggfunc="last"

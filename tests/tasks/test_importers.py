@@ -121,6 +121,10 @@ def test_a_matrix_of_a_lower_is_better_metric(cli, tmp_path: Path) -> None:
     report = build_report(pool, aggregators.rank(scores, "mean"), scores, title="t", alpha=0.01, bootstrap=0)
     assert report.source_means["by-name"].to_dict() == {"sharp": 2.75, "vague": 8.5}  # as measured
     assert sorted(value for _, value, _ in report.browser["models"]["sharp"]) == [2.0, 3.5]
+    compared = cli("compare", "sharp", "vague", "--source", "by-name", "--min-shared", "1", "--json")
+    document = json.loads(compared.stdout)  # deltas higher-is-better, flips as measured, largest drop first
+    assert document["delta"] == -5.75
+    assert [(f["base"], f["candidate"], f["change"]) for f in document["flips"]] == [(2, 8, "worse"), (3.5, 9, "worse")]
 
 
 @pytest.mark.parametrize(
