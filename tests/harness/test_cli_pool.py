@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import select
 import subprocess
 import sys
 from pathlib import Path
@@ -99,12 +100,16 @@ def test_names_with_brackets_print_as_they_are(cli, tmp_path: Path) -> None:
 
 
 def run_on_a_terminal(command: list[str]) -> tuple[int, str]:
-    """Run `command` with its stderr on a pseudo-terminal; its exit code and what the terminal showed."""
+    """Run `command` with its stderr on a pseudo-terminal; its exit code and what the terminal showed.
+    A command silent for 600 s is killed (the test then fails on its exit code)."""
     leader, follower = os.openpty()
     with subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=follower) as process:
         os.close(follower)
         shown = b""
         while True:
+            if not select.select([leader], [], [], 600)[0]:
+                process.kill()
+                break
             try:
                 chunk = os.read(leader, 65536)
             except OSError:  # EIO: the process closed its end
@@ -112,7 +117,7 @@ def run_on_a_terminal(command: list[str]) -> tuple[int, str]:
             if not chunk:
                 break
             shown += chunk
-        returncode = process.wait(timeout=600)
+        returncode = process.wait(timeout=60)
     os.close(leader)
     return returncode, shown.decode(errors="replace")
 
