@@ -102,9 +102,10 @@ def compare(
 
     `flips`: every shared sample whose value changed, the largest drop first ("right -> wrong" and
     "wrong -> right" on binary values, else "worse" and "better"), its values as measured (where `scores`
-    has Pool.scores' `negated` column, lower-is-better values are negated back). Raises NotComparableError when they share
-    fewer than `min_shared` samples, when either has no measurements, or when base and candidate are the
-    same model.
+    has Pool.scores' `negated` column, lower-is-better values are negated back).
+
+    Raises NotComparableError when they share fewer than `min_shared` samples, when either has no
+    measurements, or when base and candidate are the same model.
     """
     pairs = _pairs(scores, base, candidate)
     if len(pairs) < min_shared:
