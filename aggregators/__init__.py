@@ -3,8 +3,8 @@
 `rank(measurements, method="pl-conditional", ...)` takes a long DataFrame `sample_id, model, value` (higher
 is better; an optional `metric` column keeps metrics apart, an optional `source` column is what `mean`
 macro-averages over) and returns the leaderboard `model, score, rank, ci_low, ci_high, rank_low, rank_high,
-n_samples`, best first, with `attrs["diagnostics"]`, `attrs["method"]` and `attrs["score"]` (what the score
-is). `rank_pairwise(comparisons, ...)` does the same from `model_a, model_b, winner` (a|b|tie).
+n_samples`, best first, with `attrs["diagnostics"]`, `attrs["method"]`, `attrs["score"]` (what the score
+is) and `attrs["alpha"]` (the prior of a PL method; None for the others, which take none). `rank_pairwise(comparisons, ...)` does the same from `model_a, model_b, winner` (a|b|tie).
 """
 
 from __future__ import annotations
@@ -36,18 +36,29 @@ SCORE_MEANING = {
 PL_METHODS = ("pl", "pl-conditional")
 #: Binary samples through the exact conditional likelihood, everything else as `pl` (README: robustness).
 DEFAULT_METHOD = "pl-conditional"
+#: The Gaussian prior on log-strengths of the PL methods (the others take no prior).
+DEFAULT_ALPHA = 0.01
 #: Bootstrap replicates fit with at least this prior, so a draw that drops all of a model's wins stays finite,
 #: and to this gradient tolerance (relative to the total weight): far below the spread of the replicates.
 BOOTSTRAP_MIN_ALPHA = 1e-6
 BOOTSTRAP_TOL = 1e-6
 
-__all__ = ["DEFAULT_METHOD", "METHODS", "NotIdentifiedError", "Orderings", "rank", "rank_pairwise"]
+__all__ = [
+    "DEFAULT_ALPHA",
+    "DEFAULT_METHOD",
+    "METHODS",
+    "PL_METHODS",
+    "NotIdentifiedError",
+    "Orderings",
+    "rank",
+    "rank_pairwise",
+]
 
 
 def rank(
     measurements: pd.DataFrame | None,
     method: str = DEFAULT_METHOD,
-    alpha: float = 0.01,
+    alpha: float = DEFAULT_ALPHA,
     bootstrap: int = 0,
     seed: int = 0,
     *,
@@ -101,7 +112,8 @@ def rank(
         score = partial(fit_scores, max(alpha, BOOTSTRAP_MIN_ALPHA), full, tol=BOOTSTRAP_TOL)
     draws = replicate_scores(score, len(orderings.samples), bootstrap, seed, workers, progress) if bootstrap else None
     counts = _samples_per_model(orderings, measurements, comparisons)
-    return _leaderboard(orderings.models, full, draws, counts, diagnostics, method, level)
+    prior = alpha if method in PL_METHODS else None
+    return _leaderboard(orderings.models, full, draws, counts, diagnostics, method, prior, level)
 
 
 def rank_pairwise(comparisons: pd.DataFrame, method: str = "pl", **options: object) -> pd.DataFrame:
@@ -207,6 +219,7 @@ def _leaderboard(
     n_samples: np.ndarray,
     diagnostics: Diagnostics,
     method: str,
+    alpha: float | None,
     level: float,
 ) -> pd.DataFrame:
     board = pd.DataFrame({"model": models.astype(str), "score": scores})
@@ -221,5 +234,6 @@ def _leaderboard(
     board = board.sort_values(["rank", "model"], ignore_index=True)
     board.attrs["method"] = method
     board.attrs["score"] = SCORE_MEANING[method]
+    board.attrs["alpha"] = alpha
     board.attrs["diagnostics"] = diagnostics.as_dict()
     return board

@@ -51,9 +51,7 @@ def main() -> None:
             start = time.perf_counter()
             scores, _ = ranking_inputs(pool, None)
             board = aggregators.rank(scores, method, 0.01, bootstrap=100, seed=0)
-            html = render_leaderboard(
-                build_report(pool, board, scores, title="bench", alpha=0.01, bootstrap=100), cache_dir()
-            )
+            html = render_leaderboard(build_report(pool, board, scores, title="bench", bootstrap=100), cache_dir())
             generated[method] = time.perf_counter() - start
         page = root / "report.html"
         page.write_text(html, encoding="utf-8")

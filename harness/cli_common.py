@@ -97,6 +97,11 @@ SourcesOpt = Annotated[list[str] | None, typer.Option("--source", help="Only the
 #: aggregators.DEFAULT_METHOD, spelled out so that the CLI starts without importing scipy (a test checks).
 DEFAULT_METHOD = "pl-conditional"
 MethodOpt = Annotated[str, typer.Option(help="pl-conditional | pl | mean | bt | elo | borda")]
-AlphaOpt = Annotated[float, typer.Option(min=0.0, help="Gaussian prior on PL log-strengths (0 = maximum likelihood).")]
+AlphaOpt = Annotated[
+    float | None,
+    typer.Option(
+        min=0.0, help="Gaussian prior on log-strengths of the pl methods (default 0.01; 0 = maximum likelihood)."
+    ),
+]
 BootstrapOpt = Annotated[int, typer.Option(min=0, help="Bootstrap replicates over samples for 95% intervals.")]
 SeedOpt = Annotated[int, typer.Option(min=0, help="Seed of the bootstrap.")]

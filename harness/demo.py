@@ -27,7 +27,6 @@ from reports.render import render_leaderboard
 from tasks.starter import starter_samples
 
 SMOLLM2 = {"pretrained": "builtin:smollm2-135m"}
-ALPHA = 0.01
 
 
 @dataclass(frozen=True)
@@ -75,10 +74,8 @@ def run_demo(out: Path, small: bool = False, console: Console | None = None) -> 
         else:
             console.print(f"{spec.model}: all {result.planned} selected samples already measured")
     scores, _ = ranking_inputs(pool, list(size.sources) if size.sources else None)
-    board = aggregators.rank(scores, aggregators.DEFAULT_METHOD, ALPHA, size.bootstrap, seed=0)
-    report = build_report(
-        pool, board, scores, title="poolbench demo leaderboard", alpha=ALPHA, bootstrap=size.bootstrap
-    )
+    board = aggregators.rank(scores, bootstrap=size.bootstrap, seed=0)
+    report = build_report(pool, board, scores, title="poolbench demo leaderboard", bootstrap=size.bootstrap)
     (out / "report.html").write_text(render_leaderboard(report, cache_dir()), encoding="utf-8")
     verdict = compare(scores, "smollm2-135m", "smollm2-135m-int8", min_shared=20)
     return board, verdict

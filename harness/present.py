@@ -32,7 +32,7 @@ def _nothing_to_rank(sources: list[str] | None, metric: str | None) -> str:
 def leaderboard(
     sources: list[str] | None,
     method: str,
-    alpha: float,
+    alpha: float | None,
     bootstrap: int,
     seed: int,
     metric: str | None = None,
@@ -40,7 +40,8 @@ def leaderboard(
     sample_ids: list[str] | None = None,
 ) -> tuple[Any, Any, Any]:
     """Rank the pool's models on the selected samples (measurements and comparisons in one fit);
-    returns the leaderboard and the measurements and comparisons it rests on."""
+    returns the leaderboard and the measurements and comparisons it rests on. `alpha` None: the default prior;
+    given to a method that takes no prior, a note on stderr says so."""
     import aggregators
     from harness.reporting import ranking_inputs
 
@@ -52,13 +53,15 @@ def leaderboard(
         board = aggregators.rank(
             scores if len(scores) else None,
             method,
-            alpha,
+            aggregators.DEFAULT_ALPHA if alpha is None else alpha,
             bootstrap,
             seed,
             comparisons=comparisons if len(comparisons) else None,
             ties=ties,
             progress=lambda done: bar.advance(task, done),
         )
+    if alpha is not None and method not in aggregators.PL_METHODS:
+        stderr.print(f"--alpha is the prior of the pl methods: {method} takes none, so it is not used", style="yellow")
     return board, scores, comparisons
 
 
@@ -119,7 +122,8 @@ def print_probe(result: Any) -> None:
 
 
 def leaderboard_json(board: Any) -> dict[str, Any]:
-    """The documented JSON of `rank`: method, models best first (NaN as null), diagnostics."""
+    """The documented JSON of `rank`: method, alpha (null for a method without a prior), models best first (NaN
+    as null), diagnostics."""
     columns = ("model", "score", "rank", "ci_low", "ci_high", "rank_low", "rank_high", "n_samples")
     integers = ("rank", "rank_low", "rank_high", "n_samples")
 
@@ -131,7 +135,12 @@ def leaderboard_json(board: Any) -> dict[str, Any]:
         return int(value) if name in integers else float(value)
 
     models = [{c: plain(c, row[c]) for c in columns} for _, row in board.iterrows()]
-    return {"method": board.attrs["method"], "models": models, "diagnostics": board.attrs["diagnostics"]}
+    return {
+        "method": board.attrs["method"],
+        "alpha": board.attrs["alpha"],
+        "models": models,
+        "diagnostics": board.attrs["diagnostics"],
+    }
 
 
 def print_leaderboard(board: Any) -> None:

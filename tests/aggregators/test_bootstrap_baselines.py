@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -179,3 +180,21 @@ def test_cli_names_the_option_out_of_range(cli, tmp_path: Path) -> None:
         assert folder.returncode == 2 and f"Invalid value for '{command[-1]}'" in folder.stderr
         assert "bootstrap" not in folder.stderr
     assert not list(tmp_path.parent.glob(f".{tmp_path.name}.tmp"))
+
+
+def test_alpha_is_the_prior_of_the_pl_methods_only(cli, tmp_path: Path) -> None:
+    matrix = tmp_path / "m.csv"
+    pd.DataFrame({"id": ["q1", "q2", "q3"], "a": [1, 1, 0], "b": [0, 1, 1], "c": [0, 0, 1]}).to_csv(matrix, index=False)
+    cli("import", "matrix", str(matrix), "--source", "m", check=True)
+    for options, alpha in ((["--method", "pl"], 0.01), (["--method", "pl", "--alpha", "0.5"], 0.5), ([], 0.01)):
+        done = cli("rank", *options, "--json", check=True)
+        assert json.loads(done.stdout)["alpha"] == alpha and "--alpha" not in done.stderr
+    wide = json.loads(cli("rank", "--method", "pl", "--alpha", "5", "--json", check=True).stdout)["models"]
+    narrow = json.loads(cli("rank", "--method", "pl", "--alpha", "0.5", "--json", check=True).stdout)["models"]
+    assert abs(wide[0]["score"]) < abs(narrow[0]["score"])  # a stronger prior pulls the scores to 0
+    for method in ("mean", "bt", "elo", "borda"):
+        plain = cli("rank", "--method", method, "--json", check=True)
+        assert json.loads(plain.stdout)["alpha"] is None and "--alpha" not in plain.stderr
+        given = cli("rank", "--method", method, "--alpha", "0.5", "--json", check=True)
+        assert json.loads(given.stdout) == json.loads(plain.stdout)
+        assert f"--alpha is the prior of the pl methods: {method} takes none" in given.stderr

@@ -118,9 +118,10 @@ def test_a_matrix_of_a_lower_is_better_metric(cli, tmp_path: Path) -> None:
     pool = Pool(tmp_path / "pool")
     scores, _ = ranking_inputs(pool, ["by-name"])  # negated for ranking, and marked so
     assert scores["negated"].all() and sorted(scores["value"]) == [-9.0, -8.0, -3.5, -2.0]
-    report = build_report(pool, aggregators.rank(scores, "mean"), scores, title="t", alpha=0.01, bootstrap=0)
+    report = build_report(pool, aggregators.rank(scores, "mean"), scores, title="t", bootstrap=0)
     assert report.source_means["by-name"].to_dict() == {"sharp": 2.75, "vague": 8.5}  # as measured
     assert sorted(value for _, value, _ in report.browser["models"]["sharp"]) == [2.0, 3.5]
+    assert report.header["alpha"] == "–"  # mean takes no prior
     compared = cli("compare", "sharp", "vague", "--source", "by-name", "--min-shared", "1", "--json")
     document = json.loads(compared.stdout)  # deltas higher-is-better, flips as measured, largest drop first
     assert document["delta"] == -5.75
