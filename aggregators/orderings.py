@@ -99,12 +99,14 @@ def from_measurements(
         if column not in measurements.columns:
             raise ValueError(f"measurements need a {column!r} column")
     _refuse_missing(measurements, ("sample_id", "model"), "measurement")
-    value = measurements["value"].to_numpy(dtype=float)
+    value = pd.to_numeric(measurements["value"], errors="coerce").to_numpy(dtype=float)  # text -> NaN
     if not np.isfinite(value).all():
         row = int(np.flatnonzero(~np.isfinite(value))[0])
+        given = measurements["value"].iloc[row]
         raise ValueError(
             f"measurement row {row} (sample {measurements['sample_id'].iloc[row]!r}, model "
-            f"{measurements['model'].iloc[row]!r}): value {value[row]} is not a finite number"
+            f"{measurements['model'].iloc[row]!r}): value {given if isinstance(given, str) else float(value[row])!r} "
+            "is not a finite number"
         )
     model_names = np.sort(np.asarray(models if models is not None else measurements["model"].unique()))
     item = index_of(model_names, measurements["model"])

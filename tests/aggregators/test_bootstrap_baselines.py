@@ -126,6 +126,8 @@ def test_unknown_method_and_out_of_range_arguments_are_refused() -> None:
     for method in aggregators.METHODS:
         with pytest.raises(ValueError, match=r"measurement row 1 \(sample 's', model 'b'\): value nan is not a fin"):
             aggregators.rank(frame.assign(value=[1.0, None]), method=method)
+    with pytest.raises(ValueError, match=r"measurement row 0 \(sample 's', model 'a'\): value 'high' is not a fin"):
+        aggregators.rank(frame.assign(value=["high", 0.0]))
     pairs = pd.DataFrame({"model_a": ["a", "b"], "model_b": ["b", "b"], "winner": ["a", "tie"]})
     with pytest.raises(ValueError, match="comparison row 1: 'b' compared with itself"):
         aggregators.rank_pairwise(pairs)
