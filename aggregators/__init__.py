@@ -24,6 +24,8 @@ from aggregators.diagnostics import Diagnostics, NotIdentifiedError, check, diag
 from aggregators.orderings import Orderings, check_ties, concat, from_comparisons, from_measurements, index_of
 
 METHODS = ("pl", "pl-conditional", "mean", "bt", "elo", "borda")
+#: A leaderboard's columns.
+BOARD_COLUMNS = ("model", "score", "rank", "ci_low", "ci_high", "rank_low", "rank_high", "n_samples")
 #: What a leaderboard's `score` is, per method (`attrs["score"]`).
 SCORE_MEANING = {
     "pl": "centered Plackett-Luce log-strengths",
@@ -44,6 +46,7 @@ BOOTSTRAP_MIN_ALPHA = 1e-6
 BOOTSTRAP_TOL = 1e-6
 
 __all__ = [
+    "BOARD_COLUMNS",
     "DEFAULT_ALPHA",
     "DEFAULT_METHOD",
     "METHODS",

@@ -7,6 +7,7 @@ logs go to stderr. Errors: one line on stderr, exit code 2, pool unchanged.
 from __future__ import annotations
 
 import re
+import sys
 from functools import partial
 from pathlib import Path
 from typing import Annotated
@@ -94,12 +95,19 @@ def rank_command(
     threshold: ThresholdOpt = None,
     where: WhereOpt = None,
     as_json: JsonOpt = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="Print the leaderboard as CSV on stdout.")] = False,
 ) -> None:
     """Rank the models from every measurement and comparison of the selected sources (or of the samples that
     fit --query)."""
+    if as_json and as_csv:
+        raise PoolError("--json and --csv: choose one")
     sample_ids = probed_sample_ids(query, top_k, threshold, source, where)
     board, _, _ = leaderboard(source, method, alpha, bootstrap, seed, metric, ties, sample_ids)
-    if as_json:
+    if as_csv:
+        from harness.reporting import leaderboard_csv
+
+        sys.stdout.write(leaderboard_csv(board))
+    elif as_json:
         document = leaderboard_json(board)
         if sample_ids is not None:
             document["probe"] = {"query": query, "n_samples": len(sample_ids)}

@@ -124,7 +124,8 @@ def print_probe(result: Any) -> None:
 def leaderboard_json(board: Any) -> dict[str, Any]:
     """The documented JSON of `rank`: method, alpha (null for a method without a prior), models best first (NaN
     as null), diagnostics."""
-    columns = ("model", "score", "rank", "ci_low", "ci_high", "rank_low", "rank_high", "n_samples")
+    from aggregators import BOARD_COLUMNS as columns
+
     integers = ("rank", "rank_low", "rank_high", "n_samples")
 
     def plain(name: str, value: Any) -> Any:

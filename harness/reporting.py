@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from aggregators import BOARD_COLUMNS
 from aggregators.diagnostics import uninformative_note
 from harness.pool import Pool
 from harness.runner import package_versions
@@ -28,6 +29,15 @@ def ranking_inputs(
         scores = scores[scores["sample_id"].isin(keep)]
         comparisons = comparisons[comparisons["sample_id"].isin(keep)]
     return scores.reset_index(drop=True), comparisons.reset_index(drop=True)
+
+
+def leaderboard_csv(board: pd.DataFrame, source_means: pd.DataFrame | None = None) -> str:
+    """The leaderboard as CSV, best first: the columns of `rank --json` (intervals empty without a bootstrap),
+    then, given `source_means` (models x sources), each source's mean value as measured in "mean:SOURCE"."""
+    table = board.loc[:, list(BOARD_COLUMNS)].astype({"rank_low": "Int64", "rank_high": "Int64"})
+    if source_means is not None:
+        table = table.join(source_means.add_prefix("mean:"), on="model")
+    return str(table.to_csv(index=False, lineterminator="\n"))
 
 
 def build_report(
@@ -83,6 +93,7 @@ def build_report(
         coverage=coverage,
         diagnostics=diagnostics,
         browser=_browser(pool, samples, scores, order, browser_limit),
+        csv=leaderboard_csv(board, source_means),
     )
 
 

@@ -30,7 +30,7 @@ for (const [id, spec] of Object.entries(charts)) { vegaEmbed("#" + id, spec, {ac
 class ReportData:
     """What a leaderboard page shows. `board` is `aggregators.rank`'s frame; `source_means` and `coverage`
     are models x sources; `browser` is {"samples": [...], "models": {model: [[sample index, score,
-    response], ...]}, "limit": int}."""
+    response], ...]}, "limit": int}; `csv` is the leaderboard table as CSV, offered for download."""
 
     title: str
     header: dict[str, Any]
@@ -40,6 +40,7 @@ class ReportData:
     diagnostics: dict[str, Any]
     browser: dict[str, Any] = field(default_factory=dict)
     comparison: dict[str, Any] | None = None
+    csv: str = ""
 
 
 def safe_json(value: Any) -> str:

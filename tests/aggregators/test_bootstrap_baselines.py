@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import math
 from pathlib import Path
@@ -200,3 +201,21 @@ def test_alpha_is_the_prior_of_the_pl_methods_only(cli, tmp_path: Path) -> None:
         given = cli("rank", "--method", method, "--alpha", "0.5", "--json", check=True)
         assert json.loads(given.stdout) == json.loads(plain.stdout)
         assert f"--alpha is the prior of the pl methods: {method} takes none" in given.stderr
+
+
+def test_rank_csv_is_the_json_leaderboard_as_a_table(cli, tmp_path: Path) -> None:
+    matrix = tmp_path / "m.csv"
+    rng = np.random.default_rng(0)
+    pd.DataFrame({"id": [f"q{i}" for i in range(40)], **{m: rng.integers(0, 2, 40) for m in "abcd"}}).to_csv(
+        matrix, index=False
+    )
+    cli("import", "matrix", str(matrix), "--source", "m", check=True)
+    for bootstrap in ("0", "20"):
+        options = ("--bootstrap", bootstrap)
+        document = json.loads(cli("rank", *options, "--json", check=True).stdout)
+        table = pd.read_csv(io.StringIO(cli("rank", *options, "--csv", check=True).stdout))
+        assert table.columns.tolist() == list(aggregators.BOARD_COLUMNS)
+        expected = pd.DataFrame(document["models"]).astype({c: float for c in aggregators.BOARD_COLUMNS[1:]})
+        pd.testing.assert_frame_equal(table, expected, check_dtype=False, rtol=1e-12)
+    both = cli("rank", "--json", "--csv")
+    assert both.returncode == 2 and "--json and --csv: choose one" in both.stderr

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import shutil
 import subprocess
 import tempfile
 from pathlib import Path
+from urllib.parse import unquote
 
+import numpy as np
+import pandas as pd
 import pytest
 
+from aggregators import BOARD_COLUMNS
 from tests.tasks.test_importers import lm_eval_samples_file
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -66,6 +71,14 @@ def test_chembench_report_renders_every_model_without_errors(cli, shared_data: P
     assert len(rows) == 22
     assert done.stdout.count("<svg") >= 3  # the Vega charts were drawn by the inlined scripts
     assert "Scores are centered Plackett-Luce log-strengths." in done.stdout
+    link = re.search(r'id="download-csv" download="leaderboard.csv" href="data:text/csv;charset=utf-8,([^"]+)"', html)
+    assert link is not None
+    table = pd.read_csv(io.StringIO(unquote(link.group(1))))  # the table of the page, best first
+    assert table["model"].tolist() == rows and table["rank"].is_monotonic_increasing
+    assert table.columns.tolist()[1:] == [*BOARD_COLUMNS[1:], "mean:chembench"]
+    assert table[["ci_low", "ci_high", "rank_low", "rank_high"]].notna().all().all()
+    matrix = pd.read_csv(shared_data / "chembench_binary" / "binary_matrix.csv", index_col=0)
+    np.testing.assert_allclose(table["mean:chembench"], matrix.mean()[table["model"]], atol=1e-12)
     shot = tmp_path / "report.png"
     browse(page, f"--screenshot={shot}", "--window-size=1280,1600")
     assert shot.stat().st_size > 10_000
