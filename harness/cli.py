@@ -97,8 +97,9 @@ def rank_command(
     as_json: JsonOpt = False,
     as_csv: Annotated[bool, typer.Option("--csv", help="Print the leaderboard as CSV on stdout.")] = False,
 ) -> None:
-    """Rank the models from every measurement and comparison of the selected sources (or of the samples that
-    fit --query)."""
+    """Rank the models from every measurement and comparison of the selected sources.
+
+    With --query: of the samples that fit it (see `probe`)."""
     if as_json and as_csv:
         raise PoolError("--json and --csv: choose one")
     sample_ids = probed_sample_ids(query, top_k, threshold, source, where)
@@ -132,8 +133,9 @@ def report_command(
     threshold: ThresholdOpt = None,
     where: WhereOpt = None,
 ) -> None:
-    """Write a self-contained HTML leaderboard (plots, intervals, diagnostics, sample browser), of the
-    selected sources or of the samples that fit --query."""
+    """Write a self-contained HTML leaderboard: plots, intervals, diagnostics, sample browser.
+
+    Of the selected sources, or with --query of the samples that fit it."""
     from harness.reporting import build_report
     from reports.render import render_leaderboard
 

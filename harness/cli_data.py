@@ -127,8 +127,8 @@ def _add_local(
     ingest({"samples": load_local(path, source, kind, fields, template, fmt)}, str(path))
 
 
-def _register_local(fmt: str) -> None:
-    @add_app.command(fmt, help=f"Samples from a {fmt.upper()} file.")
+def _register_local(fmt: str, name: str) -> None:
+    @add_app.command(fmt, help=f"Samples from a {name} file.")
     @user_errors
     def add_file(
         path: Path,
@@ -143,8 +143,8 @@ def _register_local(fmt: str) -> None:
         _add_local(fmt, path, source, kind, id_field, question_field, choices_field, answer_field, template)
 
 
-for _fmt in ("jsonl", "csv", "parquet"):
-    _register_local(_fmt)
+for _fmt, _name in (("jsonl", "JSONL"), ("csv", "CSV"), ("parquet", "Parquet")):
+    _register_local(_fmt, _name)
 
 
 @add_app.command("starter")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import re
@@ -9,6 +10,7 @@ import select
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pyarrow.parquet as pq
@@ -127,3 +129,23 @@ def test_version_names_poolbench_and_what_shapes_its_numbers(cli) -> None:
 
     done = cli("--version", check=True)
     assert done.stdout.startswith(f"poolbench {metadata.version('poolbench')}, lm_eval {metadata.version('lm_eval')}")
+
+
+def test_every_command_summary_is_one_line_of_the_command_lists() -> None:
+    """Typer's rich command lists keep a line break inside a docstring's first paragraph: none may have one."""
+    import typer.main
+
+    from harness.cli import app
+
+    def commands(group: Any, path: str) -> list[tuple[str, str]]:
+        found = []
+        for name, command in group.commands.items():
+            found.append((f"{path} {name}", command.help or ""))
+            if hasattr(command, "commands"):
+                found += commands(command, f"{path} {name}")
+        return found
+
+    listed = commands(typer.main.get_command(app), "poolbench")
+    assert len(listed) > 20
+    broken = [name for name, text in listed if "\n" in inspect.cleandoc(text).split("\n\n")[0]]
+    assert broken == []
