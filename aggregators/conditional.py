@@ -237,9 +237,10 @@ class _Chunk:
         with np.errstate(invalid="ignore"):
             adjoint = np.where(used, self.log_counts - log_e, -np.inf)  # log of d value / d e_j
             for m in range(size - 1, -1, -1):
-                terms = x[:, m, None] + adjoint[:, 1:] + prefix[m, :, :-1]
+                top = min(m + 2, width)  # prefix[m] is zero beyond degree m: neither it nor its adjoint counts
+                terms = x[:, m, None] + adjoint[:, 1:top] + prefix[m, :, : top - 1]
                 gradient[:, m] = np.exp(terms).sum(axis=1)
-                np.logaddexp(adjoint[:, :-1], x[:, m, None] + adjoint[:, 1:], out=adjoint[:, :-1])
+                np.logaddexp(adjoint[:, : top - 1], x[:, m, None] + adjoint[:, 1:top], out=adjoint[:, : top - 1])
         return value, np.nan_to_num(gradient)
 
 
