@@ -12,9 +12,11 @@ from harness.models import cache_dir
 from harness.schema import PoolError, name_list
 
 
-def _counting_bar(label: str) -> Progress:
-    """A progress bar on stderr: label, bar, done/total, time left."""
-    return Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=stderr)
+def _counting_bar() -> Progress:
+    """Progress bars on stderr: each task's description, bar, done/total (? while unknown: it pulses), time left."""
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=stderr
+    )
 
 
 def _nothing_to_rank(sources: list[str] | None, metric: str | None) -> str:
@@ -48,8 +50,14 @@ def leaderboard(
     scores, comparisons = ranking_inputs(open_pool(), sources, metric, sample_ids)
     if scores.empty and comparisons.empty:
         raise PoolError(_nothing_to_rank(sources, metric))
-    with _counting_bar("bootstrap over samples") as bar:
-        task = bar.add_task("bootstrap", total=bootstrap, visible=bootstrap > 0)
+    with _counting_bar() as bar:
+        fitting = bar.add_task(f"ranking by {method}", total=None)
+        replicates = bar.add_task("bootstrap over samples", total=bootstrap, visible=False)
+
+        def advance(done: int) -> None:  # called once replicates are done, so the fit is
+            bar.update(fitting, total=1, completed=1)
+            bar.update(replicates, advance=done, visible=True)
+
         board = aggregators.rank(
             scores if len(scores) else None,
             method,
@@ -58,8 +66,9 @@ def leaderboard(
             seed,
             comparisons=comparisons if len(comparisons) else None,
             ties=ties,
-            progress=lambda done: bar.advance(task, done),
+            progress=advance,
         )
+        bar.update(fitting, total=1, completed=1)
     if alpha is not None and method not in aggregators.PL_METHODS:
         stderr.print(f"--alpha is the prior of the pl methods: {method} takes none, so it is not used", style="yellow")
     return board, scores, comparisons
@@ -75,8 +84,8 @@ def probe_pool(
     embedder = load_embedder()
     if embedder is None:
         stderr.print("the embed extra is not installed: ranking samples by BM25 (lexical) instead", style="yellow")
-    with _counting_bar("embedding samples") as bar:
-        task = bar.add_task("embed", visible=False)
+    with _counting_bar() as bar:
+        task = bar.add_task("embedding samples", visible=False)
 
         def advance(done: int, total: int) -> None:
             bar.update(task, completed=done, total=total, visible=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import re
 from pathlib import Path
 
 import choix
@@ -213,7 +214,10 @@ def test_rank_csv_is_the_json_leaderboard_as_a_table(cli, tmp_path: Path) -> Non
     for bootstrap in ("0", "20"):
         options = ("--bootstrap", bootstrap)
         document = json.loads(cli("rank", *options, "--json", check=True).stdout)
-        table = pd.read_csv(io.StringIO(cli("rank", *options, "--csv", check=True).stdout))
+        as_csv = cli("rank", *options, "--csv", check=True)
+        table = pd.read_csv(io.StringIO(as_csv.stdout))
+        assert re.search(r"ranking by pl-conditional .* 1/1", as_csv.stderr)  # its progress bars' last state
+        assert bool(re.search(r"bootstrap over samples .* 20/20", as_csv.stderr)) == (bootstrap == "20")
         assert table.columns.tolist() == list(aggregators.BOARD_COLUMNS)
         expected = pd.DataFrame(document["models"]).astype({c: float for c in aggregators.BOARD_COLUMNS[1:]})
         pd.testing.assert_frame_equal(table, expected, check_dtype=False, rtol=1e-12)
