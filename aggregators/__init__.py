@@ -4,7 +4,8 @@
 is better; an optional `metric` column keeps metrics apart, an optional `source` column is what `mean`
 macro-averages over) and returns the leaderboard `model, score, rank, ci_low, ci_high, rank_low, rank_high,
 n_samples`, best first, with `attrs["diagnostics"]`, `attrs["method"]`, `attrs["score"]` (what the score
-is) and `attrs["alpha"]` (the prior of a PL method; None for the others, which take none). `rank_pairwise(comparisons, ...)` does the same from `model_a, model_b, winner` (a|b|tie).
+is) and `attrs["alpha"]` (the prior of a PL method; None for the others, which take none).
+`rank_pairwise(comparisons, ...)` does the same from `model_a, model_b, winner` (a|b|tie).
 """
 
 from __future__ import annotations

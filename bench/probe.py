@@ -81,8 +81,8 @@ def main() -> None:
         found, top = probe(pool, query_text, top_k=50, embedder=embedder), in_memory()
         assert len(found.samples) == len(top) == 50
         print(
-            f"[2] one query over {len(ids):,} stored embeddings (median of {QUERIES}): poolbench {ours:.3f} s, in-memory numpy "
-            f"(encode + product + top-k) {floor:.3f} s, ratio {floor / ours:.2f}"
+            f"[2] one query over {len(ids):,} stored embeddings (median of {QUERIES}): poolbench {ours:.3f} s, "
+            f"in-memory numpy (encode + product + top-k) {floor:.3f} s, ratio {floor / ours:.2f}"
         )
 
 

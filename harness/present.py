@@ -54,7 +54,7 @@ def leaderboard(
         fitting = bar.add_task(f"ranking by {method}", total=None)
         replicates = bar.add_task("bootstrap over samples", total=bootstrap, visible=False)
 
-        def advance(done: int) -> None:  # called once replicates are done, so the fit is
+        def advance(done: int) -> None:  # replicates come after the full fit: it is done
             bar.update(fitting, total=1, completed=1)
             bar.update(replicates, advance=done, visible=True)
 

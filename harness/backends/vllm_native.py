@@ -7,8 +7,9 @@ prefix token). Then:
   one-word answers) become ONE prompt, the context, decoded for one greedy step with
   `SamplingParams.logprob_token_ids` set to their tokens: the question is prefilled once, and each
   choice's log-probability and greediness (it is the greedy token) come from that step;
-* every other request (a continuation of several tokens) is its own prompt, context + continuation, with `prompt_logprobs=1`: the sum of the
-  continuation positions' log-probabilities, greedy when each of those tokens has rank 1. vLLM reads no
+* every other request (a continuation of several tokens) is its own prompt, context + continuation, with
+  `prompt_logprobs=1`: the sum of the continuation positions' log-probabilities, greedy when each of those
+  tokens has rank 1. vLLM reads no
   prefix cache for requests with prompt log-probabilities (`skip_reading_prefix_cache`), so these choices do
   re-prefill their shared question.
 All prompts of a call go to one `LLM.generate`, so vLLM batches them continuously; sequences longer than
