@@ -77,7 +77,8 @@ def rank(
 
     `alpha` is a Gaussian prior on PL log-strengths (variance 1/(2 alpha)); alpha = 0 is the MLE and raises
     NotIdentifiedError, naming the models, when the data do not determine it. `bootstrap` replicates resample
-    samples (seeded by `seed`) for `level` intervals of score and rank; `progress(k)` hears of each k done.
+    samples (seeded by `seed`) for `level` intervals of score and rank; `progress(0)` hears that the
+    fit to all samples is done, then `progress(k)` of each k replicates done.
     `ties` picks how a tied comparison counts: "both" (a win each way, ONEBench) or "half" (LMArena).
     Methods: "pl-conditional" (binary samples by the exact conditional likelihood, the rest as "pl"), "pl"
     (ONEBench's choice-set encoding for everything), "mean", "bt", "elo", "borda". Raises ValueError on an
@@ -114,6 +115,8 @@ def rank(
     full = score(np.ones(len(orderings.samples)))
     if method in PL_METHODS:
         score = partial(fit_scores, max(alpha, BOOTSTRAP_MIN_ALPHA), full, tol=BOOTSTRAP_TOL)
+    if progress is not None:
+        progress(0)
     draws = replicate_scores(score, len(orderings.samples), bootstrap, seed, workers, progress) if bootstrap else None
     counts = _samples_per_model(orderings, measurements, comparisons)
     prior = alpha if method in PL_METHODS else None

@@ -54,9 +54,9 @@ def leaderboard(
         fitting = bar.add_task(f"ranking by {method}", total=None)
         replicates = bar.add_task("bootstrap over samples", total=bootstrap, visible=False)
 
-        def advance(done: int) -> None:  # replicates come after the full fit: it is done
+        def advance(done: int) -> None:  # 0: the fit to all samples is done; then replicates
             bar.update(fitting, total=1, completed=1)
-            bar.update(replicates, advance=done, visible=True)
+            bar.update(replicates, advance=done, visible=bootstrap > 0)
 
         board = aggregators.rank(
             scores if len(scores) else None,
@@ -68,7 +68,6 @@ def leaderboard(
             ties=ties,
             progress=advance,
         )
-        bar.update(fitting, total=1, completed=1)
     if alpha is not None and method not in aggregators.PL_METHODS:
         stderr.print(f"--alpha is the prior of the pl methods: {method} takes none, so it is not used", style="yellow")
     return board, scores, comparisons

@@ -30,8 +30,10 @@ def pl_rankings(truth: np.ndarray, n_rankings: int, rng: np.random.Generator) ->
 def test_bootstrap_is_seeded_and_independent_of_workers() -> None:
     frame = pl_rankings(np.linspace(-1, 1, 6), 150, np.random.default_rng(0))
     one = aggregators.rank(frame, bootstrap=20, seed=7, workers=1)
-    two = aggregators.rank(frame, bootstrap=20, seed=7, workers=2)
+    heard: list[int] = []
+    two = aggregators.rank(frame, bootstrap=20, seed=7, workers=2, progress=heard.append)
     pd.testing.assert_frame_equal(one, two)
+    assert heard[0] == 0 and sum(heard) == 20 and len(heard) > 2  # the full fit, then replicates as they finish
     other = aggregators.rank(frame, bootstrap=20, seed=8, workers=1)
     assert not np.allclose(one["ci_low"], other["ci_low"])
     assert (one["ci_low"] <= one["score"]).all() and (one["score"] <= one["ci_high"]).all()
