@@ -270,6 +270,13 @@ def run_command(
         str | None,
         typer.Option(help="Select the samples MODEL would get (for paired comparisons of a new checkpoint)."),
     ] = None,
+    apply_chat_template: Annotated[
+        bool,
+        typer.Option(
+            "--apply-chat-template",
+            help="Each prompt (few-shot examples included) as one user message in the model's chat template.",
+        ),
+    ] = False,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
     """Evaluate a model on (a subset of) the pool; reruns skip what is already measured."""
@@ -297,6 +304,7 @@ def run_command(
         num_fewshot=num_fewshot,
         answer_pattern=answer_pattern,
         subset_of=same_subset_as,
+        chat_template=apply_chat_template,
     )
     check_selection(fraction, limit)  # before the model loads
     if answer_pattern is not None:

@@ -28,7 +28,7 @@ from rich.progress import (
 from rich.text import Text
 
 from harness import plan, scoring
-from harness.backends.base import Backend, GenerationRequest
+from harness.backends.base import Backend, ChatBackend, GenerationRequest
 from harness.pool import Pool
 from harness.schema import PoolError, stable_hash, to_json
 
@@ -51,9 +51,11 @@ class RunSpec:
     answer_pattern: str | None = None
     max_gen_tokens: int = 64
     subset_of: str | None = None  # select the samples this model would get (paired comparisons); default: own
+    chat_template: bool = False  # each prompt as one user message in the model's chat template
 
     @property
     def run_id(self) -> str:
+        chat = ("chat_template",) if self.chat_template else ()  # runs from before the option keep their id
         return "run-" + stable_hash(
             self.model,
             self.backend,
@@ -61,6 +63,7 @@ class RunSpec:
             self.num_fewshot,
             self.answer_pattern,
             self.max_gen_tokens,
+            *chat,
             length=16,
         )
 
@@ -128,6 +131,10 @@ def _execute(
 ) -> RunResult:
     """`run` on the plan `pending` made: (evaluable samples, samples to measure, size of the selection)."""
     samples, todo, n_chosen = work
+    if spec.chat_template:  # a model without a chat template fails here, before the run is recorded
+        if not isinstance(backend, ChatBackend):
+            raise PoolError(f"--apply-chat-template: {spec.backend} has no chat template")
+        _chat_prompt(backend, "")
     started = pd.Timestamp.now(tz="UTC")
     by_source = {name: group for name, group in samples.groupby("source")}
     evaluated = 0
@@ -164,12 +171,16 @@ def _evaluate(
     every multiple-choice sample, one generation call for the rest."""
     rows = [row for _, row in batch.iterrows()]
     contexts = [plan.fewshot_context(row, by_source[row["source"]], spec.num_fewshot) for row in rows]
+    if isinstance(backend, ChatBackend) and spec.chat_template:
+        contexts = [(_chat_prompt(backend, context), shots) for context, shots in contexts]
     is_mc = [row["kind"] == "multiple_choice" for row in rows]
     requests = [
         request
         for row, (context, _), mc in zip(rows, contexts, is_mc, strict=True)
         if mc
-        for request in scoring.choice_requests(context, list(row["choices"]), _target_delimiter(row))
+        for request in scoring.choice_requests(
+            context, list(row["choices"]), "" if spec.chat_template else _target_delimiter(row)
+        )
     ]
     prompts = [
         GenerationRequest(context, max_tokens=spec.max_gen_tokens)
@@ -207,6 +218,13 @@ def _evaluate(
             {"sample_id": row["sample_id"], "model": spec.model, "run_id": spec.run_id, "response": to_json(response)}
         )
     return {"measurements": pd.DataFrame(measurements), "responses": pd.DataFrame(responses)}
+
+
+def _chat_prompt(backend: ChatBackend, prompt: str) -> str:
+    """`prompt` (few-shot examples included) as one user message in the backend's chat template, ready for
+    the assistant's turn: lm-eval's `--apply_chat_template` without a system prompt (where a multiple-choice
+    continuation is the choice with no delimiter)."""
+    return backend.apply_chat_template([{"role": "user", "content": prompt}])
 
 
 def _target_delimiter(row: pd.Series) -> str:

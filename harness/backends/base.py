@@ -41,3 +41,13 @@ class Backend(Protocol):
     def describe(self) -> dict[str, Any]:
         """Identity of the weights for the `models` table: revision or hash, dtype, device."""
         ...
+
+
+@runtime_checkable
+class ChatBackend(Backend, Protocol):
+    """A backend whose models may have a chat template (`run --apply-chat-template`)."""
+
+    def apply_chat_template(self, messages: list[dict[str, str]]) -> str:
+        """`messages` (role, content) rendered by the model's chat template, ending with the opening of the
+        assistant's turn. PoolError when the model has no chat template."""
+        ...

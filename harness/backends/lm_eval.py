@@ -86,6 +86,17 @@ class LMEvalBackend:
         ]
         return [str(text) for text in self.lm.generate_until(instances, disable_tqdm=True)]
 
+    def apply_chat_template(self, messages: list[dict[str, str]]) -> str:
+        """The messages in the model's chat template, as lm-eval's `apply_chat_template` renders them."""
+        if self.model_name.endswith("chat-completions"):
+            raise PoolError(
+                f"{self.model_name} sends each prompt as a chat message already: drop --apply-chat-template"
+            )
+        try:
+            return str(self.lm.apply_chat_template(messages))
+        except (ValueError, NotImplementedError, AttributeError) as err:
+            raise PoolError(f"{self.model_name} model has no chat template: {first_line(err)}") from None
+
     def token_count(self, text: str) -> int:
         encode = getattr(self.lm, "tok_encode", None)
         return len(encode(text)) if encode else len(text.split())

@@ -130,7 +130,15 @@ class VLLMNativeBackend:
         self._max_length = int(self.llm.llm_engine.model_config.max_model_len)
 
     def _encode(self, text: str) -> list[int]:
-        return list(self.tokenizer(text)["input_ids"])
+        # as lm-eval's `tok_encode`: no second BOS on a text that starts with one (a chat template's)
+        special = not text.startswith(self.tokenizer.decode(self._prefix_token()))
+        return list(self.tokenizer(text, add_special_tokens=special)["input_ids"])
+
+    def apply_chat_template(self, messages: list[dict[str, str]]) -> str:
+        try:
+            return str(self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True))
+        except ValueError as err:
+            raise PoolError(f"vllm-native: the model has no chat template: {first_line(err)}") from None
 
     def _prefix_token(self) -> int:
         bos = self.tokenizer.bos_token_id

@@ -58,18 +58,19 @@ def test_adapter_takes_the_metrics_direction_from_lm_eval(local_task: Path) -> N
         assert set(samples["metric"]) == {"acc"} and set(samples["higher_is_better"]) == {higher}
 
 
-@pytest.mark.parametrize("share_prefix", ["true", "false"])
+@pytest.mark.parametrize(("share_prefix", "chat"), [("true", False), ("false", False), ("true", True)])
 def test_per_sample_parity_with_lm_eval_simple_evaluate(
-    local_task: Path, model_dir: Path, tmp_path: Path, share_prefix: str
+    local_task: Path, model_dir: Path, tmp_path: Path, share_prefix: str, chat: bool
 ) -> None:
-    """Both scoring paths (each question's context once, and lm-eval's own per pair) against lm-eval."""
+    """Both scoring paths (each question's context once, and lm-eval's own per pair) against lm-eval, and
+    `--apply-chat-template` against lm-eval's `apply_chat_template=True`."""
     import lm_eval
     from lm_eval.tasks import TaskManager
 
     pool = Pool(tmp_path / "pool", create=True)
     pool.add("samples", load_lm_eval_tasks(["capitals_local"], include_path=str(local_task)))
     model_args = {"pretrained": str(model_dir), "share_prefix": share_prefix}
-    spec = RunSpec(model="smollm2", backend="hf", model_args=model_args, batch_size=8)
+    spec = RunSpec(model="smollm2", backend="hf", model_args=model_args, batch_size=8, chat_template=chat)
     run(pool, spec, make_backend("hf", spec.model_args, batch_size=8, device="cpu"), progress=False)
 
     manager = TaskManager(include_path=str(local_task), include_defaults=False)
@@ -81,8 +82,11 @@ def test_per_sample_parity_with_lm_eval_simple_evaluate(
         batch_size=8,
         device="cpu",
         log_samples=True,
+        apply_chat_template=chat,
     )
     theirs = {s["doc_id"]: s for s in results["samples"]["capitals_local"]}
+    context, continuation = theirs[0]["arguments"][0]
+    assert context.startswith("<|im_start|>") == chat and continuation.startswith(" ") != chat
     samples = pool.samples().set_index("sample_id")
     doc_of = {sid: json.loads(meta)["doc_id"] for sid, meta in samples["metadata"].items()}
     measured = pool.measurements()

@@ -191,6 +191,8 @@ def test_bad_backends_fail_before_any_work(cli, tmp_path: Path) -> None:
     assert (
         typo.returncode == 2 and "no source 'starter/capital' in the pool; its sources: starter/capitals" in typo.stderr
     )
+    chatless = cli("run", "--model", "baseline-random", "--name", "x", "--apply-chat-template")
+    assert chatless.returncode == 2 and "--apply-chat-template: baseline-random has no chat template" in chatless.stderr
     stats = json.loads(cli("pool", "stats", "--json", check=True).stdout)
     assert stats["measurements"] == 0 and stats["models"] == 0
     matrix = tmp_path / "m.csv"
@@ -205,3 +207,29 @@ def test_model_args_parsing() -> None:
     assert parse_model_args("pretrained=a/b, dtype=float32") == {"pretrained": "a/b", "dtype": "float32"}
     with pytest.raises(PoolError):
         make_backend("baseline-best", {})
+
+
+def test_a_model_without_a_chat_template_fails_before_the_run(cli, tmp_path: Path) -> None:
+    """A random-weight model with SmolLM2's tokenizer files but not its chat template."""
+    import shutil
+
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from harness.models import smollm2_path
+
+    folder = tmp_path / "no-template"
+    config = AutoConfig.from_pretrained(smollm2_path())
+    config.update({"num_hidden_layers": 1, "hidden_size": 64, "intermediate_size": 128, "head_dim": 32})
+    config.update({"num_attention_heads": 2, "num_key_value_heads": 1})
+    torch.manual_seed(0)
+    AutoModelForCausalLM.from_config(config).save_pretrained(folder)
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(smollm2_path() / name, folder / name)
+    cli("add", "starter", "capitals", check=True)
+    args = ["run", "--model", "hf", "--model-args", f"pretrained={folder}", "--name", "x", "--limit", "2"]
+    chat = cli(*args, "--apply-chat-template", "--no-progress")
+    assert chat.returncode == 2 and "hf model has no chat template: Cannot use chat template" in chat.stderr
+    assert json.loads(cli("pool", "stats", "--json", check=True).stdout)["models"] == 0
+    cli(*args, "--no-progress", check=True)  # the same model without the option runs
+    assert json.loads(cli("pool", "stats", "--json", check=True).stdout)["measurements"] == 2 * 2

@@ -63,6 +63,11 @@ def test_native_vllm_matches_hf(requests, hf, hf_scores) -> None:
     assert shared and len(shared) < len(prompts) < len(requests)  # both paths, questions prefilled once
     assert_same_scores(native.loglikelihood(requests), hf_scores)
     assert native.generate(PROMPTS) == hf.generate(PROMPTS)
+    chat = [(hf.apply_chat_template([{"role": "user", "content": c}]), x.lstrip()) for c, x in requests[:12]]
+    assert chat[0][0].startswith("<|im_start|>") and chat == [
+        (native.apply_chat_template([{"role": "user", "content": c}]), x.lstrip()) for c, x in requests[:12]
+    ]
+    assert_same_scores(native.loglikelihood(chat), hf.loglikelihood(chat))  # a template's BOS is not doubled
     described = native.describe()
     assert described["backend"] == "vllm-native" and described["revision"].startswith("sha256:")
     assert described["vllm"]
