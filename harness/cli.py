@@ -277,6 +277,10 @@ def run_command(
             help="Each prompt (few-shot examples included) as one user message in the model's chat template.",
         ),
     ] = False,
+    system_instruction: Annotated[
+        str | None,
+        typer.Option(help="Text before each prompt (the system message with --apply-chat-template)."),
+    ] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
     """Evaluate a model on (a subset of) the pool; reruns skip what is already measured."""
@@ -305,6 +309,7 @@ def run_command(
         answer_pattern=answer_pattern,
         subset_of=same_subset_as,
         chat_template=apply_chat_template,
+        system_instruction=system_instruction,
     )
     check_selection(fraction, limit)  # before the model loads
     if answer_pattern is not None:

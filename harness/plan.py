@@ -7,6 +7,7 @@ else is in the pool or in the subset; few-shot examples are drawn with a seed fr
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -51,16 +52,49 @@ def answer_text(sample: pd.Series) -> str:
     return str(target[0] if isinstance(target, list) else target)
 
 
-def fewshot_context(sample: pd.Series, source_samples: pd.DataFrame, k: int) -> tuple[str, int]:
-    """The sample's prompt after k examples from the other samples of its source, drawn with a seed from
-    the sample's own id; returns the context and the number of examples actually used."""
-    if k <= 0:
-        return str(sample["prompt"]), 0
+@dataclass(frozen=True)
+class Prompt:
+    """A sample's context in lm-eval's layout: the system part (a system instruction, then the task's
+    description), and the body (the few-shot examples, then the question). As plain text, the two joined."""
+
+    system: str
+    body: str
+    shots: int
+
+    @property
+    def text(self) -> str:
+        return self.system + self.body
+
+
+def fewshot_context(
+    sample: pd.Series, source_samples: pd.DataFrame, k: int, system_instruction: str | None = None
+) -> Prompt:
+    """The sample's question after k examples from the other samples of its source (drawn with a seed from
+    the sample's own id), its lm-eval task's description (`metadata["task_description"]`, which lm-eval's
+    prompts start with) once before them, and `system_instruction` before that, joined as lm-eval joins them."""
     metadata = json.loads(sample["metadata"] or "{}")
-    delimiter = metadata.get("target_delimiter", " ")
     separator = metadata.get("fewshot_delimiter", "\n\n")
+    system = _join(system_instruction or "", metadata.get("task_description", ""), separator)
+    if k <= 0:
+        return Prompt(system, _question(sample), 0)
+    delimiter = metadata.get("target_delimiter", " ")
     others = source_samples[source_samples["sample_id"] != sample["sample_id"]].sort_values("sample_id")
     rng = np.random.default_rng(int(str(sample["sample_id"])[:15], 16))
     picked = others.iloc[rng.choice(len(others), size=min(k, len(others)), replace=False)] if len(others) else others
-    shots = [f"{row['prompt']}{delimiter}{answer_text(row)}" for _, row in picked.iterrows()]
-    return separator.join([*shots, str(sample["prompt"])]), len(shots)
+    shots = [f"{_question(row)}{delimiter}{answer_text(row)}" for _, row in picked.iterrows()]
+    return Prompt(system, separator.join([*shots, _question(sample)]), len(shots))
+
+
+def _question(sample: pd.Series) -> str:
+    """The prompt without its lm-eval task's description."""
+    prompt = str(sample["prompt"])
+    description = json.loads(sample["metadata"] or "{}").get("task_description", "")
+    return prompt.removeprefix(description)
+
+
+def _join(first: str, second: str, delimiter: str) -> str:
+    """`first` and `second` with `delimiter` between them unless one has whitespace where they meet (lm-eval's
+    rule for a system instruction and a description)."""
+    if not first or not second:
+        return first or second
+    return first + ("" if first[-1].isspace() or second[0].isspace() else delimiter) + second

@@ -52,10 +52,13 @@ class RunSpec:
     max_gen_tokens: int = 64
     subset_of: str | None = None  # select the samples this model would get (paired comparisons); default: own
     chat_template: bool = False  # each prompt as one user message in the model's chat template
+    system_instruction: str | None = None  # before the task's description: the system message with a template
 
     @property
     def run_id(self) -> str:
-        chat = ("chat_template",) if self.chat_template else ()  # runs from before the option keep their id
+        # runs from before these options keep their id
+        chat = ("chat_template",) if self.chat_template else ()
+        system = ({"system_instruction": self.system_instruction},) if self.system_instruction is not None else ()
         return "run-" + stable_hash(
             self.model,
             self.backend,
@@ -64,6 +67,7 @@ class RunSpec:
             self.answer_pattern,
             self.max_gen_tokens,
             *chat,
+            *system,
             length=16,
         )
 
@@ -131,10 +135,8 @@ def _execute(
 ) -> RunResult:
     """`run` on the plan `pending` made: (evaluable samples, samples to measure, size of the selection)."""
     samples, todo, n_chosen = work
-    if spec.chat_template:  # a model without a chat template fails here, before the run is recorded
-        if not isinstance(backend, ChatBackend):
-            raise PoolError(f"--apply-chat-template: {spec.backend} has no chat template")
-        _chat_prompt(backend, "")
+    if spec.chat_template:  # fails here, before the run is recorded
+        _check_chat(spec, backend, todo)
     started = pd.Timestamp.now(tz="UTC")
     by_source = {name: group for name, group in samples.groupby("source")}
     evaluated = 0
@@ -170,9 +172,11 @@ def _evaluate(
     """Measurements and responses of one batch of samples: one log-likelihood call for every choice of
     every multiple-choice sample, one generation call for the rest."""
     rows = [row for _, row in batch.iterrows()]
-    contexts = [plan.fewshot_context(row, by_source[row["source"]], spec.num_fewshot) for row in rows]
-    if isinstance(backend, ChatBackend) and spec.chat_template:
-        contexts = [(_chat_prompt(backend, context), shots) for context, shots in contexts]
+    layouts = [
+        plan.fewshot_context(row, by_source[row["source"]], spec.num_fewshot, spec.system_instruction) for row in rows
+    ]
+    chat = backend if isinstance(backend, ChatBackend) and spec.chat_template else None
+    contexts = [(_render(layout, chat), layout.shots) for layout in layouts]
     is_mc = [row["kind"] == "multiple_choice" for row in rows]
     requests = [
         request
@@ -220,11 +224,28 @@ def _evaluate(
     return {"measurements": pd.DataFrame(measurements), "responses": pd.DataFrame(responses)}
 
 
-def _chat_prompt(backend: ChatBackend, prompt: str) -> str:
-    """`prompt` (few-shot examples included) as one user message in the backend's chat template, ready for
-    the assistant's turn: lm-eval's `--apply_chat_template` without a system prompt (where a multiple-choice
-    continuation is the choice with no delimiter)."""
-    return backend.apply_chat_template([{"role": "user", "content": prompt}])
+def _render(prompt: plan.Prompt, chat: ChatBackend | None) -> str:
+    """The context a model sees: plain text, or lm-eval's `--apply_chat_template` layout (the system part as
+    a system message, the body with its few-shot examples as one user message; a multiple-choice
+    continuation is then the choice with no delimiter)."""
+    if chat is None:
+        return prompt.text
+    system = [{"role": "system", "content": prompt.system}] if prompt.system else []
+    return chat.apply_chat_template([*system, {"role": "user", "content": prompt.body}])
+
+
+def _check_chat(spec: RunSpec, backend: Backend, samples: pd.DataFrame) -> None:
+    """PoolError unless the backend's model has a chat template and no sample opens its answer with a
+    prefix (lm-eval's `gen_prefix`, which a chat template would need as the assistant's turn)."""
+    if not isinstance(backend, ChatBackend):
+        raise PoolError(f"--apply-chat-template: {spec.backend} has no chat template")
+    backend.apply_chat_template([{"role": "user", "content": ""}])
+    prefixed = samples.loc[samples["metadata"].map(lambda m: "gen_prefix" in json.loads(m or "{}")), "source"]
+    if len(prefixed):
+        raise PoolError(
+            f"--apply-chat-template: the lm-eval task(s) {', '.join(sorted(set(prefixed)))} open the answer with a "
+            "gen_prefix, which poolbench cannot place in a chat template yet; run them without it"
+        )
 
 
 def _target_delimiter(row: pd.Series) -> str:

@@ -74,6 +74,12 @@ def _task_samples(name: str, task: Any, group: str, num_fewshot: int, limit: int
             "fewshot_delimiter": task.config.fewshot_delimiter or "\n\n",
             "num_fewshot": num_fewshot,
         }
+        # the description a chat template takes as the system message, and the prefix it opens the answer with
+        description = task.resolve_field(doc, task.config.description) or ""
+        if description and context.startswith(description):
+            metadata["task_description"] = description
+        if task.config.gen_prefix:
+            metadata["gen_prefix"] = task.resolve_field(doc, task.config.gen_prefix)
         if isinstance(doc, dict):
             metadata["subject"] = doc.get("subject", group or name)
         if output_type == "multiple_choice":

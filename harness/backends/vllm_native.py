@@ -135,10 +135,18 @@ class VLLMNativeBackend:
         return list(self.tokenizer(text, add_special_tokens=special)["input_ids"])
 
     def apply_chat_template(self, messages: list[dict[str, str]]) -> str:
+        """As lm-eval renders chats: a template that refuses the system role gets the messages without it."""
+        import jinja2
+
         try:
-            return str(self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True))
+            try:
+                text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+            except jinja2.exceptions.TemplateError:
+                rest = [m for m in messages if m["role"] != "system"]
+                text = self.tokenizer.apply_chat_template(rest, tokenize=False, add_generation_prompt=True)
         except ValueError as err:
             raise PoolError(f"vllm-native: the model has no chat template: {first_line(err)}") from None
+        return str(text)
 
     def _prefix_token(self) -> int:
         bos = self.tokenizer.bos_token_id

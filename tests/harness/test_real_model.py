@@ -22,9 +22,16 @@ def model_dir() -> Path:
     return smollm2_path()
 
 
+DESCRIPTION = "The following are questions about the capitals of the world.\n\n"
+
+
 @pytest.fixture
 def local_task(tmp_path: Path) -> Path:
-    return write_lm_eval_task(starter_samples(["capitals"]).head(40), tmp_path / "tasks", "capitals_local")
+    """A local lm-eval task of 40 starter questions, with a description (as MMLU's subtasks have)."""
+    folder = write_lm_eval_task(starter_samples(["capitals"]).head(40), tmp_path / "tasks", "capitals_local")
+    yaml = folder / "capitals_local.yaml"
+    yaml.write_text(yaml.read_text() + f"description: {json.dumps(DESCRIPTION)}\n")
+    return folder
 
 
 def test_adapter_requests_are_lm_evals_instances(local_task: Path) -> None:
@@ -43,6 +50,8 @@ def test_adapter_requests_are_lm_evals_instances(local_task: Path) -> None:
         for i, choice in enumerate(row.choices)
     )
     assert ours == theirs and len(ours) == 160
+    assert all(p.startswith(DESCRIPTION) for p in samples["prompt"])
+    assert {meta["task_description"] for meta in samples["metadata"]} == {DESCRIPTION}
 
 
 def test_adapter_takes_the_metrics_direction_from_lm_eval(local_task: Path) -> None:
@@ -58,19 +67,30 @@ def test_adapter_takes_the_metrics_direction_from_lm_eval(local_task: Path) -> N
         assert set(samples["metric"]) == {"acc"} and set(samples["higher_is_better"]) == {higher}
 
 
-@pytest.mark.parametrize(("share_prefix", "chat"), [("true", False), ("false", False), ("true", True)])
+@pytest.mark.parametrize(
+    ("share_prefix", "chat", "system"),
+    [("true", False, None), ("false", False, "Answer with the city."), ("true", True, "Answer with the city.")],
+)
 def test_per_sample_parity_with_lm_eval_simple_evaluate(
-    local_task: Path, model_dir: Path, tmp_path: Path, share_prefix: str, chat: bool
+    local_task: Path, model_dir: Path, tmp_path: Path, share_prefix: str, chat: bool, system: str | None
 ) -> None:
     """Both scoring paths (each question's context once, and lm-eval's own per pair) against lm-eval, and
-    `--apply-chat-template` against lm-eval's `apply_chat_template=True`."""
+    `--apply-chat-template` and `--system-instruction` against lm-eval's `apply_chat_template=True` and
+    `system_instruction`: the task's description goes to the system message."""
     import lm_eval
     from lm_eval.tasks import TaskManager
 
     pool = Pool(tmp_path / "pool", create=True)
     pool.add("samples", load_lm_eval_tasks(["capitals_local"], include_path=str(local_task)))
     model_args = {"pretrained": str(model_dir), "share_prefix": share_prefix}
-    spec = RunSpec(model="smollm2", backend="hf", model_args=model_args, batch_size=8, chat_template=chat)
+    spec = RunSpec(
+        model="smollm2",
+        backend="hf",
+        model_args=model_args,
+        batch_size=8,
+        chat_template=chat,
+        system_instruction=system,
+    )
     run(pool, spec, make_backend("hf", spec.model_args, batch_size=8, device="cpu"), progress=False)
 
     manager = TaskManager(include_path=str(local_task), include_defaults=False)
@@ -83,10 +103,14 @@ def test_per_sample_parity_with_lm_eval_simple_evaluate(
         device="cpu",
         log_samples=True,
         apply_chat_template=chat,
+        system_instruction=system,
     )
     theirs = {s["doc_id"]: s for s in results["samples"]["capitals_local"]}
     context, continuation = theirs[0]["arguments"][0]
     assert context.startswith("<|im_start|>") == chat and continuation.startswith(" ") != chat
+    system_part = f"{system}\n\n{DESCRIPTION}" if system else DESCRIPTION
+    assert (f"<|im_start|>system\n{system_part}<|im_end|>" in context) == chat
+    assert context.startswith(system_part) != chat
     samples = pool.samples().set_index("sample_id")
     doc_of = {sid: json.loads(meta)["doc_id"] for sid, meta in samples["metadata"].items()}
     measured = pool.measurements()

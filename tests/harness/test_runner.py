@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from harness import plan, scoring
@@ -66,11 +67,31 @@ def test_selection_is_per_model_seeded_and_stable(starter_pool: Pool) -> None:
 def test_fewshot_draws_from_the_source_without_the_sample(starter_pool: Pool) -> None:
     samples = starter_pool.samples(sources=["starter/capitals"])
     sample = samples.iloc[3]
-    context, shots = plan.fewshot_context(sample, samples, 3)
-    assert shots == 3 and context.endswith(sample["prompt"]) and context.count("Question:") == 4
-    assert sample["prompt"] not in context[: -len(sample["prompt"])]
-    again, _ = plan.fewshot_context(sample, samples.iloc[::-1], 3)  # independent of row order
-    assert again == context
+    prompt = plan.fewshot_context(sample, samples, 3)
+    context = prompt.text
+    assert prompt.shots == 3 and context.endswith(sample["prompt"]) and context.count("Question:") == 4
+    assert sample["prompt"] not in context[: -len(sample["prompt"])] and prompt.system == ""
+    again = plan.fewshot_context(sample, samples.iloc[::-1], 3)  # independent of row order
+    assert again == prompt
+
+
+def test_fewshot_puts_the_task_description_once_after_the_system_instruction() -> None:
+    """lm-eval's layout, by hand: instruction, fewshot delimiter, description, examples, question."""
+    described = json.dumps({"task_description": "About capitals.\n\n", "target_delimiter": " "})
+    samples = pd.DataFrame(
+        {
+            "sample_id": ["a" * 20, "b" * 20],
+            "prompt": ["About capitals.\n\nQ: France?", "About capitals.\n\nQ: Peru?"],
+            "metadata": [described, described],
+            "kind": ["multiple_choice"] * 2,
+            "choices": [["Paris", "Lima"], ["Paris", "Lima"]],
+            "target": ["0", "1"],
+        }
+    )
+    prompt = plan.fewshot_context(samples.iloc[0], samples, 1, system_instruction="Be brief.")
+    assert prompt == plan.Prompt("Be brief.\n\nAbout capitals.\n\n", "Q: Peru? Lima\n\nQ: France?", 1)
+    assert plan.fewshot_context(samples.iloc[0], samples, 0).text == samples["prompt"][0]
+    assert plan.fewshot_context(samples.iloc[0], samples, 0, "Be brief.\n").system == "Be brief.\nAbout capitals.\n\n"
 
 
 def test_baseline_run_writes_measurements_and_resumes(starter_pool: Pool) -> None:
@@ -209,27 +230,48 @@ def test_model_args_parsing() -> None:
         make_backend("baseline-best", {})
 
 
-def test_a_model_without_a_chat_template_fails_before_the_run(cli, tmp_path: Path) -> None:
-    """A random-weight model with SmolLM2's tokenizer files but not its chat template."""
+def test_a_system_instruction_is_part_of_the_runs_configuration(cli, tmp_path: Path) -> None:
+    cli("add", "starter", "capitals", check=True)
+    args = ["run", "--model", "baseline-random", "--name", "b", "--limit", "3", "--no-progress"]
+    assert "3 samples evaluated, 0 already" in cli(*args, check=True).stderr
+    instructed = [*args, "--system-instruction", "Be brief."]
+    assert "3 samples evaluated, 0 already" in cli(*instructed, check=True).stderr
+    assert "0 samples evaluated, 3 already" in cli(*instructed, check=True).stderr
+    configs = [json.loads(c) for c in Pool(tmp_path / "pool").read("runs")["config"]]
+    assert {c.get("system_instruction") for c in configs} == {None, "Be brief."}
+
+
+def test_chat_runs_are_refused_before_they_start_where_no_template_fits(cli, tmp_path: Path) -> None:
+    """A random-weight model with SmolLM2's tokenizer and chat template: a task whose answers open with
+    lm-eval's gen_prefix is refused with the option; without the template file, every task is."""
     import shutil
 
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
     from harness.models import smollm2_path
+    from tasks.lm_eval_tasks import write_lm_eval_task
 
-    folder = tmp_path / "no-template"
+    folder = tmp_path / "tiny"
     config = AutoConfig.from_pretrained(smollm2_path())
     config.update({"num_hidden_layers": 1, "hidden_size": 64, "intermediate_size": 128, "head_dim": 32})
     config.update({"num_attention_heads": 2, "num_key_value_heads": 1})
     torch.manual_seed(0)
     AutoModelForCausalLM.from_config(config).save_pretrained(folder)
-    for name in ("tokenizer.json", "tokenizer_config.json"):
+    for name in ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja"):
         shutil.copy(smollm2_path() / name, folder / name)
+    tasks = write_lm_eval_task(starter_samples(["capitals"]).head(3), tmp_path / "tasks", "prefixed")
+    (tasks / "prefixed.yaml").write_text((tasks / "prefixed.yaml").read_text() + 'gen_prefix: "Answer:"\n')
+    cli("add", "lm-eval", "prefixed", "--include-path", str(tasks), check=True)
     cli("add", "starter", "capitals", check=True)
-    args = ["run", "--model", "hf", "--model-args", f"pretrained={folder}", "--name", "x", "--limit", "2"]
-    chat = cli(*args, "--apply-chat-template", "--no-progress")
+    args = ["run", "--model", "hf", "--model-args", f"pretrained={folder}", "--name", "x", "--no-progress"]
+    prefixed = cli(*args, "--limit", "2", "--apply-chat-template")
+    assert prefixed.returncode == 2 and "the lm-eval task(s) prefixed open the answer with a gen_prefix" in (
+        prefixed.stderr
+    )
+    (folder / "chat_template.jinja").unlink()
+    chat = cli(*args, "--source", "starter/capitals", "--limit", "2", "--apply-chat-template")
     assert chat.returncode == 2 and "hf model has no chat template: Cannot use chat template" in chat.stderr
     assert json.loads(cli("pool", "stats", "--json", check=True).stdout)["models"] == 0
-    cli(*args, "--no-progress", check=True)  # the same model without the option runs
-    assert json.loads(cli("pool", "stats", "--json", check=True).stdout)["measurements"] == 2 * 2
+    cli(*args, "--limit", "2", check=True)  # both tasks without the option
+    assert json.loads(cli("pool", "stats", "--json", check=True).stdout)["measurements"] == 2 * 2 * 2

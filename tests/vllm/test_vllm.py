@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from transformers import AutoTokenizer
 
 from harness import scoring
 from harness.backends import make_backend
@@ -63,11 +64,19 @@ def test_native_vllm_matches_hf(requests, hf, hf_scores) -> None:
     assert shared and len(shared) < len(prompts) < len(requests)  # both paths, questions prefilled once
     assert_same_scores(native.loglikelihood(requests), hf_scores)
     assert native.generate(PROMPTS) == hf.generate(PROMPTS)
-    chat = [(hf.apply_chat_template([{"role": "user", "content": c}]), x.lstrip()) for c, x in requests[:12]]
-    assert chat[0][0].startswith("<|im_start|>") and chat == [
-        (native.apply_chat_template([{"role": "user", "content": c}]), x.lstrip()) for c, x in requests[:12]
+    chats = [[{"role": "system", "content": "Be brief."}, {"role": "user", "content": c}] for c, _ in requests[:12]]
+    chat = [(hf.apply_chat_template(m), x.lstrip()) for m, (_, x) in zip(chats, requests, strict=False)]
+    assert chat[0][0].startswith("<|im_start|>system\nBe brief.") and chat == [
+        (native.apply_chat_template(m), x.lstrip()) for m, (_, x) in zip(chats, requests, strict=False)
     ]
     assert_same_scores(native.loglikelihood(chat), hf.loglikelihood(chat))  # a template's BOS is not doubled
+    engine_tokenizer, native.tokenizer = native.tokenizer, AutoTokenizer.from_pretrained(smollm2_path())
+    native.tokenizer.chat_template = (  # one that refuses the system role, as Gemma's does
+        "{% for m in messages %}{% if m.role == 'system' %}{{ raise_exception('no system role') }}{% endif %}"
+        "[{{ m.content }}]{% endfor %}"
+    )
+    assert native.apply_chat_template(chats[0]) == f"[{chats[0][1]['content']}]"
+    native.tokenizer = engine_tokenizer
     described = native.describe()
     assert described["backend"] == "vllm-native" and described["revision"].startswith("sha256:")
     assert described["vllm"]
