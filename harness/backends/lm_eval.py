@@ -93,9 +93,15 @@ class LMEvalBackend:
                 f"{self.model_name} sends each prompt as a chat message already: drop --apply-chat-template"
             )
         try:
-            return str(self.lm.apply_chat_template(messages))
+            rendered = self.lm.apply_chat_template(messages)
         except (ValueError, NotImplementedError, AttributeError) as err:
             raise PoolError(f"{self.model_name} model has no chat template: {first_line(err)}") from None
+        if not isinstance(rendered, str):  # an API model that leaves the template to its server
+            raise PoolError(
+                f"{self.model_name} leaves the chat template to the server: add tokenizer_backend=huggingface "
+                "(and tokenizer=HF_NAME_OR_PATH) to --model-args to apply the model's template here"
+            )
+        return rendered
 
     def token_count(self, text: str) -> int:
         encode = getattr(self.lm, "tok_encode", None)

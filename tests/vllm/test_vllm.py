@@ -22,6 +22,7 @@ from harness.backends import make_backend
 from harness.backends.base import Backend, GenerationRequest
 from harness.models import smollm2_path
 from harness.pool import Pool
+from harness.schema import PoolError
 from tasks.starter import starter_samples
 
 pytest.importorskip("vllm")
@@ -138,6 +139,11 @@ def test_openai_compatible_server_matches_hf(server: str, requests, hf, hf_score
     remote = make_backend("openai-completions", args)
     assert_same_scores(remote.loglikelihood(requests), hf_scores)
     assert remote.generate(PROMPTS) == hf.generate(PROMPTS)
+    chat = [{"role": "user", "content": PROMPTS[0].context}]
+    tokenized_here = make_backend("openai-completions", {**args, "tokenizer_backend": "huggingface"})
+    assert tokenized_here.apply_chat_template(chat) == hf.apply_chat_template(chat)
+    with pytest.raises(PoolError, match="leaves the chat template to the server"):
+        make_backend("openai-completions", {**args, "tokenized_requests": "False"}).apply_chat_template(chat)
 
 
 def test_openai_compatible_chat_generates_what_hf_does_on_the_chat_template(server: str, hf) -> None:
