@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from harness import scoring
 from harness.backends import make_backend
 from harness.models import smollm2_path
 from harness.pool import Pool
@@ -121,6 +123,22 @@ def test_per_sample_parity_with_lm_eval_simple_evaluate(
         ours = json.loads(row.response)["loglikelihoods"]
         reference = [float(ll) for ll, _ in theirs[doc_of[row.sample_id]]["filtered_resps"]]
         assert ours == pytest.approx(reference, abs=1e-4)
+
+
+def test_scores_do_not_depend_on_the_batch_size(model_dir: Path) -> None:
+    """lm-eval #1645: results that move with the batch size. Left padding and shared contexts must not."""
+    samples = starter_samples(["capitals", "opposites"]).groupby("source").head(12)
+    requests = [
+        r for _, row in samples.iterrows() for r in scoring.choice_requests(row["prompt"], list(row["choices"]))
+    ]
+    scores = {}
+    for batch_size in (1, 5, 16):
+        backend = make_backend("hf", {"pretrained": str(model_dir)}, batch_size=batch_size, device="cpu")
+        scores[batch_size] = backend.loglikelihood(requests)
+    for batch_size in (5, 16):
+        ll = np.array([x for x, _ in scores[batch_size]])
+        assert np.abs(ll - np.array([x for x, _ in scores[1]])).max() < 1e-4
+        assert [g for _, g in scores[batch_size]] == [g for _, g in scores[1]]
 
 
 def test_cli_runs_the_real_model_on_a_starter_task(cli, model_dir: Path) -> None:
