@@ -274,7 +274,7 @@ def run_command(
         bool,
         typer.Option(
             "--apply-chat-template",
-            help="Each prompt (few-shot examples included) as one user message in the model's chat template.",
+            help="Render prompts with the model's chat template, as lm-eval's --apply_chat_template does.",
         ),
     ] = False,
     system_instruction: Annotated[

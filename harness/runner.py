@@ -51,7 +51,7 @@ class RunSpec:
     answer_pattern: str | None = None
     max_gen_tokens: int = 64
     subset_of: str | None = None  # select the samples this model would get (paired comparisons); default: own
-    chat_template: bool = False  # each prompt as one user message in the model's chat template
+    chat_template: bool = False  # prompts rendered by the model's chat template, in lm-eval's layout
     system_instruction: str | None = None  # before the task's description: the system message with a template
 
     @property
