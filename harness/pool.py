@@ -252,7 +252,8 @@ class Pool:
         metric: str | None = None,
         models: Names | None = None,
     ) -> pd.DataFrame:
-        """One value per (sample, model, metric) for ranking: `sample_id, model, metric, value, source, negated`.
+        """One value per (sample, model, metric) for ranking: `sample_id, model, metric, source, value, negated,
+        run_id` (the run it comes from).
 
         Each sample contributes its own primary metric (or `metric` when given); the latest run's value
         wins; values of lower-is-better metrics are negated (`negated` true) so that higher is always better.
@@ -265,7 +266,7 @@ class Pool:
             sources=sources,
             models=models,
             metric=metric,
-            columns=["sample_id", "model", "metric", "value"],
+            columns=["sample_id", "model", "metric", "value", "run_id"],
             latest_by=["sample_id", "model", "metric"],  # the latest run's value
         )
         lower = list(LOWER_IS_BETTER)
@@ -275,11 +276,12 @@ class Pool:
             metric_rule = "m.metric = ?" if metric is not None else "m.metric = s.metric"
             latest = con.sql(
                 f"""WITH j AS (
-                    SELECT m.sample_id, m.model, m.metric, s.source, m.value,
+                    SELECT m.sample_id, m.model, m.metric, s.source, m.value, m.run_id,
                            (m.metric = s.metric AND NOT s.higher_is_better)
                            OR (m.metric <> s.metric AND list_contains(?, m.metric)) AS negated
                     FROM m JOIN s USING (sample_id) WHERE {metric_rule})
-                SELECT sample_id, model, metric, source, CASE WHEN negated THEN -value ELSE value END AS value, negated
+                SELECT sample_id, model, metric, source, CASE WHEN negated THEN -value ELSE value END AS value, negated,
+                       run_id
                 FROM j ORDER BY sample_id, model""",
                 params=[lower] + ([metric] if metric is not None else []),
             )

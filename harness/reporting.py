@@ -85,6 +85,8 @@ def build_report(
     diagnostics["notes"] = [f"source {s} has only {n} samples" for s, n in small.items()]
     if diagnostics.get("uninformative_samples"):
         diagnostics["notes"].append(uninformative_note(diagnostics))
+    runs = model_runs(pool, scores, compared, order)
+    diagnostics["notes"] += mixed_settings_notes(runs)
     return ReportData(
         title=title,
         header=header,
@@ -94,7 +96,62 @@ def build_report(
         diagnostics=diagnostics,
         browser=_browser(pool, samples, scores, order, browser_limit),
         csv=leaderboard_csv(board, source_means),
+        runs=runs,
     )
+
+
+def model_runs(pool: Pool, scores: pd.DataFrame, comparisons: pd.DataFrame, models: list[str]) -> list[dict[str, Any]]:
+    """How the ranked values were produced: a row per (model, run) in `models`' order, with the model's
+    backend and weights, the run's settings (or where imported values came from), its status, and how many
+    of the ranked measurements and comparisons it gave."""
+    given = [scores[["model", "run_id"]]]
+    if len(comparisons):
+        given += [comparisons[[side, "run_id"]].rename(columns={side: "model"}) for side in ("model_a", "model_b")]
+    counts = pd.concat(given).value_counts(["model", "run_id"])
+    known = pool.read("models").set_index("model")
+    runs = pool.read("runs").set_index("run_id")
+    position = {model: i for i, model in enumerate(models)}
+    rows = []
+    for (model, run_id), values in sorted(counts.items(), key=lambda item: (position.get(item[0][0], -1), item[0])):
+        run = runs.loc[run_id] if run_id in runs.index else None
+        config = json.loads(run["config"]) if run is not None else {}
+        rows.append(
+            {
+                "model": model,
+                "backend": known.at[model, "backend"] if model in known.index else "",
+                "weights": known.at[model, "revision"] if model in known.index else "",
+                "run": run_id,
+                "settings": run_settings(config) if run is not None else "imported",
+                "values": int(values),
+                "status": run["status"] if run is not None else "imported",
+            }
+        )
+    return rows
+
+
+def run_settings(config: dict[str, Any]) -> str:
+    """A run's prompt settings in words: few-shot examples, chat template, system instruction, extraction."""
+    parts = [f"{config.get('num_fewshot', 0)}-shot"]
+    if config.get("chat_template"):
+        parts.append("chat template")
+    if config.get("system_instruction") is not None:
+        parts.append(f"system instruction {json.dumps(config['system_instruction'], ensure_ascii=False)}")
+    if config.get("answer_pattern") is not None:
+        parts.append(f"answer pattern {json.dumps(config['answer_pattern'], ensure_ascii=False)}")
+    return ", ".join(parts)
+
+
+def mixed_settings_notes(runs: list[dict[str, Any]]) -> list[str]:
+    """A note when the models' own runs used different prompt settings (their scores then mix prompt
+    effects with model differences); imported values are left out, their settings unknown."""
+    by_settings: dict[str, list[str]] = {}
+    for row in runs:
+        if row["status"] != "imported" and row["model"] not in by_settings.setdefault(row["settings"], []):
+            by_settings[row["settings"]].append(row["model"])
+    if len(by_settings) < 2:
+        return []
+    groups = "; ".join(f"{settings}: {', '.join(models)}" for settings, models in by_settings.items())
+    return [f"the models were run with different prompt settings ({groups})"]
 
 
 def _browser(pool: Pool, samples: pd.DataFrame, scores: pd.DataFrame, models: list[str], limit: int) -> dict:

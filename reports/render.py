@@ -30,7 +30,8 @@ for (const [id, spec] of Object.entries(charts)) { vegaEmbed("#" + id, spec, {ac
 class ReportData:
     """What a leaderboard page shows. `board` is `aggregators.rank`'s frame; `source_means` and `coverage`
     are models x sources; `browser` is {"samples": [...], "models": {model: [[sample index, score,
-    response], ...]}, "limit": int}; `csv` is the leaderboard table as CSV, offered for download."""
+    response], ...]}, "limit": int}; `csv` is the leaderboard table as CSV, offered for download; `runs` has a
+    record per (model, run) that gave the ranked values: model, backend, weights, run, settings, values, status."""
 
     title: str
     header: dict[str, Any]
@@ -41,6 +42,7 @@ class ReportData:
     browser: dict[str, Any] = field(default_factory=dict)
     comparison: dict[str, Any] | None = None
     csv: str = ""
+    runs: list[dict[str, Any]] = field(default_factory=list)
 
 
 def safe_json(value: Any) -> str:

@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 
 from aggregators import BOARD_COLUMNS
+from harness.pool import Pool
 from tests.tasks.test_importers import lm_eval_samples_file
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -110,6 +111,43 @@ def test_hostile_outputs_show_as_text(cli, tmp_path: Path) -> None:
     assert "&lt;script&gt;document.title='PWNED'&lt;/script&gt;" in body  # shown as text in the browser
     assert "Scores are mean values (higher is better" in body  # what the method's score is
     assert console_errors(done.stderr) == []
+
+
+def test_report_says_how_each_model_was_measured(cli, tmp_path: Path) -> None:
+    """A row per run that gave ranked values (a superseded run gives none), imported values marked, and a
+    note when the models' prompt settings differ; a hostile system instruction shows as text."""
+    cli("add", "starter", "capitals", check=True)
+    run = ["run", "--no-progress", "--limit"]
+    cli(*run, "20", "--model", "baseline-longest", "--name", "L", "--num-fewshot", "2", check=True)
+    cli(*run, "20", "--model", "baseline-random", "--name", "R", check=True)  # superseded by the next run
+    cli(*run, "30", "--model", "baseline-random", "--name", "R", "--system-instruction", HOSTILE[0], check=True)
+    matrix = tmp_path / "m.csv"
+    matrix.write_text("id,a,b\nq1,1,0\nq2,0,1\n")
+    cli("import", "matrix", str(matrix), "--source", "m", check=True)
+    page = tmp_path / "report.html"
+    cli("report", "--out", str(page), "--method", "mean", "--bootstrap", "0", check=True)
+    done = browse(page, "--dump-dom")
+    assert console_errors(done.stderr) == []
+    dom = done.stdout
+    table = dom[dom.index('<table id="runs"') : dom.index("</table>", dom.index('<table id="runs"'))]
+    body = table[table.index("<tbody>") :]
+    rows = [re.findall(r"<td[^>]*>(.*?)</td>", row, re.S) for row in re.findall(r"<tr>(.*?)</tr>", body, re.S)]
+    runs = Pool(tmp_path / "pool").read("runs")
+    run_of = {
+        (c["model"], c["num_fewshot"], c.get("system_instruction")): run_id
+        for run_id, c in zip(runs["run_id"], runs["config"].map(json.loads), strict=True)
+    }
+    hostile = "0-shot, system instruction \"&lt;script&gt;document.title='PWNED'&lt;/script&gt;\""
+    expected = [
+        ["L", "baseline-longest", "seed=0", run_of[("L", 2, None)], "2-shot", "20", "finished"],
+        ["R", "baseline-random", "seed=0", run_of[("R", 0, HOSTILE[0])], hostile, "30", "finished"],
+        ["a", "imported", "", "import:m.csv", "imported", "2", "imported"],
+        ["b", "imported", "", "import:m.csv", "imported", "2", "imported"],
+    ]
+    order = re.findall(r'<tr class="leaderboard-row" data-model="([^"]+)"', dom)
+    assert rows == sorted(expected, key=lambda row: order.index(row[0]))
+    assert f"the models were run with different prompt settings (2-shot: L; {hostile}: R)" in dom
+    assert "PWNED" not in dom.split("</title>")[0] and "<script>document" not in dom.split("<script type=")[0]
 
 
 def test_comparison_page_shows_hostile_flips_as_text(cli, tmp_path: Path) -> None:
