@@ -196,27 +196,33 @@ def compare_command(
 
     Three or more models: every pair, Holm-corrected across pairs, significant where p_holm < --alpha.
     """
+    import pandas as pd
+
     from aggregators.paired import compare, compare_many
-    from harness.reporting import ranking_inputs
+    from harness.reporting import mixed_settings_notes, model_runs, ranking_inputs
 
     if len(models) < 2:
         raise PoolError("compare needs BASE and CANDIDATE (or more models)")
     if len(models) > 2 and (junit or html or max_drop):
         raise PoolError("--junit, --html and --max-drop judge one CANDIDATE against one BASE; name two models")
-    scores, _ = ranking_inputs(open_pool(), source, metric)
+    pool = open_pool()
+    scores, _ = ranking_inputs(pool, source, metric)
     measured = set(scores["model"])
     unmeasured = [m for m in models if m not in measured]
     if unmeasured:
         raise PoolError(f"model {unmeasured[0]!r} has no measurements here; measured: {name_list(measured)}")
+    warnings = mixed_settings_notes(model_runs(pool, scores[scores["model"].isin(models)], pd.DataFrame(), models))
+    for warning in warnings:
+        stderr.print(f"warning: {warning}: the differences mix prompt effects with model effects")
     if len(models) > 2:
         table = compare_many(scores, models, alpha, min_shared, seed)
         if as_json:
-            emit_json({"models": models, "pairs": table.to_dict(orient="records")})
+            emit_json({"models": models, "pairs": table.to_dict(orient="records"), "warnings": warnings})
         else:
             print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
         return
     result = compare(scores, models[0], models[1], alpha, max_drop, min_shared, seed)
-    document = result.as_dict()
+    document = {**result.as_dict(), "warnings": warnings}
     if junit:
         write_junit(junit, document)
     if html:

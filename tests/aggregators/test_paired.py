@@ -144,3 +144,23 @@ def test_cli_exit_codes_json_and_junit(cli, tmp_path: Path) -> None:
     assert not (tmp_path / "m.xml").exists() and not (tmp_path / "m.html").exists()
     itself = cli("compare", "base", "base")
     assert itself.returncode == 2 and "'base' compared with itself" in itself.stderr
+
+
+def test_compare_warns_when_the_models_ran_with_different_prompt_settings(cli, tmp_path: Path) -> None:
+    cli("add", "starter", "capitals", check=True)
+    run = ["run", "--model", "baseline-random", "--limit", "40", "--no-progress", "--name"]
+    cli(*run, "base", check=True)
+    cli(*run, "same", "--seed", "1", check=True)
+    cli(*run, "shots", "--num-fewshot", "3", check=True)
+    alike = cli("compare", "base", "same", "--min-shared", "1", "--json")
+    assert json.loads(alike.stdout)["warnings"] == [] and "warning" not in alike.stderr
+    page = tmp_path / "c.html"
+    differ = cli("compare", "base", "shots", "--min-shared", "1", "--json", "--html", str(page))
+    note = "the models were run with different prompt settings (0-shot: base; 3-shot: shots)"
+    assert json.loads(differ.stdout)["warnings"] == [note]
+    assert f"warning: {note}: the differences mix prompt effects with model effects" in differ.stderr
+    assert f'<p class="warn">Warning: {note}.</p>' in page.read_text()
+    many = cli("compare", "base", "same", "shots", "--min-shared", "1", "--json")
+    assert json.loads(many.stdout)["warnings"] == [
+        "the models were run with different prompt settings (0-shot: base, same; 3-shot: shots)"
+    ]
