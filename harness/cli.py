@@ -196,8 +196,6 @@ def compare_command(
 
     Three or more models: every pair, Holm-corrected across pairs, significant where p_holm < --alpha.
     """
-    import pandas as pd
-
     from aggregators.paired import compare, compare_many
     from harness.reporting import mixed_settings_notes, model_runs, ranking_inputs
 
@@ -211,7 +209,7 @@ def compare_command(
     unmeasured = [m for m in models if m not in measured]
     if unmeasured:
         raise PoolError(f"model {unmeasured[0]!r} has no measurements here; measured: {name_list(measured)}")
-    warnings = mixed_settings_notes(model_runs(pool, scores[scores["model"].isin(models)], pd.DataFrame(), models))
+    warnings = mixed_settings_notes(model_runs(pool, scores[scores["model"].isin(models)], models))
     for warning in warnings:
         stderr.print(f"warning: {warning}: the differences mix prompt effects with model effects")
     if len(models) > 2:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -75,21 +76,23 @@ def fewshot_context(
     metadata = json.loads(sample["metadata"] or "{}")
     separator = metadata.get("fewshot_delimiter", "\n\n")
     system = _join(system_instruction or "", metadata.get("task_description", ""), separator)
+    question = _question(str(sample["prompt"]), metadata)
     if k <= 0:
-        return Prompt(system, _question(sample), 0)
+        return Prompt(system, question, 0)
     delimiter = metadata.get("target_delimiter", " ")
     others = source_samples[source_samples["sample_id"] != sample["sample_id"]].sort_values("sample_id")
     rng = np.random.default_rng(int(str(sample["sample_id"])[:15], 16))
     picked = others.iloc[rng.choice(len(others), size=min(k, len(others)), replace=False)] if len(others) else others
-    shots = [f"{_question(row)}{delimiter}{answer_text(row)}" for _, row in picked.iterrows()]
-    return Prompt(system, separator.join([*shots, _question(sample)]), len(shots))
+    shots = [
+        f"{_question(str(row['prompt']), json.loads(row['metadata'] or '{}'))}{delimiter}{answer_text(row)}"
+        for _, row in picked.iterrows()
+    ]
+    return Prompt(system, separator.join([*shots, question]), len(shots))
 
 
-def _question(sample: pd.Series) -> str:
+def _question(prompt: str, metadata: dict[str, Any]) -> str:
     """The prompt without its lm-eval task's description."""
-    prompt = str(sample["prompt"])
-    description = json.loads(sample["metadata"] or "{}").get("task_description", "")
-    return prompt.removeprefix(description)
+    return prompt.removeprefix(metadata.get("task_description", ""))
 
 
 def _join(first: str, second: str, delimiter: str) -> str:

@@ -85,7 +85,7 @@ def build_report(
     diagnostics["notes"] = [f"source {s} has only {n} samples" for s, n in small.items()]
     if diagnostics.get("uninformative_samples"):
         diagnostics["notes"].append(uninformative_note(diagnostics))
-    runs = model_runs(pool, scores, compared, order)
+    runs = model_runs(pool, scores, order, compared)
     diagnostics["notes"] += mixed_settings_notes(runs)
     return ReportData(
         title=title,
@@ -100,19 +100,21 @@ def build_report(
     )
 
 
-def model_runs(pool: Pool, scores: pd.DataFrame, comparisons: pd.DataFrame, models: list[str]) -> list[dict[str, Any]]:
+def model_runs(
+    pool: Pool, scores: pd.DataFrame, models: list[str], comparisons: pd.DataFrame | None = None
+) -> list[dict[str, Any]]:
     """How the ranked values were produced: a row per (model, run) in `models`' order, with the model's
     backend and weights, the run's settings (or where imported values came from), its status, and how many
     of the ranked measurements and comparisons it gave."""
     given = [scores[["model", "run_id"]]]
-    if len(comparisons):
+    if comparisons is not None and len(comparisons):
         given += [comparisons[[side, "run_id"]].rename(columns={side: "model"}) for side in ("model_a", "model_b")]
     counts = pd.concat(given).value_counts(["model", "run_id"])
     known = pool.read("models").set_index("model")
     runs = pool.read("runs").set_index("run_id")
     position = {model: i for i, model in enumerate(models)}
     rows = []
-    for (model, run_id), values in sorted(counts.items(), key=lambda item: (position.get(item[0][0], -1), item[0])):
+    for model, run_id in sorted(counts.index, key=lambda key: (position.get(key[0], len(models)), key[1])):
         run = runs.loc[run_id] if run_id in runs.index else None
         config = json.loads(run["config"]) if run is not None else {}
         rows.append(
@@ -122,7 +124,7 @@ def model_runs(pool: Pool, scores: pd.DataFrame, comparisons: pd.DataFrame, mode
                 "weights": known.at[model, "revision"] if model in known.index else "",
                 "run": run_id,
                 "settings": run_settings(config) if run is not None else "imported",
-                "values": int(values),
+                "values": int(counts[(model, run_id)]),
                 "status": run["status"] if run is not None else "imported",
             }
         )
