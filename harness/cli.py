@@ -102,14 +102,17 @@ def rank_command(
     With --query: of the samples that fit it (see `probe`)."""
     if as_json and as_csv:
         raise PoolError("--json and --csv: choose one")
-    sample_ids = probed_sample_ids(query, top_k, threshold, source, where)
-    board, _, _ = leaderboard(source, method, alpha, bootstrap, seed, metric, ties, sample_ids)
-    if as_csv:
-        from harness.reporting import leaderboard_csv
+    from harness.reporting import leaderboard_csv, mixed_settings_notes, model_runs
 
+    sample_ids = probed_sample_ids(query, top_k, threshold, source, where)
+    board, scores, comparisons = leaderboard(source, method, alpha, bootstrap, seed, metric, ties, sample_ids)
+    runs = model_runs(open_pool(), scores, board["model"].tolist(), comparisons)
+    for note in mixed_settings_notes(runs):
+        stderr.print(f"warning: {note}")
+    if as_csv:
         sys.stdout.write(leaderboard_csv(board))
     elif as_json:
-        document = leaderboard_json(board)
+        document = {**leaderboard_json(board), "runs": runs}
         if sample_ids is not None:
             document["probe"] = {"query": query, "n_samples": len(sample_ids)}
         emit_json(document)

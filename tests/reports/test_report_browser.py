@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+from html import escape
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -147,6 +148,10 @@ def test_report_says_how_each_model_was_measured(cli, tmp_path: Path) -> None:
     order = re.findall(r'<tr class="leaderboard-row" data-model="([^"]+)"', dom)
     assert rows == sorted(expected, key=lambda row: order.index(row[0]))
     assert f"the models were run with different prompt settings (2-shot: L; {hostile}: R)" in dom
+    ranked = cli("rank", "--method", "mean", "--json", check=True)  # the same rows, as JSON
+    fields = ["model", "backend", "weights", "run", "settings", "values", "status"]
+    listed = [[escape(str(run[f]), quote=False) for f in fields] for run in json.loads(ranked.stdout)["runs"]]
+    assert listed == rows and "warning: the models were run with different prompt settings" in ranked.stderr
     assert "PWNED" not in dom.split("</title>")[0] and "<script>document" not in dom.split("<script type=")[0]
 
 
