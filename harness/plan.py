@@ -56,11 +56,13 @@ def answer_text(sample: pd.Series) -> str:
 @dataclass(frozen=True)
 class Prompt:
     """A sample's context in lm-eval's layout: the system part (a system instruction, then the task's
-    description), and the body (the few-shot examples, then the question). As plain text, the two joined."""
+    description), and the body (the few-shot examples, then the question). As plain text, the two joined.
+    `delimiter` goes between the plain text and an answer."""
 
     system: str
     body: str
     shots: int
+    delimiter: str = " "
 
     @property
     def text(self) -> str:
@@ -77,9 +79,9 @@ def fewshot_context(
     separator = metadata.get("fewshot_delimiter", "\n\n")
     system = _join(system_instruction or "", metadata.get("task_description", ""), separator)
     question = _question(str(sample["prompt"]), metadata)
-    if k <= 0:
-        return Prompt(system, question, 0)
     delimiter = metadata.get("target_delimiter", " ")
+    if k <= 0:
+        return Prompt(system, question, 0, delimiter)
     others = source_samples[source_samples["sample_id"] != sample["sample_id"]].sort_values("sample_id")
     rng = np.random.default_rng(int(str(sample["sample_id"])[:15], 16))
     picked = others.iloc[rng.choice(len(others), size=min(k, len(others)), replace=False)] if len(others) else others
@@ -87,7 +89,7 @@ def fewshot_context(
         f"{_question(str(row['prompt']), json.loads(row['metadata'] or '{}'))}{delimiter}{answer_text(row)}"
         for _, row in picked.iterrows()
     ]
-    return Prompt(system, separator.join([*shots, question]), len(shots))
+    return Prompt(system, separator.join([*shots, question]), len(shots), delimiter)
 
 
 def _question(prompt: str, metadata: dict[str, Any]) -> str:

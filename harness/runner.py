@@ -176,26 +176,26 @@ def _evaluate(
         plan.fewshot_context(row, by_source[row["source"]], spec.num_fewshot, spec.system_instruction) for row in rows
     ]
     chat = backend if isinstance(backend, ChatBackend) and spec.chat_template else None
-    contexts = [(_render(layout, chat), layout.shots) for layout in layouts]
+    contexts = [_render(layout, chat) for layout in layouts]
     is_mc = [row["kind"] == "multiple_choice" for row in rows]
     requests = [
         request
-        for row, (context, _), mc in zip(rows, contexts, is_mc, strict=True)
+        for row, layout, context, mc in zip(rows, layouts, contexts, is_mc, strict=True)
         if mc
         for request in scoring.choice_requests(
-            context, list(row["choices"]), "" if spec.chat_template else _target_delimiter(row)
+            context, list(row["choices"]), "" if chat is not None else layout.delimiter
         )
     ]
     prompts = [
         GenerationRequest(context, max_tokens=spec.max_gen_tokens)
-        for (context, _), mc in zip(contexts, is_mc, strict=True)
+        for context, mc in zip(contexts, is_mc, strict=True)
         if not mc
     ]
     results = iter(backend.loglikelihood(requests) if requests else [])
     generations = iter(backend.generate(prompts) if prompts else [])
     measurements: list[dict[str, Any]] = []
     responses: list[dict[str, Any]] = []
-    for row, (context, shots), mc in zip(rows, contexts, is_mc, strict=True):
+    for row, layout, context, mc in zip(rows, layouts, contexts, is_mc, strict=True):
         target = json.loads(row["target"])
         if mc:
             outputs = [next(results) for _ in row["choices"]]
@@ -207,7 +207,9 @@ def _evaluate(
             answer = scoring.extract_answer(text, spec.answer_pattern)
             values = scoring.generation_metrics(answer, target if isinstance(target, list) else [str(target)])
             response = {"text": text, "extracted": answer}
-        response.update({"num_fewshot": shots, "truncated": backend.token_count(context) + 1 > backend.max_length})
+        response.update(
+            {"num_fewshot": layout.shots, "truncated": backend.token_count(context) + 1 > backend.max_length}
+        )
         measurements += [
             {
                 "sample_id": row["sample_id"],
@@ -246,10 +248,6 @@ def _check_chat(spec: RunSpec, backend: Backend, samples: pd.DataFrame) -> None:
             f"--apply-chat-template: the lm-eval task(s) {', '.join(sorted(set(prefixed)))} open the answer with a "
             "gen_prefix, which poolbench cannot place in a chat template yet; run them without it"
         )
-
-
-def _target_delimiter(row: pd.Series) -> str:
-    return json.loads(row["metadata"] or "{}").get("target_delimiter", " ")
 
 
 def _model_row(spec: RunSpec, backend: Backend) -> dict[str, Any]:
