@@ -288,6 +288,15 @@ def run_command(
         str | None,
         typer.Option(help="Text before each prompt (the system message with --apply-chat-template)."),
     ] = None,
+    fewshot_as_multiturn: Annotated[
+        bool | None,
+        typer.Option(
+            "--fewshot-as-multiturn/--no-fewshot-as-multiturn",
+            help="With --apply-chat-template: each few-shot example a user turn and an assistant turn "
+            "(the default, as in lm-eval), or all in one user message.",
+            show_default=False,
+        ),
+    ] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
     """Evaluate a model on (a subset of) the pool; reruns skip what is already measured."""
@@ -317,6 +326,7 @@ def run_command(
         subset_of=same_subset_as,
         chat_template=apply_chat_template,
         system_instruction=system_instruction,
+        fewshot_as_multiturn=apply_chat_template if fewshot_as_multiturn is None else fewshot_as_multiturn,
     )
     check_selection(fraction, limit)  # before the model loads
     if answer_pattern is not None:

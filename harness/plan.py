@@ -56,17 +56,45 @@ def answer_text(sample: pd.Series) -> str:
 @dataclass(frozen=True)
 class Prompt:
     """A sample's context in lm-eval's layout: the system part (a system instruction, then the task's
-    description), and the body (the few-shot examples, then the question). As plain text, the two joined.
-    `delimiter` goes between the plain text and an answer."""
+    description), the few-shot examples as (question, answer) pairs, and the question. As plain text, the
+    system part, then the examples and the question joined by `separator`, each answer after `delimiter`
+    (which goes between the plain text and an answer too)."""
 
     system: str
-    body: str
-    shots: int
+    examples: tuple[tuple[str, str], ...]
+    question: str
     delimiter: str = " "
+    separator: str = "\n\n"
+
+    @property
+    def shots(self) -> int:
+        return len(self.examples)
+
+    @property
+    def body(self) -> str:
+        """The examples and the question as one text (lm-eval's single user message)."""
+        return self.separator.join(
+            [*(question + self.delimiter + answer for question, answer in self.examples), self.question]
+        )
 
     @property
     def text(self) -> str:
         return self.system + self.body
+
+    def messages(self, multiturn: bool = False) -> list[dict[str, str]]:
+        """The chat messages of lm-eval's `--apply_chat_template` layout: the system part as a system message,
+        then the examples and the question as one user message, or with `multiturn` (lm-eval's
+        `--fewshot_as_multiturn`) each example a user turn answered by an assistant turn and the question
+        the last user turn."""
+        system = [{"role": "system", "content": self.system}] if self.system else []
+        if not multiturn:
+            return [*system, {"role": "user", "content": self.body}]
+        turns = [
+            turn
+            for question, answer in self.examples
+            for turn in ({"role": "user", "content": question}, {"role": "assistant", "content": answer})
+        ]
+        return [*system, *turns, {"role": "user", "content": self.question}]
 
 
 def fewshot_context(
@@ -81,15 +109,15 @@ def fewshot_context(
     question = _question(str(sample["prompt"]), metadata)
     delimiter = metadata.get("target_delimiter", " ")
     if k <= 0:
-        return Prompt(system, question, 0, delimiter)
+        return Prompt(system, (), question, delimiter, separator)
     others = source_samples[source_samples["sample_id"] != sample["sample_id"]].sort_values("sample_id")
     rng = np.random.default_rng(int(str(sample["sample_id"])[:15], 16))
     picked = others.iloc[rng.choice(len(others), size=min(k, len(others)), replace=False)] if len(others) else others
-    shots = [
-        f"{_question(str(row['prompt']), json.loads(row['metadata'] or '{}'))}{delimiter}{answer_text(row)}"
+    examples = tuple(
+        (_question(str(row["prompt"]), json.loads(row["metadata"] or "{}")), answer_text(row))
         for _, row in picked.iterrows()
-    ]
-    return Prompt(system, separator.join([*shots, question]), len(shots), delimiter)
+    )
+    return Prompt(system, examples, question, delimiter, separator)
 
 
 def _question(prompt: str, metadata: dict[str, Any]) -> str:

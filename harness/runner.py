@@ -53,11 +53,17 @@ class RunSpec:
     subset_of: str | None = None  # select the samples this model would get (paired comparisons); default: own
     chat_template: bool = False  # prompts rendered by the model's chat template, in lm-eval's layout
     system_instruction: str | None = None  # before the task's description: the system message with a template
+    fewshot_as_multiturn: bool = False  # with the template, each example a user and an assistant turn (CLI default)
+
+    def __post_init__(self) -> None:
+        if self.fewshot_as_multiturn and not self.chat_template:
+            raise PoolError("--fewshot-as-multiturn needs --apply-chat-template: the turns are the template's")
 
     @property
     def run_id(self) -> str:
-        # runs from before these options keep their id
+        # runs from before these options keep their id; turns change nothing without run-time examples
         chat = ("chat_template",) if self.chat_template else ()
+        turns = ("fewshot_as_multiturn",) if self.fewshot_as_multiturn and self.num_fewshot > 0 else ()
         system = ({"system_instruction": self.system_instruction},) if self.system_instruction is not None else ()
         return "run-" + stable_hash(
             self.model,
@@ -68,6 +74,7 @@ class RunSpec:
             self.max_gen_tokens,
             *chat,
             *system,
+            *turns,
             length=16,
         )
 
@@ -176,7 +183,11 @@ def _evaluate(
         plan.fewshot_context(row, by_source[row["source"]], spec.num_fewshot, spec.system_instruction) for row in rows
     ]
     chat = backend if isinstance(backend, ChatBackend) and spec.chat_template else None
-    contexts = [_render(layout, chat) for layout in layouts]
+    # with a template, a multiple-choice continuation is the choice with no delimiter (as in lm-eval)
+    contexts = [
+        chat.apply_chat_template(layout.messages(spec.fewshot_as_multiturn)) if chat is not None else layout.text
+        for layout in layouts
+    ]
     is_mc = [row["kind"] == "multiple_choice" for row in rows]
     requests = [
         request
@@ -226,27 +237,26 @@ def _evaluate(
     return {"measurements": pd.DataFrame(measurements), "responses": pd.DataFrame(responses)}
 
 
-def _render(prompt: plan.Prompt, chat: ChatBackend | None) -> str:
-    """The context a model sees: plain text, or lm-eval's `--apply_chat_template` layout (the system part as
-    a system message, the body with its few-shot examples as one user message; a multiple-choice
-    continuation is then the choice with no delimiter)."""
-    if chat is None:
-        return prompt.text
-    system = [{"role": "system", "content": prompt.system}] if prompt.system else []
-    return chat.apply_chat_template([*system, {"role": "user", "content": prompt.body}])
-
-
 def _check_chat(spec: RunSpec, backend: Backend, samples: pd.DataFrame) -> None:
-    """PoolError unless the backend's model has a chat template and no sample opens its answer with a
-    prefix (lm-eval's `gen_prefix`, which a chat template would need as the assistant's turn)."""
+    """PoolError unless the backend's model has a chat template, no sample opens its answer with a prefix
+    (lm-eval's `gen_prefix`, which a chat template would need as the assistant's turn), and, for separate
+    turns, no sample has few-shot examples inside its prompt (`add lm-eval --num-fewshot`)."""
     if not isinstance(backend, ChatBackend):
         raise PoolError(f"--apply-chat-template: {spec.backend} has no chat template")
     backend.apply_chat_template([{"role": "user", "content": ""}])
-    prefixed = samples.loc[samples["metadata"].map(lambda m: "gen_prefix" in json.loads(m or "{}")), "source"]
+    metadata = samples["metadata"].map(lambda m: json.loads(m or "{}"))
+    prefixed = samples.loc[metadata.map(lambda m: "gen_prefix" in m), "source"]
     if len(prefixed):
         raise PoolError(
             f"--apply-chat-template: the lm-eval task(s) {', '.join(sorted(set(prefixed)))} open the answer with a "
             "gen_prefix, which poolbench cannot place in a chat template yet; run them without it"
+        )
+    baked = samples.loc[metadata.map(lambda m: m.get("num_fewshot", 0) > 0), "source"]
+    if spec.fewshot_as_multiturn and len(baked):
+        raise PoolError(
+            f"--fewshot-as-multiturn: the lm-eval task(s) {', '.join(sorted(set(baked)))} were added with their "
+            "few-shot examples inside the prompt, which cannot be split into turns; add them without "
+            "--num-fewshot and run with --num-fewshot, or run with --no-fewshot-as-multiturn"
         )
 
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 import pytest
 
-from harness import scoring
+from harness import plan, scoring
 from harness.backends import make_backend
 from harness.models import smollm2_path
 from harness.pool import Pool
@@ -123,6 +125,43 @@ def test_per_sample_parity_with_lm_eval_simple_evaluate(
         ours = json.loads(row.response)["loglikelihoods"]
         reference = [float(ll) for ll, _ in theirs[doc_of[row.sample_id]]["filtered_resps"]]
         assert ours == pytest.approx(reference, abs=1e-4)
+
+
+@pytest.fixture(scope="module")
+def smollm2(model_dir: Path) -> Any:
+    return make_backend("hf", {"pretrained": str(model_dir)}, batch_size=1, device="cpu")
+
+
+@pytest.mark.parametrize(("chat", "multiturn"), [(False, False), (True, False), (True, True)])
+def test_fewshot_contexts_are_lm_evals(
+    local_task: Path, smollm2: Any, tmp_path: Path, chat: bool, multiturn: bool
+) -> None:
+    """Given the same examples, lm-eval's own `fewshot_context` builds the context a run sends: as plain text,
+    and with the chat template as one user message or with the examples as turns (`fewshot_as_multiturn`)."""
+    from lm_eval.tasks import TaskManager
+
+    task = TaskManager(include_path=str(local_task), include_defaults=False).load(["capitals_local"])["tasks"][
+        "capitals_local"
+    ]
+    pool = Pool(tmp_path / "pool", create=True)
+    pool.add("samples", load_lm_eval_tasks(["capitals_local"], include_path=str(local_task)))
+    samples = pool.samples()
+    doc_of_question = {task.doc_to_text(doc): doc for doc in task.eval_docs}
+    for _, sample in samples.head(6).iterrows():
+        prompt = plan.fewshot_context(sample, samples, 3, system_instruction="Answer with the city.")
+        ours = smollm2.apply_chat_template(prompt.messages(multiturn)) if chat else prompt.text
+        shots = [doc_of_question[question] for question, _ in prompt.examples]
+        task.sampler = SimpleNamespace(sample=lambda n, eval_doc=None, shots=shots: shots[:n])
+        theirs = task.fewshot_context(
+            doc_of_question[prompt.question],
+            3,
+            system_instruction="Answer with the city.",
+            apply_chat_template=chat,
+            fewshot_as_multiturn=multiturn,
+            chat_template=smollm2.lm.apply_chat_template if chat else None,
+        )
+        assert prompt.shots == 3 and ours == theirs
+        assert ours.count("<|im_start|>assistant") == (1 + 3 * multiturn if chat else 0)
 
 
 def test_scores_do_not_depend_on_the_batch_size(model_dir: Path) -> None:

@@ -8,7 +8,9 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -18,6 +20,7 @@ from harness import plan, scoring
 from harness.backends import make_backend, parse_model_args
 from harness.backends.baselines import ChoiceBaseline
 from harness.pool import Pool
+from harness.reporting import run_settings
 from harness.runner import SAMPLES_PER_CALL, RunSpec, evaluate, run
 from harness.schema import PoolError
 from tasks.starter import starter_samples
@@ -89,7 +92,16 @@ def test_fewshot_puts_the_task_description_once_after_the_system_instruction() -
         }
     )
     prompt = plan.fewshot_context(samples.iloc[0], samples, 1, system_instruction="Be brief.")
-    assert prompt == plan.Prompt("Be brief.\n\nAbout capitals.\n\n", "Q: Peru? Lima\n\nQ: France?", 1)
+    assert prompt == plan.Prompt("Be brief.\n\nAbout capitals.\n\n", (("Q: Peru?", "Lima"),), "Q: France?")
+    assert prompt.text == "Be brief.\n\nAbout capitals.\n\nQ: Peru? Lima\n\nQ: France?" and prompt.shots == 1
+    system = {"role": "system", "content": "Be brief.\n\nAbout capitals.\n\n"}
+    assert prompt.messages() == [system, {"role": "user", "content": "Q: Peru? Lima\n\nQ: France?"}]
+    assert prompt.messages(multiturn=True) == [
+        system,
+        {"role": "user", "content": "Q: Peru?"},
+        {"role": "assistant", "content": "Lima"},
+        {"role": "user", "content": "Q: France?"},
+    ]
     assert plan.fewshot_context(samples.iloc[0], samples, 0).text == samples["prompt"][0]
     assert plan.fewshot_context(samples.iloc[0], samples, 0, "Be brief.\n").system == "Be brief.\nAbout capitals.\n\n"
 
@@ -214,6 +226,8 @@ def test_bad_backends_fail_before_any_work(cli, tmp_path: Path) -> None:
     )
     chatless = cli("run", "--model", "baseline-random", "--name", "x", "--apply-chat-template")
     assert chatless.returncode == 2 and "--apply-chat-template: baseline-random has no chat template" in chatless.stderr
+    turns = cli("run", "--model", "baseline-random", "--name", "x", "--fewshot-as-multiturn")
+    assert turns.returncode == 2 and "--fewshot-as-multiturn needs --apply-chat-template" in turns.stderr
     stats = json.loads(cli("pool", "stats", "--json", check=True).stdout)
     assert stats["measurements"] == 0 and stats["models"] == 0
     matrix = tmp_path / "m.csv"
@@ -241,9 +255,25 @@ def test_a_system_instruction_is_part_of_the_runs_configuration(cli, tmp_path: P
     assert {c.get("system_instruction") for c in configs} == {None, "Be brief."}
 
 
+def test_examples_as_turns_are_part_of_a_run_only_where_they_change_its_prompts() -> None:
+    def spec(**options: Any) -> RunSpec:
+        return RunSpec(model="m", backend="hf", chat_template=True, **options)
+
+    assert spec(fewshot_as_multiturn=True).run_id == spec().run_id  # no examples: the same prompts
+    assert spec(num_fewshot=3, fewshot_as_multiturn=True).run_id != spec(num_fewshot=3).run_id
+    assert run_settings(asdict(spec(fewshot_as_multiturn=True))) == "0-shot, chat template"
+    assert run_settings(asdict(spec(num_fewshot=3))) == "3-shot, chat template"
+    turns = run_settings(asdict(spec(num_fewshot=3, fewshot_as_multiturn=True)))
+    assert turns == "3-shot, chat template, examples as turns"
+    with pytest.raises(PoolError, match="needs --apply-chat-template"):
+        RunSpec(model="m", backend="hf", fewshot_as_multiturn=True)
+
+
 def test_chat_runs_are_refused_before_they_start_where_no_template_fits(cli, tmp_path: Path) -> None:
     """A random-weight model with SmolLM2's tokenizer and chat template: a task whose answers open with
-    lm-eval's gen_prefix is refused with the option; without the template file, every task is."""
+    lm-eval's gen_prefix is refused with the option, a task added with its few-shot examples inside the
+    prompts is refused with them as turns (lm-eval's default with a template); without the template file,
+    every task is."""
     import shutil
 
     import torch
@@ -263,15 +293,24 @@ def test_chat_runs_are_refused_before_they_start_where_no_template_fits(cli, tmp
     tasks = write_lm_eval_task(starter_samples(["capitals"]).head(3), tmp_path / "tasks", "prefixed")
     (tasks / "prefixed.yaml").write_text((tasks / "prefixed.yaml").read_text() + 'gen_prefix: "Answer:"\n')
     cli("add", "lm-eval", "prefixed", "--include-path", str(tasks), check=True)
+    write_lm_eval_task(starter_samples(["capitals"]).head(3), tmp_path / "tasks", "baked")
+    cli("add", "lm-eval", "baked", "--include-path", str(tmp_path / "tasks"), "--num-fewshot", "1", check=True)
     cli("add", "starter", "capitals", check=True)
     args = ["run", "--model", "hf", "--model-args", f"pretrained={folder}", "--name", "x", "--no-progress"]
     prefixed = cli(*args, "--limit", "2", "--apply-chat-template")
     assert prefixed.returncode == 2 and "the lm-eval task(s) prefixed open the answer with a gen_prefix" in (
         prefixed.stderr
     )
+    baked = [*args, "--source", "baked", "--limit", "2", "--apply-chat-template"]
+    as_turns = cli(*baked)
+    assert as_turns.returncode == 2 and "--fewshot-as-multiturn: the lm-eval task(s) baked were added with" in (
+        as_turns.stderr
+    )
+    assert json.loads(cli("pool", "stats", "--json", check=True).stdout)["models"] == 0
+    cli(*baked, "--no-fewshot-as-multiturn", check=True)  # the examples stay in the one user message
     (folder / "chat_template.jinja").unlink()
     chat = cli(*args, "--source", "starter/capitals", "--limit", "2", "--apply-chat-template")
     assert chat.returncode == 2 and "hf model has no chat template: Cannot use chat template" in chat.stderr
-    assert json.loads(cli("pool", "stats", "--json", check=True).stdout)["models"] == 0
-    cli(*args, "--limit", "2", check=True)  # both tasks without the option
-    assert json.loads(cli("pool", "stats", "--json", check=True).stdout)["measurements"] == 2 * 2 * 2
+    assert len(Pool(tmp_path / "pool").read("runs").drop_duplicates("run_id")) == 1
+    cli(*args, "--limit", "2", check=True)  # all three tasks without the option
+    assert json.loads(cli("pool", "stats", "--json", check=True).stdout)["measurements"] == 2 * 2 + 3 * 2 * 2

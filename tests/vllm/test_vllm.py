@@ -65,7 +65,10 @@ def test_native_vllm_matches_hf(requests, hf, hf_scores) -> None:
     assert shared and len(shared) < len(prompts) < len(requests)  # both paths, questions prefilled once
     assert_same_scores(native.loglikelihood(requests), hf_scores)
     assert native.generate(PROMPTS) == hf.generate(PROMPTS)
-    chats = [[{"role": "system", "content": "Be brief."}, {"role": "user", "content": c}] for c, _ in requests[:12]]
+    example = [{"role": "user", "content": "Capital of Peru?"}, {"role": "assistant", "content": "Lima"}]
+    chats = [  # the system message, a few-shot example as turns, the question
+        [{"role": "system", "content": "Be brief."}, *example, {"role": "user", "content": c}] for c, _ in requests[:12]
+    ]
     chat = [(hf.apply_chat_template(m), x.lstrip()) for m, (_, x) in zip(chats, requests, strict=False)]
     assert chat[0][0].startswith("<|im_start|>system\nBe brief.") and chat == [
         (native.apply_chat_template(m), x.lstrip()) for m, (_, x) in zip(chats, requests, strict=False)
@@ -76,7 +79,7 @@ def test_native_vllm_matches_hf(requests, hf, hf_scores) -> None:
         "{% for m in messages %}{% if m.role == 'system' %}{{ raise_exception('no system role') }}{% endif %}"
         "[{{ m.content }}]{% endfor %}"
     )
-    assert native.apply_chat_template(chats[0]) == f"[{chats[0][1]['content']}]"
+    assert native.apply_chat_template(chats[0]) == f"[Capital of Peru?][Lima][{chats[0][-1]['content']}]"
     native.tokenizer = engine_tokenizer
     described = native.describe()
     assert described["backend"] == "vllm-native" and described["revision"].startswith("sha256:")
