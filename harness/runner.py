@@ -182,19 +182,16 @@ def _evaluate(
     layouts = [
         plan.fewshot_context(row, by_source[row["source"]], spec.num_fewshot, spec.system_instruction) for row in rows
     ]
-    chat = backend if isinstance(backend, ChatBackend) and spec.chat_template else None
-    # with a template, a multiple-choice continuation is the choice with no delimiter (as in lm-eval)
-    contexts = [
-        chat.apply_chat_template(layout.messages(spec.fewshot_as_multiturn)) if chat is not None else layout.text
-        for layout in layouts
-    ]
+    contexts = [_context(layout, spec, backend) for layout in layouts]
     is_mc = [row["kind"] == "multiple_choice" for row in rows]
     requests = [
         request
         for row, layout, context, mc in zip(rows, layouts, contexts, is_mc, strict=True)
         if mc
         for request in scoring.choice_requests(
-            context, list(row["choices"]), "" if chat is not None else layout.delimiter
+            context,
+            list(row["choices"]),
+            "" if spec.chat_template else layout.delimiter,  # as in lm-eval
         )
     ]
     prompts = [
@@ -235,6 +232,18 @@ def _evaluate(
             {"sample_id": row["sample_id"], "model": spec.model, "run_id": spec.run_id, "response": to_json(response)}
         )
     return {"measurements": pd.DataFrame(measurements), "responses": pd.DataFrame(responses)}
+
+
+def _context(prompt: plan.Prompt, spec: RunSpec, backend: Backend) -> str:
+    """What the model is sent: the plain text, or with `--apply-chat-template` the prompt's chat messages in
+    the model's template (`_check_chat` has checked that it has one); a chat endpoint gets the plain text
+    as one user message."""
+    if spec.chat_template:
+        assert isinstance(backend, ChatBackend)
+        return backend.apply_chat_template(prompt.messages(spec.fewshot_as_multiturn))
+    if isinstance(backend, ChatBackend) and backend.takes_messages:
+        return backend.apply_chat_template([{"role": "user", "content": prompt.text}])
+    return prompt.text
 
 
 def _check_chat(spec: RunSpec, backend: Backend, samples: pd.DataFrame) -> None:

@@ -47,6 +47,10 @@ class Backend(Protocol):
 class ChatBackend(Backend, Protocol):
     """A backend whose models may have a chat template (`run --apply-chat-template`)."""
 
+    #: True for a chat endpoint: every context it is sent is `apply_chat_template`'s rendering of messages
+    #: (without `--apply-chat-template`, of the plain prompt as one user message)
+    takes_messages: bool
+
     def apply_chat_template(self, messages: list[dict[str, str]]) -> str:
         """`messages` (role, content) rendered by the model's chat template, ending with the opening of the
         assistant's turn. PoolError when the model has no chat template."""

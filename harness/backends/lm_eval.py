@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 from pathlib import Path
 from typing import Any
 
@@ -65,18 +66,22 @@ class LMEvalBackend:
         ]
         return [(float(ll), bool(greedy)) for ll, greedy in self.lm.loglikelihood(instances, disable_tqdm=True)]
 
-    def generate(self, requests: list[GenerationRequest]) -> list[str]:
-        """Generations; for chat-completions models each context is sent as one user message (through the
-        model's own `apply_chat_template`, as lm-eval's `--apply_chat_template` does)."""
-        from lm_eval.api.instance import Instance
+    @property
+    def takes_messages(self) -> bool:
+        """A chat endpoint (lm-eval's `*-chat-completions`): its prompts are chat messages."""
+        return self.model_name.endswith("chat-completions")
 
-        chat = self.model_name.endswith("chat-completions")
+    def generate(self, requests: list[GenerationRequest]) -> list[str]:
+        """Generations; a chat endpoint's contexts are the JSON messages `apply_chat_template` gives."""
+        from lm_eval.api.instance import Instance
+        from lm_eval.models.api_models import JsonChatStr
+
         instances = [
             Instance(
                 "generate_until",
                 {},
                 (
-                    self.lm.apply_chat_template([{"role": "user", "content": r.context}]) if chat else r.context,
+                    JsonChatStr(r.context) if self.takes_messages else r.context,
                     {"until": list(r.until), "max_gen_toks": r.max_tokens, "do_sample": False, **r.settings},
                 ),
                 i,
@@ -87,11 +92,10 @@ class LMEvalBackend:
         return [str(text) for text in self.lm.generate_until(instances, disable_tqdm=True)]
 
     def apply_chat_template(self, messages: list[dict[str, str]]) -> str:
-        """The messages in the model's chat template, as lm-eval's `apply_chat_template` renders them."""
-        if self.model_name.endswith("chat-completions"):
-            raise PoolError(
-                f"{self.model_name} sends each prompt as a chat message already: drop --apply-chat-template"
-            )
+        """The messages in the model's chat template, as lm-eval's `apply_chat_template` renders them; for a
+        chat endpoint, the messages as JSON (as lm-eval sends them: the server applies the template)."""
+        if self.takes_messages:
+            return json.dumps(messages, ensure_ascii=False)
         try:
             rendered = self.lm.apply_chat_template(messages)
         except (ValueError, NotImplementedError, AttributeError) as err:

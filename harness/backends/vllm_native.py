@@ -134,6 +134,8 @@ class VLLMNativeBackend:
         special = not text.startswith(self.tokenizer.decode(self._prefix_token()))
         return list(self.tokenizer(text, add_special_tokens=special)["input_ids"])
 
+    takes_messages = False  # a chat template applied here
+
     def apply_chat_template(self, messages: list[dict[str, str]]) -> str:
         """As lm-eval renders chats: a template that refuses the system role gets the messages without it."""
         import jinja2

@@ -10,6 +10,7 @@ from types import SimpleNamespace
 import pytest
 
 from harness.backends import available_backends, make_backend
+from harness.backends.base import ChatBackend
 from harness.backends.vllm_native import MAX_CHOICE_TOKENS, encode_pair, plan_prompts
 from harness.models import smollm2_path
 from harness.schema import PoolError
@@ -79,3 +80,13 @@ def test_unreachable_openai_server_fails_the_run_and_keeps_the_pool(cli) -> None
     assert done.returncode == 2 and "failed after 0 of" in done.stderr
     runs = cli("pool", "stats", "--json", check=True)
     assert '"measurements": 0' in runs.stdout
+
+
+def test_a_chat_endpoint_is_sent_messages_as_lm_eval_sends_them() -> None:
+    """lm-eval's chat-completions model takes a prompt as its messages in JSON (which its `--apply_chat_template`
+    makes and the server's template renders): poolbench's rendering for it is lm-eval's."""
+    endpoint = {"base_url": "http://127.0.0.1:9/v1/chat/completions", "model": "m"}
+    backend = make_backend("openai-chat-completions", endpoint)
+    messages = [{"role": "system", "content": "Sé breve."}, {"role": "user", "content": "2+2?"}]
+    assert isinstance(backend, ChatBackend) and backend.takes_messages
+    assert backend.apply_chat_template(messages) == backend.lm.apply_chat_template(messages).prompt

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from transformers import AutoTokenizer
 
@@ -22,6 +23,7 @@ from harness.backends import make_backend
 from harness.backends.base import Backend, GenerationRequest
 from harness.models import smollm2_path
 from harness.pool import Pool
+from harness.runner import RunSpec, run
 from harness.schema import PoolError
 from tasks.starter import starter_samples
 
@@ -149,13 +151,37 @@ def test_openai_compatible_server_matches_hf(server: str, requests, hf, hf_score
         make_backend("openai-completions", {**args, "tokenized_requests": "False"}).apply_chat_template(chat)
 
 
-def test_openai_compatible_chat_generates_what_hf_does_on_the_chat_template(server: str, hf) -> None:
-    chat = make_backend(
-        "openai-chat-completions", {"base_url": f"{server}/chat/completions", "model": str(smollm2_path())}
+TURNS = {"chat_template": True, "fewshot_as_multiturn": True, "num_fewshot": 2, "system_instruction": "Be brief."}
+
+
+@pytest.mark.parametrize(("served", "local"), [({}, {"chat_template": True}), (TURNS, TURNS)])
+def test_openai_compatible_chat_generates_what_hf_does_on_the_chat_template(
+    server: str, hf, tmp_path: Path, served: dict, local: dict
+) -> None:
+    """Runs through the chat endpoint answer as hf does on the model's chat template: the plain prompt as one
+    user message, and with --apply-chat-template the system message and the few-shot turns sent as such."""
+    sums = [(2, 2), (7, 5), (3, 4), (9, 1), (6, 6)]
+    pool = Pool(tmp_path / "pool", create=True)
+    pool.add(
+        "samples",
+        pd.DataFrame(
+            {
+                "source": "sums",
+                "kind": "generation",
+                "prompt": [f"Question: What is {a} plus {b}?\nAnswer:" for a, b in sums],
+                "target": [[str(a + b)] for a, b in sums],
+            }
+        ),
     )
-    templated = [
-        GenerationRequest(hf.lm.apply_chat_template([{"role": "user", "content": p.context}]), max_tokens=p.max_tokens)
-        for p in PROMPTS
-    ]
-    generated = chat.generate(PROMPTS)
-    assert all(generated) and generated == hf.generate(templated)
+    chat = {"base_url": f"{server}/chat/completions", "model": str(smollm2_path())}
+    texts = {}
+    for backend, args, model, options in (
+        ("openai-chat-completions", chat, "served", served),
+        ("hf", {}, "local", local),
+    ):
+        spec = RunSpec(model, backend, args, max_gen_tokens=12, **options)
+        built = hf if backend == "hf" else make_backend(backend, args)
+        assert run(pool, spec, built, progress=False).evaluated == len(sums)
+        responses = pool.read("responses", models=[model]).sort_values("sample_id")
+        texts[model] = [json.loads(r)["text"] for r in responses["response"]]
+    assert all(texts["served"]) and texts["served"] == texts["local"]
