@@ -17,10 +17,9 @@ from typing import TypeGuard
 
 import numpy as np
 import pandas as pd
-from scipy.stats import rankdata
 
 from aggregators import baselines, conditional, plackett_luce
-from aggregators.bootstrap import intervals, replicate_scores
+from aggregators.bootstrap import competition_ranks, intervals, replicate_scores
 from aggregators.diagnostics import Diagnostics, NotIdentifiedError, check, diagnose
 from aggregators.orderings import Orderings, check_ties, concat, from_comparisons, from_measurements, index_of
 
@@ -230,7 +229,7 @@ def _leaderboard(
     level: float,
 ) -> pd.DataFrame:
     board = pd.DataFrame({"model": models.astype(str), "score": scores})
-    board["rank"] = rankdata(-np.nan_to_num(scores, nan=-np.inf), method="min").astype(int)
+    board["rank"] = competition_ranks(np.nan_to_num(scores, nan=-np.inf)).astype(int)
     if draws is not None:
         for name, values in intervals(draws, level).items():
             board[name] = values

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import warnings
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
-from scipy.stats import rankdata
 from threadpoolctl import threadpool_limits
 
 ScoreFn = Callable[[np.ndarray], np.ndarray]
@@ -68,12 +68,34 @@ def _run_chunk(weights: list[np.ndarray]) -> np.ndarray:
 
 
 def intervals(draws: np.ndarray, level: float = 0.95) -> dict[str, np.ndarray]:
-    """Percentile intervals of scores and of ranks (1 = best) from bootstrap draws (replicates, models)."""
+    """Percentile intervals of scores and of ranks (1 = best) from bootstrap draws (replicates, models). A
+    replicate where a model has no score (NaN: `mean` when none of its samples was drawn) leaves it out of
+    that model's intervals and of the others' ranks; a model with no score in any replicate gets NaN."""
     tail = (1.0 - level) / 2.0 * 100.0
-    ranks = rankdata(-draws, axis=1, method="min")
-    return {
-        "ci_low": np.percentile(draws, tail, axis=0),
-        "ci_high": np.percentile(draws, 100.0 - tail, axis=0),
-        "rank_low": np.percentile(ranks, tail, axis=0, method="lower").astype(int),
-        "rank_high": np.percentile(ranks, 100.0 - tail, axis=0, method="higher").astype(int),
-    }
+    ranks = competition_ranks(draws)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # "All-NaN slice": that model's intervals are NaN
+        return {
+            "ci_low": np.nanpercentile(draws, tail, axis=0),
+            "ci_high": np.nanpercentile(draws, 100.0 - tail, axis=0),
+            "rank_low": np.nanpercentile(ranks, tail, axis=0, method="lower"),
+            "rank_high": np.nanpercentile(ranks, 100.0 - tail, axis=0, method="higher"),
+        }
+
+
+def competition_ranks(scores: np.ndarray) -> np.ndarray:
+    """Ranks along the last axis: 1 for the highest score, ties sharing their best rank ("1224", as
+    `scipy.stats.rankdata(-scores, method="min")`); NaN for a NaN score, which outranks no one."""
+    scores = np.asarray(scores, dtype=float)
+    missing = np.isnan(scores)
+    keys = np.where(missing, np.inf, -scores)  # ascending keys: best first, NaN last
+    order = np.argsort(keys, axis=-1, kind="stable")
+    ordered = np.take_along_axis(keys, order, axis=-1)
+    starts = np.ones(ordered.shape, dtype=bool)
+    starts[..., 1:] = ordered[..., 1:] != ordered[..., :-1]
+    positions = np.broadcast_to(np.arange(ordered.shape[-1]), ordered.shape)
+    first = np.maximum.accumulate(np.where(starts, positions, 0), axis=-1)  # where each tie group starts
+    ranks = np.empty(ordered.shape)
+    np.put_along_axis(ranks, order, first + 1.0, axis=-1)
+    ranks[missing] = np.nan
+    return ranks

@@ -15,6 +15,7 @@ import pytest
 
 import aggregators
 from aggregators import baselines, orderings
+from aggregators.bootstrap import competition_ranks
 from aggregators.orderings import from_measurements
 
 
@@ -38,6 +39,28 @@ def test_bootstrap_is_seeded_and_independent_of_workers() -> None:
     assert not np.allclose(one["ci_low"], other["ci_low"])
     assert (one["ci_low"] <= one["score"]).all() and (one["score"] <= one["ci_high"]).all()
     assert (one["rank_low"] <= one["rank"]).all() and (one["rank"] <= one["rank_high"]).all()
+
+
+def test_competition_ranks_are_scipys_and_leave_a_missing_score_out() -> None:
+    from scipy.stats import rankdata
+
+    rng = np.random.default_rng(0)
+    for shape in ((7,), (50, 9), (3, 1)):
+        scores = rng.integers(0, 5, shape) * 0.5
+        np.testing.assert_array_equal(competition_ranks(scores), rankdata(-scores, axis=-1, method="min"))
+    np.testing.assert_array_equal(competition_ranks(np.array([1.0, np.nan, 3.0, 3.0, -np.inf])), [3, np.nan, 1, 1, 4])
+
+
+def test_mean_intervals_of_a_model_missing_from_some_replicates() -> None:
+    """A model measured on one sample of 31 is in about 64% of the replicates (1 - (30/31)^31); its mean is
+    undefined in the rest, which leave it out of its intervals and of the others' ranks."""
+    rng = np.random.default_rng(0)
+    rows = [(f"s{i}", m, float(rng.integers(0, 2))) for i in range(30) for m in "abc"] + [("s0", "d", 1.0)]
+    board = aggregators.rank(pd.DataFrame(rows, columns=["sample_id", "model", "value"]), "mean", bootstrap=50)
+    d = board.set_index("model").loc["d"]
+    assert (d.ci_low, d.ci_high, d.rank_low, d.rank_high) == (1.0, 1.0, 1, 1)  # its one sample, always right
+    assert board[["ci_low", "ci_high"]].stack().between(0, 1).all()
+    assert board[["rank_low", "rank_high"]].stack().between(1, 4).all()
 
 
 def test_95_percent_intervals_cover_the_truth() -> None:
