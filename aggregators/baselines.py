@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import math
 
-import choix
 import numpy as np
 import pandas as pd
 
@@ -84,6 +83,8 @@ def _pairs(item: np.ndarray, start: np.ndarray, stop: np.ndarray, weight: np.nda
 
 def bt_scores(orderings: Orderings, sample_weight: np.ndarray) -> np.ndarray:
     """Bradley-Terry as LMArena reports it: pairwise counts (ties half), 1000 + 400 * log10-strength."""
+    import choix  # it imports scipy.stats (a second): only bt pays for it
+
     counts = pair_counts(orderings, sample_weight)
     theta = choix.ilsr_pairwise_dense(counts, alpha=1e-6, max_iter=1000)
     return ELO_INIT + ELO_SCALE / math.log(ELO_BASE) * (theta - theta.mean())

@@ -19,8 +19,6 @@ from typing import Any
 import jinja2
 import pandas as pd
 
-from reports import plots
-
 CHART_SCRIPT = """const charts = JSON.parse(document.getElementById("charts-data").textContent);
 for (const [id, spec] of Object.entries(charts)) { vegaEmbed("#" + id, spec, {actions: false, renderer: "svg"}); }
 """
@@ -90,6 +88,8 @@ def _environment() -> jinja2.Environment:
 
 def charts_for(data: ReportData) -> dict[str, dict[str, Any]]:
     """The page's Vega-Lite specs keyed by the id of the element that shows them."""
+    from reports import plots  # altair takes a second to import: only pages pay for it, not `rank`
+
     charts: dict[str, dict[str, Any]] = {}
     if len(data.board):
         charts["forest"] = plots.forest(data.board)
