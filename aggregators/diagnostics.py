@@ -35,7 +35,7 @@ class Diagnostics:
     components: list[list[str]]
     never_win: list[str]
     never_lose: list[str]
-    unmeasured: list[str]
+    unmeasured: list[str]  # in no ordering: never measured, or tied with every model on each of its samples
     prior_driven: list[str] = field(default_factory=list)
     uninformative: int = 0  # pl-conditional: binary samples all or none of whose models got right,
     single_model: int = 0  # of them, those measured on one model only,
@@ -166,7 +166,9 @@ def check(diagnostics: Diagnostics, alpha: float) -> Diagnostics:
     if alpha <= 0 and (not d.identified or d.unmeasured):
         problems = []
         if d.unmeasured:
-            problems.append(f"never measured: {', '.join(d.unmeasured)}")
+            problems.append(
+                f"compared with no one, never measured or tied on each of its samples: {', '.join(d.unmeasured)}"
+            )
         if d.never_win:
             problems.append(f"never win: {', '.join(d.never_win)}")
         if d.never_lose:

@@ -180,6 +180,20 @@ def test_no_mle_raises_at_once_naming_models() -> None:
     assert board.iloc[0]["model"] == "champ" and np.isfinite(board["score"]).all()
 
 
+def test_a_model_tied_on_each_of_its_samples_is_named() -> None:
+    """Measured, but only on samples where every model tied: in no ordering, so the MLE does not fix it."""
+    frame = pd.DataFrame(
+        {
+            "sample_id": ["s1", "s1", "s2", "s2", "s3", "s3", "s3"],
+            "model": ["a", "b", "a", "b", "a", "b", "tied"],
+            "value": [1, 0, 0, 1, 1, 1, 1.0],
+        }
+    )
+    with pytest.raises(NotIdentifiedError, match=r"tied on each of its samples: tied\)"):
+        aggregators.rank(frame, "pl", alpha=0.0)
+    assert aggregators.rank(frame, "pl", alpha=0.1).attrs["diagnostics"]["prior_driven"] == ["tied"]
+
+
 def test_disconnected_groups_are_named() -> None:
     frame = pd.DataFrame(
         {
