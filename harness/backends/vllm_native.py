@@ -101,6 +101,8 @@ def plan_prompts(pairs: Sequence[tuple[list[int], list[int]]], max_length: int) 
 class VLLMNativeBackend:
     """`vllm.LLM` over a HF model folder or hub id (`pretrained=`), with the engine arguments of ENGINE_ARGS."""
 
+    takes_messages = False  # prompts are text: `apply_chat_template` renders chats here
+
     def __init__(self, model_args: dict[str, str], seed: int = 0) -> None:
         try:
             import vllm
@@ -133,8 +135,6 @@ class VLLMNativeBackend:
         # as lm-eval's `tok_encode`: no second BOS on a text that starts with one (a chat template's)
         special = not text.startswith(self.tokenizer.decode(self._prefix_token()))
         return list(self.tokenizer(text, add_special_tokens=special)["input_ids"])
-
-    takes_messages = False  # a chat template applied here
 
     def apply_chat_template(self, messages: list[dict[str, str]]) -> str:
         """As lm-eval renders chats: a template that refuses the system role gets the messages without it."""
