@@ -56,8 +56,9 @@ def answer_text(sample: pd.Series) -> str:
 @dataclass(frozen=True)
 class Prompt:
     """A sample's context in lm-eval's layout: the system part (a system instruction, then the task's
-    description), the few-shot examples as (question, answer) pairs, and the question. As plain text, the
-    system part, then the examples and the question joined by `separator`, each answer after `delimiter`
+    description), the few-shot examples as (question, answer) pairs, the question, and the text the answer
+    opens with (`prefix`: lm-eval's `gen_prefix`, which then opens the examples' answers too). As plain text,
+    the system part, then the examples and the question joined by `separator`, each answer after `delimiter`
     (which goes between the plain text and an answer too)."""
 
     system: str
@@ -65,6 +66,7 @@ class Prompt:
     question: str
     delimiter: str = " "
     separator: str = "\n\n"
+    prefix: str = ""
 
     @property
     def shots(self) -> int:
@@ -73,28 +75,42 @@ class Prompt:
     @property
     def body(self) -> str:
         """The examples and the question as one text (lm-eval's single user message)."""
-        return self.separator.join(
-            [*(question + self.delimiter + answer for question, answer in self.examples), self.question]
-        )
+        return self._after_examples(self.question)
 
     @property
     def text(self) -> str:
-        return self.system + self.body
+        return self.system + self._after_examples(_join(self.question, self.prefix, self.delimiter))
+
+    def answer_delimiter(self, chat: bool) -> str:
+        """What goes between the context and a multiple-choice answer: `delimiter`, and with a chat template
+        (as lm-eval scores it) nothing, or `delimiter` after a prefix that does not end in whitespace."""
+        if not chat:
+            return self.delimiter
+        return self.delimiter if self.prefix and not self.prefix[-1].isspace() else ""
 
     def messages(self, multiturn: bool = False) -> list[dict[str, str]]:
         """The chat messages of lm-eval's `--apply_chat_template` layout: the system part as a system message,
         then the examples and the question as one user message, or with `multiturn` (lm-eval's
         `--fewshot_as_multiturn`) each example a user turn answered by an assistant turn and the question
-        the last user turn."""
+        the last user turn; with a prefix, a last assistant message that the answer continues."""
         system = [{"role": "system", "content": self.system}] if self.system else []
         if not multiturn:
-            return [*system, {"role": "user", "content": self.body}]
+            return [*system, {"role": "user", "content": self.body}, *self._opening()]
         turns = [
             turn
             for question, answer in self.examples
             for turn in ({"role": "user", "content": question}, {"role": "assistant", "content": answer})
         ]
-        return [*system, *turns, {"role": "user", "content": self.question}]
+        return [*system, *turns, {"role": "user", "content": self.question}, *self._opening()]
+
+    def _opening(self) -> list[dict[str, str]]:
+        return [{"role": "assistant", "content": self.prefix}] if self.prefix else []
+
+    def _after_examples(self, last: str) -> str:
+        """The examples, then `last`; an example's answer after `delimiter`, which a prefix (that opens the
+        answer) drops where whitespace meets, as lm-eval joins them."""
+        join = _join if self.prefix else lambda question, answer, delimiter: question + delimiter + answer
+        return self.separator.join([*(join(q, a, self.delimiter) for q, a in self.examples), last])
 
 
 def fewshot_context(
@@ -102,27 +118,35 @@ def fewshot_context(
 ) -> Prompt:
     """The sample's question after k examples from the other samples of its source (drawn with a seed from
     the sample's own id), its lm-eval task's description (`metadata["task_description"]`, which lm-eval's
-    prompts start with) once before them, and `system_instruction` before that, joined as lm-eval joins them."""
+    prompts start with) once before them, and `system_instruction` before that, joined as lm-eval joins them.
+    An lm-eval task's `gen_prefix` (recorded with the question it follows) opens the answers."""
     metadata = json.loads(sample["metadata"] or "{}")
     separator = metadata.get("fewshot_delimiter", "\n\n")
     system = _join(system_instruction or "", metadata.get("task_description", ""), separator)
-    question = _question(str(sample["prompt"]), metadata)
+    question, prefix = _question(str(sample["prompt"]), metadata)
     delimiter = metadata.get("target_delimiter", " ")
     if k <= 0:
-        return Prompt(system, (), question, delimiter, separator)
+        return Prompt(system, (), question, delimiter, separator, prefix)
     others = source_samples[source_samples["sample_id"] != sample["sample_id"]].sort_values("sample_id")
     rng = np.random.default_rng(int(str(sample["sample_id"])[:15], 16))
     picked = others.iloc[rng.choice(len(others), size=min(k, len(others)), replace=False)] if len(others) else others
-    examples = tuple(
-        (_question(str(row["prompt"]), json.loads(row["metadata"] or "{}")), answer_text(row))
-        for _, row in picked.iterrows()
-    )
-    return Prompt(system, examples, question, delimiter, separator)
+    examples = tuple(_example(row) for _, row in picked.iterrows())
+    return Prompt(system, examples, question, delimiter, separator, prefix)
 
 
-def _question(prompt: str, metadata: dict[str, Any]) -> str:
-    """The prompt without its lm-eval task's description."""
-    return prompt.removeprefix(metadata.get("task_description", ""))
+def _example(sample: pd.Series) -> tuple[str, str]:
+    """A few-shot example: the sample's question, and its answer after the sample's prefix."""
+    question, prefix = _question(str(sample["prompt"]), json.loads(sample["metadata"] or "{}"))
+    return question, _join(prefix, answer_text(sample), " ")
+
+
+def _question(prompt: str, metadata: dict[str, Any]) -> tuple[str, str]:
+    """(the question, the prefix that opens its answer): the prompt without its lm-eval task's description,
+    or the question recorded beside a `gen_prefix`. A pool that added the task before poolbench recorded the
+    question keeps the prefix inside the question."""
+    if "question" in metadata:
+        return str(metadata["question"]), str(metadata.get("gen_prefix", ""))
+    return prompt.removeprefix(metadata.get("task_description", "")), ""
 
 
 def _join(first: str, second: str, delimiter: str) -> str:

@@ -189,9 +189,7 @@ def _evaluate(
         for row, layout, context, mc in zip(rows, layouts, contexts, is_mc, strict=True)
         if mc
         for request in scoring.choice_requests(
-            context,
-            list(row["choices"]),
-            "" if spec.chat_template else layout.delimiter,  # as in lm-eval
+            context, list(row["choices"]), layout.answer_delimiter(spec.chat_template)
         )
     ]
     prompts = [
@@ -247,25 +245,33 @@ def _context(prompt: plan.Prompt, spec: RunSpec, backend: Backend) -> str:
 
 
 def _check_chat(spec: RunSpec, backend: Backend, samples: pd.DataFrame) -> None:
-    """PoolError unless the backend's model has a chat template, no sample opens its answer with a prefix
-    (lm-eval's `gen_prefix`, which a chat template would need as the assistant's turn), and, for separate
-    turns, no sample has few-shot examples inside its prompt (`add lm-eval --num-fewshot`)."""
+    """PoolError unless the backend's model has a chat template; a sample whose answer opens with a prefix
+    (lm-eval's `gen_prefix`, the start of the assistant's turn) has its question recorded and goes to a
+    backend that renders templates itself; and, for separate turns, no sample has few-shot examples
+    inside its prompt (`add lm-eval --num-fewshot`)."""
     if not isinstance(backend, ChatBackend):
         raise PoolError(f"--apply-chat-template: {spec.backend} has no chat template")
     backend.apply_chat_template([{"role": "user", "content": ""}])
     metadata = samples["metadata"].map(lambda m: json.loads(m or "{}"))
-    prefixed = samples.loc[metadata.map(lambda m: "gen_prefix" in m), "source"]
-    if len(prefixed):
-        raise PoolError(
-            f"--apply-chat-template: the lm-eval task(s) {', '.join(sorted(set(prefixed)))} open the answer with a "
-            "gen_prefix, which poolbench cannot place in a chat template yet; run them without it"
-        )
-    baked = samples.loc[metadata.map(lambda m: m.get("num_fewshot", 0) > 0), "source"]
-    if spec.fewshot_as_multiturn and len(baked):
-        raise PoolError(
-            f"--fewshot-as-multiturn: the lm-eval task(s) {', '.join(sorted(set(baked)))} were added with their "
-            "few-shot examples inside the prompt, which cannot be split into turns; add them without "
-            "--num-fewshot and run with --num-fewshot, or run with --no-fewshot-as-multiturn"
+
+    def refuse(which: pd.Series, problem: str) -> None:
+        if which.any():
+            tasks = ", ".join(sorted(set(samples.loc[which, "source"])))
+            raise PoolError(f"--apply-chat-template: the lm-eval task(s) {tasks} {problem}")
+
+    prefixed = metadata.map(lambda m: "gen_prefix" in m)
+    refuse(
+        prefixed & ~metadata.map(lambda m: "question" in m),
+        "open the answer with a gen_prefix but were added by an older poolbench: add them again",
+    )
+    if backend.takes_messages:
+        refuse(prefixed, f"open the answer with a gen_prefix, which {spec.backend} cannot continue")
+    if spec.fewshot_as_multiturn:
+        refuse(
+            metadata.map(lambda m: m.get("num_fewshot", 0) > 0),
+            "were added with their few-shot examples inside the prompt, which cannot be split into turns "
+            "(--fewshot-as-multiturn): add them without --num-fewshot and run with --num-fewshot, or run "
+            "with --no-fewshot-as-multiturn",
         )
 
 

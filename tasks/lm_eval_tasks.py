@@ -78,8 +78,9 @@ def _task_samples(name: str, task: Any, group: str, num_fewshot: int, limit: int
         description = task.resolve_field(doc, task.config.description) or ""
         if description and context.startswith(description):
             metadata["task_description"] = description
-        if task.config.gen_prefix:
+        if task.config.gen_prefix:  # the prompt ends with it; a chat template puts it in the assistant's turn
             metadata["gen_prefix"] = task.resolve_field(doc, task.config.gen_prefix)
+            metadata["question"] = task.doc_to_text(doc)
         if isinstance(doc, dict):
             metadata["subject"] = doc.get("subject", group or name)
         if output_type == "multiple_choice":

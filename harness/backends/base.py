@@ -53,5 +53,11 @@ class ChatBackend(Backend, Protocol):
 
     def apply_chat_template(self, messages: list[dict[str, str]]) -> str:
         """`messages` (role, content) rendered by the model's chat template, ending with the opening of the
-        assistant's turn. PoolError when the model has no chat template."""
+        assistant's turn, or inside it when the last message is the assistant's (`continues`: an answer's
+        prefix, which the model continues). PoolError when the model has no chat template."""
         ...
+
+
+def continues(messages: list[dict[str, str]]) -> bool:
+    """Whether the chat ends inside the assistant's turn, which the model continues."""
+    return bool(messages) and messages[-1]["role"] == "assistant"

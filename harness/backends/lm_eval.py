@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from harness.backends.base import GenerationRequest
+from harness.backends.base import GenerationRequest, continues
 from harness.schema import PoolError, first_line
 
 
@@ -97,7 +97,7 @@ class LMEvalBackend:
         if self.takes_messages:
             return json.dumps(messages, ensure_ascii=False)
         try:
-            rendered = self.lm.apply_chat_template(messages)
+            rendered = self.lm.apply_chat_template(messages, add_generation_prompt=not continues(messages))
         except (ValueError, NotImplementedError, AttributeError) as err:
             raise PoolError(f"{self.model_name} model has no chat template: {first_line(err)}") from None
         if not isinstance(rendered, str):  # an API model that leaves the template to its server

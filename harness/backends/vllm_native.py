@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
 
-from harness.backends.base import GenerationRequest
+from harness.backends.base import GenerationRequest, continues
 from harness.schema import PoolError, first_line
 
 
@@ -140,12 +140,13 @@ class VLLMNativeBackend:
         """As lm-eval renders chats: a template that refuses the system role gets the messages without it."""
         import jinja2
 
+        opening = {"add_generation_prompt": not continues(messages), "continue_final_message": continues(messages)}
         try:
             try:
-                text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+                text = self.tokenizer.apply_chat_template(messages, tokenize=False, **opening)
             except jinja2.exceptions.TemplateError:
                 rest = [m for m in messages if m["role"] != "system"]
-                text = self.tokenizer.apply_chat_template(rest, tokenize=False, add_generation_prompt=True)
+                text = self.tokenizer.apply_chat_template(rest, tokenize=False, **opening)
         except ValueError as err:
             raise PoolError(f"vllm-native: the model has no chat template: {first_line(err)}") from None
         return str(text)

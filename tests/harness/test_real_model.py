@@ -132,14 +132,20 @@ def smollm2(model_dir: Path) -> Any:
     return make_backend("hf", {"pretrained": str(model_dir)}, batch_size=1, device="cpu")
 
 
+@pytest.mark.parametrize("prefix", [None, "Answer:"])
 @pytest.mark.parametrize(("chat", "multiturn"), [(False, False), (True, False), (True, True)])
 def test_fewshot_contexts_are_lm_evals(
-    local_task: Path, smollm2: Any, tmp_path: Path, chat: bool, multiturn: bool
+    local_task: Path, smollm2: Any, tmp_path: Path, chat: bool, multiturn: bool, prefix: str | None
 ) -> None:
-    """Given the same examples, lm-eval's own `fewshot_context` builds the context a run sends: as plain text,
-    and with the chat template as one user message or with the examples as turns (`fewshot_as_multiturn`)."""
+    """Given the same examples, lm-eval's own `fewshot_context` builds the context a run sends, and its
+    `construct_requests` the choices it scores: as plain text, and with the chat template as one user message
+    or with the examples as turns (`fewshot_as_multiturn`); with a `gen_prefix`, which opens each answer
+    (in the assistant's turn, continued, with a template)."""
     from lm_eval.tasks import TaskManager
 
+    if prefix is not None:
+        yaml = local_task / "capitals_local.yaml"
+        yaml.write_text(yaml.read_text() + f"gen_prefix: {json.dumps(prefix)}\n")
     task = TaskManager(include_path=str(local_task), include_defaults=False).load(["capitals_local"])["tasks"][
         "capitals_local"
     ]
@@ -148,20 +154,27 @@ def test_fewshot_contexts_are_lm_evals(
     samples = pool.samples()
     doc_of_question = {task.doc_to_text(doc): doc for doc in task.eval_docs}
     for _, sample in samples.head(6).iterrows():
+        assert plan.fewshot_context(sample, samples, 0).text == sample["prompt"]  # lm-eval's zero-shot context
         prompt = plan.fewshot_context(sample, samples, 3, system_instruction="Answer with the city.")
         ours = smollm2.apply_chat_template(prompt.messages(multiturn)) if chat else prompt.text
         shots = [doc_of_question[question] for question, _ in prompt.examples]
         task.sampler = SimpleNamespace(sample=lambda n, eval_doc=None, shots=shots: shots[:n])
+        doc = doc_of_question[prompt.question]
         theirs = task.fewshot_context(
-            doc_of_question[prompt.question],
+            doc,
             3,
             system_instruction="Answer with the city.",
             apply_chat_template=chat,
             fewshot_as_multiturn=multiturn,
             chat_template=smollm2.lm.apply_chat_template if chat else None,
+            gen_prefix=task.doc_to_prefix(doc),
         )
         assert prompt.shots == 3 and ours == theirs
         assert ours.count("<|im_start|>assistant") == (1 + 3 * multiturn if chat else 0)
+        assert ours.endswith(f"assistant\n{prefix or ''}" if chat else prefix or "")
+        requests = scoring.choice_requests(ours, list(sample["choices"]), prompt.answer_delimiter(chat))
+        instances = task.construct_requests(doc, theirs, apply_chat_template=chat, metadata=("t", 0, 1))
+        assert requests == [tuple(instance.arguments) for instance in instances]
 
 
 def test_scores_do_not_depend_on_the_batch_size(model_dir: Path) -> None:

@@ -270,10 +270,11 @@ def test_examples_as_turns_are_part_of_a_run_only_where_they_change_its_prompts(
 
 
 def test_chat_runs_are_refused_before_they_start_where_no_template_fits(cli, tmp_path: Path) -> None:
-    """A random-weight model with SmolLM2's tokenizer and chat template: a task whose answers open with
-    lm-eval's gen_prefix is refused with the option, a task added with its few-shot examples inside the
-    prompts is refused with them as turns (lm-eval's default with a template); without the template file,
-    every task is."""
+    """A random-weight model with SmolLM2's tokenizer and chat template: a task added with its few-shot
+    examples inside the prompts is refused with them as turns (lm-eval's default with a template); a task
+    whose answers open with lm-eval's gen_prefix runs, unless a chat endpoint would have to continue it or
+    the pool holds no question beside it (an older poolbench added it); without the template file, every
+    task is refused."""
     import shutil
 
     import torch
@@ -296,21 +297,30 @@ def test_chat_runs_are_refused_before_they_start_where_no_template_fits(cli, tmp
     write_lm_eval_task(starter_samples(["capitals"]).head(3), tmp_path / "tasks", "baked")
     cli("add", "lm-eval", "baked", "--include-path", str(tmp_path / "tasks"), "--num-fewshot", "1", check=True)
     cli("add", "starter", "capitals", check=True)
+    older = {"gen_prefix": "Answer:"}  # what an older poolbench recorded: the prefix, not the question
+    Pool(tmp_path / "pool").add(
+        "samples",
+        pd.DataFrame({"source": "older", "kind": "multiple_choice", "prompt": ["Q: 1+1?\nAnswer:"]}).assign(
+            choices=[["2", "3"]], target=[0], metadata=[older]
+        ),
+    )
     args = ["run", "--model", "hf", "--model-args", f"pretrained={folder}", "--name", "x", "--no-progress"]
-    prefixed = cli(*args, "--limit", "2", "--apply-chat-template")
-    assert prefixed.returncode == 2 and "the lm-eval task(s) prefixed open the answer with a gen_prefix" in (
-        prefixed.stderr
-    )
-    baked = [*args, "--source", "baked", "--limit", "2", "--apply-chat-template"]
-    as_turns = cli(*baked)
-    assert as_turns.returncode == 2 and "--fewshot-as-multiturn: the lm-eval task(s) baked were added with" in (
-        as_turns.stderr
-    )
+    for sources, problem in (
+        (["baked"], "the lm-eval task(s) baked were added with their few-shot examples inside the prompt"),
+        (["older"], "the lm-eval task(s) older open the answer with a gen_prefix but were added by an older"),
+    ):
+        selected = [option for source in sources for option in ("--source", source)]
+        refused = cli(*args, *selected, "--apply-chat-template")
+        assert refused.returncode == 2 and problem in refused.stderr
+    endpoint = ["--model", "openai-chat-completions", "--model-args", "base_url=http://127.0.0.1:9/v1,model=m"]
+    api = cli("run", *endpoint, "--name", "api", "--source", "prefixed", "--apply-chat-template")
+    assert api.returncode == 2 and "gen_prefix, which openai-chat-completions cannot continue" in api.stderr
     assert json.loads(cli("pool", "stats", "--json", check=True).stdout)["models"] == 0
-    cli(*baked, "--no-fewshot-as-multiturn", check=True)  # the examples stay in the one user message
+    chat_options = ["--source", "prefixed", "--source", "baked", "--apply-chat-template", "--no-fewshot-as-multiturn"]
+    cli(*args, *chat_options, check=True)  # baked examples stay in the one user message; the prefix continues
     (folder / "chat_template.jinja").unlink()
     chat = cli(*args, "--source", "starter/capitals", "--limit", "2", "--apply-chat-template")
     assert chat.returncode == 2 and "hf model has no chat template: Cannot use chat template" in chat.stderr
     assert len(Pool(tmp_path / "pool").read("runs").drop_duplicates("run_id")) == 1
-    cli(*args, "--limit", "2", check=True)  # all three tasks without the option
-    assert json.loads(cli("pool", "stats", "--json", check=True).stdout)["measurements"] == 2 * 2 + 3 * 2 * 2
+    cli(*args, "--limit", "2", check=True)  # all four tasks without the option
+    assert json.loads(cli("pool", "stats", "--json", check=True).stdout)["measurements"] == (3 + 3) * 2 + 7 * 2

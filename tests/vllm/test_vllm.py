@@ -76,6 +76,9 @@ def test_native_vllm_matches_hf(requests, hf, hf_scores) -> None:
         (native.apply_chat_template(m), x.lstrip()) for m, (_, x) in zip(chats, requests, strict=False)
     ]
     assert_same_scores(native.loglikelihood(chat), hf.loglikelihood(chat))  # a template's BOS is not doubled
+    opened = [*chats[0], {"role": "assistant", "content": "Answer:"}]  # a gen_prefix, continued
+    assert native.apply_chat_template(opened) == hf.apply_chat_template(opened)
+    assert native.apply_chat_template(opened).endswith("<|im_start|>assistant\nAnswer:")
     engine_tokenizer, native.tokenizer = native.tokenizer, AutoTokenizer.from_pretrained(smollm2_path())
     native.tokenizer.chat_template = (  # one that refuses the system role, as Gemma's does
         "{% for m in messages %}{% if m.role == 'system' %}{{ raise_exception('no system role') }}{% endif %}"
