@@ -151,7 +151,8 @@ def _question(prompt: str, metadata: dict[str, Any]) -> tuple[str, str]:
 
 def _join(first: str, second: str, delimiter: str) -> str:
     """`first` and `second` with `delimiter` between them unless one has whitespace where they meet (lm-eval's
-    rule for a system instruction and a description)."""
+    `maybe_delimit`: a system instruction and a description, a question and a gen_prefix, a prefix and an
+    answer)."""
     if not first or not second:
         return first or second
     return first + ("" if first[-1].isspace() or second[0].isspace() else delimiter) + second
