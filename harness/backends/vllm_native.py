@@ -140,7 +140,8 @@ class VLLMNativeBackend:
         """As lm-eval renders chats: a template that refuses the system role gets the messages without it."""
         import jinja2
 
-        opening = {"add_generation_prompt": not continues(messages), "continue_final_message": continues(messages)}
+        prefix = continues(messages)
+        opening = {"add_generation_prompt": not prefix, "continue_final_message": prefix}
         try:
             try:
                 text = self.tokenizer.apply_chat_template(messages, tokenize=False, **opening)
