@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -55,12 +57,62 @@ def read_rows(path: str | Path, fmt: str | None = None) -> pd.DataFrame:
         frame = pd.DataFrame.from_records(records) if records else pd.DataFrame()
         frame["_line"] = lines
         return frame
+    frame, starts = read_table(path, fmt, dtype=str, keep_default_na=False)
+    frame["_line"] = starts
+    return frame
+
+
+def read_table(path: Path, fmt: str, **read_csv: Any) -> tuple[pd.DataFrame, np.ndarray]:
+    """A CSV file (`pandas.read_csv` with the options `read_csv`) or a Parquet file, and the line of each row
+    (a Parquet file: its 1-based row number).
+
+    Raises PoolError naming `path:line` for a CSV row with more or fewer fields than the header, `path` for an
+    empty or repeated column name (pandas would call them `Unnamed: 2` and `a.1`) or an unreadable file.
+    """
+    lines = csv_lines(path) if fmt == "csv" else None
     try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False) if fmt == "csv" else pd.read_parquet(path)
+        frame = pd.read_csv(path, **read_csv) if fmt == "csv" else pd.read_parquet(path)
     except (ValueError, OSError, pd.errors.ParserError) as err:
         raise PoolError(f"{path}: unreadable {fmt} ({str(err).splitlines()[0]})") from None
-    frame["_line"] = range(2 if fmt == "csv" else 1, len(frame) + (2 if fmt == "csv" else 1))
-    return frame
+    if lines is None:
+        check_column_names([str(c) for c in frame.columns], str(path))
+        return frame, np.arange(1, len(frame) + 1)
+    if len(lines) != len(frame):
+        raise PoolError(f"{path}: unreadable csv (pandas read {len(frame)} rows where there are {len(lines)})")
+    return frame, lines
+
+
+def csv_lines(path: Path) -> np.ndarray:
+    """The line each data row of a CSV file starts on (blank lines are skipped, as pandas skips them; a quoted
+    field may span lines); PoolError as `read_table` says, or for a file that is not UTF-8."""
+    starts: list[int] = []
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as file:
+            reader = csv.reader(file)
+            header = next(reader, [])
+            check_column_names(header, f"{path}:1")
+            previous = reader.line_num
+            for record in reader:
+                start, previous = previous + 1, reader.line_num
+                if not record:
+                    continue
+                if len(record) != len(header):
+                    raise PoolError(f"{path}:{start}: {len(record)} fields where the header has {len(header)}")
+                starts.append(start)
+    except (UnicodeDecodeError, csv.Error) as err:
+        raise PoolError(f"{path}: unreadable csv ({err})") from None
+    return np.asarray(starts, dtype=np.int64)
+
+
+def check_column_names(names: list[str], where: str) -> None:
+    """PoolError at `where` for the first empty or repeated column name."""
+    seen: set[str] = set()
+    for position, name in enumerate(names, start=1):
+        if not name.strip():
+            raise PoolError(f"{where}: column {position} has no name")
+        if name in seen:
+            raise PoolError(f"{where}: column {name!r} appears twice")
+        seen.add(name)
 
 
 def require_columns(frame: pd.DataFrame, path: Path, columns: list[str]) -> None:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from harness.schema import PoolError, complete_samples
-from tasks.files import detect_format, text_column
+from tasks.files import detect_format, read_table, text_column
 
 
 def import_matrix(
@@ -18,23 +17,23 @@ def import_matrix(
     """Samples (kind `scored`, identified by their row id) and one measurement per non-empty cell;
     `higher_is_better` None: from the metric's name (`complete_samples`).
 
-    Raises PoolError naming the line and column of a non-numeric or infinite cell, a missing or repeated row id
-    or a repeated model column.
+    Raises PoolError naming the line (the row of a Parquet file) of a row with too few or too many cells, a
+    non-numeric or infinite cell (and its column), a missing or repeated row id, and an empty or repeated column
+    name.
     """
     path = Path(path)
-    frame = _read_matrix(path)
+    frame, lines = _read_matrix(path)
     if frame.shape[1] < 2:
         raise PoolError(f"{path}: a matrix needs an id column and at least one model column")
     id_column, models = frame.columns[0], [str(m) for m in frame.columns[1:]]
-    names = _csv_header(path)[1:] if _is_csv(path) else models
-    if (at := _first_repeat(names)) is not None:
-        raise PoolError(f"{path}:1: model column {names[at]!r} appears twice")
     ids = text_column(frame, id_column)
     if (ids == "").any():
-        raise PoolError(f"{path}:{_line(path, int(np.flatnonzero(ids == '')[0]))}: no sample id")
+        raise PoolError(f"{path}:{lines[np.flatnonzero(ids == '')[0]]}: no sample id")
     if (at := _first_repeat(ids)) is not None:
-        raise PoolError(f"{path}:{_line(path, at)}: sample id {ids[at]!r} appears twice")
-    values = np.column_stack([_numbers(frame.iloc[:, j + 1], path, ids, model) for j, model in enumerate(models)])
+        raise PoolError(f"{path}:{lines[at]}: sample id {ids[at]!r} appears twice")
+    values = np.column_stack(
+        [_numbers(frame.iloc[:, j + 1], path, lines, ids, model) for j, model in enumerate(models)]
+    )
     samples = complete_samples(
         pd.DataFrame(
             {
@@ -60,7 +59,7 @@ def import_matrix(
     return {"samples": samples, "measurements": measurements}
 
 
-def _numbers(column: pd.Series, path: Path, ids: np.ndarray, model: str) -> np.ndarray:
+def _numbers(column: pd.Series, path: Path, lines: np.ndarray, ids: np.ndarray, model: str) -> np.ndarray:
     """A model's column as floats (NaN = not measured); PoolError at the first cell that is no finite number."""
     if pd.api.types.is_numeric_dtype(column):
         number = column.to_numpy(dtype=float)
@@ -73,43 +72,26 @@ def _numbers(column: pd.Series, path: Path, ids: np.ndarray, model: str) -> np.n
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
         raise PoolError(
-            f"{path}:{_line(path, row)}: cell of sample {ids[row]!r}, model {model!r} "
-            f"is not a number: {column.iloc[row]!r}"
+            f"{path}:{lines[row]}: cell of sample {ids[row]!r}, model {model!r} "
+            f"is not a number: {str(column.iloc[row])!r}"
         )
     return number
 
 
-def _read_matrix(path: Path) -> pd.DataFrame:
-    """The matrix with numeric columns parsed by pandas' C reader (empty cells are NaN)."""
+def _read_matrix(path: Path) -> tuple[pd.DataFrame, np.ndarray]:
+    """The matrix with numeric columns parsed by pandas' C reader (empty cells are NaN), and each row's line."""
     if not path.is_file():
         raise PoolError(f"{path}: no such file")
-    if detect_format(path) == "jsonl":
+    fmt = detect_format(path)
+    if fmt == "jsonl":
         raise PoolError(f"{path}: a matrix is a CSV or Parquet file (a row per sample, a column per model)")
-    try:
-        frame = pd.read_csv(path, low_memory=False) if _is_csv(path) else pd.read_parquet(path)
-    except (ValueError, OSError, pd.errors.ParserError) as err:
-        raise PoolError(f"{path}: unreadable matrix ({str(err).splitlines()[0]})") from None
+    frame, lines = read_table(path, fmt, low_memory=False)
     if frame.empty:
         raise PoolError(f"{path}: no rows")
-    return frame
+    return frame, lines
 
 
 def _first_repeat(values: list[str] | np.ndarray) -> int | None:
     """The position of the first value seen before, or None."""
     repeated = np.flatnonzero(pd.Series(values).duplicated().to_numpy())
     return int(repeated[0]) if len(repeated) else None
-
-
-def _is_csv(path: Path) -> bool:
-    return path.suffix.lower() not in (".parquet", ".pq")
-
-
-def _csv_header(path: Path) -> list[str]:
-    """The CSV's column names as written (pandas renames a repeated `a` to `a.1`)."""
-    with path.open(newline="", encoding="utf-8-sig") as file:
-        return next(csv.reader(file), [])
-
-
-def _line(path: Path, row: int) -> int:
-    """The file line of data row `row` (CSV: after the header), or its 1-based row number (Parquet)."""
-    return row + (2 if _is_csv(path) else 1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +15,9 @@ from scipy.stats import kendalltau
 import aggregators
 from harness.pool import Pool
 from harness.reporting import build_report, ranking_inputs
+from harness.schema import PoolError
+from tasks.files import read_rows
+from tasks.importers.matrix import import_matrix
 
 MC_YAML = """task: {name}
 dataset_path: json
@@ -101,7 +105,7 @@ def test_bad_matrix_cell_names_row_and_column(cli, tmp_path: Path) -> None:
     assert not (tmp_path / "pool").exists() or stats(cli)["measurements"] == 0
     bad.write_text("id,alpha,beta,alpha\nq1,1,0,1\n")  # pandas would read the second alpha as alpha.1
     done = cli("import", "matrix", str(bad), "--source", "m")
-    assert done.returncode == 2 and f"{bad}:1: model column 'alpha' appears twice" in done.stderr
+    assert done.returncode == 2 and f"{bad}:1: column 'alpha' appears twice" in done.stderr
     assert not (tmp_path / "pool").exists() or stats(cli)["measurements"] == 0
 
 
@@ -149,6 +153,38 @@ def test_a_matrix_row_without_an_id_names_its_line(cli, tmp_path: Path) -> None:
         done = cli("import", "matrix", str(path), "--source", "m")
         assert done.returncode == 2 and f"{path}:{line}: no sample id" in done.stderr, done.stderr
     assert not (tmp_path / "pool").exists() or stats(cli)["samples"] == 0
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("id,a,b\nq1,1,0,5\n", "m.csv:2: 4 fields where the header has 3"),  # pandas: q1 an index, data shifted
+        ("id,a,b\nq1,1,0\nq2,1\n", "m.csv:3: 2 fields where the header has 3"),  # pandas: b missing
+        ("id,a,\nq1,1,0\n", "m.csv:1: column 3 has no name"),  # pandas: a model 'Unnamed: 2'
+        ("id,a,a\nq1,1,0\n", "m.csv:1: column 'a' appears twice"),  # pandas: a and a.1
+        ('id,a,b\nq1,1,0\n\n"q\n2",1,x\n', "m.csv:4: cell of sample 'q\\n2', model 'b' is not a number: 'x'"),
+        ("id,a,b\nq1,1,0\nq2,inf,1\n", "m.csv:3: cell of sample 'q2', model 'a' is not a number: 'inf'"),
+        ("id,a,\xe9\nq1,1,0\n", "m.csv: unreadable csv ('utf-8' codec can't decode"),
+    ],
+)
+def test_a_malformed_csv_names_its_line(tmp_path: Path, text: str, message: str) -> None:
+    """The matrix importer and the row reader of `add csv` and `import pairwise` refuse rows that do not match
+    the header and name a row's first line, past blank lines and quoted line breaks."""
+    path = tmp_path / "m.csv"
+    path.write_bytes(text.encode("latin-1"))
+    with pytest.raises(PoolError) as refused:
+        import_matrix(path, "m")
+    assert str(refused.value).startswith(f"{path}:") and message in str(refused.value)
+    if "not a number" not in message:  # a row of text is no error there
+        with pytest.raises(PoolError, match=re.escape(message.split(" (")[0])):
+            read_rows(path)
+
+
+def test_rows_read_from_a_csv_carry_the_line_they_start_on(tmp_path: Path) -> None:
+    path = tmp_path / "m.csv"
+    path.write_text('id,prompt\nq1,"two\nlines"\n\n\nq2,p\r\n,\n')
+    rows = read_rows(path)
+    assert rows["_line"].tolist() == [2, 6, 7] and rows["prompt"].tolist() == ["two\nlines", "p", ""]
 
 
 @pytest.mark.parametrize(
