@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import pandas as pd
@@ -34,7 +35,8 @@ def detect_format(path: Path) -> str:
 def read_rows(path: str | Path, fmt: str | None = None) -> pd.DataFrame:
     """The file's rows as a DataFrame with a `_line` column (1-based line or row number, header excluded).
 
-    Raises PoolError naming `path:line` for a malformed JSON line, or `path` for an unreadable file.
+    Raises PoolError naming `path:line` for a malformed JSON line or a line that is not UTF-8, and as
+    `read_table` says for a CSV or Parquet file.
     """
     path = Path(path)
     if not path.is_file():
@@ -42,8 +44,8 @@ def read_rows(path: str | Path, fmt: str | None = None) -> pd.DataFrame:
     fmt = fmt or detect_format(path)
     if fmt == "jsonl":
         records, lines = [], []
-        with path.open(encoding="utf-8") as handle:
-            for number, line in enumerate(handle, start=1):
+        with path.open("rb") as handle:
+            for number, line in enumerate(_utf8_lines(handle, path), start=1):
                 if not line.strip():
                     continue
                 try:
@@ -84,11 +86,11 @@ def read_table(path: Path, fmt: str, **read_csv: Any) -> tuple[pd.DataFrame, np.
 
 def csv_lines(path: Path) -> np.ndarray:
     """The line each data row of a CSV file starts on (blank lines are skipped, as pandas skips them; a quoted
-    field may span lines); PoolError as `read_table` says, or for a file that is not UTF-8."""
+    field may span lines); PoolError as `read_table` says, or naming a line that is not UTF-8."""
     starts: list[int] = []
     try:
-        with path.open(newline="", encoding="utf-8-sig") as file:
-            reader = csv.reader(file)
+        with path.open("rb") as handle:
+            reader = csv.reader(_utf8_lines(handle, path))
             header = next(reader, [])
             check_column_names(header, f"{path}:1")
             previous = reader.line_num
@@ -99,16 +101,27 @@ def csv_lines(path: Path) -> np.ndarray:
                 if len(record) != len(header):
                     raise PoolError(f"{path}:{start}: {len(record)} fields where the header has {len(header)}")
                 starts.append(start)
-    except (UnicodeDecodeError, csv.Error) as err:
+    except csv.Error as err:
         raise PoolError(f"{path}: unreadable csv ({err})") from None
     return np.asarray(starts, dtype=np.int64)
 
 
+def _utf8_lines(handle: BinaryIO, path: Path) -> Iterator[str]:
+    """The lines of a file opened in binary mode, decoded as UTF-8 (a leading byte-order mark dropped);
+    PoolError naming the first line that is not UTF-8."""
+    for number, raw in enumerate(handle, start=1):
+        try:
+            yield raw.decode("utf-8-sig" if number == 1 else "utf-8")
+        except UnicodeDecodeError as err:
+            raise PoolError(f"{path}:{number}: not UTF-8 ({err.reason} at byte {err.start + 1})") from None
+
+
 def check_column_names(names: list[str], where: str) -> None:
-    """PoolError at `where` for the first empty or repeated column name."""
+    """PoolError at `where` for the first repeated column name, or an empty one after the first (pandas writes
+    its index, a matrix's usual id column, without a name)."""
     seen: set[str] = set()
     for position, name in enumerate(names, start=1):
-        if not name.strip():
+        if position > 1 and not name.strip():
             raise PoolError(f"{where}: column {position} has no name")
         if name in seen:
             raise PoolError(f"{where}: column {name!r} appears twice")

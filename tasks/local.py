@@ -10,6 +10,7 @@ generation). Any bad row raises PoolError naming `file:line`, and nothing of the
 from __future__ import annotations
 
 import json
+import math
 import string
 from dataclasses import dataclass
 from pathlib import Path
@@ -144,15 +145,20 @@ def _target(value: Any, choices: list[str] | None, where: str) -> int | list[str
         if hasattr(value, "tolist"):
             value = value.tolist()
         references = value if isinstance(value, list) else [value]
+        if not references or any(_missing(r) for r in references):
+            raise PoolError(f"{where}: answer must be a reference or a list of non-empty references, got {value!r}")
         return [str(r) for r in references]
     text = str(value).strip()
     if len(text) == 1 and text.upper() in string.ascii_uppercase and not text.isdigit():
         index = string.ascii_uppercase.index(text.upper())
     else:
         try:
-            index = int(float(text))
+            number = float(text)
         except ValueError:
-            raise PoolError(f"{where}: answer must be an index or a letter, got {value!r}") from None
+            number = math.nan
+        if not number.is_integer():
+            raise PoolError(f"{where}: answer must be an index or a letter, got {value!r}")
+        index = int(number)
     if not 0 <= index < len(choices):
         raise PoolError(f"{where}: answer {value!r} is out of range for {len(choices)} choices")
     return index

@@ -18,6 +18,7 @@ from harness.reporting import build_report, ranking_inputs
 from harness.schema import PoolError
 from tasks.files import read_rows
 from tasks.importers.matrix import import_matrix
+from tasks.local import load_local
 
 MC_YAML = """task: {name}
 dataset_path: json
@@ -164,7 +165,7 @@ def test_a_matrix_row_without_an_id_names_its_line(cli, tmp_path: Path) -> None:
         ("id,a,a\nq1,1,0\n", "m.csv:1: column 'a' appears twice"),  # pandas: a and a.1
         ('id,a,b\nq1,1,0\n\n"q\n2",1,x\n', "m.csv:4: cell of sample 'q\\n2', model 'b' is not a number: 'x'"),
         ("id,a,b\nq1,1,0\nq2,inf,1\n", "m.csv:3: cell of sample 'q2', model 'a' is not a number: 'inf'"),
-        ("id,a,\xe9\nq1,1,0\n", "m.csv: unreadable csv ('utf-8' codec can't decode"),
+        ("id,a,b\nq1,1,0\nq\xe9,1,0\n", "m.csv:3: not UTF-8 (invalid continuation byte at byte 2)"),
     ],
 )
 def test_a_malformed_csv_names_its_line(tmp_path: Path, text: str, message: str) -> None:
@@ -233,6 +234,55 @@ def test_bad_local_rows_ingest_nothing(cli, tmp_path: Path, lines: list[str], me
     done = cli("add", "jsonl", str(path), "--source", "mine")
     assert done.returncode == 2 and message in done.stderr and len(done.stderr.strip().splitlines()) == 1
     assert stats(cli)["samples"] == 0
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "kind", "message"),
+    [
+        (
+            "d.jsonl",
+            b'{"question": "q", "choices": ["x", "y"], "answer": 1.5}',
+            "multiple_choice",
+            ":1: answer must be an index or a letter, got 1.5",
+        ),  # was read as 1
+        (
+            "d.csv",
+            b'question,choices,answer\nq,"[""x"", ""y""]",inf',
+            "multiple_choice",
+            ":2: answer must be an index or a letter, got 'inf'",
+        ),  # was an OverflowError
+        (
+            "d.jsonl",
+            b'{"prompt": "p", "answer": []}',
+            "generation",
+            ":1: answer must be a reference or a list of non-empty references, got []",
+        ),
+        ("d.jsonl", b'{"prompt": "p", "answer": ["x", ""]}', "generation", ":1: answer must be a reference or a list"),
+        (
+            "d.jsonl",
+            b'{"prompt": "p", "answer": "x"}\n{"prompt": "caf\xe9", "answer": "x"}',
+            "generation",
+            ":2: not UTF-8 (invalid continuation byte at byte 16)",
+        ),
+        ("d.csv", b'prompt,answer\n"p\n\xe9",x', "generation", ":3: not UTF-8 (invalid continuation byte at byte 1)"),
+    ],
+)
+def test_bad_local_values_name_their_line(tmp_path: Path, name: str, data: bytes, kind: str, message: str) -> None:
+    path = tmp_path / name
+    path.write_bytes(data + b"\n")
+    with pytest.raises(PoolError) as refused:
+        load_local(path, "mine", kind)
+    assert str(refused.value).startswith(f"{path}{message}"), refused.value
+
+
+@pytest.mark.parametrize(
+    ("name", "data"), [("d.jsonl", b'{"prompt": "p", "answer": "x"}'), ("d.csv", b"prompt,answer\np,x")]
+)
+def test_a_byte_order_mark_is_no_part_of_the_data(tmp_path: Path, name: str, data: bytes) -> None:
+    path = tmp_path / name
+    path.write_bytes(b"\xef\xbb\xbf" + data + b"\n")
+    samples = load_local(path, "mine", "generation")
+    assert samples["prompt"].tolist() == ["p"] and list(map(json.loads, samples["target"])) == [["x"]]
 
 
 def test_a_bad_template_is_named(cli, tmp_path: Path) -> None:
