@@ -23,12 +23,11 @@ def _nothing_to_rank(sources: list[str] | None, metric: str | None) -> str:
     """Why the selected samples give nothing to rank, and the metrics measured on them if those are others."""
     import pyarrow.compute as pc
 
-    if metric is not None:
-        return f"nothing to rank: no measurements of metric {metric!r} or comparisons for the selected samples"
     measured = open_pool().read_arrow("measurements", sources=sources, columns=["metric"])["metric"]
-    others = pc.unique(measured).to_pylist()
+    others = sorted(set(pc.unique(measured).to_pylist()) - {metric})
     hint = f" (their measurements are of {name_list(others)}: choose one with --metric)" if others else ""
-    return f"nothing to rank: no measurements of the samples' own metric or comparisons for the selected samples{hint}"
+    asked = f"metric {metric!r}" if metric is not None else "the samples' own metric"
+    return f"nothing to rank: no measurements of {asked} or comparisons for the selected samples{hint}"
 
 
 def leaderboard(
