@@ -1,7 +1,9 @@
 """Paired, sample-level comparison of models: only the samples both were measured on count.
 
-Binary metrics: the mean difference with a paired (Wald) 95% CI and the exact McNemar p-value (a two-sided
-binomial test on the discordant pairs). Numeric metrics: the paired mean difference with a seeded paired
+Binary metrics: the mean difference with Bonett and Price's adjusted Wald 95% CI for paired proportions
+(Statistics in Medicine, 2012: a plain Wald interval covers the truth far less often than 95% when few pairs
+differ, and has zero width when none do) and the exact McNemar p-value (a two-sided binomial test on the
+discordant pairs). Numeric metrics: the paired mean difference with a seeded paired
 bootstrap CI and the Wilcoxon signed-rank p-value. Per source the same, Holm-corrected across sources.
 A regression: the candidate is worse than the base by more than `max_drop` with p < `alpha`, overall or in
 any source after correction.
@@ -64,17 +66,25 @@ def paired_test(
     improved, worsened = int((difference > 0).sum()), int((difference < 0).sum())
     delta = float(difference.mean())
     if np.isin(base, (0.0, 1.0)).all() and np.isin(candidate, (0.0, 1.0)).all():
-        z = norm.ppf(0.5 + level / 2)
-        half = z * difference.std(ddof=1) / np.sqrt(n) if n > 1 else np.inf
+        low, high = _adjusted_wald(improved, worsened, n, level)
         discordant = improved + worsened
         p = binomtest(improved, discordant, 0.5).pvalue if discordant else 1.0
-        return PairedResult(n, delta, delta - half, delta + half, float(p), "exact McNemar", improved, worsened)
+        return PairedResult(n, delta, low, high, float(p), "exact McNemar", improved, worsened)
     rng = np.random.default_rng(seed)
     means = difference[rng.integers(0, n, size=(bootstrap, n))].mean(axis=1)
     tail = (1 - level) / 2
     low, high = np.quantile(means, [tail, 1 - tail])
     p = wilcoxon(difference).pvalue if np.any(difference != 0) else 1.0
     return PairedResult(n, delta, float(low), float(high), float(p), "Wilcoxon signed-rank", improved, worsened)
+
+
+def _adjusted_wald(improved: int, worsened: int, n: int, level: float) -> tuple[float, float]:
+    """Bonett and Price's interval for the difference of paired proportions: each discordant count plus one,
+    n plus two, a Wald interval on that, clipped to [-1, 1]."""
+    up, down = (improved + 1) / (n + 2), (worsened + 1) / (n + 2)
+    center = up - down
+    half = norm.ppf(0.5 + level / 2) * np.sqrt((up + down - center**2) / (n + 2))
+    return max(-1.0, center - half), min(1.0, center + half)
 
 
 def holm(p_values: list[float]) -> list[float]:
