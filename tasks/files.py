@@ -68,8 +68,9 @@ def read_table(path: Path, fmt: str, **read_csv: Any) -> tuple[pd.DataFrame, np.
     """A CSV file (`pandas.read_csv` with the options `read_csv`) or a Parquet file, and the line of each row
     (a Parquet file: its 1-based row number).
 
-    Raises PoolError naming `path:line` for a CSV row with more or fewer fields than the header, `path` for an
-    empty or repeated column name (pandas would call them `Unnamed: 2` and `a.1`) or an unreadable file.
+    Raises PoolError naming `path:line` for a CSV row with more or fewer fields than the header, and for a
+    repeated column name or an empty one after the first (pandas would call them `a.1` and `Unnamed: 2`), or
+    naming `path` for an unreadable file.
     """
     lines = csv_lines(path) if fmt == "csv" else None
     try:

@@ -18,8 +18,8 @@ def import_matrix(
     `higher_is_better` None: from the metric's name (`complete_samples`).
 
     Raises PoolError naming the line (the row of a Parquet file) of a row with too few or too many cells, a
-    non-numeric or infinite cell (and its column), a missing or repeated row id, and an empty or repeated column
-    name.
+    non-numeric or infinite cell (and its column), a missing or repeated row id, and a repeated column name or
+    an empty one after the first (the id column's name does not matter).
     """
     path = Path(path)
     frame, lines = _read_matrix(path)
