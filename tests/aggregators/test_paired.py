@@ -160,6 +160,10 @@ def test_cli_exit_codes_json_and_junit(cli, tmp_path: Path) -> None:
     assert bad.returncode == 1 and document["regression"] and document["n_shared"] == 400
     assert {"base", "candidate", "n_shared", "delta", "ci_low", "ci_high", "p_value", "by_source"} <= set(document)
     assert 'failures="2"' in junit.read_text()
+    text = cli("compare", "base", "worse")  # overall and per source (one source: the same numbers), with the CI
+    interval = f"delta {document['delta']:+.4f} [{document['ci_low']:+.4f}, {document['ci_high']:+.4f}]"
+    assert text.returncode == 1 and text.stdout.startswith(f"worse vs base: REGRESSION: {interval}, p = ")
+    assert f"\n  m: {interval}, p(Holm) = " in text.stdout
     nobody = cli("compare", "base", "nobody")
     assert nobody.returncode == 2 and "'nobody' has no measurements here; measured: base, same, worse" in nobody.stderr
     matrix_json = cli("compare", "base", "same", "worse", "--alpha", "0.01", "--json")
