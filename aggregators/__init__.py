@@ -19,8 +19,8 @@ import numpy as np
 import pandas as pd
 
 from aggregators import baselines, conditional, plackett_luce
-from aggregators.bootstrap import competition_ranks, intervals, replicate_scores
-from aggregators.diagnostics import Diagnostics, NotIdentifiedError, check, diagnose
+from aggregators.bootstrap import competition_ranks, intervals, replicate_scores, replicate_weights
+from aggregators.diagnostics import Diagnostics, NotIdentifiedError, check, diagnose, replicates_without_mle
 from aggregators.orderings import Orderings, check_ties, concat, from_comparisons, from_measurements, index_of
 
 METHODS = ("pl", "pl-conditional", "mean", "bt", "elo", "borda")
@@ -40,7 +40,8 @@ PL_METHODS = ("pl", "pl-conditional")
 DEFAULT_METHOD = "pl-conditional"
 #: The Gaussian prior on log-strengths of the PL methods (the others take no prior).
 DEFAULT_ALPHA = 0.01
-#: Bootstrap replicates fit with at least this prior, so a draw that drops all of a model's wins stays finite,
+#: Bootstrap replicates fit with at least this prior, so a draw that drops all of a model's wins stays finite
+#: (with alpha = 0, the diagnostics count such draws and name the models they leave to this prior),
 #: and to this gradient tolerance (relative to the total weight): far below the spread of the replicates.
 BOOTSTRAP_MIN_ALPHA = 1e-6
 BOOTSTRAP_TOL = 1e-6
@@ -75,7 +76,8 @@ def rank(
     """The leaderboard from measurements (and optionally comparisons, fitted together), best first.
 
     `alpha` is a Gaussian prior on PL log-strengths (variance 1/(2 alpha)); alpha = 0 is the MLE and raises
-    NotIdentifiedError, naming the models, when the data do not determine it. `bootstrap` replicates resample
+    NotIdentifiedError, naming the models, when the data do not determine it (bootstrap replicates that do not
+    are fitted with BOOTSTRAP_MIN_ALPHA, and counted in the diagnostics). `bootstrap` replicates resample
     samples (seeded by `seed`) for `level` intervals of score and rank; `progress(0)` hears that the
     fit to all samples is done, then `progress(k)` of each k replicates done.
     `ties` picks how a tied comparison counts: "both" (a win each way, ONEBench) or "half" (LMArena).
@@ -117,6 +119,12 @@ def rank(
     if progress is not None:
         progress(0)
     draws = replicate_scores(score, len(orderings.samples), bootstrap, seed, workers, progress) if bootstrap else None
+    if bootstrap and method in PL_METHODS and alpha < BOOTSTRAP_MIN_ALPHA:
+        weights = replicate_weights(len(orderings.samples), bootstrap, seed)  # the draws' own weights
+        count, models = replicates_without_mle(orderings, weights)
+        diagnostics = replace(
+            diagnostics, bootstrap_replicates=bootstrap, bootstrap_without_mle=count, bootstrap_prior_driven=models
+        )
     counts = _samples_per_model(orderings, measurements, comparisons)
     prior = alpha if method in PL_METHODS else None
     return _leaderboard(orderings.models, full, draws, counts, diagnostics, method, prior, level)

@@ -34,10 +34,7 @@ def replicate_scores(
     `SeedSequence(seed)`, so results do not depend on `workers` (default: all cores). `progress(k)` is called
     as each batch of k replicates finishes.
     """
-    children = np.random.SeedSequence(seed).spawn(replicates)
-    weights = [
-        np.random.default_rng(child).multinomial(n_samples, np.full(n_samples, 1.0 / n_samples)) for child in children
-    ]
+    weights = replicate_weights(n_samples, replicates, seed)
     report = progress or (lambda done: None)
     workers = min(workers or os.cpu_count() or 1, replicates)
     if workers <= 1 or "fork" not in multiprocessing.get_all_start_methods():
@@ -59,6 +56,14 @@ def replicate_scores(
             return np.vstack(parts)
     finally:
         _JOB = None
+
+
+def replicate_weights(n_samples: int, replicates: int, seed: int = 0) -> list[np.ndarray]:
+    """Each replicate's multiplicity of every sample: draw b from the b-th child of `SeedSequence(seed)`."""
+    children = np.random.SeedSequence(seed).spawn(replicates)
+    return [
+        np.random.default_rng(child).multinomial(n_samples, np.full(n_samples, 1.0 / n_samples)) for child in children
+    ]
 
 
 def _run_chunk(weights: list[np.ndarray]) -> np.ndarray:

@@ -8,7 +8,7 @@ name the models; with alpha > 0 we fit and report which scores rest on the prior
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -40,6 +40,9 @@ class Diagnostics:
     uninformative: int = 0  # pl-conditional: binary samples all or none of whose models got right,
     single_model: int = 0  # of them, those measured on one model only,
     binary_samples: int = 0  # and binary samples in all
+    bootstrap_replicates: int = 0  # alpha = 0 with a bootstrap: the replicates,
+    bootstrap_without_mle: int = 0  # those whose data determine no MLE,
+    bootstrap_prior_driven: list[str] = field(default_factory=list)  # and the models they leave undetermined
 
     @property
     def identified(self) -> bool:
@@ -59,6 +62,9 @@ class Diagnostics:
             "uninformative_samples": self.uninformative,
             "single_model_samples": self.single_model,
             "binary_samples": self.binary_samples,
+            "bootstrap_replicates": self.bootstrap_replicates,
+            "bootstrap_without_mle": self.bootstrap_without_mle,
+            "bootstrap_prior_driven": self.bootstrap_prior_driven,
         }
 
 
@@ -78,6 +84,17 @@ def uninformative_note(diagnostics: Mapping[str, Any]) -> str:
             " them all and ranks better (README: How robust is it?)"
         )
     return note
+
+
+def bootstrap_prior_note(diagnostics: Mapping[str, Any], prior: float) -> str:
+    """What a reader is told when, with alpha = 0, bootstrap replicates had no maximum-likelihood estimate
+    (`Diagnostics.as_dict` keys; `prior`: the one those replicates were fitted with)."""
+    return (
+        f"{diagnostics['bootstrap_without_mle']:,} of {diagnostics['bootstrap_replicates']:,} bootstrap replicates"
+        " determine no maximum-likelihood estimate:"
+        f" fitted with alpha = {prior:g} instead, they leave the intervals of"
+        f" {', '.join(diagnostics['bootstrap_prior_driven'])} resting partly on that prior"
+    )
 
 
 def diagnose(orderings: Orderings, direct_limit: float = 4.0) -> Diagnostics:
@@ -179,7 +196,26 @@ def check(diagnostics: Diagnostics, alpha: float) -> Diagnostics:
         raise NotIdentifiedError(
             "no maximum-likelihood estimate (" + "; ".join(problems) + "); pass alpha > 0 for a prior"
         )
+    return replace(d, prior_driven=undetermined(d))
+
+
+def undetermined(diagnostics: Diagnostics) -> list[str]:
+    """The models whose strengths the data leave to a prior: never won, never lost, compared with no one, or
+    outside the largest strongly connected component."""
+    d = diagnostics
     driven = set(d.never_win) | set(d.never_lose) | set(d.unmeasured)
     if d.components:
         driven |= {m for group in d.components[1:] for m in group}
-    return Diagnostics(**{**d.__dict__, "prior_driven": sorted(driven)})
+    return sorted(driven)
+
+
+def replicates_without_mle(orderings: Orderings, weights: list[np.ndarray]) -> tuple[int, list[str]]:
+    """How many of the bootstrap replicates (sample weights `weights`) determine no maximum-likelihood
+    estimate, and the models they leave undetermined (`undetermined`, over all those replicates)."""
+    count, models = 0, set()
+    for weight in weights:
+        replicate = diagnose(orderings.reweighted(weight))
+        if not replicate.identified or replicate.unmeasured:
+            count += 1
+            models.update(undetermined(replicate))
+    return count, sorted(models)

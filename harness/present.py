@@ -167,6 +167,11 @@ def print_leaderboard(board: Any) -> None:
     diagnostics = board.attrs["diagnostics"]
     if diagnostics.get("prior_driven"):
         stderr.print(f"scores resting on the prior (alpha): {', '.join(diagnostics['prior_driven'])}", style="yellow")
+    if diagnostics.get("bootstrap_without_mle"):
+        import aggregators
+        from aggregators.diagnostics import bootstrap_prior_note
+
+        stderr.print(bootstrap_prior_note(diagnostics, aggregators.BOOTSTRAP_MIN_ALPHA), style="yellow")
     if diagnostics.get("uninformative_samples"):
         from aggregators.diagnostics import uninformative_note
 

@@ -15,8 +15,10 @@ import pytest
 
 import aggregators
 from aggregators import baselines, orderings
-from aggregators.bootstrap import competition_ranks
+from aggregators.bootstrap import competition_ranks, replicate_weights
 from aggregators.orderings import from_measurements
+from harness.pool import Pool
+from harness.reporting import build_report, ranking_inputs
 
 
 def pl_rankings(truth: np.ndarray, n_rankings: int, rng: np.random.Generator) -> pd.DataFrame:
@@ -61,6 +63,47 @@ def test_mean_intervals_of_a_model_missing_from_some_replicates() -> None:
     assert (d.ci_low, d.ci_high, d.rank_low, d.rank_high) == (1.0, 1.0, 1, 1)  # its one sample, always right
     assert board[["ci_low", "ci_high"]].stack().between(0, 1).all()
     assert board[["rank_low", "rank_high"]].stack().between(1, 4).all()
+
+
+def one_loss_matrix() -> pd.DataFrame:
+    """a and b beat each other on five samples each, c beats whichever lost there, and loses only on s10."""
+    rows = [(f"s{s}", "a", float(s < 5)) for s in range(10)] + [(f"s{s}", "b", float(s >= 5)) for s in range(10)]
+    rows += [(f"s{s}", "c", 1.0) for s in range(10)] + [("s10", "a", 1.0), ("s10", "b", 1.0), ("s10", "c", 0.0)]
+    return pd.DataFrame(rows, columns=["sample_id", "model", "value"])
+
+
+@pytest.mark.parametrize("method", ["pl", "pl-conditional"])
+def test_alpha_0_counts_the_bootstrap_replicates_without_an_mle(method: str) -> None:
+    """Hand criterion: a replicate has an MLE exactly when it draws s10 (c's one loss) and a sample of each of a's
+    and b's wins; drawing no s10 leaves c to the prior. With alpha > 0 nothing is counted."""
+    frame = one_loss_matrix()
+    board = aggregators.rank(frame, method=method, alpha=0.0, bootstrap=40, seed=3, workers=1)
+    weights = replicate_weights(11, 40, seed=3)  # samples in sorted order: s0, s1, s10, s2, ..., s9
+    drawn = [dict(zip(sorted(frame["sample_id"].unique()), w, strict=True)) for w in weights]
+    a_wins, b_wins = [f"s{i}" for i in range(5)], [f"s{i}" for i in range(5, 10)]
+    has_mle = [d["s10"] > 0 and any(d[s] for s in a_wins) and any(d[s] for s in b_wins) for d in drawn]
+    diagnostics = board.attrs["diagnostics"]
+    assert diagnostics["bootstrap_without_mle"] == has_mle.count(False) > 0
+    assert "c" in diagnostics["bootstrap_prior_driven"] and diagnostics["prior_driven"] == []
+    prior = aggregators.rank(frame, method=method, alpha=0.01, bootstrap=40, seed=3, workers=1).attrs["diagnostics"]
+    assert prior["bootstrap_without_mle"] == 0 and prior["bootstrap_prior_driven"] == []
+
+
+def test_the_replicates_without_an_mle_are_told_on_the_command_line_and_in_the_report(cli, tmp_path: Path) -> None:
+    matrix = tmp_path / "m.csv"
+    one_loss_matrix().pivot(index="sample_id", columns="model", values="value").to_csv(matrix)
+    cli("import", "matrix", str(matrix), "--source", "m", check=True)
+    options = ["--method", "pl", "--alpha", "0", "--bootstrap", "40", "--seed", "3"]
+    document = json.loads(cli("rank", *options, "--json", check=True).stdout)
+    pool = Pool(tmp_path / "pool")
+    scores, _ = ranking_inputs(pool, None)
+    board = aggregators.rank(scores, "pl", alpha=0.0, bootstrap=40, seed=3)
+    count = board.attrs["diagnostics"]["bootstrap_without_mle"]
+    assert document["diagnostics"]["bootstrap_without_mle"] == count > 0
+    note = f"{count} of 40 bootstrap replicates determine no maximum-likelihood estimate: fitted with alpha = 1e-06 instead"
+    assert note in cli("rank", *options, check=True).stderr.replace("\n", " ")
+    report = build_report(pool, board, scores, title="t", bootstrap=40)
+    assert any(line.startswith(note) for line in report.diagnostics["notes"])
 
 
 def test_95_percent_intervals_cover_the_truth() -> None:
