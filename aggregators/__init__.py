@@ -19,8 +19,8 @@ import numpy as np
 import pandas as pd
 
 from aggregators import baselines, conditional, plackett_luce
-from aggregators.bootstrap import competition_ranks, intervals, replicate_scores, replicate_weights
-from aggregators.diagnostics import Diagnostics, NotIdentifiedError, check, diagnose, replicates_without_mle
+from aggregators.bootstrap import competition_ranks, intervals, replicate_scores
+from aggregators.diagnostics import Diagnostics, NotIdentifiedError, check, diagnose, undetermined_mask
 from aggregators.orderings import Orderings, check_ties, concat, from_comparisons, from_measurements, index_of
 
 METHODS = ("pl", "pl-conditional", "mean", "bt", "elo", "borda")
@@ -118,12 +118,19 @@ def rank(
         score = partial(fit_scores, max(alpha, BOOTSTRAP_MIN_ALPHA), full, tol=BOOTSTRAP_TOL)
     if progress is not None:
         progress(0)
-    draws = replicate_scores(score, len(orderings.samples), bootstrap, seed, workers, progress) if bootstrap else None
-    if bootstrap and method in PL_METHODS and alpha < BOOTSTRAP_MIN_ALPHA:
-        weights = replicate_weights(len(orderings.samples), bootstrap, seed)  # the draws' own weights
-        count, models = replicates_without_mle(orderings, weights)
+    count_undetermined = bootstrap > 0 and method in PL_METHODS and alpha < BOOTSTRAP_MIN_ALPHA
+    replicate = partial(_with_undetermined, score, orderings) if count_undetermined else score
+    draws = (
+        replicate_scores(replicate, len(orderings.samples), bootstrap, seed, workers, progress) if bootstrap else None
+    )
+    if draws is not None and count_undetermined:
+        n = orderings.n_models
+        draws, undetermined = draws[:, :n], draws[:, n:] > 0
         diagnostics = replace(
-            diagnostics, bootstrap_replicates=bootstrap, bootstrap_without_mle=count, bootstrap_prior_driven=models
+            diagnostics,
+            bootstrap_replicates=bootstrap,
+            bootstrap_without_mle=int(undetermined.any(axis=1).sum()),
+            bootstrap_prior_driven=orderings.models[undetermined.any(axis=0)].astype(str).tolist(),
         )
     counts = _samples_per_model(orderings, measurements, comparisons)
     prior = alpha if method in PL_METHODS else None
@@ -154,6 +161,13 @@ def _score_function(
     if method == "elo":
         return partial(baselines.elo_scores, orderings, seed=seed)
     return partial(baselines.borda_scores, orderings)
+
+
+def _with_undetermined(
+    score: Callable[[np.ndarray], np.ndarray], orderings: Orderings, sample_weight: np.ndarray
+) -> np.ndarray:
+    """A replicate's scores, then a 1 for each model whose strength its data leave undetermined (else 0)."""
+    return np.r_[score(sample_weight), undetermined_mask(orderings, sample_weight)]
 
 
 def _pl_scores(

@@ -209,13 +209,8 @@ def undetermined(diagnostics: Diagnostics) -> list[str]:
     return sorted(driven)
 
 
-def replicates_without_mle(orderings: Orderings, weights: list[np.ndarray]) -> tuple[int, list[str]]:
-    """How many of the bootstrap replicates (sample weights `weights`) determine no maximum-likelihood
-    estimate, and the models they leave undetermined (`undetermined`, over all those replicates)."""
-    count, models = 0, set()
-    for weight in weights:
-        replicate = diagnose(orderings.reweighted(weight))
-        if not replicate.identified or replicate.unmeasured:
-            count += 1
-            models.update(undetermined(replicate))
-    return count, sorted(models)
+def undetermined_mask(orderings: Orderings, sample_weight: np.ndarray) -> np.ndarray:
+    """Per model: whether the orderings under these sample weights (a bootstrap replicate's) leave its strength
+    undetermined (`undetermined`); all False exactly when they determine a maximum-likelihood estimate."""
+    names = undetermined(diagnose(orderings.reweighted(sample_weight)))
+    return np.isin(orderings.models.astype(str), names)
