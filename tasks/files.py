@@ -72,20 +72,20 @@ def read_table(path: Path, fmt: str, **read_csv: Any) -> tuple[pd.DataFrame, np.
     repeated column name or an empty one after the first (pandas would call them `a.1` and `Unnamed: 2`), or
     naming `path` for an unreadable file.
     """
-    lines = csv_lines(path) if fmt == "csv" else None
+    lines = _csv_lines(path) if fmt == "csv" else None
     try:
         frame = pd.read_csv(path, **read_csv) if fmt == "csv" else pd.read_parquet(path)
     except (ValueError, OSError, pd.errors.ParserError) as err:
         raise PoolError(f"{path}: unreadable {fmt} ({str(err).splitlines()[0]})") from None
     if lines is None:
-        check_column_names([str(c) for c in frame.columns], str(path))
+        _check_column_names([str(c) for c in frame.columns], str(path))
         return frame, np.arange(1, len(frame) + 1)
     if len(lines) != len(frame):
         raise PoolError(f"{path}: unreadable csv (pandas read {len(frame)} rows where there are {len(lines)})")
     return frame, lines
 
 
-def csv_lines(path: Path) -> np.ndarray:
+def _csv_lines(path: Path) -> np.ndarray:
     """The line each data row of a CSV file starts on (blank lines are skipped, as pandas skips them; a quoted
     field may span lines); PoolError as `read_table` says, or naming a line that is not UTF-8."""
     starts: list[int] = []
@@ -93,7 +93,7 @@ def csv_lines(path: Path) -> np.ndarray:
         with path.open("rb") as handle:
             reader = csv.reader(_utf8_lines(handle, path))
             header = next(reader, [])
-            check_column_names(header, f"{path}:1")
+            _check_column_names(header, f"{path}:1")
             previous = reader.line_num
             for record in reader:
                 start, previous = previous + 1, reader.line_num
@@ -117,7 +117,7 @@ def _utf8_lines(handle: BinaryIO, path: Path) -> Iterator[str]:
             raise PoolError(f"{path}:{number}: not UTF-8 ({err.reason} at byte {err.start + 1})") from None
 
 
-def check_column_names(names: list[str], where: str) -> None:
+def _check_column_names(names: list[str], where: str) -> None:
     """PoolError at `where` for the first repeated column name, or an empty one after the first (pandas writes
     its index, a matrix's usual id column, without a name)."""
     seen: set[str] = set()
