@@ -5,6 +5,8 @@ Binary metrics: the mean difference with Bonett and Price's adjusted Wald 95% CI
 differ, and has zero width when none do) and the exact McNemar p-value (a two-sided binomial test on the
 discordant pairs). Numeric metrics: the paired mean difference with a seeded paired
 bootstrap CI and the Wilcoxon signed-rank p-value. Per source the same, Holm-corrected across sources.
+Overall: all shared samples pooled, unless that would mix units (several metrics, not all of them 0/1: an
+accuracy and a loss); then there is no overall test and the verdict is the sources'.
 A regression: the candidate is worse than the base by more than `max_drop` with p < `alpha`, overall or in
 any source after correction.
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from itertools import combinations
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -37,23 +40,53 @@ class PairedResult:
 
 @dataclass(frozen=True)
 class Comparison:
+    """`overall` is None when pooling the shared samples would mix the units of `unpooled_metrics`."""
+
     base: str
     candidate: str
-    overall: PairedResult
-    by_source: list[dict[str, object]]
+    overall: PairedResult | None
+    by_source: list[dict[str, Any]]
     regression: bool
     flips: list[dict[str, object]] = field(default_factory=list)
+    unpooled_metrics: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, object]:
-        """The JSON document of `poolbench compare` (DESIGN.md keys first)."""
+        """The JSON document of `poolbench compare` (DESIGN.md keys first; with no overall test, its statistics
+        are null and its counts the sums over sources)."""
+        if self.overall is not None:
+            overall: dict[str, object] = asdict(self.overall)
+        else:
+            overall = dict.fromkeys(PairedResult.__dataclass_fields__)
+            for count in ("n_shared", "n_improved", "n_worsened"):
+                overall[count] = sum(s[count] for s in self.by_source)
         return {
             "base": self.base,
             "candidate": self.candidate,
-            **asdict(self.overall),
+            **overall,
             "regression": self.regression,
             "by_source": self.by_source,
             "flips": self.flips,
         }
+
+    def headline(self) -> str:
+        """One line: the verdict and the overall delta with its interval and p-value (or why there is none)."""
+        verdict = "REGRESSION" if self.regression else "no regression"
+        o = self.overall
+        if o is None:
+            shared = sum(s["n_shared"] for s in self.by_source)
+            metrics = ", ".join(self.unpooled_metrics)
+            return f"{verdict}: no overall delta ({metrics} are not pooled) on {shared} shared samples"
+        interval = f"delta {o.delta:+.4f} [{o.ci_low:+.4f}, {o.ci_high:+.4f}]"
+        return f"{verdict}: {interval}, p = {o.p_value:.3g} ({o.test}) on {o.n_shared} shared samples"
+
+    def unpooled_note(self) -> str | None:
+        """Why there is no overall test, or None."""
+        if not self.unpooled_metrics:
+            return None
+        return (
+            f"no overall delta: the shared samples are measured in {', '.join(self.unpooled_metrics)}, whose units "
+            "differ; the verdict is the sources' (or compare one metric: --metric, --source)"
+        )
 
 
 def paired_test(
@@ -122,7 +155,8 @@ def compare(
         raise NotComparableError(
             f"{base} and {candidate} share {len(pairs)} measured samples (minimum {min_shared}): no verdict"
         )
-    overall = paired_test(pairs["base"], pairs["candidate"], seed=seed)
+    unpooled = _unpooled_metrics(pairs)
+    overall = None if unpooled else paired_test(pairs["base"], pairs["candidate"], seed=seed)
     sources = []
     for source, group in pairs.groupby("source", sort=True):
         result = paired_test(group["base"], group["candidate"], seed=seed)
@@ -130,7 +164,8 @@ def compare(
     for entry, adjusted in zip(sources, holm([s["p_value"] for s in sources]), strict=True):
         entry["p_holm"] = adjusted
         entry["regression"] = bool(entry["delta"] < -max_drop and adjusted < alpha)
-    regression = bool((overall.delta < -max_drop and overall.p_value < alpha) or any(s["regression"] for s in sources))
+    overall_regression = overall is not None and overall.delta < -max_drop and overall.p_value < alpha
+    regression = bool(overall_regression or any(s["regression"] for s in sources))
     changed = pairs[pairs["base"] != pairs["candidate"]]
     changed = changed.iloc[np.argsort((changed["candidate"] - changed["base"]).to_numpy(), kind="stable")]
     binary = bool(pairs[["base", "candidate"]].isin((0.0, 1.0)).all(axis=None))
@@ -146,7 +181,7 @@ def compare(
         }
         for r, to_measured in zip(changed.itertuples(), sign.tolist(), strict=True)
     ]
-    return Comparison(base, candidate, overall, sources, regression, flips)
+    return Comparison(base, candidate, overall, sources, regression, flips, unpooled)
 
 
 def compare_many(
@@ -158,6 +193,12 @@ def compare_many(
         pairs = _pairs(scores, base, candidate)
         if len(pairs) < min_shared:
             raise NotComparableError(f"{base} and {candidate} share {len(pairs)} samples (minimum {min_shared})")
+        unpooled = _unpooled_metrics(pairs)
+        if unpooled:
+            raise NotComparableError(
+                f"{base} and {candidate} are measured in {', '.join(unpooled)}, whose units differ: compare one "
+                "metric (--metric, --source), or two models for a verdict per source"
+            )
         rows.append(
             {"base": base, "candidate": candidate, **asdict(paired_test(pairs["base"], pairs["candidate"], seed=seed))}
         )
@@ -165,6 +206,16 @@ def compare_many(
     table["p_holm"] = holm(table["p_value"].tolist())
     table["significant"] = table["p_holm"] < alpha
     return table
+
+
+def _unpooled_metrics(pairs: pd.DataFrame) -> list[str]:
+    """The pairs' metrics when one pooled delta would mix their units (several metrics whose values are not
+    all 0/1), else []."""
+    if "metric" not in pairs.columns or pairs["metric"].nunique() < 2:
+        return []
+    if pairs[["base", "candidate"]].isin((0.0, 1.0)).all(axis=None):
+        return []
+    return sorted(pairs["metric"].unique())
 
 
 def _pairs(scores: pd.DataFrame, base: str, candidate: str) -> pd.DataFrame:

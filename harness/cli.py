@@ -223,7 +223,10 @@ def compare_command(
             print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
         return
     result = compare(scores, models[0], models[1], alpha, max_drop, min_shared, seed)
-    document = {**result.as_dict(), "warnings": warnings}
+    unpooled = result.unpooled_note()
+    if unpooled:
+        stderr.print(f"warning: {unpooled}")
+    document = {**result.as_dict(), "warnings": warnings + ([unpooled] if unpooled else [])}
     if junit:
         write_junit(junit, document)
     if html:
@@ -231,12 +234,7 @@ def compare_command(
     if as_json:
         emit_json(document)
     else:
-        verdict = "REGRESSION" if result.regression else "no regression"
-        o = result.overall
-        print(
-            f"{result.candidate} vs {result.base}: {verdict}: delta {o.delta:+.4f} [{o.ci_low:+.4f}, "
-            f"{o.ci_high:+.4f}], p = {o.p_value:.3g} ({o.test}) on {o.n_shared} shared samples"
-        )
+        print(f"{result.candidate} vs {result.base}: {result.headline()}")
         for s in result.by_source:
             print(
                 f"  {s['source']}: delta {s['delta']:+.4f} [{s['ci_low']:+.4f}, {s['ci_high']:+.4f}], "
@@ -353,12 +351,7 @@ def demo_command(
 
     board, verdict = run_demo(out, small=small, console=stderr)
     print_leaderboard(board)
-    o = verdict.overall
-    print(
-        f"compare smollm2-135m-int8 vs smollm2-135m: {'REGRESSION' if verdict.regression else 'no regression'}"
-        f" (delta {o.delta:+.3f} [{o.ci_low:+.3f}, {o.ci_high:+.3f}], p = {o.p_value:.3g}, "
-        f"{o.n_shared} shared samples)"
-    )
+    print(f"compare {verdict.candidate} vs {verdict.base}: {verdict.headline()}")
     print(f"report: {out / 'report.html'}")
 
 

@@ -38,8 +38,10 @@ def forest(board: pd.DataFrame) -> dict[str, Any]:
 
 
 def paired_deltas(comparison: dict[str, Any]) -> dict[str, Any]:
-    """Candidate minus base, overall (first) and per source, with 95% intervals; regressions in red."""
-    rows = [{"source": "overall", **comparison}, *comparison["by_source"]]
+    """Candidate minus base, overall (first, when there is an overall test) and per source, with 95% intervals;
+    regressions in red."""
+    overall = [{"source": "overall", **comparison}] if comparison["delta"] is not None else []
+    rows = [*overall, *comparison["by_source"]]
     data = pd.DataFrame(
         {
             "part": [str(r["source"]) for r in rows],

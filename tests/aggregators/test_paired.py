@@ -128,6 +128,33 @@ def test_false_positive_rate_is_calibrated() -> None:
     assert 0.02 <= hits / 500 <= 0.08, hits / 500
 
 
+def with_metrics(frame: pd.DataFrame, metrics: np.ndarray) -> pd.DataFrame:
+    return frame.assign(metric=np.r_[metrics, metrics])
+
+
+def test_an_accuracy_and_a_loss_are_not_pooled_into_one_delta() -> None:
+    """40 losses 0.3 worse (negated: higher is better) and 40 accuracies 10 points better: no overall test, a
+    verdict per source; binary metrics of different names still pool (a proportion of samples right)."""
+    rng = np.random.default_rng(6)
+    loss = -rng.uniform(1.5, 2.5, 40)
+    right = np.r_[np.zeros(4), (rng.random(36) < 0.5)].astype(float)
+    base, cand = np.r_[loss, right], np.r_[loss - 0.3, np.r_[np.ones(4), right[4:]]]
+    sources, metrics = np.repeat(["lm", "qa"], 40), np.repeat(["loss", "acc"], 40)
+    result = compare(with_metrics(long(base, cand, sources), metrics), "base", "cand")
+    assert result.overall is None and result.unpooled_metrics == ["acc", "loss"]
+    by_source = {s["source"]: s for s in result.by_source}
+    assert by_source["lm"]["regression"] and not by_source["qa"]["regression"] and result.regression
+    document = result.as_dict()
+    assert [document[k] for k in ("delta", "ci_low", "ci_high", "p_value", "test")] == [None] * 5
+    assert (document["n_shared"], document["n_improved"], document["n_worsened"]) == (80, 4, 40)
+    assert "acc, loss, whose units differ" in str(result.unpooled_note())
+    with pytest.raises(NotComparableError, match="measured in acc, loss, whose units differ"):
+        compare_many(with_metrics(long(base, cand, sources), metrics), ["base", "cand"])
+    binary = with_metrics(long(right, 1 - right), np.repeat(["acc", "exact_match"], 20))
+    pooled = compare(binary, "base", "cand")
+    assert pooled.overall is not None and pooled.overall.n_shared == 40 and pooled.unpooled_note() is None
+
+
 def test_disjoint_samples_are_an_error_not_a_p_value() -> None:
     scores = pd.DataFrame(
         {
@@ -175,6 +202,28 @@ def test_cli_exit_codes_json_and_junit(cli, tmp_path: Path) -> None:
     assert not (tmp_path / "m.xml").exists() and not (tmp_path / "m.html").exists()
     itself = cli("compare", "base", "base")
     assert itself.returncode == 2 and "'base' compared with itself" in itself.stderr
+
+
+def test_cli_with_no_overall_delta(cli, tmp_path: Path) -> None:
+    """A loss source and an accuracy source: per-source verdicts in the text, JSON, JUnit and HTML."""
+    rng = np.random.default_rng(7)
+    loss = rng.uniform(1.5, 2.5, 40)
+    right = (rng.random(40) < 0.6).astype(int)
+    for name, table, metric in (("l.csv", (loss, loss + 0.3), "loss"), ("a.csv", (right, right), "acc")):
+        frame = pd.DataFrame({"id": [f"{metric}{i}" for i in range(40)], "base": table[0], "cand": table[1]})
+        frame.to_csv(tmp_path / name, index=False)
+        cli("import", "matrix", str(tmp_path / name), "--source", metric, "--metric", metric, check=True)
+    junit, page = tmp_path / "c.xml", tmp_path / "c.html"
+    done = cli("compare", "base", "cand", "--json", "--junit", str(junit), "--html", str(page))
+    document = json.loads(done.stdout)
+    assert done.returncode == 1 and document["regression"] and document["delta"] is None
+    note = "no overall delta: the shared samples are measured in acc, loss, whose units differ"
+    assert document["warnings"][0].startswith(note) and f"warning: {note}" in done.stderr
+    assert 'tests="2" failures="1"' in junit.read_text() and 'name="overall"' not in junit.read_text()
+    assert "no overall delta, 80 shared samples (the verdict is the sources')." in page.read_text()
+    text = cli("compare", "base", "cand")
+    assert text.stdout.startswith("cand vs base: REGRESSION: no overall delta (acc, loss are not pooled) on 80 shared")
+    assert "\n  loss: delta -0.3000 [" in text.stdout
 
 
 def test_compare_warns_when_the_models_ran_with_different_prompt_settings(cli, tmp_path: Path) -> None:
