@@ -35,8 +35,8 @@ def detect_format(path: Path) -> str:
 def read_rows(path: str | Path, fmt: str | None = None) -> pd.DataFrame:
     """The file's rows as a DataFrame with a `_line` column (1-based line or row number, header excluded).
 
-    Raises PoolError naming `path:line` for a malformed JSON line or a line that is not UTF-8, and as
-    `read_table` says for a CSV or Parquet file.
+    Raises PoolError naming `path:line` for a malformed JSON line or a line that is not UTF-8, naming `path`
+    for a file with no rows, and as `read_table` says for a CSV or Parquet file.
     """
     path = Path(path)
     if not path.is_file():
@@ -56,7 +56,9 @@ def read_rows(path: str | Path, fmt: str | None = None) -> pd.DataFrame:
                     raise PoolError(f"{path}:{number}: expected a JSON object, got {type(record).__name__}")
                 records.append(record)
                 lines.append(number)
-        frame = pd.DataFrame.from_records(records) if records else pd.DataFrame()
+        if not records:
+            raise PoolError(f"{path}: no rows")
+        frame = pd.DataFrame.from_records(records)
         frame["_line"] = lines
         return frame
     frame, starts = read_table(path, fmt, dtype=str, keep_default_na=False)
@@ -70,13 +72,17 @@ def read_table(path: Path, fmt: str, **read_csv: Any) -> tuple[pd.DataFrame, np.
 
     Raises PoolError naming `path:line` for a CSV row with more or fewer fields than the header, and for a
     repeated column name or an empty one after the first (pandas would call them `a.1` and `Unnamed: 2`), or
-    naming `path` for an unreadable file.
+    naming `path` for an unreadable file or one with no rows.
     """
     lines = _csv_lines(path) if fmt == "csv" else None
+    if lines is not None and not len(lines):
+        raise PoolError(f"{path}: no rows")
     try:
         frame = pd.read_csv(path, **read_csv) if fmt == "csv" else pd.read_parquet(path)
     except (ValueError, OSError, pd.errors.ParserError) as err:
         raise PoolError(f"{path}: unreadable {fmt} ({str(err).splitlines()[0]})") from None
+    if frame.empty:
+        raise PoolError(f"{path}: no rows")
     if lines is None:
         _check_column_names([str(c) for c in frame.columns], str(path))
         return frame, np.arange(1, len(frame) + 1)

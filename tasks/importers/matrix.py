@@ -85,10 +85,7 @@ def _read_matrix(path: Path) -> tuple[pd.DataFrame, np.ndarray]:
     fmt = detect_format(path)
     if fmt == "jsonl":
         raise PoolError(f"{path}: a matrix is a CSV or Parquet file (a row per sample, a column per model)")
-    frame, lines = read_table(path, fmt, low_memory=False)
-    if frame.empty:
-        raise PoolError(f"{path}: no rows")
-    return frame, lines
+    return read_table(path, fmt, low_memory=False)
 
 
 def _first_repeat(values: list[str] | np.ndarray) -> int | None:

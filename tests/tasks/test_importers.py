@@ -17,7 +17,9 @@ from harness.pool import Pool
 from harness.reporting import build_report, ranking_inputs
 from harness.schema import PoolError
 from tasks.files import read_rows
+from tasks.importers.lm_eval_samples import import_lm_eval_samples
 from tasks.importers.matrix import import_matrix
+from tasks.importers.pairwise import import_pairwise
 from tasks.local import load_local
 
 MC_YAML = """task: {name}
@@ -205,6 +207,33 @@ def test_bad_pairwise_rows_name_their_line(cli, tmp_path: Path, second: dict, me
     done = cli("import", "pairwise", str(path), "--source", "prefs", "--prompt", "prompt")
     assert done.returncode == 2 and f"{path}{message}" in done.stderr, done.stderr
     assert not (tmp_path / "pool").exists() or stats(cli)["comparisons"] == 0
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("e.csv", ""),
+        ("e.csv", "model_a,model_b,winner,question,choices,answer\n\n"),
+        ("samples_arc_easy_2024-01-01T00-00-00.jsonl", "\n\n"),  # a name lm-eval gives its samples
+        ("e.parquet", pd.DataFrame({"model_a": pd.Series([], dtype=str)})),
+    ],
+)
+def test_a_file_with_no_rows_is_an_error_for_every_reader(tmp_path: Path, name: str, content: object) -> None:
+    """`add`, `import pairwise`, `import matrix` and `import lm-eval-samples` (was: pairwise imported nothing,
+    "already in the pool", and an empty CSV was "unreadable")."""
+    path = tmp_path / name
+    if isinstance(content, pd.DataFrame):
+        content.to_parquet(path)
+    else:
+        path.write_text(str(content))
+    readers = [lambda: load_local(path, "s"), lambda: import_pairwise(path, "s")]
+    if path.suffix == ".jsonl":
+        readers.append(lambda: import_lm_eval_samples(path, "m"))
+    else:
+        readers.append(lambda: import_matrix(path, "s"))
+    for read in readers:
+        with pytest.raises(PoolError, match=r": no rows$"):
+            read()
 
 
 @pytest.mark.parametrize(
