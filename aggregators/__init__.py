@@ -20,7 +20,14 @@ import pandas as pd
 
 from aggregators import baselines, conditional, plackett_luce
 from aggregators.bootstrap import competition_ranks, intervals, replicate_scores
-from aggregators.diagnostics import Diagnostics, NotIdentifiedError, check, diagnose, undetermined_mask
+from aggregators.diagnostics import (
+    Diagnostics,
+    NotIdentifiedError,
+    check,
+    diagnose,
+    undetermined,
+    undetermined_mask,
+)
 from aggregators.orderings import Orderings, check_ties, concat, from_comparisons, from_measurements, index_of
 
 METHODS = ("pl", "pl-conditional", "mean", "bt", "elo", "borda")
@@ -100,6 +107,8 @@ def rank(
     diagnostics = diagnose(orderings)
     if method in PL_METHODS:
         diagnostics = check(diagnostics, alpha)
+    elif method == "bt":  # regularised too (baselines.BT_REGULARISATION): the same models' ratings rest on that
+        diagnostics = replace(diagnostics, prior_driven=undetermined(diagnostics))
     if method == "pl-conditional":
         fit = _conditional_fit(orderings, measurements, compared, tolerance)
         binary = fit.binary
@@ -125,12 +134,12 @@ def rank(
     )
     if draws is not None and count_undetermined:
         n = orderings.n_models
-        draws, undetermined = draws[:, :n], draws[:, n:] > 0
+        draws, prior_driven = draws[:, :n], draws[:, n:] > 0
         diagnostics = replace(
             diagnostics,
             bootstrap_replicates=bootstrap,
-            bootstrap_without_mle=int(undetermined.any(axis=1).sum()),
-            bootstrap_prior_driven=orderings.models[undetermined.any(axis=0)].astype(str).tolist(),
+            bootstrap_without_mle=int(prior_driven.any(axis=1).sum()),
+            bootstrap_prior_driven=orderings.models[prior_driven.any(axis=0)].astype(str).tolist(),
         )
     counts = _samples_per_model(orderings, measurements, comparisons)
     prior = alpha if method in PL_METHODS else None

@@ -13,6 +13,9 @@ import pandas as pd
 from aggregators.orderings import Orderings
 
 ELO_K, ELO_SCALE, ELO_BASE, ELO_INIT = 4.0, 400.0, 10.0, 1000.0
+#: choix's regularisation of the Bradley-Terry fit (initial transition rates of its Markov chain): it keeps a
+#: model that never wins or never loses finite, so such a rating rests on it, not on the data.
+BT_REGULARISATION = 1e-6
 
 
 def mean_scores(values: pd.DataFrame, models: np.ndarray, samples: np.ndarray, sample_weight: np.ndarray) -> np.ndarray:
@@ -86,7 +89,7 @@ def bt_scores(orderings: Orderings, sample_weight: np.ndarray) -> np.ndarray:
     import choix  # it imports scipy.stats (a second): only bt pays for it
 
     counts = pair_counts(orderings, sample_weight)
-    theta = choix.ilsr_pairwise_dense(counts, alpha=1e-6, max_iter=1000)
+    theta = choix.ilsr_pairwise_dense(counts, alpha=BT_REGULARISATION, max_iter=1000)
     return ELO_INIT + ELO_SCALE / math.log(ELO_BASE) * (theta - theta.mean())
 
 

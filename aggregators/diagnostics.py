@@ -86,6 +86,17 @@ def uninformative_note(diagnostics: Mapping[str, Any]) -> str:
     return note
 
 
+def prior_note(diagnostics: Mapping[str, Any], alpha: float | None) -> str | None:
+    """What a reader is told about the models whose scores the data leave to a prior (`prior_driven`), or None:
+    the PL prior `alpha`, or (alpha None) bt's regularisation."""
+    if not diagnostics.get("prior_driven"):
+        return None
+    from aggregators.baselines import BT_REGULARISATION
+
+    prior = f"the prior (alpha = {alpha:g})" if alpha is not None else f"bt's regularisation ({BT_REGULARISATION:g})"
+    return f"scores resting on {prior}, not on the data: {', '.join(diagnostics['prior_driven'])}"
+
+
 def bootstrap_prior_note(diagnostics: Mapping[str, Any], prior: float) -> str:
     """What a reader is told when, with alpha = 0, bootstrap replicates had no maximum-likelihood estimate
     (`Diagnostics.as_dict` keys; `prior`: the one those replicates were fitted with)."""

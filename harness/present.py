@@ -165,8 +165,11 @@ def print_leaderboard(board: Any) -> None:
         table.add_row(str(row["rank"]), str(row.model), f"{row.score:.3f}", ci, ranks, f"{row.n_samples:,}")
     stdout.print(table)
     diagnostics = board.attrs["diagnostics"]
-    if diagnostics.get("prior_driven"):
-        stderr.print(f"scores resting on the prior (alpha): {', '.join(diagnostics['prior_driven'])}", style="yellow")
+    from aggregators.diagnostics import prior_note
+
+    resting = prior_note(diagnostics, board.attrs["alpha"])
+    if resting:
+        stderr.print(resting, style="yellow")
     if diagnostics.get("bootstrap_without_mle"):
         import aggregators
         from aggregators.diagnostics import bootstrap_prior_note

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from aggregators import BOARD_COLUMNS, BOOTSTRAP_MIN_ALPHA
-from aggregators.diagnostics import bootstrap_prior_note, uninformative_note
+from aggregators.diagnostics import bootstrap_prior_note, prior_note, uninformative_note
 from harness.pool import Pool
 from harness.runner import package_versions
 from reports.render import ReportData
@@ -82,7 +82,9 @@ def build_report(
     }
     diagnostics = dict(board.attrs.get("diagnostics", {}))
     small = per_source_total[per_source_total < MIN_SOURCE_SAMPLES]
-    diagnostics["notes"] = [f"source {s} has only {n} samples" for s, n in small.items()]
+    resting = prior_note(diagnostics, board.attrs.get("alpha"))
+    diagnostics["notes"] = [resting] if resting else []
+    diagnostics["notes"] += [f"source {s} has only {n} samples" for s, n in small.items()]
     if diagnostics.get("bootstrap_without_mle"):
         diagnostics["notes"].append(bootstrap_prior_note(diagnostics, BOOTSTRAP_MIN_ALPHA))
     if diagnostics.get("uninformative_samples"):

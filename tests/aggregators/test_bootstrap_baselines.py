@@ -12,10 +12,12 @@ import choix
 import numpy as np
 import pandas as pd
 import pytest
+from markupsafe import escape
 
 import aggregators
 from aggregators import baselines, orderings
 from aggregators.bootstrap import competition_ranks, replicate_weights
+from aggregators.diagnostics import prior_note
 from aggregators.orderings import from_measurements
 from harness.pool import Pool
 from harness.reporting import build_report, ranking_inputs
@@ -255,6 +257,35 @@ def test_cli_names_the_option_out_of_range(cli, tmp_path: Path) -> None:
     assert not list(tmp_path.parent.glob(f".{tmp_path.name}.tmp"))
 
 
+def test_bt_names_the_ratings_its_regularisation_sets(monkeypatch: pytest.MonkeyPatch) -> None:
+    """z only loses: no Bradley-Terry MLE, so its rating is whatever the regularisation makes it (another
+    value moves it) and the diagnostics say so; x and y, who beat each other, move far less."""
+    prefs = pd.DataFrame({"model_a": ["x", "y", "y"], "model_b": ["y", "x", "z"], "winner": ["a", "a", "a"]})
+    board = aggregators.rank_pairwise(prefs, method="bt").set_index("model")["score"]
+    diagnostics = aggregators.rank_pairwise(prefs, method="bt").attrs["diagnostics"]
+    assert diagnostics["prior_driven"] == ["z"]
+    note = "scores resting on bt's regularisation (1e-06), not on the data: z"
+    assert prior_note(diagnostics, None) == note
+    monkeypatch.setattr(baselines, "BT_REGULARISATION", 1e-3)
+    moved = aggregators.rank_pairwise(prefs, method="bt").set_index("model")["score"] - board
+    assert abs(moved["z"]) > 100 > 10 * abs(moved["x"] - moved["y"])
+    for method in ("elo", "borda"):
+        assert aggregators.rank_pairwise(prefs, method=method).attrs["diagnostics"]["prior_driven"] == []
+    pl = aggregators.rank_pairwise(prefs, method="pl", alpha=0.5).attrs["diagnostics"]
+    assert prior_note(pl, 0.5) == "scores resting on the prior (alpha = 0.5), not on the data: z"
+
+
+def test_scores_resting_on_a_prior_are_told_on_the_command_line_and_in_the_report(cli, tmp_path: Path) -> None:
+    prefs = tmp_path / "prefs.csv"
+    prefs.write_text("model_a,model_b,winner\nx,y,a\ny,x,a\ny,z,a\n")
+    cli("import", "pairwise", str(prefs), "--source", "arena", check=True)
+    for options, prior in (([], "the prior (alpha = 0.01)"), (["--method", "bt"], "bt's regularisation (1e-06)")):
+        note = f"scores resting on {prior}, not on the data: z"
+        assert note in cli("rank", *options, check=True).stderr
+        cli("report", *options, "--out", str(tmp_path / "r.html"), check=True)
+        assert f'<li class="warn">{escape(note)}</li>' in (tmp_path / "r.html").read_text()
+
+
 def test_alpha_is_the_prior_of_the_pl_methods_only(cli, tmp_path: Path) -> None:
     matrix = tmp_path / "m.csv"
     pd.DataFrame({"id": ["q1", "q2", "q3"], "a": [1, 1, 0], "b": [0, 1, 1], "c": [0, 0, 1]}).to_csv(matrix, index=False)
@@ -265,6 +296,7 @@ def test_alpha_is_the_prior_of_the_pl_methods_only(cli, tmp_path: Path) -> None:
     wide = json.loads(cli("rank", "--method", "pl", "--alpha", "5", "--json", check=True).stdout)["models"]
     narrow = json.loads(cli("rank", "--method", "pl", "--alpha", "0.5", "--json", check=True).stdout)["models"]
     assert abs(wide[0]["score"]) < abs(narrow[0]["score"])  # a stronger prior pulls the scores to 0
+    assert "scores resting on" not in cli("rank", check=True).stderr  # every model wins and loses
     for method in ("mean", "bt", "elo", "borda"):
         plain = cli("rank", "--method", method, "--json", check=True)
         assert json.loads(plain.stdout)["alpha"] is None and "--alpha" not in plain.stderr
