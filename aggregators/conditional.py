@@ -12,9 +12,11 @@ information and are dropped (and counted).
 How `log e_k` is computed: samples with the same measured set share one polynomial, so they are grouped by
 that set; a sample with k > n/2 is flipped (e_k(w) = prod(w) e_{n-k}(1/w): theta -> -theta, the incorrect set
 is "chosen"), so no polynomial goes past degree n/2. For each group, the coefficients 0..K of
-prod_m (1 + w_m z) come from the recursion E_m[j] = E_{m-1}[j] + w_m E_{m-1}[j-1], run in log space
-(logaddexp) over the group's models, vectorised over groups of similar size; the gradient is the same
-recursion's reverse-mode adjoint, also in log space. Cost per evaluation: O(sum over groups of n * K).
+prod_m (1 + w_m z) come from the recursion E_m[j] = E_{m-1}[j] + w_m E_{m-1}[j-1], carried as ratios of
+neighbouring coefficients (nothing under- or overflows however far apart the k of one set are; the same
+recursion in log space, with logaddexp, only if a value overflows) over the group's models, vectorised over
+groups of similar size; the gradient is the recursion's reverse-mode adjoint. Cost per evaluation:
+O(sum over groups of n * K).
 """
 
 from __future__ import annotations
@@ -23,7 +25,6 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
-from scipy.special import expit
 
 from aggregators import plackett_luce
 from aggregators.orderings import Orderings, index_of, sample_metric_key
@@ -32,13 +33,8 @@ from aggregators.orderings import Orderings, index_of, sample_metric_key
 CHUNK_ELEMENTS = 1 << 24
 #: Rows (groups) per chunk: fewer means less padding, more means fewer numpy calls per step.
 CHUNK_ROWS = 2048
-#: Below this (after rescaling) a needed coefficient may have lost precision: that chunk goes to log space.
-UNDERFLOW = 1e-200
-#: Rows are rescaled every this many steps of the linear recursion: a tilted step grows them by at most
-#: 1 + max w, so overflow needs strengths about 175 apart (and is caught: log space then).
-RESCALE_EVERY = 4
-#: Sets of at least this many models get a saddle-point tilt (see _Chunk._tilt).
-SADDLE_FROM = 64
+#: The ratio E[j-1] / E[j] of a degree j no model set reaches yet: stands for infinity, overflows nothing.
+ABSENT = 1e150
 
 
 @dataclass(frozen=True)
@@ -144,82 +140,56 @@ class _Chunk:
         self.padding = items >= n_models
         self.sign = sign
         self.counts = counts
-        self.linear = True
         with np.errstate(divide="ignore"):
             self.log_counts = np.log(counts)
 
     def log_likelihood_terms(self, theta_padded: np.ndarray) -> tuple[float, np.ndarray]:
         """sum over groups and k of counts * log e_k, and its gradient per (group, model position)."""
         x = np.where(self.padding, -np.inf, self.sign[:, None] * theta_padded[self.items])  # padding: w = 0
-        if self.linear:
-            result = self._linear(x)
-            if result is not None:
-                return result
-            self.linear = False  # the strengths move little between calls: stay in log space from now on
-        return self._log_space(x)
+        result = self._ratios(x)
+        return result if result is not None else self._log_space(x)
 
-    def _linear(self, x: np.ndarray) -> tuple[float, np.ndarray] | None:
-        """The recursion on tilted strengths w = exp(x - c), each row rescaled to max 1 every RESCALE_EVERY
-        steps (its log scale kept aside): exact unless a needed coefficient under- or overflows, in which
-        case: None. Arrays are (coefficient, row), so each step works on contiguous rows."""
+    @np.errstate(over="ignore", divide="ignore", invalid="ignore")  # an overflow: None, and log space
+    def _ratios(self, x: np.ndarray) -> tuple[float, np.ndarray] | None:
+        """The recursion on ratios of neighbouring coefficients, r[j] = E[j-1] / E[j], and its adjoint on
+        shares; None if a value overflows (strengths some 700 nats apart).
+
+        Adding model m multiplies E[j] by 1 + t[j], t[j] = w_m r[j], so r[j] *= (1 + t[j-1]) / (1 + t[j]): no
+        coefficient is stored, so none under- or overflows however far apart the k of one set are. Backwards,
+        share[j] = (d value / d E[j]) * E[j] starts as the counts and splits at each model into the part where
+        the model is not chosen (1 / (1 + t[j]): stays at j) and where it is (the rest: the model's gradient,
+        and moves to j - 1). Arrays are (coefficient, row), so each step works on contiguous rows."""
         rows, size = x.shape
         width = self.counts.shape[1]
+        center = x.max(axis=1)
+        w = np.exp(x.T - center)  # (size, rows): at most 1; padding 0
+        ratio = np.full((width, rows), ABSENT)
+        stay = np.ones((size, width, rows))  # per model: E[j] before it / E[j] after it
+        for m in range(size):
+            known, reach = min(m, width - 1), min(m + 1, width - 1)  # degrees with a ratio before / after m
+            grow = 1.0 + w[m] * ratio[: reach + 1]
+            grow[0] = 1.0
+            np.divide(1.0, grow, out=stay[m, : reach + 1])
+            ratio[1 : known + 1] *= grow[:known] * stay[m, 1 : known + 1]
+            if reach > known:  # E[m + 1] is new: its ratio E[m] / E[m + 1] = (1 + t[m]) / w_m, absent if w_m = 0
+                ratio[reach] = np.where(w[m] > 0, grow[known] / w[m], ABSENT)
+        log_e = np.zeros((width, rows))
+        log_e[1:] = -np.cumsum(np.log(ratio[1:]), axis=0)
         used = self.counts > 0
-        tilt = self._tilt(x, used)
-        w = np.exp(x.T - tilt)  # (size, rows)
-        prefix = np.zeros((size + 1, width, rows))
-        prefix[0, 0] = 1.0
-        log_scale = np.zeros((size + 1, rows))
-        for m in range(size):  # prefix[m + 1] * exp(log_scale[m + 1]): coefficients of prod_{l <= m} (1 + w_l z)
-            top = min(m + 2, width)
-            previous, current = prefix[m], prefix[m + 1]
-            np.multiply(previous[: top - 1], w[m], out=current[1:top])
-            current[1:top] += previous[1:top]
-            current[0] = previous[0]
-            log_scale[m + 1] = log_scale[m]
-            if m % RESCALE_EVERY == RESCALE_EVERY - 1 or m == size - 1:
-                log_scale[m + 1] += _normalise(current[:top])
-        last = prefix[size].T
-        if not (last[used] >= UNDERFLOW).all():  # also catches inf and nan
-            return None
-        log_e = np.log(np.where(used, last, 1.0)) + log_scale[size][:, None] + np.arange(width) * tilt[:, None]
+        log_e = log_e.T + np.arange(width) * center[:, None]
         value = float(np.dot(self.counts[used], log_e[used]))
-        adjoint = np.where(used, self.counts / np.where(used, last, 1.0), 0.0).T.copy()  # d value / d e_j, rescaled
-        log_adjoint = _normalise(adjoint) - log_scale[size]
+        share = self.counts.T.copy()
+        kept = np.empty((width, rows))
         gradient = np.empty((size, rows))
-        shifted = np.empty((width - 1, rows))
-        with np.errstate(divide="ignore"):
-            for m in range(size - 1, -1, -1):
-                top = min(m + 2, width)  # prefix[m] is zero beyond degree m
-                inner = np.einsum("ji,ji->i", adjoint[1:top], prefix[m, : top - 1]) * w[m]
-                gradient[m] = np.exp(np.log(inner) + log_adjoint + log_scale[m])
-                np.multiply(adjoint[1:], w[m], out=shifted)
-                adjoint[:-1] += shifted
-                if m % RESCALE_EVERY == 0:
-                    log_adjoint += _normalise(adjoint)
-        if not np.isfinite(gradient).all():
+        for m in range(size - 1, -1, -1):
+            np.multiply(share, stay[m], out=kept)
+            share -= kept  # the part where model m is chosen
+            gradient[m] = share.sum(axis=0)
+            kept[:-1] += share[1:]
+            share, kept = kept, share
+        if not (np.isfinite(value) and np.isfinite(gradient).all()):
             return None
         return value, gradient.T
-
-    def _tilt(self, x: np.ndarray, used: np.ndarray) -> np.ndarray:
-        """Per row, a shift c that puts the row's (weighted mean) k at the mean of the tilted coefficients:
-        sum_m sigmoid(x_m - c) = k. Small sets start and stay at the midpoint of the k-th and (k+1)-th largest
-        strengths (close enough below SADDLE_FROM models); larger ones take safeguarded Newton steps."""
-        k = self.counts @ np.arange(used.shape[1]) / np.maximum(self.counts.sum(axis=1), 1e-300)
-        kth = np.clip(np.rint(k).astype(np.int64), 1, x.shape[1] - 1)
-        descending = -np.sort(-x, axis=1)
-        rows = np.arange(len(x))
-        tilt = 0.5 * (descending[rows, kth - 1] + descending[rows, kth])
-        tilt = np.where(np.isfinite(tilt), tilt, descending[rows, kth - 1])
-        if x.shape[1] < SADDLE_FROM:
-            return tilt
-        for _ in range(100):
-            p = expit(x - tilt[:, None])
-            excess = p.sum(axis=1) - k
-            if np.abs(excess).max() < 0.5:
-                break
-            tilt += np.clip(excess / np.maximum((p * (1 - p)).sum(axis=1), 1e-12), -2.0, 2.0)
-        return tilt
 
     def _log_space(self, x: np.ndarray) -> tuple[float, np.ndarray]:
         """The same recursion and adjoint on logarithms (logaddexp): slower, never under- or overflows."""
@@ -242,14 +212,6 @@ class _Chunk:
                 gradient[:, m] = np.exp(terms).sum(axis=1)
                 np.logaddexp(adjoint[:, : top - 1], x[:, m, None] + adjoint[:, 1:top], out=adjoint[:, : top - 1])
         return value, np.nan_to_num(gradient)
-
-
-def _normalise(columns: np.ndarray) -> np.ndarray:
-    """Divide each column (in place) by its largest entry; return the logs of those divisors (0 for zero columns)."""
-    largest = columns.max(axis=0)
-    largest = np.where(largest > 0, largest, 1.0)
-    columns *= 1.0 / largest
-    return np.log(largest)
 
 
 class Layout:

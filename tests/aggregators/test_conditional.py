@@ -181,7 +181,7 @@ def test_diagnostics_prior_and_bootstrap() -> None:
 
 
 @pytest.mark.parametrize("spread", [0.5, 8.0])
-def test_linear_and_log_space_recursions_agree(spread: float) -> None:
+def test_ratio_and_log_space_recursions_agree(spread: float) -> None:
     """Both kernels on one 400-model set seen by samples with k from 3 to 390 (multi-k rows)."""
     rng = np.random.default_rng(7)
     names = np.array([f"x{i:03d}" for i in range(400)])
@@ -193,14 +193,15 @@ def test_linear_and_log_space_recursions_agree(spread: float) -> None:
     theta = np.r_[rng.normal(0, spread, 400), 0.0]
     for chunk in conditional.Layout(binary).chunks:
         x = np.where(chunk.padding, -np.inf, chunk.sign[:, None] * theta[chunk.items])
-        linear, log_space = chunk._linear(x), chunk._log_space(x)
-        assert linear is not None
-        assert linear[0] == pytest.approx(log_space[0], rel=1e-12)
-        np.testing.assert_allclose(linear[1], log_space[1], atol=1e-9)
+        ratios, log_space = chunk._ratios(x), chunk._log_space(x)
+        assert ratios is not None
+        assert ratios[0] == pytest.approx(log_space[0], rel=1e-12)
+        np.testing.assert_allclose(ratios[1], log_space[1], atol=1e-9)
 
 
-def test_underflow_falls_back_to_log_space() -> None:
-    """Equal strengths, 4,000 models, k = 5 and k = 1,990 in one set: e_5 / e_1990 underflows in linear space."""
+def test_far_apart_k_in_one_set_need_no_log_space() -> None:
+    """Equal strengths, 4,000 models, k = 5 and k = 1,990 in one set: e_1990 / e_5 is about 10^1170, far past
+    what a float holds (the old linear recursion went to log space here): the ratios hold it exactly."""
     names = np.array([f"x{i:04d}" for i in range(4000)])
     frame = pd.concat(
         pd.DataFrame({"sample_id": f"s{k}", "model": names, "value": (np.arange(4000) < k).astype(float)})
@@ -208,13 +209,30 @@ def test_underflow_falls_back_to_log_space() -> None:
     )
     binary = conditional.from_measurements(frame, names, np.sort(frame["sample_id"].unique()))
     (chunk,) = conditional.Layout(binary).chunks
-    x = np.zeros((1, 4000))
-    assert chunk._linear(x) is None
-    value, gradient = chunk.log_likelihood_terms(np.zeros(4001))
-    assert not chunk.linear
+    result = chunk._ratios(np.zeros((1, 4000)))
+    assert result is not None
+    value, gradient = result
     log_binomial = [gammaln(4001) - gammaln(k + 1) - gammaln(4001 - k) for k in (5, 1990)]
     assert value == pytest.approx(sum(log_binomial), rel=1e-12)  # e_k of equal unit strengths = C(n, k)
-    np.testing.assert_allclose(gradient.sum(), 5 + 1990, rtol=1e-9)  # sum of inclusion probabilities = k
+    np.testing.assert_allclose(gradient, (5 + 1990) / 4000, rtol=1e-9)  # inclusion probability k / n each
+
+
+def test_strengths_too_far_apart_for_the_ratios_go_to_log_space() -> None:
+    """b, second in the set, 720 nats below a: E[1] / E[2] after b is e^720, past a float (from about 745
+    apart a strength is 0 next to the others, in log space too): the log-space recursion answers instead."""
+    names = np.array(["a", "b", "c", "d", "e"])
+    frame = pd.DataFrame({"sample_id": "s", "model": names, "value": [1.0, 1.0, 0.0, 0.0, 0.0]})
+    binary = conditional.from_measurements(frame, names, np.array(["s"]))
+    (chunk,) = conditional.Layout(binary).chunks
+    theta = np.array([0.0, -720.0, 0.5, -1.0, 0.0, 0.0])
+    x = np.where(chunk.padding, -np.inf, chunk.sign[:, None] * theta[chunk.items])
+    assert chunk.items.tolist() == [[0, 1, 2, 3, 4]] and chunk._ratios(x) is None
+    value, gradient = chunk.log_likelihood_terms(theta)
+    w = np.exp(theta[[0, 2, 3, 4]])  # e_2 without b (its terms are e^-720 smaller)
+    assert value == pytest.approx(np.log((w.sum() ** 2 - (w**2).sum()) / 2), rel=1e-12)
+    expected_value, expected_gradient = chunk._log_space(x)
+    assert value == expected_value
+    np.testing.assert_array_equal(gradient, expected_gradient)
 
 
 @pytest.mark.parametrize(
