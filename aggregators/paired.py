@@ -73,11 +73,10 @@ class Comparison:
         verdict = "REGRESSION" if self.regression else "no regression"
         o = self.overall
         if o is None:
-            shared = sum(s["n_shared"] for s in self.by_source)
-            metrics = ", ".join(self.unpooled_metrics)
-            return f"{verdict}: no overall delta ({metrics} are not pooled) on {shared} shared samples"
-        interval = f"delta {o.delta:+.4f} [{o.ci_low:+.4f}, {o.ci_high:+.4f}]"
-        return f"{verdict}: {interval}, p = {o.p_value:.3g} ({o.test}) on {o.n_shared} shared samples"
+            overall = f"no overall delta ({', '.join(self.unpooled_metrics)} are not pooled)"
+        else:
+            overall = f"delta {o.delta:+.4f} [{o.ci_low:+.4f}, {o.ci_high:+.4f}], p = {o.p_value:.3g} ({o.test})"
+        return f"{verdict}: {overall} on {sum(s['n_shared'] for s in self.by_source)} shared samples"
 
     def unpooled_note(self) -> str | None:
         """Why there is no overall test, or None."""

@@ -164,20 +164,16 @@ def print_leaderboard(board: Any) -> None:
         ranks = f"{int(row.rank_low)}-{int(row.rank_high)}" if has_ci else ""
         table.add_row(str(row["rank"]), str(row.model), f"{row.score:.3f}", ci, ranks, f"{row.n_samples:,}")
     stdout.print(table)
-    diagnostics = board.attrs["diagnostics"]
-    from aggregators.diagnostics import prior_note
+    import aggregators
+    from aggregators.diagnostics import bootstrap_prior_note, prior_note, uninformative_note
 
+    diagnostics = board.attrs["diagnostics"]
     resting = prior_note(diagnostics, board.attrs["alpha"])
     if resting:
         stderr.print(resting, style="yellow")
     if diagnostics.get("bootstrap_without_mle"):
-        import aggregators
-        from aggregators.diagnostics import bootstrap_prior_note
-
         stderr.print(bootstrap_prior_note(diagnostics, aggregators.BOOTSTRAP_MIN_ALPHA), style="yellow")
     if diagnostics.get("uninformative_samples"):
-        from aggregators.diagnostics import uninformative_note
-
         stderr.print(uninformative_note(diagnostics))
 
 
