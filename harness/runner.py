@@ -247,8 +247,8 @@ def _context(prompt: plan.Prompt, spec: RunSpec, backend: Backend) -> str:
 def _check_chat(spec: RunSpec, backend: Backend, samples: pd.DataFrame) -> None:
     """PoolError unless the backend's model has a chat template; a sample whose answer opens with a prefix
     (lm-eval's `gen_prefix`, the start of the assistant's turn) has its question recorded and goes to a
-    backend that renders templates itself; and, for separate turns, no sample has few-shot examples
-    inside its prompt (`add lm-eval --num-fewshot`)."""
+    backend that renders templates itself or to a chat server that continues a turn (not OpenAI's API); and,
+    for separate turns, no sample has few-shot examples inside its prompt (`add lm-eval --num-fewshot`)."""
     if not isinstance(backend, ChatBackend):
         raise PoolError(f"--apply-chat-template: {spec.backend} has no chat template")
     backend.apply_chat_template([{"role": "user", "content": ""}])
@@ -264,8 +264,12 @@ def _check_chat(spec: RunSpec, backend: Backend, samples: pd.DataFrame) -> None:
         prefixed & ~metadata.map(lambda m: "question" in m),
         "open the answer with a gen_prefix but were added by an older poolbench: add them again",
     )
-    if backend.takes_messages:
-        refuse(prefixed, f"open the answer with a gen_prefix, which {spec.backend} cannot continue")
+    if backend.takes_messages and not spec.model_args.get("base_url"):
+        refuse(
+            prefixed,
+            "open the answer with a gen_prefix, which OpenAI's own API cannot continue (a server given by "
+            "base_url, such as vLLM's, continues it)",
+        )
     if spec.fewshot_as_multiturn:
         refuse(
             metadata.map(lambda m: m.get("num_fewshot", 0) > 0),

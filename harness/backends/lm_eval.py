@@ -15,6 +15,10 @@ from typing import Any
 from harness.backends.base import GenerationRequest, continues
 from harness.schema import PoolError, first_line
 
+#: What a chat server is asked to continue the assistant's last message (a `gen_prefix`) instead of opening a
+#: new turn: vLLM's chat-completion parameters (lm-eval passes unknown generation arguments on as they are).
+CONTINUE_TURN = {"continue_final_message": True, "add_generation_prompt": False}
+
 
 def registered_models() -> list[str]:
     """Names of the models lm-eval registers."""
@@ -72,22 +76,21 @@ class LMEvalBackend:
         return self.model_name.endswith("chat-completions")
 
     def generate(self, requests: list[GenerationRequest]) -> list[str]:
-        """Generations; a chat endpoint's contexts are the JSON messages `apply_chat_template` gives."""
+        """Generations; a chat endpoint's contexts are the JSON messages `apply_chat_template` gives, and one
+        that ends in the assistant's turn asks the server to continue that turn (vLLM's chat parameters)."""
         from lm_eval.api.instance import Instance
         from lm_eval.models.api_models import JsonChatStr
 
+        def arguments(r: GenerationRequest) -> tuple[str, dict[str, Any]]:
+            settings = {"until": list(r.until), "max_gen_toks": r.max_tokens, "do_sample": False, **r.settings}
+            if not self.takes_messages:
+                return r.context, settings
+            if continues(json.loads(r.context)):
+                settings |= CONTINUE_TURN
+            return JsonChatStr(r.context), settings
+
         instances = [
-            Instance(
-                "generate_until",
-                {},
-                (
-                    JsonChatStr(r.context) if self.takes_messages else r.context,
-                    {"until": list(r.until), "max_gen_toks": r.max_tokens, "do_sample": False, **r.settings},
-                ),
-                i,
-                ("poolbench", i, 1),
-            )
-            for i, r in enumerate(requests)
+            Instance("generate_until", {}, arguments(r), i, ("poolbench", i, 1)) for i, r in enumerate(requests)
         ]
         return [str(text) for text in self.lm.generate_until(instances, disable_tqdm=True)]
 

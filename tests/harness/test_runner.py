@@ -272,9 +272,9 @@ def test_examples_as_turns_are_part_of_a_run_only_where_they_change_its_prompts(
 def test_chat_runs_are_refused_before_they_start_where_no_template_fits(cli, tmp_path: Path) -> None:
     """A random-weight model with SmolLM2's tokenizer and chat template: a task added with its few-shot
     examples inside the prompts is refused with them as turns (lm-eval's default with a template); a task
-    whose answers open with lm-eval's gen_prefix runs, unless a chat endpoint would have to continue it or
-    the pool holds no question beside it (an older poolbench added it); without the template file, every
-    task is refused."""
+    whose answers open with lm-eval's gen_prefix runs, unless OpenAI's own chat API would have to continue it
+    (a server's chat endpoint continues it: tests/vllm) or the pool holds no question beside it (an older
+    poolbench added it); without the template file, every task is refused."""
     import shutil
 
     import torch
@@ -312,9 +312,9 @@ def test_chat_runs_are_refused_before_they_start_where_no_template_fits(cli, tmp
         selected = [option for source in sources for option in ("--source", source)]
         refused = cli(*args, *selected, "--apply-chat-template")
         assert refused.returncode == 2 and problem in refused.stderr
-    endpoint = ["--model", "openai-chat-completions", "--model-args", "base_url=http://127.0.0.1:9/v1,model=m"]
+    endpoint = ["--model", "openai-chat-completions", "--model-args", "model=gpt-4o-mini"]  # OpenAI's own API
     api = cli("run", *endpoint, "--name", "api", "--source", "prefixed", "--apply-chat-template")
-    assert api.returncode == 2 and "gen_prefix, which openai-chat-completions cannot continue" in api.stderr
+    assert api.returncode == 2 and "gen_prefix, which OpenAI's own API cannot continue" in api.stderr
     assert json.loads(cli("pool", "stats", "--json", check=True).stdout)["models"] == 0
     chat_options = ["--source", "prefixed", "--source", "baked", "--apply-chat-template", "--no-fewshot-as-multiturn"]
     cli(*args, *chat_options, check=True)  # baked examples stay in the one user message; the prefix continues

@@ -157,13 +157,20 @@ def test_openai_compatible_server_matches_hf(server: str, requests, hf, hf_score
 TURNS = {"chat_template": True, "fewshot_as_multiturn": True, "num_fewshot": 2, "system_instruction": "Be brief."}
 
 
-@pytest.mark.parametrize(("served", "local"), [({}, {"chat_template": True}), (TURNS, TURNS)])
+CHAT = {"chat_template": True}
+
+
+@pytest.mark.parametrize(
+    ("served", "local", "prefix"), [({}, CHAT, ""), (TURNS, TURNS, ""), (CHAT, CHAT, "The sum is"), (TURNS, TURNS, "=")]
+)
 def test_openai_compatible_chat_generates_what_hf_does_on_the_chat_template(
-    server: str, hf, tmp_path: Path, served: dict, local: dict
+    server: str, hf, tmp_path: Path, served: dict, local: dict, prefix: str
 ) -> None:
     """Runs through the chat endpoint answer as hf does on the model's chat template: the plain prompt as one
-    user message, and with --apply-chat-template the system message and the few-shot turns sent as such."""
+    user message, and with --apply-chat-template the system message and the few-shot turns sent as such; an
+    answer that opens with lm-eval's gen_prefix (the assistant's turn, begun) is continued by the server."""
     sums = [(2, 2), (7, 5), (3, 4), (9, 1), (6, 6)]
+    questions = [f"Question: What is {a} plus {b}?" + ("" if prefix else "\nAnswer:") for a, b in sums]
     pool = Pool(tmp_path / "pool", create=True)
     pool.add(
         "samples",
@@ -171,8 +178,9 @@ def test_openai_compatible_chat_generates_what_hf_does_on_the_chat_template(
             {
                 "source": "sums",
                 "kind": "generation",
-                "prompt": [f"Question: What is {a} plus {b}?\nAnswer:" for a, b in sums],
+                "prompt": [f"{question} {prefix}".rstrip() for question in questions],
                 "target": [[str(a + b)] for a, b in sums],
+                "metadata": [{"question": q, "gen_prefix": prefix} if prefix else {} for q in questions],
             }
         ),
     )
