@@ -127,8 +127,18 @@ def _group_by_set(
     padded = np.full((len(n), int(n.max()) + 1), n_models, dtype=np.int64)
     padded[:, 0] = flip
     padded[unit, 1 + np.arange(len(unit)) - start[unit]] = item
-    rows, unit_group = np.unique(padded, axis=0, return_inverse=True)
+    _, first, unit_group = np.unique(_set_hash(start, item, flip, n_models), return_index=True, return_inverse=True)
+    rows = padded[first]
+    if not (rows[unit_group] == padded).all():  # two sets with one hash: sort the rows themselves (slower)
+        rows, unit_group = np.unique(padded, axis=0, return_inverse=True)
     return rows[:, 1:], unit_group.ravel()
+
+
+def _set_hash(start: np.ndarray, item: np.ndarray, flip: np.ndarray, n_models: int) -> np.ndarray:
+    """Per unit (its entries from `start` on), a 64-bit hash of (flip, set of items): a wrapping sum of fixed
+    random words, one per model."""
+    words = np.random.default_rng(0).integers(0, 2**63, size=n_models + 2, dtype=np.int64).view(np.uint64)
+    return np.add.reduceat(words[item], start) + words[n_models + flip.astype(np.int64)]
 
 
 class _Chunk:

@@ -68,6 +68,23 @@ def test_likelihood_and_gradient_equal_brute_force(seed: int) -> None:
     assert (binary.unit_k * 2 <= binary.group_size[binary.unit_group]).all()  # flipped where k > n / 2
 
 
+def test_samples_are_grouped_by_flip_and_measured_set_even_when_hashes_collide(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Units share a group exactly when they have the same flip and the same measured models; with every hash
+    equal (a collision), the rows themselves are sorted and the groups are the same."""
+    frame = random_binary(3)
+    samples = np.sort(frame["sample_id"].unique())
+    binary = conditional.from_measurements(frame, NAMES, samples)
+    per_unit = np.c_[binary.group_sign[binary.unit_group], binary.group_items[binary.unit_group]]
+    distinct = np.unique(per_unit, axis=0)
+    assert len(binary.group_items) == len(distinct) < len(binary.unit_group)  # some units share a set
+    monkeypatch.setattr(conditional, "_set_hash", lambda start, *_: np.zeros(len(start), dtype=np.uint64))
+    collided = conditional.from_measurements(frame, NAMES, samples)
+    np.testing.assert_array_equal(collided.group_items[collided.unit_group], binary.group_items[binary.unit_group])
+    np.testing.assert_array_equal(collided.group_sign[collided.unit_group], binary.group_sign[binary.unit_group])
+
+
 def test_large_sets_stay_finite() -> None:
     """A 400-model set with k = 200 and widely spread strengths: e_k is astronomically large, log e_k is not."""
     rng = np.random.default_rng(0)
