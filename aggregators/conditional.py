@@ -33,8 +33,9 @@ from aggregators.orderings import Orderings, index_of, sample_metric_key
 CHUNK_ELEMENTS = 1 << 24
 #: Rows (groups) per chunk: fewer means less padding, more means fewer numpy calls per step.
 CHUNK_ROWS = 2048
-#: The ratio E[j-1] / E[j] of a degree j no model set reaches yet: stands for infinity, overflows nothing.
-ABSENT = 1e150
+#: The ratio E[j-1] / E[j] of a degree j that a padded row's models never reach (E[j] = 0): stands for infinity,
+#: and times a padding's w = 0 gives 0.
+ABSENT = 1e300
 
 
 @dataclass(frozen=True)
@@ -177,11 +178,12 @@ class _Chunk:
         stay = np.ones((size, width, rows))  # per model: E[j] before it / E[j] after it
         for m in range(size):
             known, reach = min(m, width - 1), min(m + 1, width - 1)  # degrees with a ratio before / after m
-            grow = 1.0 + w[m] * ratio[: reach + 1]
+            grow = 1.0 + w[m] * ratio[: known + 1]  # a degree a padded row never reached: ABSENT * 0
             grow[0] = 1.0
-            np.divide(1.0, grow, out=stay[m, : reach + 1])
+            np.divide(1.0, grow, out=stay[m, : known + 1])
             ratio[1 : known + 1] *= grow[:known] * stay[m, 1 : known + 1]
-            if reach > known:  # E[m + 1] is new: its ratio E[m] / E[m + 1] = (1 + t[m]) / w_m, absent if w_m = 0
+            if reach > known:  # E[m + 1] was 0: none of it stays; its ratio E[m] / E[m + 1] = (1 + t[m]) / w_m
+                stay[m, reach] = w[m] == 0  # padding (w = 0) reaches no new degree
                 ratio[reach] = np.where(w[m] > 0, grow[known] / w[m], ABSENT)
         log_e = np.zeros((width, rows))
         log_e[1:] = -np.cumsum(np.log(ratio[1:]), axis=0)

@@ -234,6 +234,20 @@ def test_far_apart_k_in_one_set_need_no_log_space() -> None:
     np.testing.assert_allclose(gradient, (5 + 1990) / 4000, rtol=1e-9)  # inclusion probability k / n each
 
 
+def test_a_model_hundreds_of_nats_below_the_others_still_agrees_with_log_space() -> None:
+    """b, 400 nats below a, opens degree 2 with a ratio of e^400: its share there must move down whole."""
+    names = np.array(["a", "b", "c", "d", "e", "f"])
+    frame = pd.DataFrame({"sample_id": "s", "model": names, "value": [1.0, 1.0, 1.0, 0.0, 0.0, 0.0]})
+    binary = conditional.from_measurements(frame, names, np.array(["s"]))
+    (chunk,) = conditional.Layout(binary).chunks
+    theta = np.array([0.0, -400.0, 0.5, -1.0, 0.2, -0.3, 0.0])
+    x = np.where(chunk.padding, -np.inf, chunk.sign[:, None] * theta[chunk.items])
+    ratios, log_space = chunk._ratios(x), chunk._log_space(x)
+    assert ratios is not None
+    assert ratios[0] == pytest.approx(log_space[0], rel=1e-12)
+    np.testing.assert_allclose(ratios[1], log_space[1], atol=1e-12)
+
+
 def test_strengths_too_far_apart_for_the_ratios_go_to_log_space() -> None:
     """b, second in the set, 720 nats below a: E[1] / E[2] after b is e^720, past a float (from about 745
     apart a strength is 0 next to the others, in log space too): the log-space recursion answers instead."""
