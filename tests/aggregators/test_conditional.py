@@ -235,7 +235,8 @@ def test_far_apart_k_in_one_set_need_no_log_space() -> None:
 
 
 def test_a_model_hundreds_of_nats_below_the_others_still_agrees_with_log_space() -> None:
-    """b, 400 nats below a, opens degree 2 with a ratio of e^400: its share there must move down whole."""
+    """b, 400 nats below a and second in the set, opens degree 2 with a ratio of e^400 (within a float): value
+    and gradient still agree with the log-space recursion."""
     names = np.array(["a", "b", "c", "d", "e", "f"])
     frame = pd.DataFrame({"sample_id": "s", "model": names, "value": [1.0, 1.0, 1.0, 0.0, 0.0, 0.0]})
     binary = conditional.from_measurements(frame, names, np.array(["s"]))
