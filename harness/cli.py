@@ -38,6 +38,7 @@ from harness.models import cache_dir
 from harness.present import (
     leaderboard,
     leaderboard_json,
+    nothing_measured,
     print_leaderboard,
     print_probe,
     probe_pool,
@@ -208,6 +209,8 @@ def compare_command(
         raise PoolError("--junit, --html and --max-drop judge one CANDIDATE against one BASE; name two models")
     pool = open_pool()
     scores, _ = ranking_inputs(pool, source, metric)
+    if scores.empty:
+        raise PoolError(nothing_measured(source, metric, "compare"))
     measured = set(scores["model"])
     unmeasured = [m for m in models if m not in measured]
     if unmeasured:

@@ -19,15 +19,17 @@ def _counting_bar() -> Progress:
     )
 
 
-def _nothing_to_rank(sources: list[str] | None, metric: str | None) -> str:
-    """Why the selected samples give nothing to rank, and the metrics measured on them if those are others."""
+def nothing_measured(sources: list[str] | None, metric: str | None, command: str = "rank") -> str:
+    """Why the selected samples give `command` (rank: which also takes comparisons; compare) nothing, and the
+    metrics measured on them if those are others."""
     import pyarrow.compute as pc
 
     measured = open_pool().read_arrow("measurements", sources=sources, columns=["metric"])["metric"]
     others = sorted(set(pc.unique(measured).to_pylist()) - {metric})
     hint = f" (their measurements are of {name_list(others)}: choose one with --metric)" if others else ""
     asked = f"metric {metric!r}" if metric is not None else "the samples' own metric"
-    return f"nothing to rank: no measurements of {asked} or comparisons for the selected samples{hint}"
+    comparisons = " or comparisons" if command == "rank" else ""
+    return f"nothing to {command}: no measurements of {asked}{comparisons} for the selected samples{hint}"
 
 
 def leaderboard(
@@ -48,7 +50,7 @@ def leaderboard(
 
     scores, comparisons = ranking_inputs(open_pool(), sources, metric, sample_ids)
     if scores.empty and comparisons.empty:
-        raise PoolError(_nothing_to_rank(sources, metric))
+        raise PoolError(nothing_measured(sources, metric))
     with _counting_bar() as bar:
         fitting = bar.add_task(f"ranking by {method}", total=None)
         replicates = bar.add_task("bootstrap over samples", total=bootstrap, visible=False)

@@ -247,9 +247,10 @@ def test_cli_names_the_option_out_of_range(cli, tmp_path: Path) -> None:
     for option, value in (("--alpha", "-1"), ("--bootstrap", "-3"), ("--seed", "-1")):
         done = cli("rank", option, value)
         assert done.returncode == 2 and option in done.stderr and "Traceback" not in done.stderr
-    metric = cli("rank", "--metric", "f1")
-    assert metric.returncode == 2 and "no measurements of metric 'f1'" in metric.stderr
-    assert "(their measurements are of acc: choose one with --metric)" in metric.stderr
+    for command in ("rank", "compare a b"):  # compare said: model 'a' has no measurements here; measured: none
+        metric = cli(*command.split(), "--metric", "f1")
+        assert metric.returncode == 2 and f"nothing to {command[:7]}: no measurements of metric 'f1'" in metric.stderr
+        assert "(their measurements are of acc: choose one with --metric)" in metric.stderr
     for command in (["report", "--out"], ["compare", "a", "b", "--junit"], ["compare", "a", "b", "--html"]):
         folder = cli(*command, str(tmp_path))  # refused by the parser, before any work (report: its bootstrap)
         assert folder.returncode == 2 and f"Invalid value for '{command[-1]}'" in folder.stderr
