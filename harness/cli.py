@@ -20,10 +20,12 @@ from harness.cli_common import (
     BootstrapOpt,
     JsonOpt,
     MethodOpt,
+    MetricOpt,
     QueryOpt,
     SeedOpt,
     SourcesOpt,
     ThresholdOpt,
+    TiesOpt,
     TopKOpt,
     WhereOpt,
     emit_json,
@@ -86,11 +88,11 @@ def main_options(
 def rank_command(
     method: MethodOpt = DEFAULT_METHOD,
     source: SourcesOpt = None,
-    metric: Annotated[str | None, typer.Option(help="Rank on this metric instead of each sample's own.")] = None,
+    metric: MetricOpt = None,
     alpha: AlphaOpt = None,
     bootstrap: BootstrapOpt = 0,
     seed: SeedOpt = 0,
-    ties: Annotated[str, typer.Option(help="Tied comparisons: both (a win each way) or half.")] = "both",
+    ties: TiesOpt = "both",
     query: QueryOpt = None,
     top_k: TopKOpt = None,
     threshold: ThresholdOpt = None,
@@ -128,9 +130,11 @@ def report_command(
     out: Annotated[Path, typer.Option(dir_okay=False, help="Where to write the HTML file.")] = Path("report.html"),
     source: SourcesOpt = None,
     method: MethodOpt = DEFAULT_METHOD,
+    metric: MetricOpt = None,
     alpha: AlphaOpt = None,
     bootstrap: BootstrapOpt = 100,
     seed: SeedOpt = 0,
+    ties: TiesOpt = "both",
     browser_limit: Annotated[int, typer.Option(min=0, help="Samples per model in the sample browser.")] = 500,
     query: QueryOpt = None,
     top_k: TopKOpt = None,
@@ -144,7 +148,10 @@ def report_command(
     from reports.render import render_leaderboard
 
     sample_ids = probed_sample_ids(query, top_k, threshold, source, where)
-    board, scores, comparisons = leaderboard(source, method, alpha, bootstrap, seed, sample_ids=sample_ids)
+    board, scores, comparisons = leaderboard(source, method, alpha, bootstrap, seed, metric, ties, sample_ids)
+    header = {"metric": metric} if metric is not None else {}
+    if sample_ids:
+        header["query"] = f"{query!r}: the {len(sample_ids):,} samples that fit it"
     data = build_report(
         open_pool(),
         board,
@@ -153,7 +160,7 @@ def report_command(
         title="poolbench leaderboard" + (f": {query}" if query else ""),
         bootstrap=bootstrap,
         browser_limit=browser_limit,
-        extra_header={"query": f"{query!r}: the {len(sample_ids):,} samples that fit it"} if sample_ids else None,
+        extra_header=header,
     )
     write_html(out, render_leaderboard(data, cache_dir()))
 
@@ -185,7 +192,7 @@ def probe_command(
 def compare_command(
     models: Annotated[list[str], typer.Argument(help="BASE CANDIDATE, or three or more models for a matrix.")],
     source: SourcesOpt = None,
-    metric: Annotated[str | None, typer.Option(help="Compare on this metric instead of each sample's own.")] = None,
+    metric: MetricOpt = None,
     alpha: Annotated[float, typer.Option(min=0.0, max=1.0, help="Significance level of a regression.")] = 0.05,
     max_drop: Annotated[float, typer.Option(min=0.0, help="Tolerated drop of the candidate before it counts.")] = 0.0,
     min_shared: Annotated[int, typer.Option(min=1, help="Fewest shared samples for a verdict.")] = 30,

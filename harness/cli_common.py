@@ -105,3 +105,5 @@ AlphaOpt = Annotated[
 ]
 BootstrapOpt = Annotated[int, typer.Option(min=0, help="Bootstrap replicates over samples for 95% intervals.")]
 SeedOpt = Annotated[int, typer.Option(min=0, help="Seed of the bootstrap.")]
+MetricOpt = Annotated[str | None, typer.Option(help="This metric instead of each sample's own.")]
+TiesOpt = Annotated[str, typer.Option(help="Tied comparisons: both (a win each way) or half.")]

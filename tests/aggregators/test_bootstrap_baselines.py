@@ -287,6 +287,29 @@ def test_scores_resting_on_a_prior_are_told_on_the_command_line_and_in_the_repor
         assert f'<li class="warn">{escape(note)}</li>' in (tmp_path / "r.html").read_text()
 
 
+def test_report_takes_the_metric_rank_takes(cli, tmp_path: Path) -> None:
+    """a leads on accuracy, b on a second metric of the same samples: `report --metric f1` is the f1 board
+    (as `rank --metric f1`), and its header says so."""
+    rng = np.random.default_rng(8)
+    matrix = tmp_path / "m.csv"
+    pd.DataFrame({"id": [f"q{i}" for i in range(30)], "a": rng.random(30) < 0.8, "b": rng.random(30) < 0.3}).astype(
+        {"a": int, "b": int}
+    ).to_csv(matrix, index=False)
+    cli("import", "matrix", str(matrix), "--source", "m", "--metric", "acc", check=True)
+    pool = Pool(tmp_path / "pool")
+    ids = pool.samples()["sample_id"]
+    f1 = pd.DataFrame({"sample_id": np.r_[ids, ids], "model": ["a"] * 30 + ["b"] * 30, "metric": "f1"})
+    pool.add("measurements", f1.assign(value=np.r_[rng.uniform(0, 0.5, 30), rng.uniform(0.5, 1, 30)]))
+    for metric, order in ((None, ["a", "b"]), ("f1", ["b", "a"])):
+        options = ["--metric", metric] if metric else []
+        ranked = json.loads(cli("rank", *options, "--json", check=True).stdout)["models"]
+        assert [m["model"] for m in ranked] == order
+        cli("report", *options, "--bootstrap", "0", "--out", str(tmp_path / "r.html"), check=True)
+        page = (tmp_path / "r.html").read_text()
+        assert re.findall(r'class="leaderboard-row" data-model="(\w+)"', page) == order
+        assert ("<tr><td>metric</td><td>f1</td></tr>" in page) == (metric == "f1")
+
+
 def test_alpha_is_the_prior_of_the_pl_methods_only(cli, tmp_path: Path) -> None:
     matrix = tmp_path / "m.csv"
     pd.DataFrame({"id": ["q1", "q2", "q3"], "a": [1, 1, 0], "b": [0, 1, 1], "c": [0, 0, 1]}).to_csv(matrix, index=False)
