@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import typer
 from rich.console import Console
@@ -94,9 +94,12 @@ WhereOpt = Annotated[
     list[str] | None, typer.Option("--where", help="Probe: KEY=VALUE on a sample column or metadata field.")
 ]
 SourcesOpt = Annotated[list[str] | None, typer.Option("--source", help="Only these sources (repeatable).")]
-#: aggregators.DEFAULT_METHOD, spelled out so that the CLI starts without importing scipy (a test checks).
-DEFAULT_METHOD = "pl-conditional"
-MethodOpt = Annotated[str, typer.Option(help="pl-conditional | pl | mean | bt | elo | borda")]
+#: aggregators' DEFAULT_METHOD, METHODS and orderings.TIE_MODES, spelled out so that the CLI starts without
+#: importing scipy (a test checks they agree).
+Method = Literal["pl-conditional", "pl", "mean", "bt", "elo", "borda"]
+TieMode = Literal["both", "half"]
+DEFAULT_METHOD: Method = "pl-conditional"
+MethodOpt = Annotated[Method, typer.Option(help="How to rank.")]
 AlphaOpt = Annotated[
     float | None,
     typer.Option(
@@ -106,4 +109,4 @@ AlphaOpt = Annotated[
 BootstrapOpt = Annotated[int, typer.Option(min=0, help="Bootstrap replicates over samples for 95% intervals.")]
 SeedOpt = Annotated[int, typer.Option(min=0, help="Seed of the bootstrap.")]
 MetricOpt = Annotated[str | None, typer.Option(help="This metric instead of each sample's own.")]
-TiesOpt = Annotated[str, typer.Option(help="Tied comparisons: both (a win each way) or half.")]
+TiesOpt = Annotated[TieMode, typer.Option(help="Tied comparisons: a win each way (both) or half.")]

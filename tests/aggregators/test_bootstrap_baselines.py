@@ -244,7 +244,13 @@ def test_cli_names_the_option_out_of_range(cli, tmp_path: Path) -> None:
     matrix = tmp_path / "m.csv"
     pd.DataFrame({"id": ["q1", "q2"], "a": [1, 0], "b": [0, 1]}).to_csv(matrix, index=False)
     cli("import", "matrix", str(matrix), "--source", "m", check=True)
-    for option, value in (("--alpha", "-1"), ("--bootstrap", "-3"), ("--seed", "-1")):
+    for option, value in (
+        ("--alpha", "-1"),
+        ("--bootstrap", "-3"),
+        ("--seed", "-1"),
+        ("--method", "best"),
+        ("--ties", "x"),
+    ):
         done = cli("rank", option, value)
         assert done.returncode == 2 and option in done.stderr and "Traceback" not in done.stderr
     for command in ("rank", "compare a b"):  # compare said: model 'a' has no measurements here; measured: none

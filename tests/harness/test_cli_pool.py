@@ -10,7 +10,7 @@ import select
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import pandas as pd
 import pyarrow.parquet as pq
@@ -78,9 +78,12 @@ def test_stats_compact_export(cli, tmp_path: Path) -> None:
 
 def test_cli_default_method_is_the_library_default() -> None:
     import aggregators
-    from harness.cli_common import DEFAULT_METHOD
+    from aggregators.orderings import TIE_MODES
+    from harness import cli_common
 
-    assert DEFAULT_METHOD == aggregators.DEFAULT_METHOD
+    assert cli_common.DEFAULT_METHOD == aggregators.DEFAULT_METHOD
+    assert sorted(get_args(cli_common.Method)) == sorted(aggregators.METHODS)
+    assert get_args(cli_common.TieMode) == TIE_MODES
 
 
 def test_names_with_brackets_print_as_they_are(cli, tmp_path: Path) -> None:
