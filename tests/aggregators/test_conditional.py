@@ -197,6 +197,26 @@ def test_diagnostics_prior_and_bootstrap() -> None:
     np.testing.assert_allclose(again["ci_low"], board["ci_low"], atol=1e-6)
 
 
+def one_set(values: list[float]) -> conditional._Chunk:
+    """The chunk of one sample measured on models m0, m1, ... with these values."""
+    names = np.array([f"m{i}" for i in range(len(values))])
+    frame = pd.DataFrame({"sample_id": "s", "model": names, "value": values})
+    (chunk,) = conditional.Layout(conditional.from_measurements(frame, names, np.array(["s"]))).chunks
+    return chunk
+
+
+def strengths(chunk: conditional._Chunk, theta_padded: np.ndarray) -> np.ndarray:
+    """The chunk's signed log-strengths per row, as its kernels take them (padding: -inf)."""
+    return np.where(chunk.padding, -np.inf, chunk.sign[:, None] * theta_padded[chunk.items])
+
+
+def assert_kernels_agree(chunk: conditional._Chunk, x: np.ndarray, atol: float) -> None:
+    ratios, log_space = chunk._ratios(x), chunk._log_space(x)
+    assert ratios is not None
+    assert ratios[0] == pytest.approx(log_space[0], rel=1e-12)
+    np.testing.assert_allclose(ratios[1], log_space[1], atol=atol)
+
+
 @pytest.mark.parametrize("spread", [0.5, 8.0])
 def test_ratio_and_log_space_recursions_agree(spread: float) -> None:
     """Both kernels on one 400-model set seen by samples with k from 3 to 390 (multi-k rows)."""
@@ -209,11 +229,7 @@ def test_ratio_and_log_space_recursions_agree(spread: float) -> None:
     binary = conditional.from_measurements(frame, names, np.sort(frame["sample_id"].unique()))
     theta = np.r_[rng.normal(0, spread, 400), 0.0]
     for chunk in conditional.Layout(binary).chunks:
-        x = np.where(chunk.padding, -np.inf, chunk.sign[:, None] * theta[chunk.items])
-        ratios, log_space = chunk._ratios(x), chunk._log_space(x)
-        assert ratios is not None
-        assert ratios[0] == pytest.approx(log_space[0], rel=1e-12)
-        np.testing.assert_allclose(ratios[1], log_space[1], atol=1e-9)
+        assert_kernels_agree(chunk, strengths(chunk, theta), atol=1e-9)
 
 
 def test_far_apart_k_in_one_set_need_no_log_space() -> None:
@@ -237,27 +253,17 @@ def test_far_apart_k_in_one_set_need_no_log_space() -> None:
 def test_a_model_hundreds_of_nats_below_the_others_still_agrees_with_log_space() -> None:
     """b, 400 nats below a and second in the set, opens degree 2 with a ratio of e^400 (within a float): value
     and gradient still agree with the log-space recursion."""
-    names = np.array(["a", "b", "c", "d", "e", "f"])
-    frame = pd.DataFrame({"sample_id": "s", "model": names, "value": [1.0, 1.0, 1.0, 0.0, 0.0, 0.0]})
-    binary = conditional.from_measurements(frame, names, np.array(["s"]))
-    (chunk,) = conditional.Layout(binary).chunks
+    chunk = one_set([1.0, 1.0, 1.0, 0.0, 0.0, 0.0])
     theta = np.array([0.0, -400.0, 0.5, -1.0, 0.2, -0.3, 0.0])
-    x = np.where(chunk.padding, -np.inf, chunk.sign[:, None] * theta[chunk.items])
-    ratios, log_space = chunk._ratios(x), chunk._log_space(x)
-    assert ratios is not None
-    assert ratios[0] == pytest.approx(log_space[0], rel=1e-12)
-    np.testing.assert_allclose(ratios[1], log_space[1], atol=1e-12)
+    assert_kernels_agree(chunk, strengths(chunk, theta), atol=1e-12)
 
 
 def test_strengths_too_far_apart_for_the_ratios_go_to_log_space() -> None:
     """b, second in the set, 720 nats below a: E[1] / E[2] after b is e^720, past a float (from about 745
     apart a strength is 0 next to the others, in log space too): the log-space recursion answers instead."""
-    names = np.array(["a", "b", "c", "d", "e"])
-    frame = pd.DataFrame({"sample_id": "s", "model": names, "value": [1.0, 1.0, 0.0, 0.0, 0.0]})
-    binary = conditional.from_measurements(frame, names, np.array(["s"]))
-    (chunk,) = conditional.Layout(binary).chunks
+    chunk = one_set([1.0, 1.0, 0.0, 0.0, 0.0])
     theta = np.array([0.0, -720.0, 0.5, -1.0, 0.0, 0.0])
-    x = np.where(chunk.padding, -np.inf, chunk.sign[:, None] * theta[chunk.items])
+    x = strengths(chunk, theta)
     assert chunk.items.tolist() == [[0, 1, 2, 3, 4]] and chunk._ratios(x) is None
     value, gradient = chunk.log_likelihood_terms(theta)
     w = np.exp(theta[[0, 2, 3, 4]])  # e_2 without b (its terms are e^-720 smaller)
