@@ -20,8 +20,8 @@ def _counting_bar() -> Progress:
 
 
 def nothing_measured(sources: list[str] | None, metric: str | None, command: str = "rank") -> str:
-    """Why the selected samples give `command` (rank: which also takes comparisons; compare) nothing, and the
-    metrics measured on them if those are others."""
+    """Why the selected samples leave `command` ("rank", which also takes comparisons, or "compare") nothing to
+    work on, and the metrics measured on them if those are others."""
     import pyarrow.compute as pc
 
     measured = open_pool().read_arrow("measurements", sources=sources, columns=["metric"])["metric"]
@@ -157,6 +157,9 @@ def print_leaderboard(board: Any) -> None:
     """The leaderboard as a table on stdout."""
     from rich.table import Table
 
+    import aggregators
+    from aggregators.diagnostics import bootstrap_prior_note, prior_note, uninformative_note
+
     table = Table(title=f"poolbench leaderboard ({board.attrs['method']})", caption=f"scores: {board.attrs['score']}")
     for column in ("rank", "model", "score", "95% CI", "rank range", "samples"):
         table.add_column(column, justify="left" if column == "model" else "right")
@@ -166,9 +169,6 @@ def print_leaderboard(board: Any) -> None:
         ranks = f"{int(row.rank_low)}-{int(row.rank_high)}" if has_ci else ""
         table.add_row(str(row["rank"]), str(row.model), f"{row.score:.3f}", ci, ranks, f"{row.n_samples:,}")
     stdout.print(table)
-    import aggregators
-    from aggregators.diagnostics import bootstrap_prior_note, prior_note, uninformative_note
-
     diagnostics = board.attrs["diagnostics"]
     resting = prior_note(diagnostics, board.attrs["alpha"])
     if resting:
