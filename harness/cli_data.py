@@ -230,8 +230,13 @@ def import_pairwise_command(
     winner: Annotated[
         str, typer.Option(help="Column of the winner: a|b|tie, left|right|tie or a model name.")
     ] = "winner",
-    prompt: Annotated[str | None, typer.Option(help="Column of the prompt (one sample per prompt).")] = None,
-    judge: Annotated[str | None, typer.Option(help="Column of the judge (human or LLM).")] = None,
+    prompt: Annotated[
+        str | None,
+        typer.Option(help="Column of the prompt, one sample per prompt [default: prompt, if the file has it]."),
+    ] = None,
+    judge: Annotated[
+        str | None, typer.Option(help="Column of the judge, human or LLM [default: judge, if the file has it].")
+    ] = None,
 ) -> None:
     """Pairwise preferences: rows of model_a, model_b, winner [, prompt, judge]."""
     from tasks.importers.pairwise import import_pairwise

@@ -32,13 +32,16 @@ def import_pairwise(
     prompt: str | None = None,
     judge: str | None = None,
 ) -> dict[str, pd.DataFrame]:
-    """Samples (kind `preference`, one per distinct prompt, or per row without a prompt column) and one
-    comparison per row. Winner values: a|b|tie, left|right|tie, or the winning model's name.
+    """Samples (kind `preference`, one per distinct prompt, or per row of the file without a prompt column)
+    and one comparison per row. Winner values: a|b|tie, left|right|tie, or the winning model's name. `prompt`
+    and `judge` default to the columns of those names when the file has them.
 
     Raises PoolError naming the line of an unknown winner, an empty model name or an empty prompt.
     """
     path = Path(path)
     frame = read_rows(path)
+    prompt = prompt or ("prompt" if "prompt" in frame.columns else None)
+    judge = judge or ("judge" if "judge" in frame.columns else None)
     for column in [model_a, model_b, winner] + [c for c in (prompt, judge) if c]:
         if column not in frame.columns:
             raise PoolError(f"{path}: missing column {column!r} (columns: {', '.join(frame.columns[:-1])})")
@@ -66,9 +69,9 @@ def import_pairwise(
             )
     if prompts is not None:
         source_ids = prompts
-    else:
-        prompts = np.array([f"comparison at line {n}" for n in frame["_line"]], dtype=object)
-        source_ids = frame["_line"].astype(str).to_numpy()
+    else:  # each row its own sample, apart from the rows of other files
+        source_ids = np.array([f"{path.name}:{n}" for n in frame["_line"]], dtype=object)
+        prompts = np.array([f"comparison at line {n} of {path.name}" for n in frame["_line"]], dtype=object)
     samples = complete_samples(
         pd.DataFrame(
             {

@@ -209,6 +209,22 @@ def test_bad_pairwise_rows_name_their_line(cli, tmp_path: Path, second: dict, me
     assert not (tmp_path / "pool").exists() or stats(cli)["comparisons"] == 0
 
 
+def test_pairwise_prompt_and_judge_columns_are_read_by_name(tmp_path: Path) -> None:
+    """A file's `prompt` and `judge` columns are used without options (was: every row its own sample, no
+    judge); rows of files without prompts are samples of their own file (was: line 2 of two files, one
+    sample)."""
+    named = tmp_path / "named.csv"
+    named.write_text("model_a,model_b,winner,prompt,judge\nx,y,a,p1,j1\ny,z,b,p1,j2\nx,z,tie,p2,j1\n")
+    imported = import_pairwise(named, "s")
+    assert imported["samples"]["prompt"].tolist() == ["p1", "p2"]
+    assert imported["comparisons"]["judge"].tolist() == ["j1", "j2", "j1"]
+    one, two = (tmp_path / "one.csv", tmp_path / "two.csv")
+    for path in (one, two):
+        path.write_text("model_a,model_b,winner\nx,y,a\n")
+    ids = [import_pairwise(path, "s")["samples"]["sample_id"].item() for path in (one, two, one)]
+    assert ids[0] != ids[1] and ids[0] == ids[2]
+
+
 @pytest.mark.parametrize(
     ("name", "content"),
     [
