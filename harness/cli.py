@@ -30,6 +30,7 @@ from harness.cli_common import (
     WhereOpt,
     emit_json,
     open_pool,
+    pool_name,
     set_pool_dir,
     stderr,
     user_errors,
@@ -265,7 +266,7 @@ def run_command(
             help="Backend: any lm-eval model (hf, vllm, local-completions, ...) or baseline-random|longest|shortest.",
         ),
     ],
-    name: Annotated[str, typer.Option("--name", help="The model's name in the pool.")],
+    name: Annotated[str, typer.Option("--name", callback=pool_name, help="The model's name in the pool.")],
     model_args: Annotated[
         str,
         typer.Option(
@@ -314,8 +315,6 @@ def run_command(
 
     if fraction is not None and limit is not None:
         raise PoolError("give --fraction or --limit, not both")
-    if not name.strip():
-        raise PoolError("--name is empty: name the model as the pool should know it")
     pool = open_pool()
     base = pool.read_arrow("measurements", models=[same_subset_as], columns=["model"]) if same_subset_as else None
     if base is not None and base.num_rows == 0:

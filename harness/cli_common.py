@@ -86,7 +86,17 @@ def set_pool_dir(pool: Path | None) -> None:
     State.pool_dir = pool or Path(os.environ.get("POOLBENCH_POOL") or "pool")
 
 
-SourceOpt = Annotated[str, typer.Option("--source", help="Name of the source the samples belong to.")]
+def pool_name(value: str) -> str:
+    """A name the pool keeps (a model's, a source's), stripped as the names read from files are; refused by the
+    option parser when empty."""
+    if not value.strip():
+        raise typer.BadParameter("empty: give the name the pool should know it by")
+    return value.strip()
+
+
+SourceOpt = Annotated[
+    str, typer.Option("--source", callback=pool_name, help="Name of the source the samples belong to.")
+]
 QueryOpt = Annotated[str | None, typer.Option(help="Only the samples that fit this question (see `probe`).")]
 TopKOpt = Annotated[int | None, typer.Option(help="Probe: the K most similar samples (default 50).")]
 ThresholdOpt = Annotated[float | None, typer.Option(help="Probe: samples at least this similar.")]

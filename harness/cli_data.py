@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from harness.cli_common import JsonOpt, SourceOpt, emit_json, ingest, open_pool, stderr, user_errors
+from harness.cli_common import JsonOpt, SourceOpt, emit_json, ingest, open_pool, pool_name, stderr, user_errors
 from harness.schema import TABLES, PoolError
 
 pool_app = typer.Typer(no_args_is_help=True, help="Create, inspect and maintain a pool directory.")
@@ -132,7 +132,7 @@ def _register_local(fmt: str, name: str) -> None:
     @user_errors
     def add_file(
         path: Path,
-        source: Annotated[str, typer.Option("--source", help="Name of the source.")],
+        source: SourceOpt,
         kind: KindOpt = "multiple_choice",
         id_field: IdField = "id",
         question_field: QuestionField = None,
@@ -162,7 +162,7 @@ def add_starter(
 @user_errors
 def add_hf(
     dataset: Annotated[str, typer.Argument(help="HF dataset id, builder (json, csv, parquet) or saved folder.")],
-    source: Annotated[str, typer.Option("--source", help="Name of the source.")],
+    source: SourceOpt,
     config: Annotated[str | None, typer.Option(help="Dataset configuration.")] = None,
     split: Annotated[str, typer.Option(help="Split to add.")] = "test",
     data_files: Annotated[list[str] | None, typer.Option("--data-files", help="Files for a builder.")] = None,
@@ -248,7 +248,7 @@ def import_pairwise_command(
 @user_errors
 def import_lm_eval_samples_command(
     paths: Annotated[list[Path], typer.Argument(help="samples_<task>_<date>.jsonl files from --log_samples.")],
-    model: Annotated[str, typer.Option("--model", help="The model's name in the pool.")],
+    model: Annotated[str, typer.Option("--model", callback=pool_name, help="The model's name in the pool.")],
 ) -> None:
     """lm-eval --log_samples JSONL: samples, one measurement per metric, and the responses."""
     from tasks.importers.lm_eval_samples import import_lm_eval_samples

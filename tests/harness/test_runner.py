@@ -217,7 +217,7 @@ def test_bad_backends_fail_before_any_work(cli, tmp_path: Path) -> None:
     bad = cli("run", "--model", "hf", "--model-args", "pretrained", "--name", "x")
     assert bad.returncode == 2 and "not key=value" in bad.stderr
     nameless = cli("run", "--model", "baseline-random", "--name", " ")
-    assert nameless.returncode == 2 and "--name is empty" in nameless.stderr
+    assert nameless.returncode == 2 and "Invalid value for '--name': empty" in nameless.stderr
     pattern = cli("run", "--model", "baseline-random", "--name", "x", "--answer-pattern", "Answer: (\\d+")
     assert pattern.returncode == 2 and "is no regular expression: missing )" in pattern.stderr
     typo = cli("run", "--model", "baseline-random", "--name", "x", "--source", "starter/capital")
@@ -236,6 +236,10 @@ def test_bad_backends_fail_before_any_work(cli, tmp_path: Path) -> None:
     scored = cli("run", "--model", "baseline-random", "--name", "x", "--source", "m")
     assert scored.returncode == 2 and "nothing to evaluate" in scored.stderr
     assert json.loads(cli("pool", "stats", "--json", check=True).stdout)["models"] == 1  # the matrix's only
+    cli(
+        "run", "--model", "baseline-random", "--name", " x ", "--source", "starter/capitals", "--limit", "2", check=True
+    )
+    assert Pool(tmp_path / "pool").measurements(sources=["starter/capitals"])["model"].unique().tolist() == ["x"]
 
 
 def test_model_args_parsing() -> None:

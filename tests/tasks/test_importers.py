@@ -342,6 +342,21 @@ def test_a_bad_template_is_named(cli, tmp_path: Path) -> None:
         assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr, done.stderr
 
 
+def test_names_the_pool_keeps_are_stripped_and_never_empty(cli, tmp_path: Path) -> None:
+    """`--source` and `import lm-eval-samples --model` as the names read from files (was: source ' s ', and an
+    empty source named a samples row)."""
+    data = tmp_path / "d.jsonl"
+    data.write_text(json.dumps({"question": "q", "choices": ["x", "y"], "answer": 0}) + "\n")
+    refused = cli("add", "jsonl", str(data), "--source", " ")
+    assert refused.returncode == 2 and "Invalid value for '--source': empty" in refused.stderr
+    cli("add", "jsonl", str(data), "--source", " s ", check=True)
+    assert Pool(tmp_path / "pool").samples()["source"].tolist() == ["s"]
+    logged = tmp_path / "samples_t_2026-01-01T00-00-00.jsonl"
+    logged.write_text("{}\n")
+    refused = cli("import", "lm-eval-samples", str(logged), "--model", "")
+    assert refused.returncode == 2 and "Invalid value for '--model': empty" in refused.stderr
+
+
 def test_local_files_with_mapping_template_and_metadata(cli, tmp_path: Path) -> None:
     path = tmp_path / "data.csv"
     path.write_text('qid,q,opts,gold,subject\n1,2+2?,"[""3"", ""4""]",B,math\n2,Sky?,"[""blue"", ""red""]",A,sci\n')
