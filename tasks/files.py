@@ -70,9 +70,10 @@ def read_table(path: Path, fmt: str, **read_csv: Any) -> tuple[pd.DataFrame, np.
     """A CSV file (`pandas.read_csv` with the options `read_csv`) or a Parquet file, and the line of each row
     (a Parquet file: its 1-based row number).
 
-    Raises PoolError naming `path:line` for a CSV row with more or fewer fields than the header, and for a
-    repeated column name or an empty one after the first (pandas would call them `a.1` and `Unnamed: 2`), or
-    naming `path` for an unreadable file or one with no rows.
+    Column names are stripped of surrounding spaces. Raises PoolError naming `path:line` for a CSV row with
+    more or fewer fields than the header, and for a repeated column name or an empty one after the first
+    (pandas would call them `a.1` and `Unnamed: 2`), or naming `path` for an unreadable file or one with no
+    rows.
     """
     lines = _csv_lines(path) if fmt == "csv" else None
     if lines is not None and not len(lines):
@@ -83,6 +84,7 @@ def read_table(path: Path, fmt: str, **read_csv: Any) -> tuple[pd.DataFrame, np.
         raise PoolError(f"{path}: unreadable {fmt} ({str(err).splitlines()[0]})") from None
     if frame.empty:
         raise PoolError(f"{path}: no rows")
+    frame.columns = [str(name).strip() for name in frame.columns]
     if lines is None:
         _check_column_names([str(c) for c in frame.columns], str(path))
         return frame, np.arange(1, len(frame) + 1)
@@ -124,11 +126,11 @@ def _utf8_lines(handle: BinaryIO, path: Path) -> Iterator[str]:
 
 
 def _check_column_names(names: list[str], where: str) -> None:
-    """PoolError at `where` for the first repeated column name, or an empty one after the first (pandas writes
-    its index, a matrix's usual id column, without a name)."""
+    """PoolError at `where` for the first column name repeated (spaces around a name do not count), or an
+    empty one after the first (pandas writes its index, a matrix's usual id column, without a name)."""
     seen: set[str] = set()
-    for position, name in enumerate(names, start=1):
-        if position > 1 and not name.strip():
+    for position, name in enumerate((name.strip() for name in names), start=1):
+        if position > 1 and not name:
             raise PoolError(f"{where}: column {position} has no name")
         if name in seen:
             raise PoolError(f"{where}: column {name!r} appears twice")

@@ -148,6 +148,16 @@ def test_a_file_that_is_no_matrix(cli, tmp_path: Path, name: str, text: str, mes
     assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr, done.stderr
 
 
+def test_column_names_are_stripped(cli, tmp_path: Path) -> None:
+    """A matrix's model names and a local file's fields, written with spaces after the commas (was: model
+    ' beta', and no field 'question')."""
+    (tmp_path / "m.csv").write_text("id, alpha, beta\nq1,1,0\n")
+    cli("import", "matrix", str(tmp_path / "m.csv"), "--source", "m", check=True)
+    assert sorted(Pool(tmp_path / "pool").measurements()["model"]) == ["alpha", "beta"]
+    (tmp_path / "d.csv").write_text('question, choices, answer\nq,"[""x"", ""y""]",1\n')
+    assert load_local(tmp_path / "d.csv", "d")[["prompt", "target"]].values.tolist() == [["Question: q\nAnswer:", "1"]]
+
+
 def test_a_matrix_row_without_an_id_names_its_line(cli, tmp_path: Path) -> None:
     csv_file, parquet_file = tmp_path / "m.csv", tmp_path / "m.parquet"
     csv_file.write_text("id,alpha,beta\nq1,1,0\n,1,1\n")
@@ -165,6 +175,7 @@ def test_a_matrix_row_without_an_id_names_its_line(cli, tmp_path: Path) -> None:
         ("id,a,b\nq1,1,0\nq2,1\n", "m.csv:3: 2 fields where the header has 3"),  # pandas: b missing
         ("id,a,\nq1,1,0\n", "m.csv:1: column 3 has no name"),  # pandas: a model 'Unnamed: 2'
         ("id,a,a\nq1,1,0\n", "m.csv:1: column 'a' appears twice"),  # pandas: a and a.1
+        ("id,a, a \nq1,1,0\n", "m.csv:1: column 'a' appears twice"),  # was: models 'a' and ' a '
         ('id,a,b\nq1,1,0\n\n"q\n2",1,x\n', "m.csv:4: cell of sample 'q\\n2', model 'b' is not a number: 'x'"),
         ("id,a,b\nq1,1,0\nq2,inf,1\n", "m.csv:3: cell of sample 'q2', model 'a' is not a number: 'inf'"),
         ("id,a,b\nq1,1,0\nq\xe9,1,0\n", "m.csv:3: not UTF-8 (invalid continuation byte at byte 2)"),
