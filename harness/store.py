@@ -31,7 +31,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from harness.schema import FORMAT_VERSION, KEYS, SCHEMAS, TABLES, PoolError, first_line
+from harness.schema import FORMAT_VERSION, KEYS, REQUIRED, SCHEMAS, TABLES, PoolError, first_line
 
 SEGMENT_GLOB = "seg-*.parquet"
 
@@ -171,19 +171,20 @@ class SegmentStore:
         try:
             with duckdb.connect() as con:
                 result = con.sql(query, params=list(params)).to_arrow_table()
-        except (duckdb.IOException, duckdb.InvalidInputException) as err:
+            return result.cast(pa.schema([schema.field(n) for n in names]))
+        except (duckdb.IOException, duckdb.InvalidInputException, duckdb.ConversionException, pa.ArrowInvalid) as err:
             raise _unreadable(self.root / table, err) from None
-        return result.cast(pa.schema([schema.field(n) for n in names]))
 
     def _read_segment(self, table: str, path: Path, names: list[str]) -> pa.Table:
         try:
             rows = pq.read_table(path, columns=names, memory_map=True)  # segments never change once renamed
+            return _variable_width(rows).cast(pa.schema([SCHEMAS[table].field(n) for n in names]))
         except (pa.ArrowException, OSError) as err:
             raise _unreadable(path, err) from None
-        return _variable_width(rows).cast(pa.schema([SCHEMAS[table].field(n) for n in names]))
 
     def check(self, quarantine: bool = False) -> list[SegmentProblem]:
-        """Read every segment whole; return the unreadable ones, moved to quarantine/ if asked.
+        """Read every segment whole; return the unreadable ones (not Parquet, or without the table's columns
+        and types), moved to quarantine/ if asked.
 
         Also removes `tmp-*.partial` files left by killed writers older than one hour.
         """
@@ -191,7 +192,7 @@ class SegmentStore:
         for table in TABLES:
             for path in self.segments(table):
                 try:
-                    pq.read_table(path)
+                    _conforming(table, pq.read_table(path))
                 except (pa.ArrowException, OSError) as err:
                     if path.exists():  # else merged away meanwhile
                         problems.append(SegmentProblem(path, first_line(err)))
@@ -244,6 +245,19 @@ def _fixed_width(rows: pa.Table) -> pa.Table:
             fixed = pa.Array.from_buffers(pa.binary(int(widths[0])), len(column), [None, data])
             rows = rows.set_column(index, field.name, fixed)
     return rows
+
+
+def _conforming(table: str, rows: pa.Table) -> None:
+    """Raise ArrowInvalid unless a segment's `rows` have `table`'s key, required and `created_at` columns and
+    each of the table's columns they have casts to its type."""
+    names = rows.column_names
+    missing = [name for name in (*KEYS[table], *REQUIRED[table], "created_at") if name not in names]
+    if missing:
+        raise pa.ArrowInvalid(f"no column {missing[0]!r} of table {table}")
+    rows = _variable_width(rows)
+    for field in SCHEMAS[table]:
+        if field.name in names:
+            rows[field.name].cast(field.type)
 
 
 def _variable_width(rows: pa.Table) -> pa.Table:

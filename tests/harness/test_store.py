@@ -372,3 +372,24 @@ def test_truncated_segment_is_named_and_quarantined(tmp_path: Path, cli) -> None
     assert fixed.returncode == 0 and (pool.path / "quarantine" / "measurements" / victim.name).exists()
     stats = json.loads(cli("pool", "stats", "--json", pool=pool.path, check=True).stdout)
     assert stats["measurements"] == 3 and stats["samples"] == 3
+
+
+def test_a_parquet_segment_without_the_tables_columns_or_types_is_found(tmp_path: Path) -> None:
+    """Parquet files, but not measurements: `check` names both (was: "all segments readable") and a read
+    that cannot cast one points to `check` (was: DuckDB's error alone)."""
+    pool, ids = make_pool(tmp_path)
+    pool.add("measurements", pd.DataFrame({"sample_id": ids, "model": "m1", "value": 1.0}))
+    folder = pool.path / "measurements"
+    foreign = folder / "seg-09999999999999999998-aaaaaaaaaaaa.parquet"
+    pd.DataFrame({"foo": [1]}).to_parquet(foreign)
+    texts = folder / "seg-09999999999999999999-aaaaaaaaaaab.parquet"
+    row = {"sample_id": ids[0], "model": "m2", "metric": "acc", "run_id": "r", "value": "high"}
+    pd.DataFrame([row]).assign(created_at=pd.Timestamp.now(tz="UTC")).to_parquet(texts)
+    with pytest.raises(PoolError, match=r"'high' .* run `poolbench pool check --quarantine`"):
+        pool.measurements()
+    problems = {problem.path.name: problem.error for problem in pool.store.check(quarantine=True)}
+    assert problems == {
+        foreign.name: "no column 'sample_id' of table measurements",
+        texts.name: "Failed to parse string: 'high' as a scalar of type double",
+    }
+    assert pool.measurements()["model"].tolist() == ["m1"] * 3
