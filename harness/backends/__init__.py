@@ -39,8 +39,8 @@ def make_backend(
     torch's dynamic int8 quantization to the linear layers. `openai-completions` / `openai-chat-completions`
     with a `base_url` are any OpenAI-compatible server (lm-eval's `local-completions`: echo + logprobs
     scoring; `local-chat-completions`: generation only; retries with backoff, `num_concurrent`); without one
-    they are OpenAI's own API. Raises PoolError listing the available backends
-    for an unknown name, and for missing paths or bad arguments before any work starts.
+    they are OpenAI's own API. Raises PoolError listing the available backends for an unknown name (the
+    built-in models for an unknown `builtin:`), and for missing paths or bad arguments before any work starts.
     """
     if name.startswith("baseline-"):
         from harness.backends.baselines import ChoiceBaseline
@@ -54,7 +54,10 @@ def make_backend(
     if name != "vllm-native" and name not in registered_models():
         raise PoolError(f"unknown backend {name!r}; available: {', '.join(available_backends())}")
     args = dict(model_args)
-    if args.get("pretrained") in BUILTIN_MODELS:
+    pretrained = str(args.get("pretrained", ""))
+    if pretrained.startswith("builtin:"):
+        if pretrained not in BUILTIN_MODELS:
+            raise PoolError(f"unknown built-in model {pretrained!r}; built-in: {', '.join(BUILTIN_MODELS)}")
         from harness.models import smollm2_path
 
         args["pretrained"] = str(smollm2_path())

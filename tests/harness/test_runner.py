@@ -214,6 +214,10 @@ def test_bad_backends_fail_before_any_work(cli, tmp_path: Path) -> None:
     assert unknown.returncode == 2 and "available:" in unknown.stderr and "hf" in unknown.stderr
     missing = cli("run", "--model", "hf", "--model-args", "pretrained=/no/such/model", "--name", "x")
     assert missing.returncode == 2 and "/no/such/model does not exist" in missing.stderr
+    builtin = cli("run", "--model", "hf", "--model-args", "pretrained=builtin:smollm3", "--name", "x")
+    assert builtin.returncode == 2 and "unknown built-in model 'builtin:smollm3'; built-in: builtin:smollm2-135m" in (
+        builtin.stderr
+    )
     bad = cli("run", "--model", "hf", "--model-args", "pretrained", "--name", "x")
     assert bad.returncode == 2 and "not key=value" in bad.stderr
     nameless = cli("run", "--model", "baseline-random", "--name", " ")
