@@ -41,6 +41,7 @@ from harness.models import cache_dir
 from harness.present import (
     leaderboard,
     leaderboard_json,
+    none_reach,
     nothing_measured,
     print_leaderboard,
     print_probe,
@@ -182,7 +183,7 @@ def probe_command(
     if as_json:
         emit_json(result.as_json())
     elif result.samples.empty:
-        stderr.print(f"no samples reach --threshold {threshold} ({result.method})")
+        stderr.print(none_reach(threshold, result.method))
     else:
         print_probe(result)
 

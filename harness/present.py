@@ -112,9 +112,14 @@ def probed_sample_ids(
         return None
     found = probe_pool(query, top_k, threshold, sources, where)
     if found.samples.empty:
-        raise PoolError(f"no samples fit the query {query!r}")
+        raise PoolError(f"nothing to rank for {query!r}: {none_reach(threshold, found.method)}")
     stderr.print(f"ranking on the {len(found.samples):,} samples that fit {query!r} ({found.method})")
     return found.samples["sample_id"].tolist()
+
+
+def none_reach(threshold: float | None, method: str) -> str:
+    """What a probe that found nothing says (only a threshold leaves nothing)."""
+    return f"no samples reach --threshold {threshold} ({method})"
 
 
 def print_probe(result: Any) -> None:

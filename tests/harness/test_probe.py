@@ -122,3 +122,7 @@ def test_rank_and_report_on_a_probe(tmp_path: Path, cli) -> None:
     assert missing.returncode == 2 and "--query" in missing.stderr
     nothing = cli("probe", "capital cities", "--threshold", "1.5")  # above any cosine similarity
     assert nothing.returncode == 0 and nothing.stdout == "" and "no samples reach --threshold 1.5" in nothing.stderr
+    unranked = cli("rank", "--query", "capital cities", "--threshold", "1.5")
+    assert unranked.returncode == 2 and "nothing to rank for 'capital cities': no samples reach --threshold 1.5" in (
+        unranked.stderr
+    )
