@@ -4,8 +4,9 @@ Reads HELM's documented per-run files: `run_spec.json` (the run name and `adapte
 `instances.json` (input text, references with their "correct" tags, id, split) and `per_instance_stats.json`
 (per instance and train trial, a list of stats with `name.name`, `sum` and `count`). Multiple-choice
 instances (several references, one tagged correct) keep their references as choices; the others keep the
-correct references as targets. Scoring stats without a perturbation become measurements (their mean over
-train trials); counts such as token numbers are not scores and are skipped.
+correct references as targets. Perturbed instances (HELM's data augmentation: copies under the original's id)
+are left out, and so are stats with a perturbation; the other scoring stats become measurements (their mean
+over train trials); counts such as token numbers are not scores and are skipped.
 """
 
 from __future__ import annotations
@@ -66,11 +67,13 @@ def import_helm(run_dir: str | Path) -> dict[str, pd.DataFrame]:
     source = ",".join(p for p in run_name.split(",") if not p.startswith("model=")) or run_name
     rows, index_of = [], {}
     for number, instance in enumerate(instances):
+        if isinstance(instance, dict) and instance.get("perturbation"):
+            continue  # a perturbed copy (data augmentation): its id is the original's
         try:
             rows.append(_sample(instance, source, run_name))
         except (KeyError, TypeError) as err:
             raise PoolError(f"{run_dir / 'instances.json'}: instance {number} lacks {err}") from None
-        index_of[instance["id"]] = number
+        index_of[instance["id"]] = len(rows) - 1
     samples = complete_samples(pd.DataFrame(rows))
     values: dict[tuple[str, str], list[float]] = defaultdict(list)
     for number, entry in enumerate(stats):

@@ -590,6 +590,8 @@ def helm_run(folder: Path, model: str, correct: list[float]) -> Path:
             "references": [{"output": {"text": "femur"}, "tags": ["correct"]}],
         }
     )
+    # HELM lists an instance's perturbed copies after it, under the same id (data augmentation)
+    instances.insert(1, {**instances[0], "input": {"text": "Whcih bone 0?"}, "perturbation": {"name": "typos"}})
     (folder / "instances.json").write_text(json.dumps(instances))
     stats = [
         {
@@ -621,6 +623,7 @@ def test_helm_runs(cli, tmp_path: Path) -> None:
     pool = Pool(tmp_path / "pool")
     samples = pool.samples()
     assert len(samples) == 4 and set(samples["kind"]) == {"multiple_choice", "generation"}
+    assert "Whcih" not in "".join(samples["prompt"])  # was: a sample, with id0's measurements
     mc = samples[samples.kind == "multiple_choice"].iloc[0]
     assert list(mc["choices"]) == ["femur", "ulna", "skull"] and mc["target"] == "0"
     measured = pool.measurements()
