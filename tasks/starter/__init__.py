@@ -26,9 +26,23 @@ def _with_distractors(rng: random.Random, answer: str, pool: list[str], k: int =
     return choices, choices.index(answer)
 
 
+def _distinct(draw: Callable[[int], Item], n: int = 100) -> list[Item]:
+    """`n` items of distinct questions: `draw(i)` makes a candidate for the i-th, drawn again while its question
+    is one already kept."""
+    items: list[Item] = []
+    seen: set[str] = set()
+    for _ in range(100 * n):
+        item = draw(len(items))
+        if item[0] not in seen:
+            seen.add(item[0])
+            items.append(item)
+            if len(items) == n:
+                return items
+    raise RuntimeError(f"fewer than {n} distinct questions")  # a generator with too few: a bug here
+
+
 def arithmetic(rng: random.Random) -> list[Item]:
-    items = []
-    for i in range(100):
+    def draw(i: int) -> Item:
         difficulty = ("easy", "medium", "hard")[i % 3]
         top = {"easy": 10, "medium": 50, "hard": 200}[difficulty]
         a, b = rng.randint(1, top), rng.randint(1, top)
@@ -38,8 +52,9 @@ def arithmetic(rng: random.Random) -> list[Item]:
         answer = {"+": a + b, "-": a - b, "*": a * b}[op]
         near = sorted({answer + d for d in (-10, -2, -1, 1, 2, 10)} - {answer})
         choices, target = _with_distractors(rng, str(answer), [str(v) for v in near])
-        items.append((f"What is {a} {op} {b}?", choices, target, difficulty))
-    return items
+        return f"What is {a} {op} {b}?", choices, target, difficulty
+
+    return _distinct(draw)
 
 
 def capitals(rng: random.Random) -> list[Item]:
@@ -79,8 +94,7 @@ UNITS = [  # (large unit, small unit, factor, difficulty)
 
 
 def units(rng: random.Random) -> list[Item]:
-    items = []
-    for i in range(100):
+    def draw(i: int) -> Item:
         large, small, factor, difficulty = UNITS[i % len(UNITS)]
         amount = rng.randint(2, 9)
         answer = amount * factor
@@ -97,8 +111,9 @@ def units(rng: random.Random) -> list[Item]:
             if v != answer
         ]
         choices, target = _with_distractors(rng, str(answer), pool)
-        items.append((f"How many {small} are in {amount} {large}?", choices, target, difficulty))
-    return items
+        return f"How many {small} are in {amount} {large}?", choices, target, difficulty
+
+    return _distinct(draw)
 
 
 DAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
@@ -118,32 +133,38 @@ MONTHS = [
 ]
 
 
+MONTH_DAYS = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
+
+
 def calendar(rng: random.Random) -> list[Item]:
-    items = []
-    for i in range(100):
+    def draw(i: int) -> Item:
         kind = i % 4
         if kind in (0, 1):
             names, unit = (DAYS, "day") if kind == 0 else (MONTHS, "month")
             start, step = rng.randrange(len(names)), rng.choice([1, 1, 2, 3])
-            answer = names[(start + step) % len(names)]
-            after = "after" if step == 1 else f"{step} {unit}s after"
-            question = f"Which {unit} comes {after} {names[start]}?"
+            direction = rng.choice([1, -1])
+            answer = names[(start + direction * step) % len(names)]
+            word = "after" if direction > 0 else "before"
+            where = word if step == 1 else f"{step} {unit}s {word}"
+            question = f"Which {unit} comes {where} {names[start]}?"
             difficulty = "easy" if step == 1 else "medium" if step == 2 else "hard"
             choices, target = _with_distractors(rng, answer, names)
         elif kind == 2:
-            month = rng.randrange(12)
-            answer = str([31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][month])
-            question = f"How many days are in {MONTHS[month]} in a year that is not a leap year?"
+            month, year = rng.randrange(12), rng.randint(2019, 2026)
+            leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+            answer = str(MONTH_DAYS[month] + (month == 1 and leap))
+            question = f"How many days are in {MONTHS[month]} {year}?"
             choices, target = _with_distractors(rng, answer, ["28", "29", "30", "31", "32"])
-            difficulty = "medium"
+            difficulty = "hard" if month == 1 else "medium"
         else:
-            weeks = rng.randint(2, 9)
+            weeks = rng.randint(2, 30)
             question = f"How many days are in {weeks} weeks?"
             answer = str(7 * weeks)
             choices, target = _with_distractors(rng, answer, [str(7 * weeks + d) for d in (-7, -1, 1, 7, 14)])
             difficulty = "medium"
-        items.append((question, choices, target, difficulty))
-    return items
+        return question, choices, target, difficulty
+
+    return _distinct(draw)
 
 
 SOURCES: dict[str, tuple[str, Callable[[random.Random], list[Item]]]] = {
