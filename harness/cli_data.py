@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
@@ -102,7 +102,9 @@ def pool_check(
 
 # --------------------------------------------------------------------- add
 add_app = typer.Typer(no_args_is_help=True, help="Add samples from datasets: local files, starter tasks, lm-eval, HF.")
-KindOpt = Annotated[str, typer.Option(help="multiple_choice or generation.")]
+#: tasks.local.KINDS, spelled out for the option parser (a test checks they agree).
+Kind = Literal["multiple_choice", "generation"]
+KindOpt = Annotated[Kind, typer.Option(help="The samples' kind.")]
 IdField = Annotated[str, typer.Option("--id-field", help="Field of the sample's source id.")]
 QuestionField = Annotated[str | None, typer.Option("--question-field", help="Field of the question or prompt.")]
 ChoicesField = Annotated[str, typer.Option("--choices-field", help="Field of the choices (multiple choice).")]

@@ -262,6 +262,10 @@ def test_cli_names_the_option_out_of_range(cli, tmp_path: Path) -> None:
         assert folder.returncode == 2 and f"Invalid value for '{command[-1]}'" in folder.stderr
         assert "bootstrap" not in folder.stderr
     assert not list(tmp_path.parent.glob(f".{tmp_path.name}.tmp"))
+    kind = cli("add", "csv", str(matrix), "--source", "s", "--kind", "scored")  # was: refused after reading
+    assert (
+        kind.returncode == 2 and "Invalid value for '--kind'" in kind.stderr and "'scored' is not one of" in kind.stderr
+    )
 
 
 def test_bt_names_the_ratings_its_regularisation_sets(monkeypatch: pytest.MonkeyPatch) -> None:

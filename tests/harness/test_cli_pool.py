@@ -76,14 +76,16 @@ def test_stats_compact_export(cli, tmp_path: Path) -> None:
     assert f"many segments in comparisons ({CROWDED_SEGMENTS})" in crowded.stderr
 
 
-def test_cli_default_method_is_the_library_default() -> None:
+def test_cli_choices_are_the_librarys() -> None:
     import aggregators
     from aggregators.orderings import TIE_MODES
-    from harness import cli_common
+    from harness import cli_common, cli_data
+    from tasks.local import KINDS
 
     assert cli_common.DEFAULT_METHOD == aggregators.DEFAULT_METHOD
     assert sorted(get_args(cli_common.Method)) == sorted(aggregators.METHODS)
     assert get_args(cli_common.TieMode) == TIE_MODES
+    assert get_args(cli_data.Kind) == KINDS
 
 
 def test_names_with_brackets_print_as_they_are(cli, tmp_path: Path) -> None:
