@@ -23,6 +23,7 @@ from harness.models import cache_dir
 from harness.pool import Pool
 from harness.reporting import build_report, ranking_inputs
 from harness.runner import RunSpec, evaluate
+from harness.schema import complete_samples
 from reports.render import render_leaderboard
 from tasks.starter import starter_samples
 
@@ -65,7 +66,15 @@ def run_demo(out: Path, small: bool = False, console: Console | None = None) -> 
     size = SMALL if small else FULL
     pool = Pool(out / "pool", create=True)
     names = [s.removeprefix("starter/") for s in size.sources] if size.sources else None
-    pool.write({"samples": starter_samples(names)})
+    starter = complete_samples(starter_samples(names))
+    pool.write({"samples": starter})
+    held = pool.read_arrow("samples", sources=size.sources, columns=["sample_id"])["sample_id"].to_pylist()
+    older = len(set(held) - set(starter["sample_id"]))
+    if older:
+        console.print(
+            f"note: {out / 'pool'} also holds {older} samples of an older poolbench's starter tasks, "
+            "ranked with the rest; remove it to start afresh"
+        )
     for spec in systems(size):
         build = partial(make_backend, spec.backend, spec.model_args, spec.batch_size, device=None)
         result = evaluate(pool, spec, build)

@@ -7,7 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
+
+from harness.pool import Pool
 
 pytestmark = pytest.mark.slow
 
@@ -33,3 +36,8 @@ def test_demo_small_runs_end_to_end_and_reuses_the_pool(tmp_path: Path) -> None:
     assert {"smollm2-135m", "smollm2-135m-3shot", "smollm2-135m-int8", "random"} <= {m["model"] for m in models}
     again = subprocess.run(command, capture_output=True, text=True, timeout=900)
     assert again.returncode == 0 and again.stderr.count("already measured") == 6
+    assert "older poolbench" not in again.stderr
+    old_question = {"source": "starter/capitals", "kind": "multiple_choice", "prompt": "Question: Old?\nAnswer:"}
+    Pool(out / "pool").add("samples", pd.DataFrame([{**old_question, "choices": ["a", "b"], "target": 0}]))
+    older = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    assert older.returncode == 0 and "also holds 1 samples of an older poolbench's starter tasks" in older.stderr
