@@ -23,10 +23,13 @@ from aggregators.bootstrap import competition_ranks, intervals, replicate_scores
 from aggregators.diagnostics import (
     Diagnostics,
     NotIdentifiedError,
+    bootstrap_prior_note,
     check,
     diagnose,
+    prior_note,
     undetermined,
     undetermined_mask,
+    uninformative_note,
 )
 from aggregators.orderings import Orderings, check_ties, concat, from_comparisons, from_measurements, index_of
 
@@ -61,6 +64,7 @@ __all__ = [
     "PL_METHODS",
     "NotIdentifiedError",
     "Orderings",
+    "board_notes",
     "rank",
     "rank_pairwise",
 ]
@@ -121,7 +125,7 @@ def rank(
         fit_scores: Callable[..., np.ndarray] = fit.scores
     else:
         fit_scores = partial(_pl_scores, orderings)
-    score = _score_function(method, orderings, measurements, alpha, seed, fit_scores)
+    score = _score_function(method, orderings, measured, measurements, alpha, seed, fit_scores)
     full = score(np.ones(len(orderings.samples)))
     if method in PL_METHODS:
         score = partial(fit_scores, max(alpha, BOOTSTRAP_MIN_ALPHA), full, tol=BOOTSTRAP_TOL)
@@ -143,7 +147,29 @@ def rank(
         )
     counts = _samples_per_model(orderings, measurements, comparisons)
     prior = alpha if method in PL_METHODS else None
-    return _leaderboard(orderings.models, full, draws, counts, diagnostics, method, prior, level)
+    scored = ~np.isnan(full)  # mean: a model with comparisons only has no mean
+    diagnostics = replace(diagnostics, unscored=orderings.models[~scored].astype(str).tolist())
+    draws = draws[:, scored] if draws is not None else None
+    return _leaderboard(
+        orderings.models[scored], full[scored], draws, counts[scored], diagnostics, method, prior, level
+    )
+
+
+def board_notes(board: pd.DataFrame) -> list[str]:
+    """What a reader of a leaderboard from `rank` is told beside it: the models the method leaves out or leaves
+    to a prior, bootstrap replicates without an estimate, binary samples left out."""
+    diagnostics = board.attrs["diagnostics"]
+    notes = [prior_note(diagnostics, board.attrs["alpha"])]
+    if diagnostics.get("unscored"):
+        notes.append(
+            f"left out: {', '.join(diagnostics['unscored'])} (only compared, never measured on the selected samples:"
+            f" {board.attrs['method']} ranks measurements; the other methods rank comparisons too)"
+        )
+    if diagnostics.get("bootstrap_without_mle"):
+        notes.append(bootstrap_prior_note(diagnostics, BOOTSTRAP_MIN_ALPHA))
+    if diagnostics.get("uninformative_samples"):
+        notes.append(uninformative_note(diagnostics))
+    return [note for note in notes if note]
 
 
 def rank_pairwise(comparisons: pd.DataFrame, method: str = "pl", **options: object) -> pd.DataFrame:
@@ -154,16 +180,18 @@ def rank_pairwise(comparisons: pd.DataFrame, method: str = "pl", **options: obje
 def _score_function(
     method: str,
     orderings: Orderings,
+    measured: Orderings | None,
     measurements: pd.DataFrame | None,
     alpha: float,
     seed: int,
     fit_scores: Callable[..., np.ndarray],
 ) -> Callable[[np.ndarray], np.ndarray]:
+    """Scores from sample weights (`orderings`' samples; `measured`'s come first, as `concat` puts them)."""
     if method in PL_METHODS:
         return partial(fit_scores, alpha, None)
     if method == "mean":
-        if _has_rows(measurements):
-            return partial(baselines.mean_scores, measurements, orderings.models, orderings.samples)
+        if measured is not None and _has_rows(measurements):
+            return partial(baselines.mean_scores, measurements, orderings.models, measured.samples)
         raise ValueError("method 'mean' needs measurements")
     if method == "bt":
         return partial(baselines.bt_scores, orderings)

@@ -21,7 +21,7 @@ BT_REGULARISATION = 1e-6
 def mean_scores(values: pd.DataFrame, models: np.ndarray, samples: np.ndarray, sample_weight: np.ndarray) -> np.ndarray:
     """Mean value per model, macro-averaged over `source` when that column is present (NaN if unmeasured).
 
-    `values` has columns sample_id, model, value[, source]; `samples` orders the weights.
+    `values` has columns sample_id, model, value[, source]; `samples`, its sample ids, order the first weights.
     """
     weight = sample_weight[pd.Categorical(values["sample_id"], categories=samples).codes]
     frame = pd.DataFrame(

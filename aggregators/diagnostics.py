@@ -43,6 +43,7 @@ class Diagnostics:
     bootstrap_replicates: int = 0  # alpha = 0 with a bootstrap: the replicates,
     bootstrap_without_mle: int = 0  # those whose data determine no MLE,
     bootstrap_prior_driven: list[str] = field(default_factory=list)  # and the models they leave undetermined
+    unscored: list[str] = field(default_factory=list)  # mean: compared models with no measurement (left out)
 
     @property
     def identified(self) -> bool:
@@ -65,6 +66,7 @@ class Diagnostics:
             "bootstrap_replicates": self.bootstrap_replicates,
             "bootstrap_without_mle": self.bootstrap_without_mle,
             "bootstrap_prior_driven": self.bootstrap_prior_driven,
+            "unscored": self.unscored,
         }
 
 

@@ -163,7 +163,6 @@ def print_leaderboard(board: Any) -> None:
     from rich.table import Table
 
     import aggregators
-    from aggregators.diagnostics import bootstrap_prior_note, prior_note, uninformative_note
 
     table = Table(title=f"poolbench leaderboard ({board.attrs['method']})", caption=f"scores: {board.attrs['score']}")
     for column in ("rank", "model", "score", "95% CI", "rank range", "samples"):
@@ -174,14 +173,8 @@ def print_leaderboard(board: Any) -> None:
         ranks = f"{int(row.rank_low)}-{int(row.rank_high)}" if has_ci else ""
         table.add_row(str(row["rank"]), str(row.model), f"{row.score:.3f}", ci, ranks, f"{row.n_samples:,}")
     stdout.print(table)
-    diagnostics = board.attrs["diagnostics"]
-    resting = prior_note(diagnostics, board.attrs["alpha"])
-    if resting:
-        stderr.print(resting, style="yellow")
-    if diagnostics.get("bootstrap_without_mle"):
-        stderr.print(bootstrap_prior_note(diagnostics, aggregators.BOOTSTRAP_MIN_ALPHA), style="yellow")
-    if diagnostics.get("uninformative_samples"):
-        stderr.print(uninformative_note(diagnostics))
+    for note in aggregators.board_notes(board):
+        stderr.print(note, style="yellow")
 
 
 def write_junit(path: Path, document: dict[str, Any]) -> None:

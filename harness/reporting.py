@@ -9,8 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from aggregators import BOARD_COLUMNS, BOOTSTRAP_MIN_ALPHA
-from aggregators.diagnostics import bootstrap_prior_note, prior_note, uninformative_note
+from aggregators import BOARD_COLUMNS, board_notes
 from harness.pool import Pool
 from harness.runner import package_versions
 from reports.render import ReportData
@@ -82,13 +81,7 @@ def build_report(
     }
     diagnostics = dict(board.attrs.get("diagnostics", {}))
     small = per_source_total[per_source_total < MIN_SOURCE_SAMPLES]
-    resting = prior_note(diagnostics, board.attrs.get("alpha"))
-    diagnostics["notes"] = [resting] if resting else []
-    diagnostics["notes"] += [f"source {s} has only {n} samples" for s, n in small.items()]
-    if diagnostics.get("bootstrap_without_mle"):
-        diagnostics["notes"].append(bootstrap_prior_note(diagnostics, BOOTSTRAP_MIN_ALPHA))
-    if diagnostics.get("uninformative_samples"):
-        diagnostics["notes"].append(uninformative_note(diagnostics))
+    diagnostics["notes"] = board_notes(board) + [f"source {s} has only {n} samples" for s, n in small.items()]
     runs = model_runs(pool, scores, order, compared)
     diagnostics["notes"] += mixed_settings_notes(runs)
     return ReportData(

@@ -297,6 +297,40 @@ def test_scores_resting_on_a_prior_are_told_on_the_command_line_and_in_the_repor
         assert f'<li class="warn">{escape(note)}</li>' in (tmp_path / "r.html").read_text()
 
 
+def test_mean_bootstrap_resamples_the_measured_samples_beside_comparisons() -> None:
+    """Comparisons beside measurements: the mean's replicates weight each measured sample by its own draw (was:
+    integer ids were looked up among the joined ids, now text, and all took the last one's weight: intervals of
+    width 0), and ids shared with the comparisons' own samples are no error (was: categories not unique)."""
+    rng = np.random.default_rng(3)
+    for ids in (np.arange(1, 41), np.arange(40).astype(str)):
+        measured = pd.DataFrame({"sample_id": np.repeat(ids, 2), "model": ["x", "y"] * 40, "value": rng.random(80)})
+        compared = pd.DataFrame({"model_a": ["x"], "model_b": ["y"], "winner": ["a"]})  # its sample: "0"
+        board = aggregators.rank(measured, "mean", comparisons=compared, bootstrap=50).set_index("model")
+        assert (board["ci_low"] < board["score"]).all() and (board["score"] < board["ci_high"]).all()
+
+
+def test_mean_leaves_out_the_models_it_cannot_score(cli, tmp_path: Path) -> None:
+    """z is only compared: it has no mean, so no place on the mean's board (was: ranked last, its score nan),
+    and the CLI and the report say why; the other methods rank it."""
+    measured = pd.DataFrame({"sample_id": [1, 1, 2, 2], "model": ["x", "y", "x", "y"], "value": [1.0, 0.0, 1.0, 1.0]})
+    compared = pd.DataFrame({"model_a": ["x"], "model_b": ["z"], "winner": ["b"]})
+    board = aggregators.rank(measured, "mean", comparisons=compared, bootstrap=10)
+    assert board["model"].tolist() == ["x", "y"] and board["rank_high"].max() <= 2
+    assert board.attrs["diagnostics"]["unscored"] == ["z"]
+    note = "left out: z (only compared, never measured on the selected samples: mean ranks measurements; the"
+    assert aggregators.board_notes(board)[0].startswith(note)
+    assert "z" in aggregators.rank(measured, "borda", comparisons=compared)["model"].tolist()
+    pd.DataFrame({"id": ["q1", "q2"], "x": [1, 1], "y": [0, 1]}).to_csv(tmp_path / "m.csv", index=False)
+    (tmp_path / "p.csv").write_text("model_a,model_b,winner\nx,z,b\n")
+    cli("import", "matrix", str(tmp_path / "m.csv"), "--source", "m", check=True)
+    cli("import", "pairwise", str(tmp_path / "p.csv"), "--source", "p", check=True)
+    board_json = json.loads(cli("rank", "--method", "mean", "--json", check=True).stdout)
+    assert [m["model"] for m in board_json["models"]] == ["x", "y"] and board_json["diagnostics"]["unscored"] == ["z"]
+    assert note in cli("rank", "--method", "mean", check=True).stderr
+    cli("report", "--method", "mean", "--out", str(tmp_path / "r.html"), check=True)
+    assert f'<li class="warn">{escape(note)}' in (tmp_path / "r.html").read_text()
+
+
 def test_report_takes_the_metric_rank_takes(cli, tmp_path: Path) -> None:
     """a leads on accuracy, b on a second metric of the same samples: `report --metric f1` is the f1 board
     (as `rank --metric f1`), and its header says so."""
