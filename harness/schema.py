@@ -334,12 +334,21 @@ def _blank(column: pa.ChunkedArray | pa.Array) -> pa.Array:
     return pc.fill_null(pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(column)), 0), True)
 
 
+def _padded(column: pa.ChunkedArray | pa.Array) -> pa.Array:
+    """True where a text value has whitespace around it."""
+    text = column.cast(pa.string())
+    return pc.fill_null(pc.not_equal(pc.utf8_trim_whitespace(text), text), False)
+
+
 def _check_rows(table: str, arrow: pa.Table) -> None:
-    """Row-level rules of every writer: non-empty names, finite values, known kinds and outcomes."""
+    """Row-level rules of every writer: names non-empty and without spaces around them, finite values, known
+    kinds and outcomes."""
     for column in ("sample_id", "model", "model_a", "model_b", "source", "embedder"):
         checked = column in REQUIRED[table] or (table == "samples" and column == "sample_id")
         if checked and (pc.any(_blank(distinct(arrow[column]))).as_py() or arrow[column].null_count):
             _fail(table, arrow, _blank(arrow[column].cast(pa.string())), f"empty {column}")
+        if checked and pc.any(_padded(distinct(arrow[column]))).as_py():
+            _fail(table, arrow, _padded(arrow[column]), f"{column} with spaces around it (the CLI strips them)")
     if table == "measurements":
         _fail(table, arrow, pc.invert(pc.is_finite(arrow["value"])), "value must be a finite number")
     if table == "samples":

@@ -230,6 +230,8 @@ def test_reads_while_segments_are_merged_see_every_row_once(tmp_path: Path) -> N
         ("measurements", {"sample_id": ["ID0"], "model": ["m"], "value": [float("nan")]}, "finite"),
         ("measurements", {"sample_id": ["ID0"], "model": ["m"], "value": [float("inf")]}, "finite"),
         ("measurements", {"sample_id": ["ID0", "ID0"], "model": ["m", " "], "value": [1.0, 0.0]}, "row 1"),
+        ("measurements", {"sample_id": ["ID0"], "model": [" m"], "value": [1.0]}, "model with spaces around it"),
+        ("samples", {"source": ["s\n"], "kind": ["generation"], "prompt": ["p"]}, "source with spaces around it"),
         ("samples", {"source": ["s"], "kind": ["essay"], "prompt": ["p"]}, "kind"),
         (
             "comparisons",
