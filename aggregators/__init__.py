@@ -30,6 +30,7 @@ from aggregators.diagnostics import (
     undetermined,
     undetermined_mask,
     uninformative_note,
+    unscored_note,
 )
 from aggregators.orderings import Orderings, check_ties, concat, from_comparisons, from_measurements, index_of
 
@@ -161,10 +162,7 @@ def board_notes(board: pd.DataFrame) -> list[str]:
     diagnostics = board.attrs["diagnostics"]
     notes = [prior_note(diagnostics, board.attrs["alpha"])]
     if diagnostics.get("unscored"):
-        notes.append(
-            f"left out: {', '.join(diagnostics['unscored'])} (only compared, never measured on the selected samples:"
-            f" {board.attrs['method']} ranks measurements; the other methods rank comparisons too)"
-        )
+        notes.append(unscored_note(diagnostics, board.attrs["method"]))
     if diagnostics.get("bootstrap_without_mle"):
         notes.append(bootstrap_prior_note(diagnostics, BOOTSTRAP_MIN_ALPHA))
     if diagnostics.get("uninformative_samples"):

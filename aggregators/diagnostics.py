@@ -99,6 +99,14 @@ def prior_note(diagnostics: Mapping[str, Any], alpha: float | None) -> str | Non
     return f"scores resting on {prior}, not on the data: {', '.join(diagnostics['prior_driven'])}"
 
 
+def unscored_note(diagnostics: Mapping[str, Any], method: str) -> str:
+    """What a reader is told about the models `method` (mean) left off its board (`unscored`)."""
+    return (
+        f"left out: {', '.join(diagnostics['unscored'])} (only compared, never measured on the selected samples:"
+        f" {method} ranks measurements; the other methods rank comparisons too)"
+    )
+
+
 def bootstrap_prior_note(diagnostics: Mapping[str, Any], prior: float) -> str:
     """What a reader is told when, with alpha = 0, bootstrap replicates had no maximum-likelihood estimate
     (`Diagnostics.as_dict` keys; `prior`: the one those replicates were fitted with)."""
