@@ -1,7 +1,8 @@
 """Local files (JSONL, CSV, Parquet) -> multiple-choice or generation samples.
 
-Default fields: `id` (the source id, optional); multiple choice: `question`, `choices` (a list, or a JSON
-list in CSV), `answer` (an index or a letter A-Z); generation: `prompt`, `answer` (a string or a list of
+Default fields: `id` (the source id, optional); multiple choice: `question`, `choices` (a list, a JSON list
+in CSV, or Hugging Face's `{"text": [...], "label": [...]}` as in ARC), `answer` (one of the labels, an index,
+a letter A-Z, or the text of a choice, in that order); generation: `prompt`, `answer` (a string or a list of
 references). Other fields are kept as metadata. An optional jinja2 `template` renders the prompt from the
 row's fields (the default is lm-eval's "Question: ...\\nAnswer:" for multiple choice, the prompt as is for
 generation). Any bad row raises PoolError naming `file:line`, and nothing of the file is returned.
@@ -10,7 +11,6 @@ generation). Any bad row raises PoolError naming `file:line`, and nothing of the
 from __future__ import annotations
 
 import json
-import math
 import string
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,8 +101,8 @@ def _sample(
         raise PoolError(f"{where}: missing required field {question!r}")
     if _missing(row.get(fields.answer)):
         raise PoolError(f"{where}: missing required field {fields.answer!r}")
-    choices = _choices(row[fields.choices], where) if kind == "multiple_choice" else None
-    target = _target(row[fields.answer], choices, where)
+    choices, labels = _choices(row[fields.choices], where) if kind == "multiple_choice" else (None, None)
+    target = _target(row[fields.answer], choices, labels, where)
     try:
         prompt = (
             render.render(**row)
@@ -127,45 +127,72 @@ def _sample(
     }
 
 
-def _choices(value: Any, where: str) -> list[str]:
+def _choices(value: Any, where: str) -> tuple[list[str], list[str] | None]:
+    """The choices' texts, and their labels when they come as `{"text": [...], "label": [...]}`."""
     if isinstance(value, str):
         try:
             value = json.loads(value)
         except json.JSONDecodeError:
             raise PoolError(f"{where}: choices must be a list (or a JSON list in CSV), got {value!r}") from None
-    if hasattr(value, "tolist"):
-        value = value.tolist()
+    labels = None
+    if isinstance(value, dict) and "text" in value:
+        labels = _list(value.get("label"))
+        value = value["text"]
+    value = _list(value)
     if not isinstance(value, list) or len(value) < 2:
         raise PoolError(f"{where}: choices must be a list of at least two options, got {value!r}")
-    return [str(v) for v in value]
+    if labels is not None and (not isinstance(labels, list) or len(labels) != len(value)):
+        raise PoolError(f"{where}: choices' labels must be a list of one label per text, got {labels!r}")
+    return [str(v) for v in value], None if labels is None else [str(v) for v in labels]
 
 
-def _target(value: Any, choices: list[str] | None, where: str) -> int | list[str]:
+def _list(value: Any) -> Any:
+    """A numpy array (how pandas holds a Parquet or HF list) as a list; anything else as it is."""
+    return value.tolist() if hasattr(value, "tolist") else value
+
+
+def _target(value: Any, choices: list[str] | None, labels: list[str] | None, where: str) -> int | list[str]:
     if choices is None:  # generation: one or more reference answers
-        if hasattr(value, "tolist"):
-            value = value.tolist()
-        references = value if isinstance(value, list) else [value]
+        references = _list(value)
+        references = references if isinstance(references, list) else [references]
         if not references or any(_missing(r) for r in references):
             raise PoolError(f"{where}: answer must be a reference or a list of non-empty references, got {value!r}")
         return [str(r) for r in references]
     text = str(value).strip()
-    if len(text) == 1 and text.upper() in string.ascii_uppercase and not text.isdigit():
-        index = string.ascii_uppercase.index(text.upper())
-    else:
-        try:
-            number = float(text)
-        except ValueError:
-            number = math.nan
-        if not number.is_integer():
-            raise PoolError(f"{where}: answer must be an index or a letter, got {value!r}")
-        index = int(number)
+    if labels is not None and text in labels:
+        return labels.index(text)
+    index = _index(text)
+    if index is None and text in choices:
+        return choices.index(text)
+    if index is None:
+        raise PoolError(
+            f"{where}: answer must be "
+            + ("one of the labels " + ", ".join(labels) + ", " if labels else "")
+            + f"an index, a letter or the text of a choice, got {value!r}"
+        )
     if not 0 <= index < len(choices):
         raise PoolError(f"{where}: answer {value!r} is out of range for {len(choices)} choices")
+    if isinstance(value, str) and text in choices and choices.index(text) != index:
+        raise PoolError(
+            f"{where}: answer {value!r} is ambiguous: choice {index}, or the choice whose text it is "
+            f"(choice {choices.index(text)}); give it as a number in JSONL or Parquet"
+        )
     return index
 
 
+def _index(text: str) -> int | None:
+    """The index an answer names as a letter (A = 0) or a whole number, else None."""
+    if len(text) == 1 and text.upper() in string.ascii_uppercase:
+        return string.ascii_uppercase.index(text.upper())
+    try:
+        number = float(text)
+    except ValueError:
+        return None
+    return int(number) if number.is_integer() else None
+
+
 def _missing(value: Any) -> bool:
-    return is_null(value) or value == ""
+    return is_null(value) or (isinstance(value, str) and value == "")
 
 
 def _refuse_conflicting_ids(samples: pd.DataFrame, lines: list[int], origin: str) -> None:

@@ -299,14 +299,32 @@ def test_bad_local_rows_ingest_nothing(cli, tmp_path: Path, lines: list[str], me
             "d.jsonl",
             b'{"question": "q", "choices": ["x", "y"], "answer": 1.5}',
             "multiple_choice",
-            ":1: answer must be an index or a letter, got 1.5",
+            ":1: answer must be an index, a letter or the text of a choice, got 1.5",
         ),  # was read as 1
         (
             "d.csv",
             b'question,choices,answer\nq,"[""x"", ""y""]",inf',
             "multiple_choice",
-            ":2: answer must be an index or a letter, got 'inf'",
+            ":2: answer must be an index, a letter or the text of a choice, got 'inf'",
         ),  # was an OverflowError
+        (
+            "d.csv",
+            b'question,choices,answer\nq,"[""3"", ""0"", ""9""]",0',
+            "multiple_choice",
+            ":2: answer '0' is ambiguous: choice 0, or the choice whose text it is (choice 1)",
+        ),
+        (
+            "d.jsonl",
+            b'{"question": "q", "choices": {"text": ["x", "y"], "label": ["A", "B"]}, "answer": "maybe"}',
+            "multiple_choice",
+            ":1: answer must be one of the labels A, B, an index, a letter or the text of a choice, got 'maybe'",
+        ),
+        (
+            "d.jsonl",
+            b'{"question": "q", "choices": {"text": ["x", "y"], "label": ["A"]}, "answer": "A"}',
+            "multiple_choice",
+            ":1: choices' labels must be a list of one label per text, got ['A']",
+        ),
         (
             "d.jsonl",
             b'{"prompt": "p", "answer": []}',
@@ -562,6 +580,35 @@ def test_hf_datasets_offline_from_a_saved_folder_and_local_files(cli, tmp_path: 
     assert missing.returncode == 2 and "cannot load HF dataset" in missing.stderr
     no_split = cli("add", "hf", str(tmp_path / "saved"), "--split", "train", "--source", "x")
     assert no_split.returncode == 2 and "has no split 'train'; its splits: test" in no_split.stderr
+
+
+def test_hf_layouts_labelled_choices_text_answers_and_list_fields(cli, tmp_path: Path) -> None:
+    """ARC's layout (choices as {"text", "label"}, labels letters or 1-4, `answerKey` a label), an answer given
+    as a choice's text (lm-eval's rule for a text target), and list or dict fields kept as metadata (a list
+    of two or more items was numpy's "truth value of an array is ambiguous")."""
+    import datasets
+
+    rows = {
+        "id": ["q1", "q2", "q3"],
+        "question": ["Which is a metal?", "2+2?", "Sky colour?"],
+        "choices": [
+            {"text": ["wood", "iron", "glass"], "label": ["A", "B", "C"]},
+            {"text": ["3", "4", "5", "6"], "label": ["1", "2", "3", "4"]},
+            {"text": ["blue", "green"], "label": ["A", "B"]},
+        ],
+        "answerKey": ["B", "2", "A"],
+        "tags": [["metal", "easy"], ["math"], []],
+        "extra": [{"n": 1}, {"n": 2}, {"n": 3}],
+    }
+    datasets.DatasetDict({"test": datasets.Dataset.from_dict(rows)}).save_to_disk(str(tmp_path / "arc"))
+    cli("add", "hf", str(tmp_path / "arc"), "--source", "arc", "--answer-field", "answerKey", check=True)
+    texts = {"question": ["Capital of France?"], "choices": [["Rome", "Paris"]], "answer": ["Paris"]}
+    datasets.Dataset.from_dict(texts).save_to_disk(str(tmp_path / "texts"))
+    cli("add", "hf", str(tmp_path / "texts"), "--source", "texts", check=True)
+    samples = Pool(tmp_path / "pool").samples().set_index("source_id")
+    right = {key: row.choices[json.loads(row.target)] for key, row in samples.iterrows()}
+    assert right == {"q1": "iron", "q2": "4", "q3": "blue", "": "Paris"}
+    assert json.loads(samples.at["q1", "metadata"]) == {"tags": ["metal", "easy"], "extra": {"n": 1}}
 
 
 def helm_run(folder: Path, model: str, correct: list[float]) -> Path:
