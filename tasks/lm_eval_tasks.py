@@ -10,6 +10,7 @@ adapter checks that for every document and refuses a task where they differ.
 from __future__ import annotations
 
 import json
+import numbers
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -85,8 +86,7 @@ def _task_samples(name: str, task: Any, group: str, num_fewshot: int, limit: int
             metadata["subject"] = doc.get("subject", group or name)
         if output_type == "multiple_choice":
             choices = [str(c) for c in task.doc_to_choice(doc)]
-            target = task.doc_to_target(doc)
-            target = choices.index(target) if isinstance(target, str) else int(target)
+            target = _choice_index(task.doc_to_target(doc), choices, f"lm-eval task {name!r}, doc {doc_id}")
             expected = [(context, delimiter + c) for c in choices]
             if [tuple(inst.arguments) for inst in instances] != expected:
                 raise PoolError(
@@ -103,6 +103,17 @@ def _task_samples(name: str, task: Any, group: str, num_fewshot: int, limit: int
             {"prompt": context, **fields, **scoring, "source": name, "source_id": str(doc_id), "metadata": metadata}
         )
     return pd.DataFrame(rows)
+
+
+def _choice_index(target: Any, choices: list[str], where: str) -> int:
+    """The index of a document's one gold choice, as lm-eval reads `doc_to_target` (a number, or the text of a
+    choice); PoolError for a gold lm-eval would score as always wrong, or for several golds."""
+    if isinstance(target, list):
+        raise PoolError(f"{where}: several gold answers {target!r} (one per sample is supported)")
+    index = choices.index(target) if isinstance(target, str) and target in choices else target
+    if not isinstance(index, numbers.Integral) or not 0 <= index < len(choices):
+        raise PoolError(f"{where}: target {target!r} is not one of its {len(choices)} choices {choices!r}")
+    return int(index)
 
 
 _TASK_YAML = """task: {name}

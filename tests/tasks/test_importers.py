@@ -531,6 +531,38 @@ def test_lm_eval_tasks_metric_is_the_first_a_run_measures(cli, tmp_path: Path) -
     assert done.returncode == 2 and "(their measurements are of contains: choose one with --metric)" in done.stderr
 
 
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [
+        ("answer", "lm-eval task 'odd', doc 1: target 'green' is not one of its 2 choices ['blue', 'red']"),
+        ("golds", "lm-eval task 'odd', doc 0: several gold answers [1] (one per sample is supported)"),
+        ("text", None),  # a target given as a choice's text is that choice, as lm-eval reads it
+    ],
+)
+def test_lm_eval_task_targets(cli, tmp_path: Path, target: str, message: str | None) -> None:
+    """A gold that is no choice (lm-eval scores it wrong for every model) or several golds are refused, naming
+    the task and document (they were "'green' is not in list" and a TypeError); nothing lands."""
+    data = tmp_path / "d.jsonl"
+    rows = [("2+2?", ["3", "4"], "4", [1]), ("Sky?", ["blue", "red"], "green" if target == "answer" else "blue", [0])]
+    data.write_text(
+        "".join(
+            json.dumps({"question": q, "choices": c, "answer": a, "text": a, "golds": g}) + "\n" for q, c, a, g in rows
+        )
+    )
+    extra = f"doc_to_choice: choices\ndoc_to_target: {target}\nmetric_list: [{{metric: acc}}]"
+    (tmp_path / "odd.yaml").write_text(
+        MC_YAML.format(name="odd", data=data, output_type="multiple_choice", extra=extra)
+    )
+    done = cli("add", "lm-eval", "odd", "--include-path", str(tmp_path))
+    if message:
+        assert done.returncode == 2 and done.stderr.strip().endswith(f"poolbench: error: {message}"), done.stderr
+        assert not (tmp_path / "pool").exists() or not Pool(tmp_path / "pool").stats()["samples"]
+    else:
+        assert done.returncode == 0, done.stderr
+        samples = Pool(tmp_path / "pool").samples().sort_values("source_id")
+        assert samples["target"].tolist() == ["1", "0"]
+
+
 def test_lm_eval_samples_file_name_and_bad_line(cli, tmp_path: Path) -> None:
     wrong = tmp_path / "results.jsonl"
     wrong.write_text("{}\n")
