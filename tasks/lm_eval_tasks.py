@@ -111,7 +111,7 @@ def _choice_index(target: Any, choices: list[str], where: str) -> int:
     if isinstance(target, list):
         raise PoolError(f"{where}: several gold answers {target!r} (one per sample is supported)")
     index = choices.index(target) if isinstance(target, str) and target in choices else target
-    if not isinstance(index, numbers.Integral) or not 0 <= index < len(choices):
+    if not isinstance(index, numbers.Integral) or not 0 <= int(index) < len(choices):
         raise PoolError(f"{where}: target {target!r} is not one of its {len(choices)} choices {choices!r}")
     return int(index)
 
