@@ -285,7 +285,10 @@ def run_command(
     answer_pattern: Annotated[str | None, typer.Option(help="Regex extracting a generated answer.")] = None,
     same_subset_as: Annotated[
         str | None,
-        typer.Option(help="Select the samples MODEL would get (for paired comparisons of a new checkpoint)."),
+        typer.Option(
+            help="The samples MODEL was measured on (of the selected sources; --fraction/--limit take part of "
+            "them), for paired comparisons of a new checkpoint; a MODEL without measurements: those it would get."
+        ),
     ] = None,
     apply_chat_template: Annotated[
         bool,
@@ -317,9 +320,6 @@ def run_command(
     if fraction is not None and limit is not None:
         raise PoolError("give --fraction or --limit, not both")
     pool = open_pool()
-    base = pool.read_arrow("measurements", models=[same_subset_as], columns=["model"]) if same_subset_as else None
-    if base is not None and base.num_rows == 0:
-        stderr.print(f"note: no measurements of {same_subset_as!r} yet: the samples it will get with --seed {seed}")
     spec = RunSpec(
         model=name,
         backend=model,
@@ -343,7 +343,7 @@ def run_command(
         except re.error as err:
             raise PoolError(f"--answer-pattern {answer_pattern!r} is no regular expression: {err}") from None
     build = partial(make_backend, model, spec.model_args, batch_size, device, seed)
-    result = evaluate(pool, spec, build, progress=progress)
+    result = evaluate(pool, spec, build, progress=progress, notify=lambda text: stderr.print(f"note: {text}"))
     stderr.print(
         f"{name}: {result.evaluated} samples evaluated, {result.skipped} already measured (run {result.run_id})"
     )

@@ -50,7 +50,7 @@ class RunSpec:
     num_fewshot: int = 0
     answer_pattern: str | None = None
     max_gen_tokens: int = 64
-    subset_of: str | None = None  # select the samples this model would get (paired comparisons); default: own
+    subset_of: str | None = None  # draw from the samples this model was measured on (paired comparisons)
     chat_template: bool = False  # prompts rendered by the model's chat template, in lm-eval's layout
     system_instruction: str | None = None  # before the task's description: the system message with a template
     fewshot_as_multiturn: bool = False  # with the template, each example a user and an assistant turn (CLI default)
@@ -102,9 +102,23 @@ def package_versions() -> dict[str, str]:
 EVALUABLE_KINDS = ("multiple_choice", "generation")
 
 
-def pending(pool: Pool, spec: RunSpec) -> tuple[pd.DataFrame, pd.DataFrame, int]:
-    """(the pool's evaluable samples, those of the selection not yet measured by this configuration,
-    the size of the selection). PoolError when the selected sources have no sample a model can answer."""
+@dataclass(frozen=True)
+class RunPlan:
+    """What a run will do: the pool's evaluable samples (the few-shot examples' sources), the samples of the
+    selection this configuration has not measured yet, the size of the selection, and a note on how the
+    selection relates to `subset_of`'s samples (None when there is nothing to say)."""
+
+    samples: pd.DataFrame
+    todo: pd.DataFrame
+    selected: int
+    note: str | None = None
+
+
+def pending(pool: Pool, spec: RunSpec) -> RunPlan:
+    """The plan of a run. With `subset_of` a model that has measurements, the selection is drawn from the
+    samples that model was measured on (all of them without a fraction or limit), so the two pair up; of a
+    model without any, the samples it would get. PoolError when the selected sources have no sample a
+    model can answer."""
     samples = pool.samples(sources=list(spec.sources) if spec.sources else None)
     samples = samples[samples["kind"].isin(EVALUABLE_KINDS)]
     if samples.empty:
@@ -112,19 +126,39 @@ def pending(pool: Pool, spec: RunSpec) -> tuple[pd.DataFrame, pd.DataFrame, int]
             f"nothing to evaluate: no {' or '.join(EVALUABLE_KINDS)} samples in "
             f"{'the selected sources' if spec.sources else 'the pool'} (imported results are not rerun)"
         )
-    chosen = plan.select(samples, spec.subset_of or spec.model, spec.seed, spec.fraction, spec.limit)
+    candidates, note = samples, None
+    if spec.subset_of:
+        base = pool.read_arrow("measurements", models=[spec.subset_of], columns=["sample_id"]).to_pandas()
+        candidates = samples[samples["sample_id"].isin(base["sample_id"])]
+        if candidates.empty:
+            candidates = samples
+            note = f"no measurements of {spec.subset_of!r} yet: the samples it will get with --seed {spec.seed}"
+    chosen = plan.select(candidates, spec.subset_of or spec.model, spec.seed, spec.fraction, spec.limit)
+    if note is None and spec.subset_of and len(chosen) < len(candidates):
+        note = (
+            f"--fraction/--limit with --seed {spec.seed} select {len(chosen)} of the {len(candidates)} samples "
+            f"{spec.subset_of!r} was measured on; leave them out to take all"
+        )
     done = pool.read_arrow("measurements", models=[spec.model], columns=["sample_id", "run_id"]).to_pandas()
     done_ids = set(done.loc[done["run_id"] == spec.run_id, "sample_id"])
-    return samples, chosen[~chosen["sample_id"].isin(done_ids)].reset_index(drop=True), len(chosen)
+    return RunPlan(samples, chosen[~chosen["sample_id"].isin(done_ids)].reset_index(drop=True), len(chosen), note)
 
 
-def evaluate(pool: Pool, spec: RunSpec, build: Callable[[], Backend], progress: bool = True) -> RunResult:
+def evaluate(
+    pool: Pool,
+    spec: RunSpec,
+    build: Callable[[], Backend],
+    progress: bool = True,
+    notify: Callable[[str], None] | None = None,
+) -> RunResult:
     """`run` with the backend built by `build()` only when the selection holds samples this configuration has
-    not measured yet: rerunning a finished run loads no model. PoolError as `pending` and `run` raise it."""
+    not measured yet: rerunning a finished run loads no model. The plan's note goes to `notify` before
+    anything runs. PoolError as `pending` and `run` raise it."""
     work = pending(pool, spec)
-    _, todo, chosen = work
-    if todo.empty:
-        return RunResult(spec.run_id, chosen, chosen, 0)
+    if work.note and notify:
+        notify(work.note)
+    if work.todo.empty:
+        return RunResult(spec.run_id, work.selected, work.selected, 0)
     return _execute(pool, spec, build(), work, progress)
 
 
@@ -137,11 +171,9 @@ def run(pool: Pool, spec: RunSpec, backend: Backend, progress: bool = True) -> R
     return _execute(pool, spec, backend, pending(pool, spec), progress)
 
 
-def _execute(
-    pool: Pool, spec: RunSpec, backend: Backend, work: tuple[pd.DataFrame, pd.DataFrame, int], progress: bool
-) -> RunResult:
-    """`run` on the plan `pending` made: (evaluable samples, samples to measure, size of the selection)."""
-    samples, todo, n_chosen = work
+def _execute(pool: Pool, spec: RunSpec, backend: Backend, work: RunPlan, progress: bool) -> RunResult:
+    """`run` on the plan `pending` made."""
+    samples, todo, n_chosen = work.samples, work.todo, work.selected
     if spec.chat_template:  # fails here, before the run is recorded
         _check_chat(spec, backend, todo)
     started = pd.Timestamp.now(tz="UTC")

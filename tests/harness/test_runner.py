@@ -203,9 +203,18 @@ def test_same_subset_as_gives_the_candidate_the_base_models_samples(cli, tmp_pat
         assert "note: no measurements" not in done.stderr
     typo = cli("run", "--name", "third", *common, "--same-subset-as", "bsae", check=True)
     assert "note: no measurements of 'bsae' yet: the samples it will get with --seed 7" in typo.stderr
+    # the samples base was measured on, whatever seed and fraction it ran with (were: every sample of the pool,
+    # and a fresh draw that shared a fifth of them)
+    plain = cli("run", "--name", "plain", "--model", "baseline-random", "--same-subset-as", "base", check=True)
+    assert "note:" not in plain.stderr
+    reseeded = cli("run", "--name", "reseeded", *common[:-3], "--seed", "1", "--same-subset-as", "base", check=True)
     measured = Pool(tmp_path / "pool").measurements(metric="acc").groupby("model")["sample_id"].apply(set)
-    assert measured["candidate"] == measured["base"] and 60 < len(measured["base"]) < 140
+    assert measured["candidate"] == measured["base"] == measured["plain"] and 60 < len(measured["base"]) < 140
     assert measured["other"] != measured["base"]
+    assert measured["reseeded"] < measured["base"] and (
+        f"note: --fraction/--limit with --seed 1 select {len(measured['reseeded'])} of the "
+        f"{len(measured['base'])} samples 'base' was measured on; leave them out to take all" in reseeded.stderr
+    )
 
 
 def test_bad_backends_fail_before_any_work(cli, tmp_path: Path) -> None:
