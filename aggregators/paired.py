@@ -186,23 +186,30 @@ def compare(
 def compare_many(
     scores: pd.DataFrame, models: list[str], alpha: float = 0.05, min_shared: int = 30, seed: int = 0
 ) -> pd.DataFrame:
-    """Every pair (a row: candidate minus base): delta, CI, p, Holm p across all pairs, and whether p_holm < alpha."""
+    """Every pair (a row: candidate minus base): delta, CI, p, Holm p across the pairs compared, and whether
+    p_holm < alpha. A pair that cannot be compared (too few shared samples, metrics whose units differ) keeps
+    its row with `reason` saying why and no statistics, so one sparse pair does not hide the others; with no
+    pair comparable, NotComparableError."""
     rows = []
     for base, candidate in combinations(models, 2):
         pairs = _pairs(scores, base, candidate)
-        if len(pairs) < min_shared:
-            raise NotComparableError(f"{base} and {candidate} share {len(pairs)} samples (minimum {min_shared})")
         unpooled = _unpooled_metrics(pairs)
-        if unpooled:
-            raise NotComparableError(
+        reason = ""
+        if len(pairs) < min_shared:
+            reason = f"{base} and {candidate} share {len(pairs)} samples (minimum {min_shared})"
+        elif unpooled:
+            reason = (
                 f"{base} and {candidate} are measured in {', '.join(unpooled)}, whose units differ: compare one "
                 "metric (--metric, --source), or two models for a verdict per source"
             )
-        rows.append(
-            {"base": base, "candidate": candidate, **asdict(paired_test(pairs["base"], pairs["candidate"], seed=seed))}
-        )
+        test = {"n_shared": len(pairs)} if reason else asdict(paired_test(pairs["base"], pairs["candidate"], seed=seed))
+        rows.append({"base": base, "candidate": candidate, **test, "reason": reason})
     table = pd.DataFrame(rows)
-    table["p_holm"] = holm(table["p_value"].tolist())
+    compared = table["reason"] == ""
+    if not compared.any():
+        raise NotComparableError("; ".join(table["reason"]))
+    table = table.astype({"n_improved": "Int64", "n_worsened": "Int64"})  # missing where not compared
+    table.loc[compared, "p_holm"] = holm(table.loc[compared, "p_value"].tolist())
     table["significant"] = table["p_holm"] < alpha
     return table
 

@@ -229,10 +229,22 @@ def compare_command(
         stderr.print(f"warning: {warning}: the differences mix prompt effects with model effects")
     if len(models) > 2:
         table = compare_many(scores, models, alpha, min_shared, seed)
+        skipped = table["reason"] != ""
+        for reason in table.loc[skipped, "reason"]:
+            stderr.print(f"warning: not compared: {reason}")
+        compared = table[~skipped].drop(columns="reason")
         if as_json:
-            emit_json({"models": models, "pairs": table.to_dict(orient="records"), "warnings": warnings})
+            not_compared = table.loc[skipped, ["base", "candidate", "n_shared", "reason"]].to_dict(orient="records")
+            emit_json(
+                {
+                    "models": models,
+                    "pairs": compared.to_dict(orient="records"),
+                    "not_compared": not_compared,
+                    "warnings": warnings,
+                }
+            )
         else:
-            print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+            print(compared.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
         return
     result = compare(scores, models[0], models[1], alpha, max_drop, min_shared, seed)
     unpooled = result.unpooled_note()

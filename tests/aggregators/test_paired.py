@@ -11,6 +11,7 @@ import pytest
 from scipy.stats import binomtest, wilcoxon
 
 from aggregators.paired import NotComparableError, compare, compare_many, holm, paired_test
+from harness.pool import Pool
 
 
 def long(base: np.ndarray, candidate: np.ndarray, sources: np.ndarray | None = None) -> pd.DataFrame:
@@ -202,6 +203,35 @@ def test_cli_exit_codes_json_and_junit(cli, tmp_path: Path) -> None:
     assert not (tmp_path / "m.xml").exists() and not (tmp_path / "m.html").exists()
     itself = cli("compare", "base", "base")
     assert itself.returncode == 2 and "'base' compared with itself" in itself.stderr
+
+
+def test_compare_many_keeps_the_pairs_it_can_compare(cli, tmp_path: Path) -> None:
+    """A model measured on few samples (a sparse pool's usual case) is left out of the pairs it cannot make,
+    named, and Holm corrects over the pairs compared (the whole matrix was an error)."""
+    rng = np.random.default_rng(3)
+    base = (rng.random(200) < 0.6).astype(float)
+    worse = np.where(np.arange(200) < 30, 0.0, base)
+    few = np.where(np.arange(200) < 10, base, np.nan)
+    matrix = tmp_path / "m.csv"
+    pd.DataFrame({"id": [f"q{i}" for i in range(200)], "base": base, "worse": worse, "few": few}).to_csv(
+        matrix, index=False
+    )
+    cli("import", "matrix", str(matrix), "--source", "m", check=True)
+    done = cli("compare", "base", "worse", "few", "--json", check=True)
+    document = json.loads(done.stdout)
+    [pair] = document["pairs"]
+    alone = compare_many(Pool(tmp_path / "pool").measurements(), ["base", "worse"]).iloc[0]
+    assert (pair["base"], pair["candidate"], pair["n_shared"]) == ("base", "worse", 200)
+    assert pair["p_holm"] == pair["p_value"] == alone["p_holm"] and pair["delta"] == alone["delta"]
+    reasons = [f"{a} and few share 10 samples (minimum 30)" for a in ("base", "worse")]
+    assert [(p["candidate"], p["n_shared"], p["reason"]) for p in document["not_compared"]] == [
+        ("few", 10, reason) for reason in reasons
+    ]
+    assert all(f"warning: not compared: {reason}" in done.stderr for reason in reasons)
+    text = cli("compare", "base", "worse", "few", check=True).stdout.splitlines()
+    assert len(text) == 2 and "reason" not in text[0] and text[1].split()[:3] == ["base", "worse", "200"]
+    nothing = cli("compare", "base", "few")
+    assert nothing.returncode == 2 and "share 10 measured samples (minimum 30)" in nothing.stderr
 
 
 def test_cli_with_no_overall_delta(cli, tmp_path: Path) -> None:
