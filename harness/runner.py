@@ -225,8 +225,8 @@ def _evaluate(
         )
     ]
     prompts = [
-        GenerationRequest(context, max_tokens=spec.max_gen_tokens)
-        for context, mc in zip(contexts, is_mc, strict=True)
+        _generation_request(context, row, spec)
+        for row, context, mc in zip(rows, contexts, is_mc, strict=True)
         if not mc
     ]
     results = iter(backend.loglikelihood(requests) if requests else [])
@@ -242,8 +242,13 @@ def _evaluate(
             response: dict[str, Any] = {"loglikelihoods": lls, "is_greedy": [g for _, g in outputs]}
         else:
             text = next(generations)
-            answer = scoring.extract_answer(text, spec.answer_pattern)
-            values = scoring.generation_metrics(answer, target if isinstance(target, list) else [str(target)])
+            references = target if isinstance(target, list) else [str(target)]
+            recipe = json.loads(row["metadata"] or "{}").get("lm_eval_scoring")
+            if recipe:
+                answer, values = scoring.lm_eval_generation_metrics(text, references, recipe, spec.answer_pattern)
+            else:
+                answer = scoring.extract_answer(text, spec.answer_pattern)
+                values = scoring.generation_metrics(answer, references)
             response = {"text": text, "extracted": answer}
         response.update(
             {"num_fewshot": layout.shots, "truncated": backend.token_count(context) + 1 > backend.max_length}
@@ -262,6 +267,21 @@ def _evaluate(
             {"sample_id": row["sample_id"], "model": spec.model, "run_id": spec.run_id, "response": to_json(response)}
         )
     return {"measurements": pd.DataFrame(measurements), "responses": pd.DataFrame(responses)}
+
+
+#: lm-eval's models' default for a generation's length (`max_gen_toks`) when a task sets none.
+LM_EVAL_MAX_GEN_TOKS = 256
+
+
+def _generation_request(context: str, sample: pd.Series, spec: RunSpec) -> GenerationRequest:
+    """A sample's generation: an lm-eval task's stop strings and length (its `generation_kwargs`), else
+    until a blank line and `spec.max_gen_tokens`."""
+    metadata = json.loads(sample["metadata"] or "{}")
+    if "lm_eval_scoring" not in metadata:
+        return GenerationRequest(context, max_tokens=spec.max_gen_tokens)
+    until = metadata.get("until") or ()
+    until = (until,) if isinstance(until, str) else tuple(until)  # lm-eval takes one string as a list of it
+    return GenerationRequest(context, until=until, max_tokens=metadata.get("max_gen_toks", LM_EVAL_MAX_GEN_TOKS))
 
 
 def _context(prompt: plan.Prompt, spec: RunSpec, backend: Backend) -> str:

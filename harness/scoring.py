@@ -2,7 +2,9 @@
 
 Multiple choice: one (context, delimiter + choice) request per choice; `acc` and `acc_norm` exactly as
 lm-eval defines them (argmax of the log-likelihoods, and of log-likelihood / len(choice) in characters).
-Generation: `exact_match`, `f1` (SQuAD-style token overlap) and `contains`, after answer extraction.
+Generation: `exact_match`, `f1` (SQuAD-style token overlap) and `contains`, after answer extraction (the
+first non-empty line, or `--answer-pattern`); for an lm-eval task's samples, the answer is its filter's and
+`exact_match` lm-eval's with the task's options (`lm_eval_generation_metrics`).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import re
 import string
 from collections import Counter
+from typing import Any
 
 import numpy as np
 
@@ -69,3 +72,31 @@ def generation_metrics(answer: str, references: list[str]) -> dict[str, float]:
         "f1": max(token_f1(answer, r) for r in references),
         "contains": float(any(normalize(r) and normalize(r) in normalized for r in references)),
     }
+
+
+def lm_eval_generation_metrics(
+    text: str, references: list[str], recipe: dict[str, Any], pattern: str | None = None
+) -> tuple[str, dict[str, float]]:
+    """(the answer, the metrics) of a generation for an lm-eval task, as lm-eval scores it: the task's filter
+    pipeline (`recipe`, from `add lm-eval`; lm-eval's own filter classes) extracts the answer, unless
+    `pattern` is given; exact_match is lm-eval's function with the task's options, true when any reference
+    matches (as lm-eval takes several); f1 and contains are `generation_metrics`' on that answer."""
+    import lm_eval.filters  # noqa: F401  (registers lm-eval's filters)
+    from lm_eval.api.registry import get_filter, get_metric
+
+    if pattern is not None:
+        answer = extract_answer(text, pattern)
+    else:
+        responses: Any = [[text]]
+        for function, options in recipe["steps"]:
+            responses = list(get_filter(function)(**options).apply(responses, [{}]))
+        answer = responses[0]
+        while isinstance(answer, list):  # a pipeline without take_first keeps the list of responses
+            answer = answer[0] if answer else ""
+    values = generation_metrics(answer, references)
+    exact_match = get_metric("exact_match")
+    options = recipe["metric_options"].get("exact_match", {})
+    values["exact_match"] = float(
+        any(exact_match(references=[r], predictions=[answer], **options)["exact_match"] for r in references)
+    )
+    return answer, values

@@ -63,6 +63,7 @@ def _task_samples(name: str, task: Any, group: str, num_fewshot: int, limit: int
     metric = next((m for m in metrics if m in measured), measured[0])
     # the metric's direction as lm-eval declares it (None: by the metric's name, `complete_samples`)
     scoring = {"metric": metric, "higher_is_better": task.higher_is_better().get(metric)}
+    scoring_recipe = _generation_scoring(name, task) if output_type == "generate_until" else None
     rows = []
     for doc_id, doc in task.doc_iterator(rank=0, limit=limit, world_size=1):
         instances = sorted(requests[doc_id], key=lambda inst: inst.idx)
@@ -96,13 +97,46 @@ def _task_samples(name: str, task: Any, group: str, num_fewshot: int, limit: int
             fields = {"kind": "multiple_choice", "choices": choices, "target": target}
         else:
             target = task.doc_to_target(doc)
+            if task.config.doc_to_choice is not None:  # the target is a choice's index (lm-eval scores its text)
+                target = task.doc_to_choice(doc)[target]
             references = [str(t) for t in target] if isinstance(target, list) else [str(target)]
-            metadata["until"] = instances[0].arguments[1].get("until")
+            settings = instances[0].arguments[1]
+            metadata["until"] = settings.get("until")
+            if settings.get("max_gen_toks"):
+                metadata["max_gen_toks"] = int(settings["max_gen_toks"])
+            metadata["lm_eval_scoring"] = scoring_recipe
             fields = {"kind": "generation", "choices": None, "target": references}
         rows.append(
             {"prompt": context, **fields, **scoring, "source": name, "source_id": str(doc_id), "metadata": metadata}
         )
     return pd.DataFrame(rows)
+
+
+def _generation_scoring(name: str, task: Any) -> dict[str, Any]:
+    """How lm-eval scores the task's generations, as JSON for the samples' metadata: its first filter pipeline
+    (`[function, options]` steps; lm-eval's default takes the first response) and the options of each metric
+    (exact_match's `ignore_case`, `regexes_to_ignore`, ...). PoolError for a task that scores with
+    its own `process_results` or a filter that is not one of lm-eval's registered ones."""
+    if task.config.process_results is not None:
+        raise PoolError(
+            f"lm-eval task {name!r} scores its generations with its own process_results, which a run does not "
+            "call: not supported (import its lm-eval --log_samples output instead)"
+        )
+    pipelines = task.config.filter_list or [{"name": "none", "filter": [{"function": "take_first"}]}]
+    steps = [
+        [step["function"], {key: value for key, value in step.items() if key != "function"}]
+        for step in pipelines[0]["filter"]
+    ]
+    if not all(isinstance(function, str) for function, _ in steps):
+        raise PoolError(f"lm-eval task {name!r}: its filter {pipelines[0]['name']!r} is custom code: not supported")
+    options = {
+        declared["metric"]: {
+            k: v for k, v in declared.items() if k not in ("metric", "aggregation", "higher_is_better")
+        }
+        for declared in task.config.metric_list or []
+        if isinstance(declared.get("metric"), str)
+    }
+    return {"filter": pipelines[0]["name"], "steps": steps, "metric_options": options}
 
 
 def _choice_index(target: Any, choices: list[str], where: str) -> int:

@@ -127,6 +127,68 @@ def test_per_sample_parity_with_lm_eval_simple_evaluate(
         assert ours == pytest.approx(reference, abs=1e-4)
 
 
+SUMS_YAML = """task: sums
+dataset_path: json
+dataset_kwargs:
+  data_files: {{test: {data}}}
+test_split: test
+output_type: generate_until
+doc_to_text: "Question: {{{{question}}}}\\nAnswer:"
+doc_to_target: "{{{{solution}}}}"
+generation_kwargs: {{until: ["\\n", "Question:"], max_gen_toks: 12, do_sample: false}}
+filter_list:
+  - name: last-number
+    filter: [{{function: regex, regex_pattern: "(-?[0-9]+)", group_select: -1}}, {{function: take_first}}]
+  - name: first-number
+    filter: [{{function: regex, regex_pattern: "(-?[0-9]+)"}}, {{function: take_first}}]
+metric_list: [{{metric: exact_match, ignore_case: true, regexes_to_ignore: ["(?s).*#### "]}}]
+metadata: {{version: 1.0}}
+"""
+
+
+def test_generation_parity_with_lm_eval_simple_evaluate(model_dir: Path, tmp_path: Path) -> None:
+    """A generate_until task scored as lm-eval scores it, per sample: its stop strings and length, its first
+    filter (lm-eval's regex, with its options) and exact_match with its options (here one that strips a
+    gsm8k-style "... #### 5" reference); the generations, extracted answers and values equal lm-eval's.
+    (Runs took the first line of at most 64 tokens and compared it with the whole reference: all 0.)"""
+    import lm_eval
+    from lm_eval.tasks import TaskManager
+
+    pairs = [(2, 3), (4, 4), (10, 5), (7, 6), (1, 1), (3, 9), (20, 22), (8, 8)]
+    data = tmp_path / "d.jsonl"
+    data.write_text(
+        "".join(
+            json.dumps({"question": f"What is {a} plus {b}?", "solution": f"{a} + {b} = {a + b}. #### {a + b}"}) + "\n"
+            for a, b in pairs
+        )
+    )
+    (tmp_path / "sums.yaml").write_text(SUMS_YAML.format(data=data))
+    pool = Pool(tmp_path / "pool", create=True)
+    pool.add("samples", load_lm_eval_tasks(["sums"], include_path=str(tmp_path)))
+    spec = RunSpec(model="smollm2", backend="hf", model_args={"pretrained": str(model_dir)}, batch_size=4)
+    run(pool, spec, make_backend("hf", spec.model_args, batch_size=4, device="cpu"), progress=False)
+
+    results = lm_eval.simple_evaluate(
+        model="hf",
+        model_args=f"pretrained={model_dir}",
+        tasks=["sums"],
+        task_manager=TaskManager(include_path=str(tmp_path), include_defaults=False),
+        batch_size=4,
+        device="cpu",
+        log_samples=True,
+    )
+    theirs = {s["doc_id"]: s for s in results["samples"]["sums"] if s["filter"] == "last-number"}
+    doc_of = {sid: json.loads(meta)["doc_id"] for sid, meta in pool.samples()[["sample_id", "metadata"]].values}
+    measured = pool.measurements(metric="exact_match").set_index("sample_id")["value"]
+    ours = {doc_of[row.sample_id]: json.loads(row.response) for row in pool.read("responses").itertuples()}
+    assert len(ours) == len(theirs) == len(pairs)
+    for sample_id, doc_id in doc_of.items():
+        assert ours[doc_id]["text"] == theirs[doc_id]["resps"][0][0]
+        assert ours[doc_id]["extracted"] == theirs[doc_id]["filtered_resps"][0]
+        assert measured[sample_id] == theirs[doc_id]["exact_match"], doc_id
+    assert 0 < measured.sum() < len(pairs)  # some right, some wrong: the comparison can tell
+
+
 @pytest.fixture(scope="module")
 def smollm2(model_dir: Path) -> Any:
     return make_backend("hf", {"pretrained": str(model_dir)}, batch_size=1, device="cpu")

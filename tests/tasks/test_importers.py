@@ -563,6 +563,39 @@ def test_lm_eval_task_targets(cli, tmp_path: Path, target: str, message: str | N
         assert samples["target"].tolist() == ["1", "0"]
 
 
+def test_lm_eval_generation_tasks_record_how_lm_eval_scores_them(cli, tmp_path: Path) -> None:
+    """A generate_until task's samples carry its stop strings, length, first filter and metric options (the
+    run scores with them: tests/harness/test_real_model.py); a target that indexes `doc_to_choice` is that
+    choice's text, as lm-eval scores it (it was the index); a task with its own process_results is refused."""
+    data = tmp_path / "d.jsonl"
+    data.write_text(json.dumps({"question": "Sky?", "choices": ["blue", "red"], "answer": 0}) + "\n")
+    extra = (
+        "doc_to_choice: choices\ndoc_to_target: answer\n"
+        'generation_kwargs: {until: ["\\n"], max_gen_toks: 20}\n'
+        "filter_list: [{name: word, filter: [{function: regex, regex_pattern: '(\\w+)'}, {function: take_first}]}]\n"
+        "metric_list: [{metric: exact_match, ignore_case: true}]"
+    )
+    (tmp_path / "gen.yaml").write_text(MC_YAML.format(name="gen", data=data, output_type="generate_until", extra=extra))
+    cli("add", "lm-eval", "gen", "--include-path", str(tmp_path), check=True)
+    [sample] = Pool(tmp_path / "pool").samples().to_dict(orient="records")
+    metadata = json.loads(sample["metadata"])
+    assert json.loads(sample["target"]) == ["blue"] and (metadata["until"], metadata["max_gen_toks"]) == (["\n"], 20)
+    assert metadata["lm_eval_scoring"] == {
+        "filter": "word",
+        "steps": [["regex", {"regex_pattern": "(\\w+)"}], ["take_first", {}]],
+        "metric_options": {"exact_match": {"ignore_case": True}},
+    }
+    (tmp_path / "own.py").write_text("def score(doc, results):\n    return {'exact_match': 1.0}\n")
+    custom = extra.replace("metric_list", "process_results: !function own.score\nmetric_list")
+    (tmp_path / "gen.yaml").write_text(
+        MC_YAML.format(name="gen", data=data, output_type="generate_until", extra=custom)
+    )
+    refused = cli("add", "lm-eval", "gen", "--include-path", str(tmp_path))
+    assert refused.returncode == 2 and "lm-eval task 'gen' scores its generations with its own process_results" in (
+        refused.stderr
+    )
+
+
 def test_lm_eval_samples_file_name_and_bad_line(cli, tmp_path: Path) -> None:
     wrong = tmp_path / "results.jsonl"
     wrong.write_text("{}\n")
