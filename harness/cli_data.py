@@ -258,9 +258,8 @@ def import_lm_eval_samples_command(
     batches = [import_lm_eval_samples(path, model) for path in paths]  # all files parse before any write
     for path, batch in zip(paths, batches, strict=True):
         ingest(batch, str(path))
-        left_out = batch["measurements"].attrs["left_out_metrics"]
-        if left_out:
-            stderr.print(f"{path}: left out {', '.join(left_out)}: no number per sample (a corpus-level metric)")
+        for note in batch["measurements"].attrs["left_out"]:
+            stderr.print(f"{path}: {note}")
 
 
 @import_app.command("helm")

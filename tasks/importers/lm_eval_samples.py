@@ -34,12 +34,17 @@ def import_lm_eval_samples(path: str | Path, model: str) -> dict[str, pd.DataFra
     """Tables for one samples file of `model`. Raises PoolError naming file:line for a malformed record.
 
     A metric whose per-sample values are not numbers (bleu, chrf, ter, perplexities, IFEval's instruction-level
-    accuracies: lm-eval logs the items its corpus-level aggregation takes) is left out, named in the
-    measurements' `attrs["left_out_metrics"]`; PoolError if that leaves no metric.
+    accuracies: lm-eval logs the items its corpus-level aggregation takes) is left out; so are the records of
+    every filter but the file's first (lm-eval logs a document once per filter, gsm8k's "strict-match" and
+    "flexible-extract"; `add lm-eval` scores with the first too). What was left out is said in the
+    measurements' `attrs["left_out"]`; PoolError if no metric is left.
     """
     path = Path(path)
     task = task_of(path)
     rows = read_rows(path, "jsonl")
+    filters = list(dict.fromkeys(rows["filter"].dropna())) if "filter" in rows.columns else []
+    if len(filters) > 1:
+        rows = rows[rows["filter"] == filters[0]]
     samples, measurements, responses = [], [], []
     left_out: dict[str, None] = {}  # an ordered set
     for record in rows.to_dict(orient="records"):
@@ -77,7 +82,13 @@ def import_lm_eval_samples(path: str | Path, model: str) -> dict[str, pd.DataFra
         return frame.assign(model=model, run_id=run_id)
 
     measured = attach(measurements)
-    measured.attrs["left_out_metrics"] = list(left_out)
+    measured.attrs["left_out"] = (
+        [f"left out {', '.join(left_out)}: no number per sample (a corpus-level metric)"] if left_out else []
+    ) + (
+        [f"left out the records of filter {', '.join(filters[1:])}: scored with the first, {filters[0]}"]
+        if len(filters) > 1
+        else []
+    )
     return {"samples": table.drop_duplicates("sample_id"), "measurements": measured, "responses": attach(responses)}
 
 

@@ -456,8 +456,9 @@ def test_two_imports_at_once_both_land(tmp_path: Path, shared_data: Path) -> Non
     assert counts["measurements"] == 62788 and counts["comparisons"] == 8931
 
 
-def lm_eval_samples_file(tmp_path: Path, output_type: str = "multiple_choice") -> Path:
-    """A real samples file: lm-eval's dummy model on a local task, written by lm-eval's own tracker."""
+def lm_eval_samples_file(tmp_path: Path, output_type: str = "multiple_choice", extra: str | None = None) -> Path:
+    """A real samples file: lm-eval's dummy model on a local task (`extra`: its YAML after doc_to_text),
+    written by lm-eval's own tracker."""
     import lm_eval
     from lm_eval.loggers import EvaluationTracker
     from lm_eval.tasks import TaskManager
@@ -471,7 +472,7 @@ def lm_eval_samples_file(tmp_path: Path, output_type: str = "multiple_choice") -
             for i in range(6)
         )
     )
-    extra = (
+    extra = extra or (
         "doc_to_choice: choices\ndoc_to_target: answer\nmetric_list: [{metric: acc}, {metric: acc_norm}]"
         if output_type == "multiple_choice"
         else "doc_to_target: gold\ngeneration_kwargs: {until: ['\\n']}\n"
@@ -513,6 +514,24 @@ def test_lm_eval_samples_file_as_lm_eval_writes_it(cli, tmp_path: Path, output_t
     response = json.loads(pool.read("responses").iloc[0]["response"])
     assert ("loglikelihoods" in response) == (output_type == "multiple_choice")
     assert "nothing new" in cli("import", "lm-eval-samples", str(path), "--model", "dummy", check=True).stderr
+
+
+def test_lm_eval_samples_of_several_filters_keep_the_first(cli, tmp_path: Path) -> None:
+    """lm-eval logs each document once per filter (gsm8k: strict-match, flexible-extract): the first filter's
+    records are imported and the others named (a document's value was whichever record came last)."""
+    extra = (
+        "doc_to_target: 'lol'\ngeneration_kwargs: {until: ['\\n']}\nmetric_list: [{metric: exact_match}]\n"
+        "filter_list: [{name: finds, filter: [{function: regex, regex_pattern: '(lol)'}, {function: take_first}]},"
+        " {name: misses, filter: [{function: regex, regex_pattern: '(zzz)'}, {function: take_first}]}]"
+    )
+    path = lm_eval_samples_file(tmp_path, "generate_until", extra)
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [r["filter"] for r in records] == ["finds"] * 6 + ["misses"] * 6  # the dummy model answers "lol"
+    assert {r["exact_match"] for r in records if r["filter"] == "finds"} == {1.0}
+    done = cli("import", "lm-eval-samples", str(path), "--model", "dummy", check=True)
+    assert "left out the records of filter misses: scored with the first, finds" in done.stderr
+    measured = Pool(tmp_path / "pool").measurements()
+    assert len(measured) == 6 and set(measured["value"]) == {1.0}
 
 
 def test_lm_eval_tasks_metric_is_the_first_a_run_measures(cli, tmp_path: Path) -> None:
