@@ -105,13 +105,13 @@ EVALUABLE_KINDS = ("multiple_choice", "generation")
 @dataclass(frozen=True)
 class RunPlan:
     """What a run will do: the pool's evaluable samples (the few-shot examples' sources), the samples of the
-    selection this configuration has not measured yet, the size of the selection, and a note on how the
-    selection relates to `subset_of`'s samples (None when there is nothing to say)."""
+    selection this configuration has not measured yet, the size of the selection, and notes for the user
+    (how the selection relates to `subset_of`'s samples, samples an older poolbench added)."""
 
     samples: pd.DataFrame
     todo: pd.DataFrame
     selected: int
-    note: str | None = None
+    notes: tuple[str, ...] = ()
 
 
 def pending(pool: Pool, spec: RunSpec) -> RunPlan:
@@ -141,7 +141,21 @@ def pending(pool: Pool, spec: RunSpec) -> RunPlan:
         )
     done = pool.read_arrow("measurements", models=[spec.model], columns=["sample_id", "run_id"]).to_pandas()
     done_ids = set(done.loc[done["run_id"] == spec.run_id, "sample_id"])
-    return RunPlan(samples, chosen[~chosen["sample_id"].isin(done_ids)].reset_index(drop=True), len(chosen), note)
+    todo = chosen[~chosen["sample_id"].isin(done_ids)].reset_index(drop=True)
+    return RunPlan(samples, todo, len(chosen), tuple(filter(None, [note, _older_lm_eval_note(todo)])))
+
+
+def _older_lm_eval_note(todo: pd.DataFrame) -> str | None:
+    """A note when lm-eval generation tasks added by an older poolbench (no scoring recipe) are to be run."""
+    generation = todo[todo["kind"] == "generation"]
+    metadata = generation["metadata"].map(lambda text: json.loads(text or "{}"))
+    older = generation[metadata.map(lambda m: "until" in m and "lm_eval_scoring" not in m)]
+    if older.empty:
+        return None
+    return (
+        f"the lm-eval task(s) {', '.join(sorted(set(older['source'])))} were added by an older poolbench: their "
+        "generations are scored the plain way, not with the task's filter and options; add them again first"
+    )
 
 
 def evaluate(
@@ -155,8 +169,9 @@ def evaluate(
     not measured yet: rerunning a finished run loads no model. The plan's note goes to `notify` before
     anything runs. PoolError as `pending` and `run` raise it."""
     work = pending(pool, spec)
-    if work.note and notify:
-        notify(work.note)
+    if notify:
+        for note in work.notes:
+            notify(note)
     if work.todo.empty:
         return RunResult(spec.run_id, work.selected, work.selected, 0)
     return _execute(pool, spec, build(), work, progress)

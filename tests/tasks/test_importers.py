@@ -15,6 +15,7 @@ from scipy.stats import kendalltau
 import aggregators
 from harness.pool import Pool
 from harness.reporting import build_report, ranking_inputs
+from harness.runner import RunSpec, pending
 from harness.schema import PoolError
 from tasks.files import read_rows
 from tasks.importers.lm_eval_samples import import_lm_eval_samples
@@ -604,6 +605,16 @@ def test_lm_eval_generation_tasks_record_how_lm_eval_scores_them(cli, tmp_path: 
         "steps": [["regex", {"regex_pattern": "(\\w+)"}], ["take_first", {}]],
         "metric_options": {"exact_match": {"ignore_case": True}},
     }
+    pool = Pool(tmp_path / "pool")
+    spec = RunSpec(model="m", backend="hf")
+    assert pending(pool, spec).notes == ()
+    older = {**metadata}
+    del older["lm_eval_scoring"]  # as an older poolbench added it
+    pool.write({"samples": pd.DataFrame([{**sample, "metadata": json.dumps(older)}])})
+    assert pending(pool, spec).notes == (
+        "the lm-eval task(s) gen were added by an older poolbench: their generations are scored the plain way, "
+        "not with the task's filter and options; add them again first",
+    )
     (tmp_path / "own.py").write_text("def score(doc, results):\n    return {'exact_match': 1.0}\n")
     custom = extra.replace("metric_list", "process_results: !function own.score\nmetric_list")
     (tmp_path / "gen.yaml").write_text(
