@@ -36,7 +36,7 @@ def pool_stats(as_json: JsonOpt = False) -> None:
     for source, counts in stats["sources"].items():  # type: ignore[attr-defined]
         print(f"  {source}: {counts['samples']:,} samples, {counts['measurements']:,} measurements")
     segments = {table: len(pool.store.segments(table)) for table in TABLES}
-    print(f"{'segments':>13}: " + ", ".join(f"{table} {n:,}" for table, n in segments.items() if n))
+    print(f"{'segments':>13}: " + (", ".join(f"{table} {n:,}" for table, n in segments.items() if n) or "none"))
     crowded = [f"{table} ({n:,})" for table, n in segments.items() if n >= CROWDED_SEGMENTS]
     if crowded:
         sys.stdout.flush()  # the counts first, then the advice

@@ -21,10 +21,19 @@ def _counting_bar() -> Progress:
 
 def nothing_measured(sources: list[str] | None, metric: str | None, command: str = "rank") -> str:
     """Why the selected samples leave `command` ("rank", which also takes comparisons, or "compare") nothing to
-    work on, and the metrics measured on them if those are others."""
+    work on: an empty pool, a pool without measurements, or the metrics measured on them if those are others."""
     import pyarrow.compute as pc
 
-    measured = open_pool().read_arrow("measurements", sources=sources, columns=["metric"])["metric"]
+    pool = open_pool()
+    counts = pool.stats()
+    if not counts["measurements"] and not (command == "rank" and counts["comparisons"]):
+        if not counts["samples"]:
+            return (
+                f"nothing to {command}: the pool is empty (`poolbench add` samples, then `poolbench run` a model; "
+                "or `poolbench import` results)"
+            )
+        return f"nothing to {command}: no model is measured yet (`poolbench run` one, or `poolbench import` results)"
+    measured = pool.read_arrow("measurements", sources=sources, columns=["metric"])["metric"]
     others = sorted(set(pc.unique(measured).to_pylist()) - {metric})
     hint = f" (their measurements are of {name_list(others)}: choose one with --metric)" if others else ""
     asked = f"metric {metric!r}" if metric is not None else "the samples' own metric"

@@ -32,6 +32,21 @@ def test_stats_of_an_empty_pool_is_zeros_in_the_documented_shape(cli) -> None:
     }
 
 
+def test_an_empty_pool_says_what_to_do_first(cli) -> None:
+    """rank, compare and report on a pool without samples, then without measurements, say which step comes
+    next (they said "no measurements of the samples' own metric ... for the selected samples")."""
+    cli("pool", "init", check=True)
+    assert cli("pool", "stats", check=True).stdout.splitlines()[-1].split() == ["segments:", "none"]
+    empty = "the pool is empty (`poolbench add` samples, then `poolbench run` a model; or `poolbench import` results)"
+    unmeasured = "no model is measured yet (`poolbench run` one, or `poolbench import` results)"
+    for why in (empty, unmeasured):
+        for command in (["rank"], ["compare", "a", "b"], ["report", "--out", "r.html"]):
+            done = cli(*command)
+            verb = "compare" if command[0] == "compare" else "rank"
+            assert done.returncode == 2 and done.stderr == f"poolbench: error: nothing to {verb}: {why}\n", done.stderr
+        cli("add", "starter", "capitals", check=True)
+
+
 def test_missing_pool_is_one_line_and_exit_2(cli, tmp_path: Path) -> None:
     done = cli("pool", "stats", pool=tmp_path / "absent")
     assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1 and "no pool" in done.stderr
