@@ -198,4 +198,6 @@ def _response_text(response: str | None, choices: Any) -> str:
     if "loglikelihoods" in data and choices is not None and len(choices):
         chosen = int(np.argmax(data["loglikelihoods"]))
         return f"chose: {choices[chosen]}"
-    return str(data.get("text", ""))[:500]
+    text = str(data.get("text", ""))[:500]
+    answer = data.get("extracted")  # what was scored, when the text is more than the answer
+    return text if answer is None or str(answer) == text.strip() else f"{text}\nanswer: {answer}"

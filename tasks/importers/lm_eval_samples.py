@@ -125,7 +125,9 @@ def _sample_and_response(record: dict[str, Any], task: str, primary: str) -> tup
             "metadata": {**metadata, "target_delimiter": delimiter},
         }
         return sample, {"loglikelihoods": [float(x) for x in lls]}
-    text = record["filtered_resps"][0] if isinstance(record["filtered_resps"], list) else record["filtered_resps"]
+    answer = record["filtered_resps"][0] if isinstance(record["filtered_resps"], list) else record["filtered_resps"]
+    raw = record.get("resps")
+    text = raw[0][0] if isinstance(raw, list) and raw and isinstance(raw[0], list) and raw[0] else answer
     gold = record.get("target")
     references = [str(t) for t in gold] if isinstance(gold, list) else [str(gold)]
     sample = {
@@ -136,7 +138,7 @@ def _sample_and_response(record: dict[str, Any], task: str, primary: str) -> tup
         "target": references,
         "metadata": metadata,
     }
-    return sample, {"text": str(text)}
+    return sample, {"text": str(text), "extracted": str(answer)}
 
 
 def _literal(value: Any) -> Any:

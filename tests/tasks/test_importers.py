@@ -519,10 +519,11 @@ def test_lm_eval_samples_file_as_lm_eval_writes_it(cli, tmp_path: Path, output_t
 
 def test_lm_eval_samples_of_several_filters_keep_the_first(cli, tmp_path: Path) -> None:
     """lm-eval logs each document once per filter (gsm8k: strict-match, flexible-extract): the first filter's
-    records are imported and the others named (a document's value was whichever record came last)."""
+    records are imported and the others named (a document's value was whichever record came last); the
+    response is the generation and the filtered answer (it was the answer alone)."""
     extra = (
-        "doc_to_target: 'lol'\ngeneration_kwargs: {until: ['\\n']}\nmetric_list: [{metric: exact_match}]\n"
-        "filter_list: [{name: finds, filter: [{function: regex, regex_pattern: '(lol)'}, {function: take_first}]},"
+        "doc_to_target: 'lo'\ngeneration_kwargs: {until: ['\\n']}\nmetric_list: [{metric: exact_match}]\n"
+        "filter_list: [{name: finds, filter: [{function: regex, regex_pattern: '(lo)l'}, {function: take_first}]},"
         " {name: misses, filter: [{function: regex, regex_pattern: '(zzz)'}, {function: take_first}]}]"
     )
     path = lm_eval_samples_file(tmp_path, "generate_until", extra)
@@ -531,8 +532,14 @@ def test_lm_eval_samples_of_several_filters_keep_the_first(cli, tmp_path: Path) 
     assert {r["exact_match"] for r in records if r["filter"] == "finds"} == {1.0}
     done = cli("import", "lm-eval-samples", str(path), "--model", "dummy", check=True)
     assert "left out the records of filter misses: scored with the first, finds" in done.stderr
-    measured = Pool(tmp_path / "pool").measurements()
+    pool = Pool(tmp_path / "pool")
+    measured = pool.measurements()
     assert len(measured) == 6 and set(measured["value"]) == {1.0}
+    # the response keeps the generation and what was scored of it; the report's browser shows both
+    assert {r for r in pool.read("responses")["response"]} == {json.dumps({"extracted": "lo", "text": "lol"})}
+    scores, _ = ranking_inputs(pool, None)
+    report = build_report(pool, aggregators.rank(scores, "mean"), scores, title="t", bootstrap=0)
+    assert {text for _, _, text in report.browser["models"]["dummy"]} == {"lol\nanswer: lo"}
 
 
 def test_lm_eval_tasks_metric_is_the_first_a_run_measures(cli, tmp_path: Path) -> None:
