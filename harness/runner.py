@@ -249,22 +249,12 @@ def _evaluate(
     measurements: list[dict[str, Any]] = []
     responses: list[dict[str, Any]] = []
     for row, layout, context, mc in zip(rows, layouts, contexts, is_mc, strict=True):
-        target = json.loads(row["target"])
         if mc:
             outputs = [next(results) for _ in row["choices"]]
-            lls = [ll for ll, _ in outputs]
-            values = scoring.multiple_choice_metrics(lls, list(row["choices"]), int(target))
-            response: dict[str, Any] = {"loglikelihoods": lls, "is_greedy": [g for _, g in outputs]}
+            output: dict[str, Any] = {"loglikelihoods": [ll for ll, _ in outputs], "is_greedy": [g for _, g in outputs]}
         else:
-            text = next(generations)
-            references = target if isinstance(target, list) else [str(target)]
-            recipe = json.loads(row["metadata"] or "{}").get("lm_eval_scoring")
-            if recipe:
-                answer, values = scoring.lm_eval_generation_metrics(text, references, recipe, spec.answer_pattern)
-            else:
-                answer = scoring.extract_answer(text, spec.answer_pattern)
-                values = scoring.generation_metrics(answer, references)
-            response = {"text": text, "extracted": answer}
+            output = {"text": next(generations)}
+        values, response = scoring.score_response(row, output, spec.answer_pattern)
         response.update(
             {"num_fewshot": layout.shots, "truncated": backend.token_count(context) + 1 > backend.max_length}
         )

@@ -9,9 +9,11 @@ first non-empty line, or `--answer-pattern`); for an lm-eval task's samples, the
 
 from __future__ import annotations
 
+import json
 import re
 import string
 from collections import Counter
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -100,3 +102,22 @@ def lm_eval_generation_metrics(
         any(exact_match(references=[r], predictions=[answer], **options)["exact_match"] for r in references)
     )
     return answer, values
+
+
+def score_response(
+    sample: Mapping[str, Any], output: dict[str, Any], answer_pattern: str | None = None
+) -> tuple[dict[str, float], dict[str, Any]]:
+    """(the metrics, the response to store) of a model's output for a pool sample (`kind`, `choices`, `target`
+    and `metadata` as the pool holds them). `output`: `{"loglikelihoods": [...], ...}` of a multiple-choice
+    sample, `{"text": ...}` of a generation, whose response gains the `extracted` answer that was scored."""
+    target = json.loads(sample["target"])
+    if sample["kind"] == "multiple_choice":
+        return multiple_choice_metrics(output["loglikelihoods"], list(sample["choices"]), int(target)), output
+    references = target if isinstance(target, list) else [str(target)]
+    recipe = json.loads(sample["metadata"] or "{}").get("lm_eval_scoring")
+    if recipe:
+        answer, values = lm_eval_generation_metrics(output["text"], references, recipe, answer_pattern)
+    else:
+        answer = extract_answer(output["text"], answer_pattern)
+        values = generation_metrics(answer, references)
+    return values, {**output, "extracted": answer}
