@@ -166,7 +166,7 @@ def evaluate(
     notify: Callable[[str], None] | None = None,
 ) -> RunResult:
     """`run` with the backend built by `build()` only when the selection holds samples this configuration has
-    not measured yet: rerunning a finished run loads no model. The plan's note goes to `notify` before
+    not measured yet: rerunning a finished run loads no model. The plan's notes go to `notify` before
     anything runs. PoolError as `pending` and `run` raise it."""
     work = pending(pool, spec)
     if notify:
