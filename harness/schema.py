@@ -41,6 +41,9 @@ SAMPLE_KINDS = ("multiple_choice", "generation", "scored", "preference")
 OUTCOMES = ("a", "b", "tie")
 #: Metric names whose smaller values are better (used when a sample does not say otherwise).
 LOWER_IS_BETTER = frozenset({"rank", "loss", "perplexity", "word_perplexity", "byte_perplexity", "ter"})
+#: Metric names whose per-sample values are proportions, in [0, 1] (a 0-100 scale under one is refused).
+PROPORTIONS = frozenset({"acc", "acc_norm", "acc_mutual_info", "exact_match", "em", "f1", "contains"})
+OTHER_SCALE = "scores on another scale need another metric name"
 
 _TS = pa.timestamp("us", tz="UTC")
 
@@ -351,6 +354,9 @@ def _check_rows(table: str, arrow: pa.Table) -> None:
             _fail(table, arrow, _padded(arrow[column]), f"{column} with spaces around it (the CLI strips them)")
     if table == "measurements":
         _fail(table, arrow, pc.invert(pc.is_finite(arrow["value"])), "value must be a finite number")
+        value, proportion = arrow["value"], pc.is_in(arrow["metric"], pa.array(sorted(PROPORTIONS)))
+        outside = pc.and_(proportion, pc.or_(pc.less(value, 0), pc.greater(value, 1)))
+        _fail(table, arrow, outside, "value outside [0, 1], the range of this metric (a proportion); " + OTHER_SCALE)
     if table == "samples":
         kinds = pa.array(SAMPLE_KINDS)
         _fail(table, arrow, pc.invert(pc.is_in(arrow["kind"], kinds)), f"kind must be one of {SAMPLE_KINDS}")

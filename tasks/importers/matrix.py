@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from harness.schema import PoolError, complete_samples
+from harness.schema import OTHER_SCALE, PROPORTIONS, PoolError, complete_samples
 from tasks.files import detect_format, read_table, text_column
 
 
@@ -18,7 +18,8 @@ def import_matrix(
     `higher_is_better` None: from the metric's name (`complete_samples`).
 
     Raises PoolError naming the line (the row of a Parquet file) of a row with too few or too many cells, a
-    non-numeric or infinite cell (and its column), a missing or repeated row id, and a repeated column name or
+    non-numeric or infinite cell (and its column), a cell outside [0, 1] under a metric that is a proportion
+    (`PROPORTIONS`: the default acc included), a missing or repeated row id, and a repeated column name or
     an empty one after the first (the id column's name does not matter).
     """
     path = Path(path)
@@ -34,6 +35,12 @@ def import_matrix(
     values = np.column_stack(
         [_numbers(frame.iloc[:, j + 1], path, lines, ids, model) for j, model in enumerate(models)]
     )
+    if metric in PROPORTIONS and ((values < 0) | (values > 1)).any():
+        row, col = (int(i[0]) for i in np.nonzero((values < 0) | (values > 1)))
+        raise PoolError(
+            f"{path}:{lines[row]}: cell of sample {ids[row]!r}, model {models[col]!r} is {values[row, col]:g}, "
+            f"outside [0, 1], the range of {metric} (a proportion); {OTHER_SCALE} (--metric)"
+        )
     samples = complete_samples(
         pd.DataFrame(
             {

@@ -229,6 +229,8 @@ def test_reads_while_segments_are_merged_see_every_row_once(tmp_path: Path) -> N
         ("measurements", {"sample_id": ["nope"], "model": ["m"], "value": [1.0]}, "not in the pool"),
         ("measurements", {"sample_id": ["ID0"], "model": ["m"], "value": [float("nan")]}, "finite"),
         ("measurements", {"sample_id": ["ID0"], "model": ["m"], "value": [float("inf")]}, "finite"),
+        ("measurements", {"sample_id": ["ID0"], "model": ["m"], "value": [85.0]}, r"outside \[0, 1\]"),
+        ("measurements", {"sample_id": ["ID0"], "model": ["m"], "metric": ["f1"], "value": [-0.5]}, "proportion"),
         ("measurements", {"sample_id": ["ID0", "ID0"], "model": ["m", " "], "value": [1.0, 0.0]}, "row 1"),
         ("measurements", {"sample_id": ["ID0"], "model": [" m"], "value": [1.0]}, "model with spaces around it"),
         ("samples", {"source": ["s\n"], "kind": ["generation"], "prompt": ["p"]}, "source with spaces around it"),
@@ -248,6 +250,12 @@ def test_bad_rows_are_refused_whole(tmp_path: Path, table: str, frame: dict, mes
     with pytest.raises(PoolError, match=message):
         pool.add(table, pd.DataFrame(frame))
     assert {t: len(pool.read(t)) for t in before} == before
+
+
+def test_values_on_any_scale_are_kept_under_other_metrics(tmp_path: Path) -> None:
+    pool, ids = make_pool(tmp_path)
+    pool.add("measurements", pd.DataFrame({"sample_id": ids[0], "model": "m", "metric": "rubric", "value": [85.0]}))
+    assert pool.measurements()["value"].tolist() == [85.0]
 
 
 def test_write_is_all_or_nothing_across_tables(tmp_path: Path) -> None:
