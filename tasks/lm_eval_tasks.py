@@ -37,6 +37,7 @@ def load_lm_eval_tasks(
     except (KeyError, ValueError) as err:
         raise PoolError(f"cannot load lm-eval task(s) {', '.join(names)}: {err}") from None
     group_of = {child: group for group, children in loaded.get("group_map", {}).items() for child in children}
+    _check_output_types(loaded["tasks"], group_of)
     frames = [
         _task_samples(name, task, str(group_of.get(name, "")), num_fewshot, limit)
         for name, task in loaded["tasks"].items()
@@ -46,10 +47,24 @@ def load_lm_eval_tasks(
     return pd.concat(frames, ignore_index=True)
 
 
+def _check_output_types(tasks: dict[str, Any], group_of: dict[str, Any]) -> None:
+    """PoolError, before any task builds its requests, naming the tasks whose output type is not supported
+    (and the loaded tasks that are, which can be added by name)."""
+    unsupported = {name: task.OUTPUT_TYPE for name, task in tasks.items() if task.OUTPUT_TYPE not in SUPPORTED}
+    if unsupported:
+        named = ", ".join(
+            f"{name!r}" + (f" in group {str(group_of[name])!r}" if name in group_of else "") + f" ({kind})"
+            for name, kind in unsupported.items()
+        )
+        others = [name for name in tasks if name not in unsupported]
+        raise PoolError(
+            f"lm-eval task(s) of an output type a run does not measure (only {' and '.join(SUPPORTED)}): {named}"
+            + (f"; the other tasks can be added by name: {', '.join(others)}" if others else "")
+        )
+
+
 def _task_samples(name: str, task: Any, group: str, num_fewshot: int, limit: int | None) -> pd.DataFrame:
     output_type = task.OUTPUT_TYPE
-    if output_type not in SUPPORTED:
-        raise PoolError(f"lm-eval task {name!r}: output type {output_type!r} is not supported ({SUPPORTED})")
     task.set_config("num_fewshot", num_fewshot)
     task.set_fewshot_seed(1234)
     task.build_all_requests(limit=limit, rank=0, world_size=1)

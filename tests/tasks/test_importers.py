@@ -594,6 +594,30 @@ def test_lm_eval_task_targets(cli, tmp_path: Path, target: str, message: str | N
         assert samples["target"].tolist() == ["1", "0"]
 
 
+def test_an_lm_eval_group_with_a_task_a_run_cannot_measure(cli, tmp_path: Path) -> None:
+    """A group with a loglikelihood task (lambada's output type) is refused before any task builds its requests,
+    naming the task, its group and type, and the group's tasks that can be added by name (it said "output type
+    'loglikelihood' is not supported (('multiple_choice', 'generate_until'))"); those can."""
+    data = tmp_path / "d.jsonl"
+    data.write_text(json.dumps({"question": "Sky?", "choices": ["blue", "red"], "answer": 0, "gold": "blue"}) + "\n")
+    for name, output_type, extra in (
+        ("pick", "multiple_choice", "doc_to_choice: choices\ndoc_to_target: answer\nmetric_list: [{metric: acc}]"),
+        ("ppl", "loglikelihood", "doc_to_target: gold\nmetric_list: [{metric: perplexity}]"),
+    ):
+        (tmp_path / f"{name}.yaml").write_text(
+            MC_YAML.format(name=name, data=data, output_type=output_type, extra=extra)
+        )
+    (tmp_path / "both.yaml").write_text("group: both\ntask: [pick, ppl]\n")
+    refused = cli("add", "lm-eval", "both", "--include-path", str(tmp_path))
+    assert refused.returncode == 2 and refused.stderr.strip().endswith(
+        "lm-eval task(s) of an output type a run does not measure (only multiple_choice and generate_until): "
+        "'ppl' in group 'both' (loglikelihood); the other tasks can be added by name: pick"
+    ), refused.stderr
+    assert not (tmp_path / "pool").exists() or not stats(cli)["samples"]
+    cli("add", "lm-eval", "pick", "--include-path", str(tmp_path), check=True)
+    assert stats(cli)["samples"] == 1
+
+
 def test_lm_eval_generation_tasks_record_how_lm_eval_scores_them(cli, tmp_path: Path) -> None:
     """A generate_until task's samples carry its stop strings, length, first filter and metric options (the
     run scores with them: tests/harness/test_real_model.py); a target that indexes `doc_to_choice` is that
