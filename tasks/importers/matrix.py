@@ -35,10 +35,11 @@ def import_matrix(
     values = np.column_stack(
         [_numbers(frame.iloc[:, j + 1], path, lines, ids, model) for j, model in enumerate(models)]
     )
-    if metric in PROPORTIONS and ((values < 0) | (values > 1)).any():
-        row, col = (int(i[0]) for i in np.nonzero((values < 0) | (values > 1)))
+    outside = (values < 0) | (values > 1) if metric in PROPORTIONS else np.zeros(values.shape, dtype=bool)
+    if outside.any():
+        i, j = (int(at[0]) for at in np.nonzero(outside))
         raise PoolError(
-            f"{path}:{lines[row]}: cell of sample {ids[row]!r}, model {models[col]!r} is {values[row, col]:g}, "
+            f"{path}:{lines[i]}: cell of sample {ids[i]!r}, model {models[j]!r} is {values[i, j]:g}, "
             f"outside [0, 1], the range of {metric} (a proportion); {OTHER_SCALE} (--metric)"
         )
     samples = complete_samples(
