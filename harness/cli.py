@@ -6,7 +6,6 @@ logs go to stderr. Errors: one line on stderr, exit code 2, pool unchanged.
 
 from __future__ import annotations
 
-import re
 import sys
 from functools import partial
 from pathlib import Path
@@ -17,6 +16,7 @@ import typer
 from harness.cli_common import (
     DEFAULT_METHOD,
     AlphaOpt,
+    AnswerPatternOpt,
     BootstrapOpt,
     JsonOpt,
     MethodOpt,
@@ -294,7 +294,7 @@ def run_command(
     batch_size: Annotated[int, typer.Option(min=1, help="Samples per batch (written to the pool together).")] = 8,
     num_fewshot: Annotated[int, typer.Option(min=0, help="Few-shot examples per sample, drawn from its source.")] = 0,
     device: Annotated[str | None, typer.Option(help="Device for the backend (cpu, cuda, ...).")] = None,
-    answer_pattern: Annotated[str | None, typer.Option(help="Regex extracting a generated answer.")] = None,
+    answer_pattern: AnswerPatternOpt = None,
     same_subset_as: Annotated[
         str | None,
         typer.Option(
@@ -349,11 +349,6 @@ def run_command(
         fewshot_as_multiturn=apply_chat_template if fewshot_as_multiturn is None else fewshot_as_multiturn,
     )
     check_selection(fraction, limit)  # before the model loads
-    if answer_pattern is not None:
-        try:
-            re.compile(answer_pattern)
-        except re.error as err:
-            raise PoolError(f"--answer-pattern {answer_pattern!r} is no regular expression: {err}") from None
     build = partial(make_backend, model, spec.model_args, batch_size, device, seed)
     result = evaluate(pool, spec, build, progress=progress, notify=lambda text: stderr.print(f"note: {text}"))
     stderr.print(

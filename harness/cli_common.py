@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -94,6 +95,20 @@ def pool_name(value: str) -> str:
     return value.strip()
 
 
+def regular_expression(value: str | None) -> str | None:
+    """An option's regular expression, refused by the option parser when it does not compile."""
+    if value is not None:
+        try:
+            re.compile(value)
+        except re.error as err:
+            raise typer.BadParameter(f"{value!r} is no regular expression: {err}") from None
+    return value
+
+
+AnswerPatternOpt = Annotated[
+    str | None,
+    typer.Option(callback=regular_expression, help="Regex extracting a generated answer (its first group)."),
+]
 SourceOpt = Annotated[
     str, typer.Option("--source", callback=pool_name, help="Name of the source the samples belong to.")
 ]

@@ -8,7 +8,17 @@ from typing import Annotated, Literal
 
 import typer
 
-from harness.cli_common import JsonOpt, SourceOpt, emit_json, ingest, open_pool, pool_name, stderr, user_errors
+from harness.cli_common import (
+    AnswerPatternOpt,
+    JsonOpt,
+    SourceOpt,
+    emit_json,
+    ingest,
+    open_pool,
+    pool_name,
+    stderr,
+    user_errors,
+)
 from harness.schema import TABLES, PoolError
 
 pool_app = typer.Typer(no_args_is_help=True, help="Create, inspect and maintain a pool directory.")
@@ -260,6 +270,26 @@ def import_lm_eval_samples_command(
         ingest(batch, str(path))
         for note in batch["measurements"].attrs["left_out"]:
             stderr.print(f"{path}: {note}")
+
+
+@import_app.command("outputs")
+@user_errors
+def import_outputs_command(
+    path: Annotated[Path, typer.Argument(help="JSONL, CSV or Parquet: a row per sample, its output text.")],
+    model: Annotated[str, typer.Option("--model", callback=pool_name, help="The model's name in the pool.")],
+    source: Annotated[
+        str | None, typer.Option(help="Source of the rows' samples [default: each row's `source` field].")
+    ] = None,
+    id_field: Annotated[str, typer.Option("--id-field", help="Field of the sample's source id.")] = "id",
+    output_field: Annotated[str, typer.Option("--output-field", help="Field of the output text.")] = "output",
+    answer_pattern: AnswerPatternOpt = None,
+) -> None:
+    """Outputs generated elsewhere for the pool's generation samples, scored as `run` scores generations."""
+    from tasks.importers.outputs import import_outputs
+
+    pool = open_pool()
+    samples = pool.samples(sources=source) if source is not None else pool.samples()
+    ingest(import_outputs(path, samples, model, source, id_field, output_field, answer_pattern), str(path))
 
 
 @import_app.command("helm")

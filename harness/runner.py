@@ -258,19 +258,9 @@ def _evaluate(
         response.update(
             {"num_fewshot": layout.shots, "truncated": backend.token_count(context) + 1 > backend.max_length}
         )
-        measurements += [
-            {
-                "sample_id": row["sample_id"],
-                "model": spec.model,
-                "metric": metric,
-                "run_id": spec.run_id,
-                "value": value,
-            }
-            for metric, value in values.items()
-        ]
-        responses.append(
-            {"sample_id": row["sample_id"], "model": spec.model, "run_id": spec.run_id, "response": to_json(response)}
-        )
+        measured, stored = scoring.result_rows(row["sample_id"], spec.model, spec.run_id, values, response)
+        measurements += measured
+        responses.append(stored)
     return {"measurements": pd.DataFrame(measurements), "responses": pd.DataFrame(responses)}
 
 

@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from harness.schema import to_json
+
 #: The metrics the runner measures per sample, by kind (`multiple_choice_metrics`, `generation_metrics`).
 METRICS = {"multiple_choice": ("acc", "acc_norm"), "generation": ("exact_match", "f1", "contains")}
 
@@ -121,3 +123,14 @@ def score_response(
         answer = extract_answer(output["text"], answer_pattern)
         values = generation_metrics(answer, references)
     return values, {**output, "extracted": answer}
+
+
+def result_rows(
+    sample_id: str, model: str, run_id: str, values: Mapping[str, float], response: Mapping[str, Any]
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The pool rows of one scored output: a measurement per metric in `values`, and the response (as JSON)."""
+    key = {"sample_id": sample_id, "model": model, "run_id": run_id}
+    return (
+        [{**key, "metric": metric, "value": value} for metric, value in values.items()],
+        {**key, "response": to_json(response)},
+    )
