@@ -29,9 +29,9 @@ def import_outputs(
     A row names its sample by `sample_id`, or by its source id (`id_field`) within `source` (else the row's
     `source` field); `output_field` holds the generated text. `samples` are the pool's. The answer is
     extracted and scored as `run` does (an lm-eval task's filter and exact_match options; `answer_pattern`
-    instead, when given). Raises PoolError naming file:line for a row without an output text or a sample, a sample
-    the pool lacks or that is not a generation (multiple choice is scored from log-likelihoods), and a sample
-    given twice.
+    instead, when given). Raises PoolError naming file:line for a row without an output text or a sample, a
+    sample the pool lacks or that is not a generation (multiple choice is scored from log-likelihoods), and a
+    sample given twice.
     """
     path = Path(path)
     rows = read_rows(path)
