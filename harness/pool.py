@@ -44,12 +44,16 @@ class Pool:
 
         Rows identical to stored ones are dropped first, unless the caller knows they are new
         (`known_new`, e.g. the runner, which only evaluates unmeasured pairs): that skips a read per table.
-        Raises PoolError (nothing written) on a bad row or a reference to a sample the pool lacks.
+        Raises PoolError (nothing written) on a bad row or a reference to a sample the pool lacks, TypeError for
+        a table given as anything but a DataFrame.
         """
         now = pd.Timestamp.now(tz="UTC")
         unknown = set(frames) - set(TABLES)
         if unknown:
             raise PoolError(f"unknown table(s) {sorted(unknown)}; tables: {', '.join(TABLES)}")
+        for table, frame in frames.items():
+            if not isinstance(frame, pd.DataFrame):
+                raise TypeError(f"{table}: rows as a pandas DataFrame, not a {type(frame).__name__}")
         arrows = {table: normalize(table, frame, now) for table, frame in frames.items() if table != "measurements"}
         if "measurements" in frames:
             measured = self._with_sample_metrics(frames["measurements"], arrows.get("samples"))

@@ -260,6 +260,8 @@ def test_values_on_any_scale_are_kept_under_other_metrics(tmp_path: Path) -> Non
 
 def test_write_is_all_or_nothing_across_tables(tmp_path: Path) -> None:
     pool, ids = make_pool(tmp_path)
+    with pytest.raises(TypeError, match="measurements: rows as a pandas DataFrame, not a list"):  # was AttributeError
+        pool.write({"measurements": [{"sample_id": ids[0], "model": "m1", "value": 1.0}]})
     good = pd.DataFrame({"sample_id": ids, "model": "m1", "value": 1.0})
     bad = pd.DataFrame({"sample_id": ids[:1], "model_a": "a", "model_b": "a", "outcome": "a"})
     with pytest.raises(PoolError, match="itself"):
