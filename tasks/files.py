@@ -35,27 +35,19 @@ def detect_format(path: Path) -> str:
 def read_rows(path: str | Path, fmt: str | None = None) -> pd.DataFrame:
     """The file's rows as a DataFrame with a `_line` column (1-based line or row number, header excluded).
 
-    Raises PoolError naming `path:line` for a malformed JSON line or a line that is not UTF-8, naming `path`
-    for a file with no rows, and as `read_table` says for a CSV or Parquet file.
+    JSON comes as lines of objects or as one array of objects (lm-eval 0.4.2's samples files; a row's line is
+    where its object starts). Raises PoolError naming `path:line` for malformed JSON, a value that is not an
+    object or a line that is not UTF-8, naming `path` for a file with no rows, and as `read_table` says for a
+    CSV or Parquet file.
     """
     path = Path(path)
     if not path.is_file():
         raise PoolError(f"{path}: no such file")
     fmt = fmt or detect_format(path)
     if fmt == "jsonl":
-        records, lines = [], []
         with path.open("rb") as handle:
-            for number, line in enumerate(_utf8_lines(handle, path), start=1):
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as err:
-                    raise PoolError(f"{path}:{number}: malformed JSON ({err.msg})") from None
-                if not isinstance(record, dict):
-                    raise PoolError(f"{path}:{number}: expected a JSON object, got {type(record).__name__}")
-                records.append(record)
-                lines.append(number)
+            head = handle.read(4096).decode("utf-8-sig", errors="replace").lstrip()
+        records, lines = _json_array(path) if head.startswith("[") else _json_lines(path)
         if not records:
             raise PoolError(f"{path}: no rows")
         frame = pd.DataFrame.from_records(records)
@@ -64,6 +56,62 @@ def read_rows(path: str | Path, fmt: str | None = None) -> pd.DataFrame:
     frame, starts = read_table(path, fmt, dtype=str, keep_default_na=False)
     frame["_line"] = starts
     return frame
+
+
+def _json_lines(path: Path) -> tuple[list[dict[str, Any]], list[int]]:
+    """The objects of a JSON-lines file and the line of each (blank lines skipped)."""
+    records, lines = [], []
+    with path.open("rb") as handle:
+        for number, line in enumerate(_utf8_lines(handle, path), start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise PoolError(f"{path}:{number}: malformed JSON ({err.msg})") from None
+            records.append(_json_object(record, f"{path}:{number}"))
+            lines.append(number)
+    return records, lines
+
+
+def _json_array(path: Path) -> tuple[list[dict[str, Any]], list[int]]:
+    """The objects of a file holding one JSON array, and the line each starts on."""
+    with path.open("rb") as handle:
+        text = "".join(_utf8_lines(handle, path))
+    decoder, records, lines = json.JSONDecoder(), [], []
+    position, line, counted = text.index("[") + 1, 1, 0
+
+    def skip_space(at: int) -> int:
+        while at < len(text) and text[at] in " \t\r\n":
+            at += 1
+        return at
+
+    try:
+        position = skip_space(position)
+        while position < len(text) and text[position] != "]":
+            line, counted = line + text.count("\n", counted, position), position
+            value, position = decoder.raw_decode(text, position)
+            records.append(_json_object(value, f"{path}:{line}"))
+            lines.append(line)
+            position = skip_space(position)
+            if position < len(text) and text[position] == ",":
+                position = skip_space(position + 1)
+            elif position < len(text) and text[position] != "]":
+                raise json.JSONDecodeError("expected ',' or ']'", text, position)
+        if position >= len(text):
+            raise json.JSONDecodeError("the array is not closed", text, len(text) - 1)
+        if skip_space(position + 1) < len(text):
+            raise json.JSONDecodeError("more after the array", text, skip_space(position + 1))
+    except json.JSONDecodeError as err:
+        raise PoolError(f"{path}:{err.lineno}: malformed JSON ({err.msg})") from None
+    return records, lines
+
+
+def _json_object(value: Any, where: str) -> dict[str, Any]:
+    """`value` if it is a JSON object, else PoolError at `where`."""
+    if not isinstance(value, dict):
+        raise PoolError(f"{where}: expected a JSON object, got {type(value).__name__}")
+    return value
 
 
 def read_table(path: Path, fmt: str, **read_csv: Any) -> tuple[pd.DataFrame, np.ndarray]:

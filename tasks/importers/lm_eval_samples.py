@@ -2,6 +2,7 @@
 
 lm-eval writes requests as {"gen_args_0": {"arg_0": context, "arg_1": continuation or generation kwargs}}
 and stringifies every leaf of `resps` / `filtered_resps` (log-likelihoods become "-3.21", is_greedy "False").
+lm-eval 0.4.2 named the files `.json` and for a while wrote them as one JSON array: both are read.
 Multiple-choice files give per-choice log-likelihoods, generation files the generated text; each metric
 named in `metrics` that has a number per sample becomes a measurement.
 """
@@ -19,14 +20,16 @@ import pandas as pd
 from harness.schema import PoolError, complete_samples, is_null, to_json
 from tasks.files import read_rows
 
-FILE_NAME = re.compile(r"samples_(?P<task>.+?)_(?P<date>\d{4}-\d{2}-\d{2}T[\d\-.:]+)\.jsonl$")
+FILE_NAME = re.compile(r"samples_(?P<task>.+?)_(?P<date>\d{4}-\d{2}-\d{2}T[\d\-.:]+)\.jsonl?$")
 
 
 def task_of(path: Path) -> str:
     """The task name in `samples_<task>_<date>.jsonl`; PoolError for another name."""
     match = FILE_NAME.search(path.name)
     if not match:
-        raise PoolError(f"{path}: expected a file named samples_<task>_<date>.jsonl as lm-eval writes it")
+        raise PoolError(
+            f"{path}: expected a file named samples_<task>_<date>.jsonl as lm-eval writes it (.json before 0.4.3)"
+        )
     return match.group("task")
 
 

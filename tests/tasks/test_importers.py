@@ -344,8 +344,17 @@ def test_bad_local_rows_ingest_nothing(cli, tmp_path: Path, lines: list[str], me
             ":2: not UTF-8 (invalid continuation byte at byte 16)",
         ),
         ("d.csv", b'prompt,answer\n"p\n\xe9",x', "generation", ":3: not UTF-8 (invalid continuation byte at byte 1)"),
+        # one JSON array of rows: a row's line is where its object starts
+        ("d.json", b'[\n  {"prompt": "p", "answer": "x"},\n  {"prompt": "q",\n   "answer": []}\n]', "generation",
+         ":3: answer must be a reference or a list of non-empty references, got []"),
+        ("d.json", b'[\n  {"prompt": "p", "answer": "x"},\n  {"prompt": }\n]', "generation", ":3: malformed JSON"),
+        ("d.json", b'[\n  {"prompt": "p", "answer": "x"}\n  {"prompt": "q"}\n]', "generation",
+         ":3: malformed JSON (expected ',' or ']')"),
+        ("d.json", b'[\n  {"prompt": "p", "answer": "x"},\n  "q"\n]', "generation", ":3: expected a JSON object, got str"),
+        ("d.json", b'[\n  {"prompt": "p", "answer": "x"},\n', "generation", ":3: malformed JSON (the array is not closed)"),
+        ("d.json", b'[{"prompt": "p", "answer": "x"}] []', "generation", ":1: malformed JSON (more after the array)"),
     ],
-)
+)  # fmt: skip
 def test_bad_local_values_name_their_line(tmp_path: Path, name: str, data: bytes, kind: str, message: str) -> None:
     path = tmp_path / name
     path.write_bytes(data + b"\n")
@@ -519,6 +528,26 @@ def test_lm_eval_samples_file_as_lm_eval_writes_it(cli, tmp_path: Path, output_t
     response = json.loads(pool.read("responses").iloc[0]["response"])
     assert ("loglikelihoods" in response) == (output_type == "multiple_choice")
     assert "nothing new" in cli("import", "lm-eval-samples", str(path), "--model", "dummy", check=True).stderr
+
+
+def test_lm_eval_samples_files_of_lm_eval_0_4_2(tmp_path: Path) -> None:
+    """lm-eval 0.4.2 named samples files `.json` and for a while wrote one (indented) JSON array: both import as
+    the `.jsonl` does (they were refused by name); a bad record in the array names the line it starts on."""
+    path = lm_eval_samples_file(tmp_path)
+    expected = import_lm_eval_samples(path, "dummy")
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    as_json = path.with_suffix(".json")
+    for text in (path.read_text(), json.dumps(records, indent=2)):
+        as_json.write_text(text)
+        tables = import_lm_eval_samples(as_json, "dummy")
+        pd.testing.assert_frame_equal(tables["samples"], expected["samples"])
+        measured = tables["measurements"].drop(columns="run_id")  # lm-eval:<the file's name>
+        pd.testing.assert_frame_equal(measured, expected["measurements"].drop(columns="run_id"))
+    records[1].pop("metrics")
+    as_json.write_text(json.dumps(records, indent=2))
+    line = json.dumps(records, indent=2).splitlines().index("  {", 2) + 1  # the second object's first line
+    with pytest.raises(PoolError, match=f"^{re.escape(str(as_json))}:{line}: not an lm-eval sample record"):
+        import_lm_eval_samples(as_json, "dummy")
 
 
 def test_lm_eval_samples_of_several_filters_keep_the_first(cli, tmp_path: Path) -> None:
