@@ -285,11 +285,13 @@ def import_outputs_command(
     answer_pattern: AnswerPatternOpt = None,
 ) -> None:
     """Outputs generated elsewhere for the pool's generation samples, scored as `run` scores generations."""
-    from tasks.importers.outputs import import_outputs
+    from harness.scoring import score_outputs
+    from tasks.importers.outputs import read_outputs
 
     pool = open_pool()
     samples = pool.samples(sources=source) if source is not None else pool.samples()
-    ingest(import_outputs(path, samples, model, source, id_field, output_field, answer_pattern), str(path))
+    outputs = read_outputs(path, samples, source, id_field, output_field)
+    ingest(score_outputs(samples, outputs, model, f"import:{path.name}", answer_pattern), str(path))
 
 
 @import_app.command("helm")

@@ -44,6 +44,8 @@ LOWER_IS_BETTER = frozenset({"rank", "loss", "perplexity", "word_perplexity", "b
 #: Metric names whose per-sample values are proportions, in [0, 1] (a 0-100 scale under one is refused).
 PROPORTIONS = frozenset({"acc", "acc_norm", "acc_mutual_info", "exact_match", "em", "f1", "contains"})
 OTHER_SCALE = "scores on another scale need another metric name"
+#: The metrics a run measures per sample, by sample kind (`harness.scoring` computes them).
+METRICS = {"multiple_choice": ("acc", "acc_norm"), "generation": ("exact_match", "f1", "contains")}
 
 _TS = pa.timestamp("us", tz="UTC")
 

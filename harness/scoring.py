@@ -17,11 +17,9 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from harness.schema import to_json
-
-#: The metrics the runner measures per sample, by kind (`multiple_choice_metrics`, `generation_metrics`).
-METRICS = {"multiple_choice": ("acc", "acc_norm"), "generation": ("exact_match", "f1", "contains")}
 
 
 def choice_requests(context: str, choices: list[str], delimiter: str = " ") -> list[tuple[str, str]]:
@@ -134,3 +132,19 @@ def result_rows(
         [{**key, "metric": metric, "value": value} for metric, value in values.items()],
         {**key, "response": to_json(response)},
     )
+
+
+def score_outputs(
+    samples: pd.DataFrame, outputs: pd.DataFrame, model: str, run_id: str, answer_pattern: str | None = None
+) -> dict[str, pd.DataFrame]:
+    """Measurements and responses of `model` from its generations made elsewhere: `outputs` (`sample_id`,
+    `output`), each of a generation sample among `samples`, scored as a run scores its own (`score_response`)."""
+    by_id = samples.set_index("sample_id")
+    measurements: list[dict[str, Any]] = []
+    responses: list[dict[str, Any]] = []
+    for sample_id, output in zip(outputs["sample_id"], outputs["output"], strict=True):
+        values, response = score_response(by_id.loc[sample_id], {"text": output}, answer_pattern)
+        measured, stored = result_rows(sample_id, model, run_id, values, response)
+        measurements += measured
+        responses.append(stored)
+    return {"measurements": pd.DataFrame(measurements), "responses": pd.DataFrame(responses)}

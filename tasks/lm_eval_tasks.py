@@ -17,8 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from harness.schema import PoolError
-from harness.scoring import METRICS
+from harness.schema import METRICS, PoolError
 
 SUPPORTED = ("multiple_choice", "generate_until")
 

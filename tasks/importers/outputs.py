@@ -1,5 +1,5 @@
-"""Model outputs made elsewhere (an API batch job, another harness) for the pool's generation samples ->
-measurements and responses, scored as a run scores its own generations (`scoring.score_response`)."""
+"""Model outputs made elsewhere (an API batch job, another harness) for the pool's generation samples: a file
+of them read and each matched to its sample (`harness.scoring.score_outputs` scores them as a run would)."""
 
 from __future__ import annotations
 
@@ -10,61 +10,51 @@ from typing import Any
 
 import pandas as pd
 
-from harness import scoring
 from harness.schema import PoolError, is_null
 from tasks.files import read_rows
 
 
-def import_outputs(
+def read_outputs(
     path: str | Path,
     samples: pd.DataFrame,
-    model: str,
     source: str | None = None,
     id_field: str = "id",
     output_field: str = "output",
-    answer_pattern: str | None = None,
-) -> dict[str, pd.DataFrame]:
-    """Measurements and responses of `model` from a JSONL/CSV/Parquet file of outputs, one row per sample.
+) -> pd.DataFrame:
+    """The outputs in a JSONL/CSV/Parquet file, one row per sample, as `sample_id, output` (the CLI scores
+    them with `harness.scoring.score_outputs`).
 
     A row names its sample by `sample_id`, or by its source id (`id_field`) within `source` (else the row's
-    `source` field); `output_field` holds the generated text. `samples` are the pool's. The answer is
-    extracted and scored as `run` does (an lm-eval task's filter and exact_match options; `answer_pattern`
-    instead, when given). Raises PoolError naming file:line for a row without an output text or a sample, a
-    sample the pool lacks or that is not a generation (multiple choice is scored from log-likelihoods), and a
-    sample given twice.
+    `source` field); `output_field` holds the generated text. `samples` are the pool's. Raises PoolError naming
+    file:line for a row without an output text or a sample, a sample the pool lacks or that is not a
+    generation (multiple choice is scored from log-likelihoods, which an output does not give), and a sample
+    given twice.
     """
     path = Path(path)
     rows = read_rows(path)
     if output_field not in rows.columns:
         raise PoolError(f"{path}: no {output_field!r} field (the outputs; --output-field names another)")
     find = _sample_finder(path, rows, samples, source, id_field)
-    run_id = f"import:{path.name}"
-    measurements: list[dict[str, Any]] = []
-    responses: list[dict[str, Any]] = []
     line_of: dict[str, int] = {}
+    outputs = []
     for record in rows.to_dict(orient="records"):
         where = f"{path}:{record['_line']}"
         sample = find(record, where)
+        named = f"sample {sample['source_id']!r} of source {sample['source']!r}"
         if sample["sample_id"] in line_of:
-            raise PoolError(
-                f"{where}: sample {sample['source_id']!r} of source {sample['source']!r} again (first at line "
-                f"{line_of[sample['sample_id']]})"
-            )
+            raise PoolError(f"{where}: {named} again (first at line {line_of[sample['sample_id']]})")
         line_of[sample["sample_id"]] = record["_line"]
         if sample["kind"] != "generation":
             raise PoolError(
-                f"{where}: sample {sample['source_id']!r} of source {sample['source']!r} is {sample['kind']}, not a "
-                "generation (multiple choice is scored from log-likelihoods, which an output does not give)"
+                f"{where}: {named} is {sample['kind']}, not a generation (multiple choice is scored from "
+                "log-likelihoods, which an output does not give)"
             )
         output = record[output_field]
         if not isinstance(output, str):
             got = "nothing" if is_null(output) else type(output).__name__
             raise PoolError(f"{where}: {output_field!r} is no text (got {got})")
-        values, response = scoring.score_response(sample, {"text": output}, answer_pattern)
-        rows_measured, stored = scoring.result_rows(sample["sample_id"], model, run_id, values, response)
-        measurements += rows_measured
-        responses.append(stored)
-    return {"measurements": pd.DataFrame(measurements), "responses": pd.DataFrame(responses)}
+        outputs.append((sample["sample_id"], output))
+    return pd.DataFrame(outputs, columns=["sample_id", "output"])
 
 
 def _sample_finder(

@@ -22,7 +22,7 @@ from harness.backends.baselines import ChoiceBaseline
 from harness.pool import Pool
 from harness.reporting import run_settings
 from harness.runner import SAMPLES_PER_CALL, RunSpec, evaluate, run
-from harness.schema import PoolError
+from harness.schema import METRICS, PoolError
 from tasks.starter import starter_samples
 
 
@@ -37,14 +37,14 @@ def test_multiple_choice_metrics_follow_lm_eval() -> None:
     # acc: argmax of log-likelihoods; acc_norm: argmax of ll / len(choice) (characters), as lm-eval.
     assert scoring.multiple_choice_metrics([-4.0, -6.0], ["ab", "abcdef"], 1) == {"acc": 0.0, "acc_norm": 1.0}
     assert scoring.multiple_choice_metrics([-1.0, -1.0], ["a", "b"], 0) == {"acc": 1.0, "acc_norm": 1.0}
-    assert tuple(scoring.multiple_choice_metrics([-1.0, -2.0], ["a", "b"], 0)) == scoring.METRICS["multiple_choice"]
+    assert tuple(scoring.multiple_choice_metrics([-1.0, -2.0], ["a", "b"], 0)) == METRICS["multiple_choice"]
     assert scoring.choice_requests("Q:", ["x", "y"]) == [("Q:", " x"), ("Q:", " y")]
 
 
 def test_generation_metrics_hand_computed() -> None:
     assert scoring.generation_metrics("The Paris!", ["paris"]) == {"exact_match": 1.0, "f1": 1.0, "contains": 1.0}
     got = scoring.generation_metrics("Paris France", ["Paris"])
-    assert tuple(got) == scoring.METRICS["generation"]
+    assert tuple(got) == METRICS["generation"]
     assert got["exact_match"] == 0.0 and got["contains"] == 1.0 and got["f1"] == pytest.approx(2 / 3)
     assert scoring.extract_answer("Answer: 42\nmore", r"Answer: (\d+)") == "42"
     assert scoring.extract_answer("\n  first line \nsecond") == "first line"

@@ -10,7 +10,7 @@ import pytest
 
 from harness.pool import Pool
 from harness.schema import PoolError
-from tasks.importers.outputs import import_outputs
+from tasks.importers.outputs import read_outputs
 
 GSM_YAML = """task: gsm
 dataset_path: json
@@ -119,7 +119,7 @@ def test_bad_rows_name_their_line(tmp_path: Path, lines: list[str], message: str
     path = tmp_path / "outputs.jsonl"
     path.write_text("\n".join(lines) + "\n")
     with pytest.raises(PoolError) as refused:
-        import_outputs(path, pool.samples(), "m")
+        read_outputs(path, pool.samples())
     assert str(refused.value).startswith(f"{path}{message}"), refused.value
 
 
@@ -145,7 +145,7 @@ def test_multiple_choice_and_ambiguous_samples_are_refused(cli, tmp_path: Path) 
     pool.add("samples", twice)
     path.write_text(json.dumps({"source": "gen", "id": "g1", "output": "a"}) + "\n")
     with pytest.raises(PoolError, match=r":1: sample 'g1' of source 'gen' names 2 samples .*give each row's sample_id"):
-        import_outputs(path, pool.samples(), "m")
+        read_outputs(path, pool.samples())
     by_id = pool.samples(sources="gen").iloc[1]["sample_id"]
     path.write_text(json.dumps({"sample_id": by_id, "output": "a"}) + "\n")
-    assert import_outputs(path, pool.samples(), "m")["measurements"]["sample_id"].unique().tolist() == [by_id]
+    assert read_outputs(path, pool.samples()).to_dict(orient="records") == [{"sample_id": by_id, "output": "a"}]
