@@ -129,14 +129,14 @@ def test_a_measurement_without_a_metric_takes_its_samples(tmp_path: Path) -> Non
 def test_a_tie_in_created_at_goes_to_the_later_segment(tmp_path: Path) -> None:
     pool, ids = make_pool(tmp_path)
     when = pd.Timestamp("2026-01-01", tz="UTC")
-    for value in (1.0, 0.0, 2.0):
+    for value in (1.0, 0.0, 0.5):
         pool.add(
             "measurements",
             pd.DataFrame({"sample_id": ids[:1], "model": "m1", "metric": "acc", "value": value, "created_at": when}),
         )
     assert len(pool.store.segments("measurements")) == 3
-    assert pool.measurements()["value"].tolist() == [2.0]
-    assert pool.scores()["value"].tolist() == [2.0]
+    assert pool.measurements()["value"].tolist() == [0.5]
+    assert pool.scores()["value"].tolist() == [0.5]
 
 
 def test_scores_keep_each_samples_primary_metric_and_the_latest_run(tmp_path: Path) -> None:
