@@ -244,10 +244,10 @@ def import_pairwise_command(
     ] = "winner",
     prompt: Annotated[
         str | None,
-        typer.Option(help="Column of the prompt, one sample per prompt [default: prompt, if the file has it]."),
+        typer.Option(help="Column of the prompt, one sample per prompt \\[default: prompt, if the file has it]."),
     ] = None,
     judge: Annotated[
-        str | None, typer.Option(help="Column of the judge, human or LLM [default: judge, if the file has it].")
+        str | None, typer.Option(help="Column of the judge, human or LLM \\[default: judge, if the file has it].")
     ] = None,
 ) -> None:
     """Pairwise preferences: rows of model_a, model_b, winner [, prompt, judge]."""
@@ -278,7 +278,7 @@ def import_outputs_command(
     path: Annotated[Path, typer.Argument(help="JSONL, CSV or Parquet: a row per sample, its output text.")],
     model: Annotated[str, typer.Option("--model", callback=pool_name, help="The model's name in the pool.")],
     source: Annotated[
-        str | None, typer.Option(help="Source of the rows' samples [default: each row's `source` field].")
+        str | None, typer.Option(help="Source of the rows' samples \\[default: each row's `source` field].")
     ] = None,
     id_field: Annotated[str, typer.Option("--id-field", help="Field of the sample's source id.")] = "id",
     output_field: Annotated[str, typer.Option("--output-field", help="Field of the output text.")] = "output",
