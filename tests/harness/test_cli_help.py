@@ -1,4 +1,4 @@
-"""Every command's --help shows each option's help text whole (rich reads "[...]" as markup and drops it)."""
+"""Every command's --help shows its help text and each option's whole (rich reads "[...]" as markup and drops it)."""
 
 from __future__ import annotations
 
@@ -32,6 +32,6 @@ def test_help_shows_every_option_whole(path: tuple[str, ...]) -> None:
     shown = CliRunner().invoke(app, [*path, "--help"], terminal_width=400, env={"COLUMNS": "400"})
     assert shown.exit_code == 0, shown.output
     text = " ".join(shown.output.replace("│", " ").split())
-    for param in LEAVES[path].params:
-        if param.param_type_name == "option" and param.help:
-            assert " ".join(param.help.replace("\\[", "[").split()) in text, (param.name, text)
+    helps = [LEAVES[path].help or ""] + [p.help for p in LEAVES[path].params if p.param_type_name == "option"]
+    for help_text in filter(None, helps):
+        assert " ".join(help_text.replace("\\[", "[").split()) in text, (help_text, text)
