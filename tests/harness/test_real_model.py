@@ -17,6 +17,7 @@ from harness.pool import Pool
 from harness.runner import RunSpec, run
 from tasks.lm_eval_tasks import load_lm_eval_tasks, write_lm_eval_task
 from tasks.starter import starter_samples
+from tests.lm_eval_task import write_task
 
 pytestmark = pytest.mark.slow
 
@@ -127,23 +128,14 @@ def test_per_sample_parity_with_lm_eval_simple_evaluate(
         assert ours == pytest.approx(reference, abs=1e-4)
 
 
-SUMS_YAML = """task: sums
-dataset_path: json
-dataset_kwargs:
-  data_files: {{test: {data}}}
-test_split: test
-output_type: generate_until
-doc_to_text: "Question: {{{{question}}}}\\nAnswer:"
-doc_to_target: "{{{{solution}}}}"
-generation_kwargs: {{until: ["\\n", "Question:"], max_gen_toks: 12, do_sample: false}}
+SUMS_BODY = """doc_to_target: "{{solution}}"
+generation_kwargs: {until: ["\\n", "Question:"], max_gen_toks: 12, do_sample: false}
 filter_list:
   - name: last-number
-    filter: [{{function: regex, regex_pattern: "(-?[0-9]+)", group_select: -1}}, {{function: take_first}}]
+    filter: [{function: regex, regex_pattern: "(-?[0-9]+)", group_select: -1}, {function: take_first}]
   - name: first-number
-    filter: [{{function: regex, regex_pattern: "(-?[0-9]+)"}}, {{function: take_first}}]
-metric_list: [{{metric: exact_match, ignore_case: true, regexes_to_ignore: ["(?s).*#### "]}}]
-metadata: {{version: 1.0}}
-"""
+    filter: [{function: regex, regex_pattern: "(-?[0-9]+)"}, {function: take_first}]
+metric_list: [{metric: exact_match, ignore_case: true, regexes_to_ignore: ["(?s).*#### "]}]"""
 
 
 def test_generation_parity_with_lm_eval_simple_evaluate(model_dir: Path, tmp_path: Path) -> None:
@@ -162,7 +154,7 @@ def test_generation_parity_with_lm_eval_simple_evaluate(model_dir: Path, tmp_pat
             for a, b in pairs
         )
     )
-    (tmp_path / "sums.yaml").write_text(SUMS_YAML.format(data=data))
+    write_task(tmp_path, "sums", data, "generate_until", SUMS_BODY)
     pool = Pool(tmp_path / "pool", create=True)
     pool.add("samples", load_lm_eval_tasks(["sums"], include_path=str(tmp_path)))
     spec = RunSpec(model="smollm2", backend="hf", model_args={"pretrained": str(model_dir)}, batch_size=4)

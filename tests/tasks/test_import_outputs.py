@@ -11,20 +11,12 @@ import pytest
 from harness.pool import Pool
 from harness.schema import PoolError
 from tasks.importers.outputs import read_outputs
+from tests.lm_eval_task import write_task
 
-GSM_YAML = """task: gsm
-dataset_path: json
-dataset_kwargs:
-  data_files: {{test: {data}}}
-test_split: test
-output_type: generate_until
-doc_to_text: "Question: {{{{question}}}}\\nAnswer:"
-doc_to_target: "{{{{answer}}}}"
-generation_kwargs: {{until: ["Question:"]}}
-filter_list: [{{name: strict, filter: [{{function: regex, regex_pattern: "#### (\\\\d+)"}}, {{function: take_first}}]}}]
-metric_list: [{{metric: exact_match, regexes_to_ignore: ["(?s).*#### "]}}]
-metadata: {{version: 1.0}}
-"""
+GSM_BODY = """doc_to_target: "{{answer}}"
+generation_kwargs: {until: ["Question:"]}
+filter_list: [{name: strict, filter: [{function: regex, regex_pattern: "#### (\\\\d+)"}, {function: take_first}]}]
+metric_list: [{metric: exact_match, regexes_to_ignore: ["(?s).*#### "]}]"""
 
 
 @pytest.fixture
@@ -36,7 +28,7 @@ def pool_with_generations(cli, tmp_path: Path) -> Pool:
     cli("add", "jsonl", str(gen), "--source", "gen", "--kind", "generation", check=True)
     data = tmp_path / "gsm.jsonl"
     data.write_text(json.dumps({"question": "Eggs?", "answer": "She has 3 + 15 = 18 eggs.\n#### 18"}) + "\n")
-    (tmp_path / "gsm.yaml").write_text(GSM_YAML.format(data=data))
+    write_task(tmp_path, "gsm", data, "generate_until", GSM_BODY)
     cli("add", "lm-eval", "gsm", "--include-path", str(tmp_path), check=True)
     return Pool(tmp_path / "pool")
 

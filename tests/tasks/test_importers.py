@@ -22,17 +22,7 @@ from tasks.importers.lm_eval_samples import import_lm_eval_samples
 from tasks.importers.matrix import import_matrix
 from tasks.importers.pairwise import import_pairwise
 from tasks.local import load_local
-
-MC_YAML = """task: {name}
-dataset_path: json
-dataset_kwargs:
-  data_files: {{test: {data}}}
-test_split: test
-output_type: {output_type}
-doc_to_text: "Question: {{{{question}}}}\\nAnswer:"
-{extra}
-metadata: {{version: 1.0}}
-"""
+from tests.lm_eval_task import write_task
 
 
 def stats(cli) -> dict:
@@ -493,7 +483,7 @@ def lm_eval_samples_file(tmp_path: Path, output_type: str = "multiple_choice", e
         "metric_list: [{metric: bleu}, {metric: exact_match}]"  # bleu: logged per sample as [reference, output]
     )
     name = f"tiny_{output_type}"
-    (folder / f"{name}.yaml").write_text(MC_YAML.format(name=name, data=data, output_type=output_type, extra=extra))
+    write_task(folder, name, data, output_type, extra)
     results = lm_eval.simple_evaluate(
         model="dummy",
         tasks=[name],
@@ -581,7 +571,7 @@ def test_lm_eval_tasks_metric_is_the_first_a_run_measures(cli, tmp_path: Path) -
     data = tmp_path / "d.jsonl"
     data.write_text("".join(json.dumps({"question": f"q{i}", "gold": "a"}) + "\n" for i in range(4)))
     extra = "doc_to_target: gold\ngeneration_kwargs: {until: ['\\n']}\nmetric_list: [{metric: bleu}, {metric: f1}]"
-    (tmp_path / "gen.yaml").write_text(MC_YAML.format(name="gen", data=data, output_type="generate_until", extra=extra))
+    write_task(tmp_path, "gen", data, "generate_until", extra)
     cli("add", "lm-eval", "gen", "--include-path", str(tmp_path), check=True)
     pool = Pool(tmp_path / "pool")
     assert set(pool.samples()["metric"]) == {"f1"}
@@ -610,9 +600,7 @@ def test_lm_eval_task_targets(cli, tmp_path: Path, target: str, message: str | N
         )
     )
     extra = f"doc_to_choice: choices\ndoc_to_target: {target}\nmetric_list: [{{metric: acc}}]"
-    (tmp_path / "odd.yaml").write_text(
-        MC_YAML.format(name="odd", data=data, output_type="multiple_choice", extra=extra)
-    )
+    write_task(tmp_path, "odd", data, "multiple_choice", extra)
     done = cli("add", "lm-eval", "odd", "--include-path", str(tmp_path))
     if message:
         assert done.returncode == 2 and done.stderr.strip().endswith(f"poolbench: error: {message}"), done.stderr
@@ -633,9 +621,7 @@ def test_an_lm_eval_group_with_a_task_a_run_cannot_measure(cli, tmp_path: Path) 
         ("pick", "multiple_choice", "doc_to_choice: choices\ndoc_to_target: answer\nmetric_list: [{metric: acc}]"),
         ("ppl", "loglikelihood", "doc_to_target: gold\nmetric_list: [{metric: perplexity}]"),
     ):
-        (tmp_path / f"{name}.yaml").write_text(
-            MC_YAML.format(name=name, data=data, output_type=output_type, extra=extra)
-        )
+        write_task(tmp_path, name, data, output_type, extra)
     (tmp_path / "both.yaml").write_text("group: both\ntask: [pick, ppl]\n")
     refused = cli("add", "lm-eval", "both", "--include-path", str(tmp_path))
     assert refused.returncode == 2 and refused.stderr.strip().endswith(
@@ -659,7 +645,7 @@ def test_lm_eval_generation_tasks_record_how_lm_eval_scores_them(cli, tmp_path: 
         "filter_list: [{name: word, filter: [{function: regex, regex_pattern: '(\\w+)'}, {function: take_first}]}]\n"
         "metric_list: [{metric: exact_match, ignore_case: true}]"
     )
-    (tmp_path / "gen.yaml").write_text(MC_YAML.format(name="gen", data=data, output_type="generate_until", extra=extra))
+    write_task(tmp_path, "gen", data, "generate_until", extra)
     cli("add", "lm-eval", "gen", "--include-path", str(tmp_path), check=True)
     [sample] = Pool(tmp_path / "pool").samples().to_dict(orient="records")
     metadata = json.loads(sample["metadata"])
@@ -681,9 +667,7 @@ def test_lm_eval_generation_tasks_record_how_lm_eval_scores_them(cli, tmp_path: 
     )
     (tmp_path / "own.py").write_text("def score(doc, results):\n    return {'exact_match': 1.0}\n")
     custom = extra.replace("metric_list", "process_results: !function own.score\nmetric_list")
-    (tmp_path / "gen.yaml").write_text(
-        MC_YAML.format(name="gen", data=data, output_type="generate_until", extra=custom)
-    )
+    write_task(tmp_path, "gen", data, "generate_until", custom)
     refused = cli("add", "lm-eval", "gen", "--include-path", str(tmp_path))
     assert refused.returncode == 2 and "lm-eval task 'gen' scores its generations with its own process_results" in (
         refused.stderr
