@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -14,6 +15,8 @@ import pandas as pd
 from harness.schema import PoolError
 
 FORMATS = ("jsonl", "csv", "parquet")
+#: JSON's whitespace (between an array's values).
+_JSON_SPACE = re.compile(r"[ \t\r\n]*")
 
 
 def text_column(frame: pd.DataFrame, column: str, strip: bool = False) -> np.ndarray:
@@ -82,9 +85,8 @@ def _json_array(path: Path) -> tuple[list[dict[str, Any]], list[int]]:
     position, line, counted = text.index("[") + 1, 1, 0
 
     def skip_space(at: int) -> int:
-        while at < len(text) and text[at] in " \t\r\n":
-            at += 1
-        return at
+        space = _JSON_SPACE.match(text, at)  # matches the empty string too
+        return space.end() if space else at
 
     try:
         position = skip_space(position)
