@@ -285,12 +285,14 @@ def import_outputs_command(
     answer_pattern: AnswerPatternOpt = None,
 ) -> None:
     """Outputs generated elsewhere for the pool's generation samples, scored as `run` scores generations."""
-    from harness.scoring import score_outputs
+    from harness.scoring import plain_scoring_notes, score_outputs
     from tasks.importers.outputs import read_outputs
 
     pool = open_pool()
     samples = pool.samples(sources=source) if source is not None else pool.samples()
     outputs = read_outputs(path, samples, source, id_field, output_field)
+    for note in plain_scoring_notes(samples[samples["sample_id"].isin(outputs["sample_id"])]):
+        stderr.print(f"note: {note}")
     ingest(score_outputs(samples, outputs, model, f"import:{path.name}", answer_pattern), str(path))
 
 

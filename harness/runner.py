@@ -142,20 +142,7 @@ def pending(pool: Pool, spec: RunSpec) -> RunPlan:
     done = pool.read_arrow("measurements", models=[spec.model], columns=["sample_id", "run_id"]).to_pandas()
     done_ids = set(done.loc[done["run_id"] == spec.run_id, "sample_id"])
     todo = chosen[~chosen["sample_id"].isin(done_ids)].reset_index(drop=True)
-    return RunPlan(samples, todo, len(chosen), tuple(filter(None, [note, _older_lm_eval_note(todo)])))
-
-
-def _older_lm_eval_note(todo: pd.DataFrame) -> str | None:
-    """A note when lm-eval generation tasks added by an older poolbench (no scoring recipe) are to be run."""
-    generation = todo[todo["kind"] == "generation"]
-    metadata = generation["metadata"].map(lambda text: json.loads(text or "{}"))
-    older = generation[metadata.map(lambda m: "until" in m and "lm_eval_scoring" not in m)]
-    if older.empty:
-        return None
-    return (
-        f"the lm-eval task(s) {', '.join(sorted(set(older['source'])))} were added by an older poolbench: their "
-        "generations are scored the plain way, not with the task's filter and options; add them again first"
-    )
+    return RunPlan(samples, todo, len(chosen), tuple(filter(None, [note, *scoring.plain_scoring_notes(todo)])))
 
 
 def evaluate(

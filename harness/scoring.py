@@ -123,6 +123,24 @@ def score_response(
     return values, {**output, "extracted": answer}
 
 
+def plain_scoring_notes(samples: pd.DataFrame) -> list[str]:
+    """Notes on the generation samples of lm-eval tasks whose scoring recipe the pool lacks, which a run or
+    `import outputs` scores the plain way: tasks added by an older poolbench, and tasks imported from lm-eval's
+    logs (`import lm-eval-samples`; `add lm-eval` of the task gives the same samples their recipe)."""
+    generation = samples[samples["kind"] == "generation"]
+    metadata = generation["metadata"].map(lambda text: json.loads(text or "{}"))
+    plain = metadata.map(lambda m: "lm_eval_scoring" not in m)
+    older = sorted(set(generation.loc[plain & metadata.map(lambda m: "until" in m), "source"]))
+    logged = sorted(set(generation.loc[plain & metadata.map(lambda m: "doc" in m and "task" in m), "source"]))
+    why = "their generations are scored the plain way, not with the task's filter and options"
+    notes = [f"the lm-eval task(s) {', '.join(older)} were added by an older poolbench: {why}; add them again first"]
+    notes.append(
+        f"the lm-eval task(s) {', '.join(logged)} came from lm-eval's logs (import lm-eval-samples): {why} as "
+        f"lm-eval scored the logged models; `poolbench add lm-eval {' '.join(logged)}` first (the same samples)"
+    )
+    return [note for note, tasks in zip(notes, (older, logged), strict=True) if tasks]
+
+
 def result_rows(
     sample_id: str, model: str, run_id: str, values: Mapping[str, float], response: Mapping[str, Any]
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:

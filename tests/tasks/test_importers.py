@@ -520,6 +520,29 @@ def test_lm_eval_samples_file_as_lm_eval_writes_it(cli, tmp_path: Path, output_t
     assert "nothing new" in cli("import", "lm-eval-samples", str(path), "--model", "dummy", check=True).stderr
 
 
+def test_generations_imported_from_lm_eval_logs_get_their_scoring_from_add_lm_eval(cli, tmp_path: Path) -> None:
+    """A run (or `import outputs`) on generation samples imported from lm-eval's logs scores them the plain way
+    (the logs do not say how the task extracts and compares answers), while the logged model was scored by
+    lm-eval: it says so, and names the `add lm-eval` that gives the same samples their task's recipe (it
+    scored them silently, a gsm8k-style reference then 0 for every run)."""
+    path = lm_eval_samples_file(tmp_path, "generate_until")
+    cli("import", "lm-eval-samples", str(path), "--model", "dummy", check=True)
+    pool = Pool(tmp_path / "pool")
+    spec = RunSpec(model="m", backend="hf")
+    assert pending(pool, spec).notes == (
+        "the lm-eval task(s) tiny_generate_until came from lm-eval's logs (import lm-eval-samples): their "
+        "generations are scored the plain way, not with the task's filter and options as lm-eval scored the logged "
+        "models; `poolbench add lm-eval tiny_generate_until` first (the same samples)",
+    )
+    outputs = tmp_path / "outputs.jsonl"
+    outputs.write_text(json.dumps({"sample_id": pool.samples()["sample_id"].iloc[0], "output": "a"}) + "\n")
+    imported = cli("import", "outputs", str(outputs), "--model", "m", check=True)
+    assert "note: the lm-eval task(s) tiny_generate_until came from lm-eval's logs" in imported.stderr
+    cli("add", "lm-eval", "tiny_generate_until", "--include-path", str(tmp_path / "tasks"), check=True)
+    assert pending(pool, spec).notes == () and pool.stats()["samples"] == 6  # the same samples, now with a recipe
+    assert len(pool.measurements(models="dummy")) == 6
+
+
 def test_lm_eval_samples_files_of_lm_eval_0_4_2(tmp_path: Path) -> None:
     """lm-eval 0.4.2 named samples files `.json` and for a while wrote one (indented) JSON array: both import as
     the `.jsonl` does (they were refused by name); a bad record in the array names the line it starts on."""
