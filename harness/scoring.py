@@ -157,11 +157,12 @@ def score_outputs(
 ) -> dict[str, pd.DataFrame]:
     """Measurements and responses of `model` from its generations made elsewhere: `outputs` (`sample_id`,
     `output`), each of a generation sample among `samples`, scored as a run scores its own (`score_response`)."""
-    by_id = samples.set_index("sample_id")
+    wanted = samples[samples["sample_id"].isin(outputs["sample_id"])]
+    by_id = {sample["sample_id"]: sample for sample in wanted.to_dict(orient="records")}  # .loc: 0.3 ms a row
     measurements: list[dict[str, Any]] = []
     responses: list[dict[str, Any]] = []
     for sample_id, output in zip(outputs["sample_id"], outputs["output"], strict=True):
-        values, response = score_response(by_id.loc[sample_id], {"text": output}, answer_pattern)
+        values, response = score_response(by_id[sample_id], {"text": output}, answer_pattern)
         measured, stored = result_rows(sample_id, model, run_id, values, response)
         measurements += measured
         responses.append(stored)
