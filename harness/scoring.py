@@ -133,12 +133,17 @@ def plain_scoring_notes(samples: pd.DataFrame) -> list[str]:
     older = sorted(set(generation.loc[plain & metadata.map(lambda m: "until" in m), "source"]))
     logged = sorted(set(generation.loc[plain & metadata.map(lambda m: "doc" in m and "task" in m), "source"]))
     why = "their generations are scored the plain way, not with the task's filter and options"
-    notes = [f"the lm-eval task(s) {', '.join(older)} were added by an older poolbench: {why}; add them again first"]
-    notes.append(
-        f"the lm-eval task(s) {', '.join(logged)} came from lm-eval's logs (import lm-eval-samples): {why} as "
-        f"lm-eval scored the logged models; `poolbench add lm-eval {' '.join(logged)}` first (the same samples)"
-    )
-    return [note for note, tasks in zip(notes, (older, logged), strict=True) if tasks]
+    notes = []
+    if older:
+        notes.append(
+            f"the lm-eval task(s) {', '.join(older)} were added by an older poolbench: {why}; add them again first"
+        )
+    if logged:
+        notes.append(
+            f"the lm-eval task(s) {', '.join(logged)} came from lm-eval's logs (import lm-eval-samples): {why} as "
+            f"lm-eval scored the logged models; `poolbench add lm-eval {' '.join(logged)}` first (the same samples)"
+        )
+    return notes
 
 
 def result_rows(
