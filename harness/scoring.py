@@ -128,20 +128,27 @@ def plain_scoring_notes(samples: pd.DataFrame) -> list[str]:
     `import outputs` scores the plain way: tasks added by an older poolbench, and tasks imported from lm-eval's
     logs (`import lm-eval-samples`; `add lm-eval` of the task gives the same samples their recipe)."""
     generation = samples[samples["kind"] == "generation"]
-    metadata = generation["metadata"].map(lambda text: json.loads(text or "{}"))
-    plain = metadata.map(lambda m: "lm_eval_scoring" not in m)
-    older = sorted(set(generation.loc[plain & metadata.map(lambda m: "until" in m), "source"]))
-    logged = sorted(set(generation.loc[plain & metadata.map(lambda m: "doc" in m and "task" in m), "source"]))
+    older: set[str] = set()
+    logged: set[str] = set()
+    for source, text in zip(generation["source"], generation["metadata"], strict=True):
+        metadata = json.loads(text or "{}")
+        if "lm_eval_scoring" in metadata:
+            continue
+        if "until" in metadata:
+            older.add(source)
+        elif "doc" in metadata and "task" in metadata:
+            logged.add(source)
     why = "their generations are scored the plain way, not with the task's filter and options"
     notes = []
     if older:
         notes.append(
-            f"the lm-eval task(s) {', '.join(older)} were added by an older poolbench: {why}; add them again first"
+            f"the lm-eval task(s) {', '.join(sorted(older))} were added by an older poolbench: {why}; add them again first"
         )
     if logged:
         notes.append(
-            f"the lm-eval task(s) {', '.join(logged)} came from lm-eval's logs (import lm-eval-samples): {why} as "
-            f"lm-eval scored the logged models; `poolbench add lm-eval {' '.join(logged)}` first (the same samples)"
+            f"the lm-eval task(s) {', '.join(sorted(logged))} came from lm-eval's logs (import lm-eval-samples): {why} "
+            f"as lm-eval scored the logged models; `poolbench add lm-eval {' '.join(sorted(logged))}` first (the same "
+            "samples)"
         )
     return notes
 

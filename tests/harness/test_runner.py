@@ -41,6 +41,23 @@ def test_multiple_choice_metrics_follow_lm_eval() -> None:
     assert scoring.choice_requests("Q:", ["x", "y"]) == [("Q:", " x"), ("Q:", " y")]
 
 
+def test_plain_scoring_notes_name_the_tasks_and_stay_quiet_otherwise() -> None:
+    """Generation samples of lm-eval tasks without a scoring recipe are named, by how they came; a pool's frame
+    of other samples (pyarrow strings, as `Pool.samples` gives them) gives no note."""
+
+    def frame(kinds: list[str], sources: list[str], metadata: list[str]) -> pd.DataFrame:
+        columns = {"kind": kinds, "source": sources, "metadata": metadata}
+        return pd.DataFrame({k: pd.Series(v, dtype="string[pyarrow]") for k, v in columns.items()})
+
+    assert scoring.plain_scoring_notes(frame(["multiple_choice"], ["s"], ["{}"])) == []
+    logged, older, scored = '{"task": "t", "doc": {}}', '{"until": ["\\n"]}', '{"until": [], "lm_eval_scoring": {}}'
+    notes = scoring.plain_scoring_notes(frame(["generation"] * 4, ["b", "a", "c", "d"], [older, older, logged, scored]))
+    assert [note.split(": ")[0] for note in notes] == [
+        "the lm-eval task(s) a, b were added by an older poolbench",
+        "the lm-eval task(s) c came from lm-eval's logs (import lm-eval-samples)",
+    ]
+
+
 def test_generation_metrics_hand_computed() -> None:
     assert scoring.generation_metrics("The Paris!", ["paris"]) == {"exact_match": 1.0, "f1": 1.0, "contains": 1.0}
     got = scoring.generation_metrics("Paris France", ["Paris"])
