@@ -68,7 +68,7 @@ def _sample_finder(
         raise PoolError(f"{path}: no `sample_id` and no {id_field!r} field to name each row's sample (--id-field)")
     if not by_sample_id and source is None and "source" not in rows.columns:
         raise PoolError(f"{path}: no `source` field: name the samples' source with --source")
-    for sample in samples.to_dict(orient="records"):
+    for sample in samples[["sample_id", "source", "source_id", "kind"]].to_dict(orient="records"):  # what rows need
         index[sample["sample_id"] if by_sample_id else (sample["source"], sample["source_id"])].append(sample)
 
     def find(record: dict[str, Any], where: str) -> dict[str, Any]:
