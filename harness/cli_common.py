@@ -62,10 +62,14 @@ def emit_json(document: object) -> None:
 
 
 def ingest(batch: dict[str, Any], what: str) -> None:
-    """Write an adapter's or importer's tables to the pool (all or nothing) and say what landed."""
+    """Write an adapter's or importer's tables to the pool (all or nothing) and say what landed, and the
+    notes an importer left in its measurements' `attrs["notes"]`."""
     written = open_pool(create=True).write(batch)
     summary = ", ".join(f"{n:,} {t}" for t, n in written.items() if n)
     stderr.print(f"{what}: {summary or 'nothing new (already in the pool)'}")
+    measurements = batch.get("measurements")
+    for note in [] if measurements is None else measurements.attrs.get("notes", []):
+        stderr.print(f"{what}: {note}")
 
 
 def write_html(out: Path, html: str) -> None:

@@ -268,8 +268,6 @@ def import_lm_eval_samples_command(
     batches = [import_lm_eval_samples(path, model) for path in paths]  # all files parse before any write
     for path, batch in zip(paths, batches, strict=True):
         ingest(batch, str(path))
-        for note in batch["measurements"].attrs["left_out"]:
-            stderr.print(f"{path}: {note}")
 
 
 @import_app.command("outputs")
@@ -298,10 +296,23 @@ def import_outputs_command(
 
 @import_app.command("helm")
 @user_errors
-def import_helm_command(run_dirs: Annotated[list[Path], typer.Argument(help="HELM run directories.")]) -> None:
-    """HELM runs: instances.json + per_instance_stats.json (+ run_spec.json for the model)."""
+def import_helm_command(
+    run_dirs: Annotated[list[Path], typer.Argument(help="HELM run directories.")],
+    metric: Annotated[
+        str | None,
+        typer.Option(help="The stat to rank the samples on \\[default: the run's headline in HELM's schema]."),
+    ] = None,
+    schema: Annotated[
+        Path | None,
+        typer.Option(
+            help="HELM's schema.json, which names each run group's headline stat "
+            "\\[default: schema.json beside the run directory, if there is one]."
+        ),
+    ] = None,
+) -> None:
+    """HELM runs: instances.json + per_instance_stats.json (+ run_spec.json for the model and groups)."""
     from tasks.importers.helm import import_helm
 
-    batches = [import_helm(run_dir) for run_dir in run_dirs]
+    batches = [import_helm(run_dir, metric, schema) for run_dir in run_dirs]  # all parse before any write
     for run_dir, batch in zip(run_dirs, batches, strict=True):
         ingest(batch, str(run_dir))

@@ -1,12 +1,17 @@
 """A HELM run directory -> samples, measurements and the model.
 
-Reads HELM's documented per-run files: `run_spec.json` (the run name and `adapter_spec.model`),
-`instances.json` (input text, references with their "correct" tags, id, split) and `per_instance_stats.json`
-(per instance and train trial, a list of stats with `name.name`, `sum` and `count`). Multiple-choice
-instances (several references, one tagged correct) keep their references as choices; the others keep the
-correct references as targets. Perturbed instances (HELM's data augmentation: copies under the original's id)
-are left out, and so are stats with a perturbation; the other scoring stats become measurements (their mean
-over train trials); counts such as token numbers are not scores and are skipped.
+Reads HELM's per-run files: `run_spec.json` (the run's name, groups and `adapter_spec.model`), `instances.json`
+(input text, references with their "correct" tags, id, split; helm-summarize writes it) and
+`per_instance_stats.json` (per instance and train trial, a list of stats with `name.name`, `sum` and `count`).
+Multiple-choice instances (several references, one tagged correct) keep their references as choices; the others
+keep the correct references as targets. Perturbed instances (HELM's data augmentation: copies under the
+original's id) are left out, and so are stats with a perturbation; the scoring stats become measurements (their
+mean over train trials); counts such as token numbers are not scores and are skipped.
+
+The samples' metric, the one they are ranked on, is HELM's headline for the run: the `main_name` that HELM's
+schema (`schema.json`, which helm-summarize writes beside the runs of a suite) gives the run's groups, with
+its `lower_is_better`. Without a schema it is the scoring stat most instances have (scenario-specific scores
+such as `chain_of_thought_correctness` before the generic `exact_match`), and a note names the others.
 """
 
 from __future__ import annotations
@@ -20,26 +25,31 @@ import pandas as pd
 
 from harness.schema import PoolError, complete_samples
 
-SCORE_STATS = frozenset(
-    {
-        "exact_match",
-        "quasi_exact_match",
-        "prefix_exact_match",
-        "quasi_prefix_exact_match",
-        "f1_score",
-        "rouge_l",
-        "rouge_1",
-        "rouge_2",
-        "bleu_1",
-        "bleu_4",
-        "math_equiv",
-        "math_equiv_chain_of_thought",
-        "exact_match_indicator",
-        "final_number_exact_match",
-        "ifeval_strict_accuracy",
-        "wb_score",
-    }
+#: The per-instance stats HELM's scenarios are scored by, in the order a guess prefers them: scenario-specific
+#: scores first, then the generic ones in the order HELM's schemas most often make them a run's headline.
+SCORE_STATS = (
+    "chain_of_thought_correctness",
+    "omni_math_accuracy",
+    "ifeval_strict_accuracy",
+    "wildbench_score_rescaled",
+    "wildbench_score",
+    "math_equiv_chain_of_thought",
+    "math_equiv",
+    "final_number_exact_match",
+    "exact_match_indicator",
+    "exact_match",
+    "quasi_exact_match",
+    "quasi_prefix_exact_match",
+    "prefix_exact_match",
+    "f1_score",
+    "rouge_l",
+    "rouge_2",
+    "rouge_1",
+    "bleu_4",
+    "bleu_1",
 )
+#: The parts of a HELM run name that name the model, not the task.
+MODEL_ARGS = ("model", "model_deployment")
 
 
 def _load(path: Path) -> Any:
@@ -53,19 +63,27 @@ def _load(path: Path) -> Any:
         raise PoolError(f"{path}:{err.lineno}: malformed JSON ({err.msg})") from None
 
 
-def import_helm(run_dir: str | Path) -> dict[str, pd.DataFrame]:
-    """Tables for one HELM run; raises PoolError naming the file at fault."""
+def import_helm(
+    run_dir: str | Path, metric: str | None = None, schema: str | Path | None = None
+) -> dict[str, pd.DataFrame]:
+    """Tables for one HELM run, ranked on `metric` if given, else on the headline `schema` (default: the
+    `schema.json` beside the run directory, if any) names; raises PoolError naming the file at fault. Notes
+    (a guessed headline) are in the measurements' `attrs["notes"]`."""
     run_dir = Path(run_dir)
     spec = _load(run_dir / "run_spec.json")
     instances = _load(run_dir / "instances.json")
-    stats = _load(run_dir / "per_instance_stats.json")
+    stats_path = run_dir / "per_instance_stats.json"
+    stats = _load(stats_path)
     try:
         model = spec["adapter_spec"]["model"]
         run_name = spec["name"]
     except (KeyError, TypeError):
         raise PoolError(f"{run_dir / 'run_spec.json'}: no name or adapter_spec.model") from None
-    source = ",".join(p for p in run_name.split(",") if not p.startswith("model=")) or run_name
-    rows, index_of = [], {}
+    schema_path = Path(schema) if schema is not None else run_dir.parent / "schema.json"
+    mains, lower = _read_schema(schema_path) if schema is not None or schema_path.is_file() else ({}, {})
+    group = next((group for group in spec.get("groups") or [] if group in mains), None)
+    wanted = set(SCORE_STATS) | {name for name in (metric, mains.get(group or "")) if name}
+    source, rows, index_of = task_name(run_name), [], {}
     for number, instance in enumerate(instances):
         if isinstance(instance, dict) and instance.get("perturbation"):
             continue  # a perturbed copy (data augmentation): its id is the original's
@@ -74,7 +92,59 @@ def import_helm(run_dir: str | Path) -> dict[str, pd.DataFrame]:
         except (KeyError, TypeError) as err:
             raise PoolError(f"{run_dir / 'instances.json'}: instance {number} lacks {err}") from None
         index_of[instance["id"]] = len(rows) - 1
-    samples = complete_samples(pd.DataFrame(rows))
+    values = _stat_values(stats, stats_path, index_of, wanted)
+    if not values:
+        raise PoolError(f"{stats_path}: no scoring stats for the run's instances")
+    measurements = pd.DataFrame(
+        [{"instance": iid, "metric": stat, "value": sum(v) / len(v)} for (iid, stat), v in values.items()]
+    )
+    schema_main = (mains[group], f"{schema_path} for group {group}") if group else None
+    headline, notes = _headline(measurements["metric"].value_counts(), metric, schema_main, stats_path)
+    samples = complete_samples(
+        pd.DataFrame(rows).assign(
+            metric=headline, higher_is_better=None if headline not in lower else not lower[headline]
+        )
+    )
+    instance_rows = measurements.pop("instance").map(index_of).to_numpy()
+    measurements = measurements.assign(
+        sample_id=samples["sample_id"].to_numpy()[instance_rows], model=model, run_id=f"helm:{run_name}"
+    )
+    measurements.attrs["notes"] = notes
+    return {
+        "samples": samples,
+        "measurements": measurements,
+        "models": pd.DataFrame([{"model": model, "backend": "helm", "args": json.dumps(spec["adapter_spec"])}]),
+    }
+
+
+def task_name(run_name: str) -> str:
+    """A HELM run's name without the parts that name its model ("gsm:model=openai_gpt2,stop=none" -> "gsm:stop=none"),
+    so that the runs of one task on several models share their samples."""
+    scenario, _, args = run_name.partition(":")
+    kept = [arg for arg in args.split(",") if arg and arg.partition("=")[0] not in MODEL_ARGS]
+    return f"{scenario}:{','.join(kept)}" if kept else scenario
+
+
+def _read_schema(path: Path) -> tuple[dict[str, str], dict[str, bool]]:
+    """From HELM's schema: each run group's headline (`environment.main_name`) and each metric's
+    `lower_is_better`."""
+    schema = _load(path)
+    try:
+        mains = {
+            group["name"]: group["environment"]["main_name"]
+            for group in schema["run_groups"]
+            if "main_name" in (group.get("environment") or {})
+        }
+        lower = {field["name"]: bool(field.get("lower_is_better")) for field in schema.get("metrics", [])}
+    except (AttributeError, KeyError, TypeError) as err:
+        raise PoolError(f"{path}: not a HELM schema ({type(err).__name__}: {err})") from None
+    return mains, lower
+
+
+def _stat_values(
+    stats: Any, path: Path, index_of: dict[str, int], wanted: set[str]
+) -> dict[tuple[str, str], list[float]]:
+    """Per (instance id, stat) of `wanted`, the stat's mean in each train trial of an unperturbed instance."""
     values: dict[tuple[str, str], list[float]] = defaultdict(list)
     for number, entry in enumerate(stats):
         try:
@@ -83,28 +153,36 @@ def import_helm(run_dir: str | Path) -> dict[str, pd.DataFrame]:
                 continue
             for stat in entry.get("stats", []):
                 name = stat.get("name", {})
-                if name.get("name") in SCORE_STATS and not name.get("perturbation") and stat.get("count"):
+                if name.get("name") in wanted and not name.get("perturbation") and stat.get("count"):
                     values[(instance_id, name["name"])].append(float(stat["sum"]) / stat["count"])
         except (AttributeError, KeyError, TypeError, ValueError) as err:
-            raise PoolError(
-                f"{run_dir / 'per_instance_stats.json'}: entry {number} is not a HELM stats entry "
-                f"({type(err).__name__}: {err})"
-            ) from None
-    if not values:
-        raise PoolError(f"{run_dir / 'per_instance_stats.json'}: no scoring stats for the run's instances")
-    measurements = pd.DataFrame(
-        [
-            {"sample_id": samples["sample_id"].iloc[index_of[iid]], "metric": metric, "value": sum(v) / len(v)}
-            for (iid, metric), v in values.items()
-        ]
-    ).assign(model=model, run_id=f"helm:{run_name}")
-    primary = measurements["metric"].value_counts().index[0]
-    samples["metric"] = primary
-    return {
-        "samples": samples,
-        "measurements": measurements,
-        "models": pd.DataFrame([{"model": model, "backend": "helm", "args": json.dumps(spec["adapter_spec"])}]),
-    }
+            raise PoolError(f"{path}: entry {number} is not a HELM stats entry ({type(err).__name__}: {err})") from None
+    return values
+
+
+def _headline(
+    counts: pd.Series, metric: str | None, schema_main: tuple[str, str] | None, path: Path
+) -> tuple[str, list[str]]:
+    """The stat to rank a run's samples on, given how many instances have each: `metric`, else the schema's
+    headline (its name, and where it was read), else a guess; and notes on a guess."""
+    if metric is not None:
+        if metric not in counts:
+            raise PoolError(f"{path}: no per-instance stat {metric!r} (its scoring stats: {', '.join(counts.index)})")
+        return metric, []
+    notes = []
+    if schema_main is not None:
+        if schema_main[0] in counts:
+            return schema_main[0], []
+        notes.append(f"{schema_main[0]}, the headline in {schema_main[1]}, is not a per-instance stat")
+    most = counts[counts == counts.max()].index
+    guess = next(stat for stat in SCORE_STATS if stat in most)
+    if len(counts) > 1:
+        others = ", ".join(stat for stat in counts.index if stat != guess)
+        notes.append(
+            f"ranked on {guess}, a guess (also measured: {others}); HELM's schema.json (beside the run, or "
+            "--schema) names the headline of a run, --metric chooses one"
+        )
+    return guess, notes
 
 
 def _sample(instance: dict[str, Any], source: str, run_name: str) -> dict[str, Any]:

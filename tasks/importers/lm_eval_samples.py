@@ -40,7 +40,7 @@ def import_lm_eval_samples(path: str | Path, model: str) -> dict[str, pd.DataFra
     accuracies: lm-eval logs the items its corpus-level aggregation takes) is left out; so are the records of
     every filter but the file's first (lm-eval logs a document once per filter, gsm8k's "strict-match" and
     "flexible-extract"; `add lm-eval` scores with the first too). What was left out is said in the
-    measurements' `attrs["left_out"]`; PoolError if no metric is left.
+    measurements' `attrs["notes"]`; PoolError if no metric is left.
     """
     path = Path(path)
     task = task_of(path)
@@ -85,7 +85,7 @@ def import_lm_eval_samples(path: str | Path, model: str) -> dict[str, pd.DataFra
         return frame.assign(model=model, run_id=run_id)
 
     measured = attach(measurements)
-    measured.attrs["left_out"] = (
+    measured.attrs["notes"] = (
         [f"left out {', '.join(left_out)}: no number per sample (a corpus-level metric)"] if left_out else []
     ) + (
         [f"left out the records of filter {', '.join(filters[1:])}: scored with the first, {filters[0]}"]

@@ -18,6 +18,7 @@ from harness.reporting import build_report, ranking_inputs
 from harness.runner import RunSpec, pending
 from harness.schema import PoolError
 from tasks.files import read_rows
+from tasks.importers.helm import task_name
 from tasks.importers.lm_eval_samples import import_lm_eval_samples
 from tasks.importers.matrix import import_matrix
 from tasks.importers.pairwise import import_pairwise
@@ -777,12 +778,21 @@ def test_hf_layouts_labelled_choices_text_answers_and_list_fields(cli, tmp_path:
     assert json.loads(samples.at["q1", "metadata"]) == {"tags": ["metal", "easy"], "extra": {"n": 1}}
 
 
-def helm_run(folder: Path, model: str, correct: list[float]) -> Path:
-    """A HELM run directory in HELM's documented format, written by hand (HELM is not a dependency)."""
+def helm_run(
+    folder: Path,
+    model: str,
+    correct: list[float],
+    name: str = "mmlu:subject=anatomy,method=multiple_choice_joint,model={model}",
+    more_stats: dict[str, list[float]] | None = None,
+) -> Path:
+    """A HELM run directory in HELM's format, written by hand (HELM is not a dependency): instances scored
+    `correct` by exact_match (and by `more_stats`), a generation instance without stats, a perturbed copy."""
     folder.mkdir(parents=True)
-    name = f"mmlu:subject=anatomy,method=multiple_choice_joint,model={model.replace('/', '_')}"
+    name = name.format(model=model.replace("/", "_"))
     (folder / "run_spec.json").write_text(
-        json.dumps({"name": name, "adapter_spec": {"model": model, "method": "multiple_choice_joint"}})
+        json.dumps(
+            {"name": name, "groups": ["mmlu"], "adapter_spec": {"model": model, "method": "multiple_choice_joint"}}
+        )
     )
     instances = [
         {
@@ -811,11 +821,12 @@ def helm_run(folder: Path, model: str, correct: list[float]) -> Path:
             "instance_id": f"id{i}",
             "train_trial_index": 0,
             "stats": [
-                {"name": {"name": "exact_match", "split": "test"}, "count": 1, "sum": v, "mean": v},
-                {"name": {"name": "num_prompt_tokens", "split": "test"}, "count": 1, "sum": 31.0},
-            ],
+                {"name": {"name": stat, "split": "test"}, "count": 1, "sum": values[i], "mean": values[i]}
+                for stat, values in {"exact_match": correct, **(more_stats or {})}.items()
+            ]
+            + [{"name": {"name": "num_prompt_tokens", "split": "test"}, "count": 1, "sum": 31.0}],
         }
-        for i, v in enumerate(correct)
+        for i in range(len(correct))
     ]
     stats.append(
         {
@@ -853,3 +864,109 @@ def test_helm_runs(cli, tmp_path: Path) -> None:
     stats_file.write_text(json.dumps(entries))
     done = cli("import", "helm", str(first))
     assert done.returncode == 2 and f"{stats_file}: entry 1 is not a HELM stats entry (KeyError: 'sum')" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("run_name", "task"),
+    [
+        ("gsm:model=openai_gpt2", "gsm"),  # HELM Lite's names put the model first
+        ("gsm:model=openai_gpt2,stop=none", "gsm:stop=none"),
+        (
+            "mmlu:subject=anatomy,method=multiple_choice_joint,model=openai_gpt2",
+            "mmlu:subject=anatomy,method=multiple_choice_joint",
+        ),
+        ("ifeval:model=meta_llama-3-8b,model_deployment=together_meta-llama-3-8b", "ifeval"),
+        ("narrative_qa", "narrative_qa"),
+    ],
+)
+def test_helm_task_name_leaves_out_the_model(run_name: str, task: str) -> None:
+    assert task_name(run_name) == task
+
+
+def test_helm_runs_named_with_the_model_first_share_their_samples(cli, tmp_path: Path) -> None:
+    name = "gsm:model={model},stop=none"
+    first = helm_run(tmp_path / "runs" / "a", "openai/gpt2", [1.0, 0.0, 1.0], name)
+    second = helm_run(tmp_path / "runs" / "b", "meta/llama", [0.0, 0.0, 1.0], name)
+    cli("import", "helm", str(first), str(second), check=True)
+    pool = Pool(tmp_path / "pool")
+    # was: 8 samples, each run's own (source "gsm:model=openai_gpt2,stop=none"), so no model met another
+    assert len(pool.samples()) == 4 and set(pool.samples()["source"]) == {"gsm:stop=none"}
+    assert pool.scores().groupby("sample_id")["model"].nunique().tolist() == [2, 2, 2]
+
+
+def write_schema(path: Path, main_name: str, lower_is_better: bool = False) -> None:
+    """HELM's schema.json as helm-summarize writes it (only the fields the importer reads, and a few more)."""
+    path.write_text(
+        json.dumps(
+            {
+                "metrics": [
+                    {"name": main_name, "display_name": main_name, "lower_is_better": lower_is_better},
+                    {"name": "num_prompt_tokens", "display_name": "# prompt tokens"},
+                ],
+                "metric_groups": [
+                    {"name": "accuracy", "metrics": [{"name": "${main_name}", "split": "${main_split}"}]}
+                ],
+                "run_groups": [
+                    {"name": "core_scenarios", "subgroups": ["mmlu"], "environment": {}},
+                    {
+                        "name": "mmlu",
+                        "metric_groups": ["accuracy"],
+                        "environment": {"main_name": main_name, "main_split": "test"},
+                    },
+                ],
+            }
+        )
+    )
+
+
+def test_helm_samples_are_ranked_on_the_headline_of_helms_schema(cli, tmp_path: Path) -> None:
+    f1 = {"f1_score": [0.5, 0.9, 0.2]}
+    run = helm_run(tmp_path / "suite" / "a", "openai/gpt2", [0.0, 1.0, 0.0], more_stats=f1)
+    write_schema(tmp_path / "suite" / "schema.json", "f1_score")
+    done = cli("import", "helm", str(run), check=True)
+    assert "guess" not in done.stderr
+    pool = Pool(tmp_path / "pool")
+    assert set(pool.samples()["metric"]) == {"f1_score"}  # was: exact_match, the first stat listed
+    assert sorted(pool.scores()["value"]) == [0.2, 0.5, 0.9]
+    assert set(pool.measurements()["metric"]) == {"exact_match", "f1_score"}
+
+
+def test_helm_headline_lower_is_better_from_the_schema(cli, tmp_path: Path) -> None:
+    run = helm_run(tmp_path / "runs" / "a", "openai/gpt2", [0.0, 1.0, 0.0], more_stats={"wer_score": [0.3, 0.1, 0.6]})
+    write_schema(tmp_path / "elsewhere.json", "wer_score", lower_is_better=True)
+    cli("import", "helm", str(run), "--schema", str(tmp_path / "elsewhere.json"), check=True)
+    samples = Pool(tmp_path / "pool").samples()
+    assert set(samples["metric"]) == {"wer_score"} and not samples["higher_is_better"].any()
+    assert sorted(Pool(tmp_path / "pool").scores()["value"]) == [-0.6, -0.3, -0.1]
+
+
+def test_helm_without_a_schema_guesses_the_headline_and_says_so(cli, tmp_path: Path) -> None:
+    cot = {"chain_of_thought_correctness": [1.0, 1.0, 0.0]}
+    run = helm_run(tmp_path / "runs" / "a", "openai/gpt2", [0.0, 0.0, 0.0], more_stats=cot)
+    done = cli("import", "helm", str(run), check=True)
+    assert f"{run}: ranked on chain_of_thought_correctness, a guess (also measured: exact_match)" in done.stderr
+    pool = Pool(tmp_path / "pool")
+    assert set(pool.samples()["metric"]) == {"chain_of_thought_correctness"}  # was: not even stored
+
+
+def test_helm_metric_option_chooses_the_stat(cli, tmp_path: Path) -> None:
+    run = helm_run(tmp_path / "suite" / "a", "openai/gpt2", [0.0, 1.0, 0.0], more_stats={"f1_score": [0.5, 0.9, 0.2]})
+    write_schema(tmp_path / "suite" / "schema.json", "rouge_l")  # a headline the run lacks
+    done = cli("import", "helm", str(run), "--metric", "bogus")
+    assert done.returncode == 2
+    assert (
+        "per_instance_stats.json: no per-instance stat 'bogus' (its scoring stats: exact_match, f1_score)"
+        in done.stderr
+    )
+    done = cli("import", "helm", str(run))
+    assert (
+        f"rouge_l, the headline in {tmp_path / 'suite' / 'schema.json'} for group mmlu, is not a per-instance stat"
+        in done.stderr
+    )
+    assert "ranked on exact_match, a guess (also measured: f1_score)" in done.stderr
+    done = cli("import", "helm", str(run), "--metric", "f1_score", pool=tmp_path / "other", check=True)
+    assert "guess" not in done.stderr and "headline" not in done.stderr
+    assert set(Pool(tmp_path / "other").samples()["metric"]) == {"f1_score"}
+    (tmp_path / "suite" / "schema.json").write_text(json.dumps({"metrics": []}))
+    done = cli("import", "helm", str(run))
+    assert done.returncode == 2 and "schema.json: not a HELM schema (KeyError: 'run_groups')" in done.stderr
