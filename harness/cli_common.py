@@ -91,9 +91,11 @@ def set_pool_dir(pool: Path | None) -> None:
     State.pool_dir = pool or Path(os.environ.get("POOLBENCH_POOL") or "pool")
 
 
-def pool_name(value: str) -> str:
+def pool_name(value: str | None) -> str | None:
     """A name the pool keeps (a model's, a source's), stripped as the names read from files are; refused by the
-    option parser when empty."""
+    option parser when empty (None: the option was not given)."""
+    if value is None:
+        return None
     if not value.strip():
         raise typer.BadParameter("empty: give the name the pool should know it by")
     return value.strip()

@@ -270,6 +270,23 @@ def import_lm_eval_samples_command(
         ingest(batch, str(path))
 
 
+@import_app.command("inspect")
+@user_errors
+def import_inspect_command(
+    paths: Annotated[list[Path], typer.Argument(help="inspect_ai logs (.eval or .json).")],
+    model: Annotated[
+        str | None,
+        typer.Option("--model", callback=pool_name, help="The model's name in the pool \\[default: the log's]."),
+    ] = None,
+) -> None:
+    """inspect_ai eval logs: samples, one measurement per scorer (inspect's reduced score), and the responses."""
+    from tasks.importers.inspect_logs import import_inspect_log
+
+    batches = [import_inspect_log(path, model) for path in paths]  # all read before any write
+    for path, batch in zip(paths, batches, strict=True):
+        ingest(batch, str(path))
+
+
 @import_app.command("outputs")
 @user_errors
 def import_outputs_command(

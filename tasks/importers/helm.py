@@ -113,8 +113,13 @@ def import_helm(
     return {
         "samples": samples,
         "measurements": measurements,
-        "models": pd.DataFrame([{"model": model, "backend": "helm", "args": json.dumps(spec["adapter_spec"])}]),
+        "models": pd.DataFrame([{"model": model, "backend": "helm", "args": json.dumps(_model_args(spec))}]),
     }
+
+
+def _model_args(spec: dict[str, Any]) -> dict[str, Any]:
+    """What a run spec says of its model (its model and deployment; the rest of the adapter spec is the task's)."""
+    return {key: spec["adapter_spec"][key] for key in MODEL_ARGS if key in spec["adapter_spec"]}
 
 
 def task_name(run_name: str) -> str:

@@ -1,0 +1,149 @@
+"""inspect_ai eval logs (`.eval` or `.json`) -> samples, measurements, responses and the model.
+
+Logs are read with inspect_ai's own `read_eval_log` (its log format is versioned, not a frozen spec). One sample
+per dataset sample: source the task's name, source_id the sample's id, prompt its input (chat messages: their
+texts, one paragraph each). A sample with choices and one target letter is multiple choice (the letter's
+index); the others are generation samples with their targets as references. Each scorer gives a measurement
+named after it (a scorer with dict values, one per key: `scorer/key`): the value inspect's epoch reducer made of
+the sample's scores (the log's reductions, the numbers inspect's metrics are computed from), or where the log
+has none (an eval that stopped early), the mean over epochs of `value_to_float`. Samples that errored are left
+out, and a note says so; so are list values.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from harness.schema import PoolError, complete_samples
+
+
+def import_inspect_log(path: str | Path, model: str | None = None) -> dict[str, pd.DataFrame]:
+    """Tables for one inspect_ai log, its model named `model` (default: the log's); raises PoolError naming the
+    file when it is no log or scores nothing. Notes (left-out samples, an unfinished eval) are in the
+    measurements' `attrs["notes"]`."""
+    try:
+        from inspect_ai.log import read_eval_log
+    except ImportError:
+        raise PoolError("reading inspect_ai logs needs inspect-ai: pip install 'poolbench[inspect]'") from None
+    path = Path(path)
+    try:
+        log = read_eval_log(str(path))
+    except Exception as err:  # inspect raises ValueError, KeyError, zipfile and pydantic errors alike
+        raise PoolError(f"{path}: not an inspect_ai log ({type(err).__name__}: {err})") from None
+    task, model = log.eval.task, model or log.eval.model
+    logged = log.samples or []
+    first: dict[Any, Any] = {}  # each sample's first epoch that did not error
+    for sample in logged:
+        if sample.error is None:
+            first.setdefault(sample.id, sample)
+    values = _reduced(log.reductions, set(first)) if log.reductions else _epoch_means(logged, set(first))
+    if not values:
+        raise PoolError(f"{path}: no scored samples (status {log.status!r}, {len(logged)} samples logged)")
+    metrics: dict[Any, list[str]] = defaultdict(list)  # per sample id, its measurement names
+    for sample_id, name in values:
+        metrics[sample_id].append(name)
+    primary = log.results.scores[0].name if log.results and log.results.scores else None
+    ids = list(metrics)
+    samples = complete_samples(
+        pd.DataFrame([_sample(first[i], task) for i in ids]).assign(
+            metric=[primary if primary in metrics[i] else metrics[i][0] for i in ids]
+        )
+    )
+    sample_id = dict(zip(ids, samples["sample_id"], strict=True))
+    twins = len(ids) - samples["sample_id"].nunique()  # samples of one content: the pool keeps one
+    run_id = f"inspect:{log.eval.eval_id}"
+    measurements = (
+        pd.DataFrame(
+            [{"sample_id": sample_id[i], "metric": name, "value": value} for (i, name), value in values.items()]
+        )
+        .drop_duplicates(["sample_id", "metric"])
+        .assign(model=model, run_id=run_id)
+    )
+    responses = (
+        pd.DataFrame([{"sample_id": sample_id[i], "response": json.dumps(_response(first[i]))} for i in ids])
+        .drop_duplicates("sample_id")
+        .assign(model=model, run_id=run_id)
+    )
+    left_out = {sample.id for sample in logged} - set(first)
+    notes = [f"left out {len(left_out)} samples: every epoch errored ({_ids(left_out)})"] if left_out else []
+    if log.status != "success":
+        notes.append(f"the eval's status is {log.status!r}: imported the {len(ids)} samples it scored")
+    if twins:
+        notes.append(f"{twins} samples repeat another's input, choices and target: kept once, as the first")
+    if not log.reductions:
+        notes.append("no reduced scores in the log: each sample's epochs are averaged")
+    measurements.attrs["notes"] = notes
+    args = {"model": log.eval.model, "model_args": log.eval.model_args}  # the model's, not the task's
+    return {
+        "samples": samples.drop_duplicates("sample_id"),
+        "measurements": measurements,
+        "responses": responses,
+        "models": pd.DataFrame([{"model": model, "backend": "inspect", "args": json.dumps(args, default=str)}]),
+    }
+
+
+def _named(scorer: str, value: Any) -> dict[str, Any]:
+    """A score's value by measurement name: the scorer's, or one per key of a dict value."""
+    if isinstance(value, dict):
+        return {f"{scorer}/{key}": item for key, item in value.items()}
+    return {scorer: value}
+
+
+def _reduced(reductions: list[Any], kept: set[Any]) -> dict[tuple[Any, str], float]:
+    """Per (sample id, measurement name): the value inspect's epoch reducer gave, for the samples kept."""
+    values = {}
+    for reduction in reductions:
+        for score in reduction.samples:
+            if score.sample_id in kept:
+                for name, value in _named(reduction.scorer, score.value).items():
+                    if isinstance(value, (bool, int, float)):
+                        values[(score.sample_id, name)] = float(value)
+    return values
+
+
+def _epoch_means(samples: list[Any], kept: set[Any]) -> dict[tuple[Any, str], float]:
+    """Per (sample id, measurement name): the mean over epochs of inspect's `value_to_float` of the scores."""
+    from inspect_ai.scorer import value_to_float
+
+    to_float = value_to_float()
+    epochs: dict[tuple[Any, str], list[float]] = defaultdict(list)
+    for sample in samples:
+        if sample.id in kept:
+            for scorer, score in (sample.scores or {}).items():
+                for name, value in _named(scorer, score.value).items():
+                    if not isinstance(value, (list, dict)):
+                        epochs[(sample.id, name)].append(to_float(value))
+    return {key: sum(v) / len(v) for key, v in epochs.items()}
+
+
+def _sample(sample: Any, task: str) -> dict[str, Any]:
+    """A pool sample from an inspect sample (its first epoch)."""
+    prompt = sample.input if isinstance(sample.input, str) else "\n\n".join(m.text for m in sample.input)
+    targets = [sample.target] if isinstance(sample.target, str) else list(sample.target)
+    common = {
+        "source": task,
+        "source_id": str(sample.id),
+        "prompt": prompt,
+        "metadata": {"task": task, "inspect_id": sample.id},
+    }
+    choices = list(sample.choices or [])
+    letter = targets[0].strip().upper() if len(targets) == 1 else ""
+    if choices and len(letter) == 1 and 0 <= ord(letter) - ord("A") < len(choices):
+        return {**common, "kind": "multiple_choice", "choices": choices, "target": ord(letter) - ord("A")}
+    return {**common, "kind": "generation", "choices": None, "target": targets}
+
+
+def _response(sample: Any) -> dict[str, Any]:
+    """What the model answered (its first epoch's completion) and, where a scorer extracted one, the answer."""
+    answers = [score.answer for score in (sample.scores or {}).values() if score.answer is not None]
+    return {"text": sample.output.completion if sample.output else "", "extracted": answers[0] if answers else None}
+
+
+def _ids(ids: set[Any]) -> str:
+    shown = sorted(map(str, ids))
+    return ", ".join(shown[:5]) + (f" and {len(shown) - 5} more" if len(shown) > 5 else "")

@@ -1,0 +1,134 @@
+"""`poolbench import inspect`: logs written by inspect_ai itself (its mockllm provider answering as told), with
+inspect's own metrics as the oracle for the values the pool keeps."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from inspect_ai import Task, eval
+from inspect_ai.dataset import MemoryDataset, Sample
+from inspect_ai.log import EvalLog, read_eval_log, write_eval_log
+from inspect_ai.model import ModelOutput, ModelUsage, get_model
+from inspect_ai.scorer import choice, includes, match
+from inspect_ai.solver import Generate, Solver, TaskState, generate, multiple_choice, solver
+
+from harness.pool import Pool
+
+pytestmark = pytest.mark.filterwarnings("ignore:The 'initial' parameter is deprecated:DeprecationWarning")
+
+ARITHMETIC = [
+    Sample(id="q1", input="2+2?", target="4"),
+    Sample(id="q2", input="3+3?", target="6"),
+    Sample(id=3, input="1+1?", target=["2", "two"]),
+]
+QUIZ = [
+    Sample(id="m1", input="Capital of France?", choices=["Rome", "Paris"], target="B"),
+    Sample(id="m2", input="Colour of blood?", choices=["red", "blue", "green"], target="A"),
+]
+
+
+def answer(text: str) -> ModelOutput:
+    output = ModelOutput.from_content(model="mockllm", content=text)
+    output.usage = ModelUsage(input_tokens=1, output_tokens=1, total_tokens=2)  # else inspect fetches a tokenizer
+    return output
+
+
+@solver
+def fail_on(sample_id: Any) -> Solver:
+    async def solve(state: TaskState, generate: Generate) -> TaskState:
+        if state.sample_id == sample_id:
+            raise RuntimeError("the sandbox broke")
+        return await generate(state)
+
+    return solve
+
+
+def inspect_log(folder: Path, model: str, task: Task, answers: list[str], epochs: int = 1) -> EvalLog:
+    """Run `task` with inspect_ai on mockllm/<model>, which gives `answers` in turn; the log inspect wrote."""
+    mock = get_model(f"mockllm/{model}", custom_outputs=[answer(text) for text in answers])
+    [log] = eval(task, model=mock, log_dir=str(folder), display="none", epochs=epochs, max_connections=1)
+    return read_eval_log(log.location)
+
+
+def arithmetic(solve: Solver | None = None) -> Task:
+    return Task(
+        name="arith", dataset=MemoryDataset(ARITHMETIC), solver=solve or generate(), scorer=[match(), includes()]
+    )
+
+
+def accuracy(log: EvalLog, scorer: str) -> float:
+    """inspect's own accuracy for `scorer` in the log."""
+    return next(score.metrics["accuracy"].value for score in log.results.scores if score.name == scorer)
+
+
+def test_logs_of_two_models_share_samples_and_keep_inspects_scores(cli, tmp_path: Path) -> None:
+    alpha = inspect_log(tmp_path / "logs", "alpha", arithmetic(), ["4", "5", "two"])
+    beta = inspect_log(tmp_path / "logs", "beta", arithmetic(), ["4 apples", "6", "2"])
+    done = cli("import", "inspect", alpha.location, beta.location, check=True)
+    assert [line.split(": ", 1)[1] for line in done.stderr.splitlines()] == [
+        "1 models, 3 samples, 3 responses, 6 measurements",
+        "1 models, 3 responses, 6 measurements",  # no note; the second model's values on the same samples
+    ]
+    pool = Pool(tmp_path / "pool")
+    samples = pool.samples().set_index("source_id")
+    assert sorted(samples.index) == ["3", "q1", "q2"] and set(samples["source"]) == {"arith"}
+    assert set(samples["kind"]) == {"generation"} and set(samples["metric"]) == {"match"}
+    assert json.loads(samples.at["3", "target"]) == ["2", "two"]
+    measured = pool.measurements()
+    for log in (alpha, beta):
+        mine = measured[measured["model"] == log.eval.model]
+        for scorer in ("match", "includes"):
+            values = mine.loc[mine["metric"] == scorer, "value"]
+            assert len(values) == 3 and values.mean() == pytest.approx(accuracy(log, scorer))
+    assert accuracy(beta, "match") != accuracy(beta, "includes")  # "4 apples": includes, no match
+    texts = {json.loads(r)["text"] for r in pool.read("responses")["response"]}
+    assert {"5", "4 apples", "two"} <= texts
+    assert pool.scores().groupby("sample_id")["model"].nunique().tolist() == [2, 2, 2]
+
+
+def test_multiple_choice_samples_and_the_model_option(cli, tmp_path: Path) -> None:
+    quiz = Task(name="quiz", dataset=MemoryDataset(QUIZ), solver=multiple_choice(), scorer=choice())
+    log = inspect_log(tmp_path / "logs", "alpha", quiz, ["ANSWER: B", "ANSWER: C"])
+    cli("import", "inspect", log.location, "--model", "my-model", check=True)
+    pool = Pool(tmp_path / "pool")
+    samples = pool.samples().set_index("source_id")
+    assert set(samples["kind"]) == {"multiple_choice"} and set(samples["metric"]) == {"choice"}
+    assert list(samples.at["m1", "choices"]) == ["Rome", "Paris"] and json.loads(samples.at["m1", "target"]) == 1
+    assert json.loads(samples.at["m2", "target"]) == 0
+    values = pool.measurements().set_index("sample_id")["value"]
+    assert values[samples.at["m1", "sample_id"]] == 1.0 and values[samples.at["m2", "sample_id"]] == 0.0
+    assert set(pool.measurements()["model"]) == {"my-model"}
+
+
+def test_epochs_are_reduced_as_inspect_reduces_them(cli, tmp_path: Path) -> None:
+    # inspect asks each sample in turn per epoch: q1, q2, 3, then again
+    log = inspect_log(tmp_path / "logs", "alpha", arithmetic(), ["4", "6", "two", "4", "5", "3"], epochs=2)
+    cli("import", "inspect", log.location, check=True)
+    measured = Pool(tmp_path / "pool").measurements()
+    match_values = measured.loc[measured["metric"] == "match", "value"]
+    assert sorted(match_values) == [0.5, 0.5, 1.0] and match_values.mean() == pytest.approx(accuracy(log, "match"))
+    # a log without reductions (an eval that stopped early): the epochs' mean of inspect's value_to_float
+    log.reductions = None
+    bare = tmp_path / "bare.eval"
+    write_eval_log(log, str(bare))
+    done = cli("import", "inspect", str(bare), pool=tmp_path / "other", check=True)
+    assert "no reduced scores in the log: each sample's epochs are averaged" in done.stderr
+    other = Pool(tmp_path / "other").measurements()
+    assert sorted(other.loc[other["metric"] == "match", "value"]) == [0.5, 0.5, 1.0]
+
+
+def test_errored_samples_are_left_out_and_bad_files_named(cli, tmp_path: Path) -> None:
+    task = arithmetic(solve=fail_on("q2"))
+    mock = get_model("mockllm/alpha", custom_outputs=[answer("4"), answer("two")])
+    [log] = eval(task, model=mock, log_dir=str(tmp_path / "logs"), display="none", fail_on_error=False)
+    done = cli("import", "inspect", log.location, check=True)
+    assert "left out 1 samples: every epoch errored (q2)" in done.stderr
+    assert sorted(Pool(tmp_path / "pool").samples()["source_id"]) == ["3", "q1"]
+    broken = tmp_path / "broken.eval"
+    broken.write_text("not a zip")
+    done = cli("import", "inspect", str(broken))
+    assert done.returncode == 2 and f"{broken}: not an inspect_ai log" in done.stderr
+    assert len(Pool(tmp_path / "pool").samples()) == 2  # nothing of the failed import landed
