@@ -122,10 +122,14 @@ def test_per_sample_parity_with_lm_eval_simple_evaluate(
     assert len(measured) == 80
     for row in measured.itertuples():
         assert row.value == theirs[doc_of[row.sample_id]][row.metric], (row.sample_id, row.metric)
+    ours, reference = [], []
     for row in pool.read("responses").itertuples():
-        ours = json.loads(row.response)["loglikelihoods"]
-        reference = [float(ll) for ll, _ in theirs[doc_of[row.sample_id]]["filtered_resps"]]
-        assert ours == pytest.approx(reference, abs=1e-4)
+        ours += json.loads(row.response)["loglikelihoods"]
+        reference += [float(ll) for ll, _ in theirs[doc_of[row.sample_id]]["filtered_resps"]]
+    # lm-eval's own per-pair path gives its very numbers; a shared prefix's cache sums the same float32 terms in
+    # another order (transformers 5.24: up to 1.1e-5 of the value apart); a misaligned token is 1e-2 or more
+    relative = np.abs(np.subtract(ours, reference)) / np.abs(reference)
+    assert len(ours) == 160 and relative.max() <= (5e-5 if share_prefix == "true" else 0), relative.max()
 
 
 SUMS_BODY = """doc_to_target: "{{solution}}"
