@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal, TypeVar
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from harness.pool import Pool
 from harness.schema import PoolError
@@ -70,6 +71,33 @@ def ingest(batch: dict[str, Any], what: str) -> None:
     measurements = batch.get("measurements")
     for note in [] if measurements is None else measurements.attrs.get("notes", []):
         stderr.print(f"{what}: {note}")
+
+
+def counting_bar(transient: bool = False) -> Progress:
+    """Progress bars on stderr: each task's description, bar, done/total (? while unknown: it pulses), time left;
+    `transient`: gone when done, and shown only on a terminal (elsewhere rich would leave an empty line)."""
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=stderr,
+        transient=transient,
+        disable=transient and not stderr.is_terminal,
+    )
+
+
+def import_files(paths: list[Path], read: Callable[[Path], dict[str, Any]], what: str) -> None:
+    """Read every file with `read` (a bar counts them) before writing any, so that one bad file lands nothing;
+    then ingest each file's tables."""
+    with counting_bar(transient=True) as bar:
+        task = bar.add_task(f"reading {what}", total=len(paths))
+        batches = []
+        for path in paths:
+            batches.append(read(path))
+            bar.advance(task)
+    for path, batch in zip(paths, batches, strict=True):
+        ingest(batch, str(path))
 
 
 def write_html(out: Path, html: str) -> None:

@@ -13,6 +13,7 @@ from harness.cli_common import (
     JsonOpt,
     SourceOpt,
     emit_json,
+    import_files,
     ingest,
     open_pool,
     pool_name,
@@ -265,9 +266,7 @@ def import_lm_eval_samples_command(
     """lm-eval --log_samples JSONL: samples, one measurement per metric, and the responses."""
     from tasks.importers.lm_eval_samples import import_lm_eval_samples
 
-    batches = [import_lm_eval_samples(path, model) for path in paths]  # all files parse before any write
-    for path, batch in zip(paths, batches, strict=True):
-        ingest(batch, str(path))
+    import_files(paths, lambda path: import_lm_eval_samples(path, model), "lm-eval samples files")
 
 
 @import_app.command("inspect")
@@ -282,9 +281,7 @@ def import_inspect_command(
     """inspect_ai eval logs: samples, one measurement per scorer (inspect's reduced score), and the responses."""
     from tasks.importers.inspect_logs import import_inspect_log
 
-    batches = [import_inspect_log(path, model) for path in paths]  # all read before any write
-    for path, batch in zip(paths, batches, strict=True):
-        ingest(batch, str(path))
+    import_files(paths, lambda path: import_inspect_log(path, model), "inspect_ai logs")
 
 
 @import_app.command("outputs")
@@ -330,6 +327,4 @@ def import_helm_command(
     """HELM runs: instances.json + per_instance_stats.json (+ run_spec.json for the model and groups)."""
     from tasks.importers.helm import import_helm
 
-    batches = [import_helm(run_dir, metric, schema) for run_dir in run_dirs]  # all parse before any write
-    for run_dir, batch in zip(run_dirs, batches, strict=True):
-        ingest(batch, str(run_dir))
+    import_files(run_dirs, lambda run_dir: import_helm(run_dir, metric, schema), "HELM runs")

@@ -5,18 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-from harness.cli_common import open_pool, stderr, stdout, write_html
+from harness.cli_common import counting_bar, open_pool, stderr, stdout, write_html
 from harness.models import cache_dir
 from harness.schema import PoolError, name_list
-
-
-def _counting_bar() -> Progress:
-    """Progress bars on stderr: each task's description, bar, done/total (? while unknown: it pulses), time left."""
-    return Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=stderr
-    )
 
 
 def nothing_measured(sources: list[str] | None, metric: str | None, command: str = "rank") -> str:
@@ -60,7 +51,7 @@ def leaderboard(
     scores, comparisons = ranking_inputs(open_pool(), sources, metric, sample_ids)
     if scores.empty and comparisons.empty:
         raise PoolError(nothing_measured(sources, metric))
-    with _counting_bar() as bar:
+    with counting_bar() as bar:
         fitting = bar.add_task(f"ranking by {method}", total=None)
         replicates = bar.add_task("bootstrap over samples", total=bootstrap, visible=False)
 
@@ -93,7 +84,7 @@ def probe_pool(
     embedder = load_embedder()
     if embedder is None:
         stderr.print("the embed extra is not installed: ranking samples by BM25 (lexical) instead", style="yellow")
-    with _counting_bar() as bar:
+    with counting_bar() as bar:
         task = bar.add_task("embedding samples", visible=False)
 
         def advance(done: int, total: int) -> None:

@@ -11,7 +11,7 @@ import pytest
 from inspect_ai import Task, eval
 from inspect_ai.dataset import MemoryDataset, Sample
 from inspect_ai.log import EvalLog, read_eval_log, write_eval_log
-from inspect_ai.model import ModelOutput, ModelUsage, get_model
+from inspect_ai.model import ChatMessageSystem, ChatMessageUser, ModelOutput, ModelUsage, get_model
 from inspect_ai.scorer import choice, includes, match
 from inspect_ai.solver import Generate, Solver, TaskState, generate, multiple_choice, solver
 
@@ -132,3 +132,15 @@ def test_errored_samples_are_left_out_and_bad_files_named(cli, tmp_path: Path) -
     done = cli("import", "inspect", str(broken))
     assert done.returncode == 2 and f"{broken}: not an inspect_ai log" in done.stderr
     assert len(Pool(tmp_path / "pool").samples()) == 2  # nothing of the failed import landed
+
+
+def test_json_logs_and_chat_inputs(cli, tmp_path: Path) -> None:
+    chat = [ChatMessageSystem(content="Answer with a number."), ChatMessageUser(content="2+2?")]
+    task = Task(name="chat", dataset=MemoryDataset([Sample(id=1, input=chat, target="4")]), scorer=match())
+    log = inspect_log(tmp_path / "logs", "alpha", task, ["4"])
+    as_json = tmp_path / "log.json"
+    write_eval_log(log, str(as_json))  # inspect's other log format
+    cli("import", "inspect", str(as_json), check=True)
+    pool = Pool(tmp_path / "pool")
+    assert pool.samples()["prompt"].tolist() == ["Answer with a number.\n\n2+2?"]
+    assert pool.measurements()["value"].tolist() == [1.0]
