@@ -52,11 +52,13 @@ SCORE_STATS = (
 MODEL_ARGS = ("model", "model_deployment")
 
 
-def _load(path: Path) -> Any:
+RUN_FILES = "a HELM run directory holds run_spec.json, instances.json and per_instance_stats.json"
+
+
+def _load(path: Path, what: str = RUN_FILES) -> Any:
+    """A JSON file's content; PoolError naming the file (and `what` it should be, if it is missing)."""
     if not path.is_file():
-        raise PoolError(
-            f"{path}: missing (a HELM run directory holds run_spec.json, instances.json and per_instance_stats.json)"
-        )
+        raise PoolError(f"{path}: missing ({what})")
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
@@ -100,6 +102,8 @@ def import_helm(
     )
     schema_main = (mains[group], f"{schema_path} for group {group}") if group else None
     headline, notes = _headline(measurements["metric"].value_counts(), metric, schema_main, stats_path)
+    if mains and group is None and metric is None:
+        notes.insert(0, f"{schema_path} gives no headline for the run's groups ({', '.join(spec.get('groups') or [])})")
     samples = complete_samples(
         pd.DataFrame(rows).assign(
             metric=headline, higher_is_better=None if headline not in lower else not lower[headline]
@@ -133,7 +137,7 @@ def task_name(run_name: str) -> str:
 def _read_schema(path: Path) -> tuple[dict[str, str], dict[str, bool]]:
     """From HELM's schema: each run group's headline (`environment.main_name`) and each metric's
     `lower_is_better`."""
-    schema = _load(path)
+    schema = _load(path, "HELM's schema.json, which helm-summarize writes")
     try:
         mains = {
             group["name"]: group["environment"]["main_name"]

@@ -967,6 +967,17 @@ def test_helm_metric_option_chooses_the_stat(cli, tmp_path: Path) -> None:
     done = cli("import", "helm", str(run), "--metric", "f1_score", pool=tmp_path / "other", check=True)
     assert "guess" not in done.stderr and "headline" not in done.stderr
     assert set(Pool(tmp_path / "other").samples()["metric"]) == {"f1_score"}
+    done = cli("import", "helm", str(run), "--schema", str(tmp_path / "nowhere.json"))
+    assert (
+        done.returncode == 2
+        and "nowhere.json: missing (HELM's schema.json, which helm-summarize writes)" in done.stderr
+    )
+    other = json.loads((tmp_path / "suite" / "schema.json").read_text())
+    other["run_groups"][1]["name"] = "gsm"
+    (tmp_path / "suite" / "schema.json").write_text(json.dumps(other))
+    done = cli("import", "helm", str(run), check=True)
+    assert "schema.json gives no headline for the run's groups (mmlu)" in done.stderr
+    assert "ranked on exact_match, a guess" in done.stderr
     (tmp_path / "suite" / "schema.json").write_text(json.dumps({"metrics": []}))
     done = cli("import", "helm", str(run))
     assert done.returncode == 2 and "schema.json: not a HELM schema (KeyError: 'run_groups')" in done.stderr
