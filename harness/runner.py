@@ -154,14 +154,21 @@ def evaluate(
 ) -> RunResult:
     """`run` with the backend built by `build()` only when the selection holds samples this configuration has
     not measured yet: rerunning a finished run loads no model. The plan's notes go to `notify` before
-    anything runs. PoolError as `pending` and `run` raise it."""
+    anything runs; the backend's `close()`, if it has one, is called when the run ends. PoolError as `pending`
+    and `run` raise it."""
     work = pending(pool, spec)
     if notify:
         for note in work.notes:
             notify(note)
     if work.todo.empty:
         return RunResult(spec.run_id, work.selected, work.selected, 0)
-    return _execute(pool, spec, build(), work, progress)
+    backend = build()
+    try:
+        return _execute(pool, spec, backend, work, progress)
+    finally:
+        close = getattr(backend, "close", None)
+        if close is not None:
+            close()  # vLLM's engine: its threads, left to the interpreter's exit, abort the process
 
 
 def run(pool: Pool, spec: RunSpec, backend: Backend, progress: bool = True) -> RunResult:

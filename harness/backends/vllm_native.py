@@ -131,6 +131,10 @@ class VLLMNativeBackend:
         self.tokenizer = self.llm.get_tokenizer()
         self._max_length = int(self.llm.llm_engine.model_config.max_model_len)
 
+    def close(self) -> None:
+        """Shut the engine down (its processes and threads) now, not at the interpreter's exit."""
+        self.llm.llm_engine.engine_core.shutdown()
+
     def _encode(self, text: str) -> list[int]:
         # as lm-eval's `tok_encode`: no second BOS on a text that starts with one (a chat template's)
         special = not text.startswith(self.tokenizer.decode(self._prefix_token()))
