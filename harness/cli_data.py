@@ -272,16 +272,16 @@ def import_lm_eval_samples_command(
 @import_app.command("inspect")
 @user_errors
 def import_inspect_command(
-    paths: Annotated[list[Path], typer.Argument(help="inspect_ai logs (.eval or .json).")],
+    paths: Annotated[list[Path], typer.Argument(help="inspect_ai logs (.eval or .json), or directories of them.")],
     model: Annotated[
         str | None,
         typer.Option("--model", callback=pool_name, help="The model's name in the pool \\[default: the log's]."),
     ] = None,
 ) -> None:
     """inspect_ai eval logs: samples, one measurement per scorer (inspect's reduced score), and the responses."""
-    from tasks.importers.inspect_logs import import_inspect_log
+    from tasks.importers.inspect_logs import import_inspect_log, log_files
 
-    import_files(paths, lambda path: import_inspect_log(path, model), "inspect_ai logs")
+    import_files(log_files(paths), lambda path: import_inspect_log(path, model), "inspect_ai logs")
 
 
 @import_app.command("outputs")

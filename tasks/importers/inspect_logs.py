@@ -16,6 +16,7 @@ import json
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlparse
 
 import pandas as pd
 
@@ -85,6 +86,23 @@ def import_inspect_log(path: str | Path, model: str | None = None) -> dict[str, 
         "responses": responses,
         "models": pd.DataFrame([{"model": model, "backend": "inspect", "args": json.dumps(args, default=str)}]),
     }
+
+
+def log_files(paths: list[Path]) -> list[Path]:
+    """The logs named: files as given, and for a directory (an eval set's log dir) the logs inspect lists in
+    it and below, oldest first (so that a retried task's newest log is written last, and wins)."""
+    files = []
+    for path in paths:
+        if not path.is_dir():
+            files.append(path)
+            continue
+        from inspect_ai.log import list_eval_logs
+
+        found = [Path(unquote(urlparse(info.name).path)) for info in list_eval_logs(str(path), descending=False)]
+        if not found:
+            raise PoolError(f"{path}: no inspect_ai logs in this directory")
+        files += found
+    return files
 
 
 def _named(scorer: str, value: Any) -> dict[str, Any]:

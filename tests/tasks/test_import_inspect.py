@@ -67,7 +67,7 @@ def accuracy(log: EvalLog, scorer: str) -> float:
 def test_logs_of_two_models_share_samples_and_keep_inspects_scores(cli, tmp_path: Path) -> None:
     alpha = inspect_log(tmp_path / "logs", "alpha", arithmetic(), ["4", "5", "two"])
     beta = inspect_log(tmp_path / "logs", "beta", arithmetic(), ["4 apples", "6", "2"])
-    done = cli("import", "inspect", alpha.location, beta.location, check=True)
+    done = cli("import", "inspect", str(tmp_path / "logs"), check=True)  # the log dir: its logs, oldest first
     assert [line.split(": ", 1)[1] for line in done.stderr.splitlines()] == [
         "1 models, 3 samples, 3 responses, 6 measurements",
         "1 models, 3 responses, 6 measurements",  # no note; the second model's values on the same samples
@@ -127,6 +127,9 @@ def test_errored_samples_are_left_out_and_bad_files_named(cli, tmp_path: Path) -
     done = cli("import", "inspect", log.location, check=True)
     assert "left out 1 samples: every epoch errored (q2)" in done.stderr
     assert sorted(Pool(tmp_path / "pool").samples()["source_id"]) == ["3", "q1"]
+    (tmp_path / "empty").mkdir()
+    done = cli("import", "inspect", str(tmp_path / "empty"))
+    assert done.returncode == 2 and f"{tmp_path / 'empty'}: no inspect_ai logs in this directory" in done.stderr
     broken = tmp_path / "broken.eval"
     broken.write_text("not a zip")
     done = cli("import", "inspect", str(broken))
