@@ -32,6 +32,8 @@ def import_inspect_log(path: str | Path, model: str | None = None) -> dict[str, 
     except ImportError:
         raise PoolError("reading inspect_ai logs needs inspect-ai: pip install 'poolbench[inspect]'") from None
     path = Path(path)
+    if not path.is_file():
+        raise PoolError(f"{path}: no such file")
     try:
         log = read_eval_log(str(path))
     except Exception as err:  # inspect raises ValueError, KeyError, zipfile and pydantic errors alike
