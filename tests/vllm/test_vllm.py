@@ -21,6 +21,7 @@ from transformers import AutoTokenizer
 from harness import scoring
 from harness.backends import make_backend
 from harness.backends.base import Backend, GenerationRequest
+from harness.backends.vllm_native import VLLMNativeBackend
 from harness.models import smollm2_path
 from harness.pool import Pool
 from harness.runner import RunSpec, run
@@ -58,10 +59,22 @@ def assert_same_scores(ours: list[tuple[float, bool]], reference: list[tuple[flo
     assert [g for _, g in ours] == [g for _, g in reference]
 
 
-def test_native_vllm_matches_hf(requests, hf, hf_scores) -> None:
+@pytest.fixture
+def native() -> Iterator[VLLMNativeBackend]:
+    """The native vLLM backend, its engine shut down after the test (left to the interpreter's exit, vLLM's
+    threads abort the process: 'terminate called without an active exception', exit 134, after every test
+    passed)."""
+    backend = make_backend("vllm-native", {"pretrained": "builtin:smollm2-135m", **ENGINE})
+    assert isinstance(backend, VLLMNativeBackend)
+    try:
+        yield backend
+    finally:
+        backend.close()
+
+
+def test_native_vllm_matches_hf(native, requests, hf, hf_scores) -> None:
     from harness.backends.vllm_native import encode_pair, plan_prompts
 
-    native = make_backend("vllm-native", {"pretrained": "builtin:smollm2-135m", **ENGINE})
     prompts = plan_prompts([encode_pair(native._encode, c, x) for c, x in requests], native.max_length)
     shared = [p for p in prompts if p.choices]
     assert shared and len(shared) < len(prompts) < len(requests)  # both paths, questions prefilled once
@@ -89,7 +102,6 @@ def test_native_vllm_matches_hf(requests, hf, hf_scores) -> None:
     described = native.describe()
     assert described["backend"] == "vllm-native" and described["revision"].startswith("sha256:")
     assert described["vllm"]
-    del native
 
 
 def test_cli_run_with_native_vllm_records_what_hf_scores(cli, tmp_path: Path, hf: Backend) -> None:
