@@ -50,8 +50,7 @@ SCORE_STATS = (
 )
 #: The parts of a HELM run name that name the model, not the task.
 MODEL_ARGS = ("model", "model_deployment")
-
-
+#: What a run's files are, for the error that names a missing one.
 RUN_FILES = "a HELM run directory holds run_spec.json, instances.json and per_instance_stats.json"
 
 
