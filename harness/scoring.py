@@ -145,9 +145,10 @@ def plain_scoring_notes(samples: pd.DataFrame) -> list[str]:
             f"the lm-eval task(s) {', '.join(sorted(older))} were added by an older poolbench: {why}; add them again first"
         )
     if logged:
+        tasks = sorted(logged)
         notes.append(
-            f"the lm-eval task(s) {', '.join(sorted(logged))} came from lm-eval's logs (import lm-eval-samples): {why} "
-            f"as lm-eval scored the logged models; `poolbench add lm-eval {' '.join(sorted(logged))}` first (the same "
+            f"the lm-eval task(s) {', '.join(tasks)} came from lm-eval's logs (import lm-eval-samples): {why} "
+            f"as lm-eval scored the logged models; `poolbench add lm-eval {' '.join(tasks)}` first (the same "
             "samples)"
         )
     return notes

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -135,8 +136,16 @@ def task_name(run_name: str) -> str:
 
 def _read_schema(path: Path) -> tuple[dict[str, str], dict[str, bool]]:
     """From HELM's schema: each run group's headline (`environment.main_name`) and each metric's
-    `lower_is_better`."""
-    schema = _load(path, "HELM's schema.json, which helm-summarize writes")
+    `lower_is_better`. Read once for all the runs of a suite (until the file changes)."""
+    if not path.is_file():
+        _load(path, "HELM's schema.json, which helm-summarize writes")  # raises, naming it
+    return _parsed_schema(path.resolve(), path.stat().st_mtime_ns)
+
+
+@cache
+def _parsed_schema(path: Path, mtime_ns: int) -> tuple[dict[str, str], dict[str, bool]]:
+    """`_read_schema` of the file at `path` as it was at `mtime_ns` (the cache's key: a changed file is read again)."""
+    schema = _load(path)
     try:
         mains = {
             group["name"]: group["environment"]["main_name"]
