@@ -177,20 +177,42 @@ def test_backend_failure_keeps_finished_batches_and_the_rerun_completes(starter_
     assert len(measured) == 200 and not measured.sample_id.duplicated().any()
 
 
+#: A run whose backend stalls in its fourth call (after three batches were written), announcing it in a file.
+STALLING_RUN = """
+import sys, time
+from pathlib import Path
+from harness.backends.baselines import ChoiceBaseline
+from harness.pool import Pool
+from harness.runner import RunSpec, run
+
+class Stalling(ChoiceBaseline):
+    calls = 0
+
+    def loglikelihood(self, requests):
+        self.calls += 1
+        if self.calls == 4:
+            Path(sys.argv[2]).touch()
+            time.sleep(600)
+        return super().loglikelihood(requests)
+
+run(Pool(sys.argv[1]), RunSpec(model="r", backend="baseline-random", batch_size=4), Stalling("random"), progress=False)
+"""
+
+
 def test_run_killed_with_sigkill_resumes_without_duplicates(tmp_path: Path, cli) -> None:
     cli("add", "starter", check=True)
     pool = Pool(tmp_path / "pool")
-    args = ["run", "--model", "baseline-random", "--name", "r", "--batch-size", "4", "--no-progress"]
-    command = [sys.executable, "-m", "harness.cli", "--pool", str(pool.path), *args]
-    proc = subprocess.Popen(command, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while len(pool.store.segments("measurements")) < 3 and time.time() < deadline:
-        time.sleep(0.1)
+    stalled = tmp_path / "stalled"
+    proc = subprocess.Popen([sys.executable, "-c", STALLING_RUN, str(pool.path), str(stalled)])
+    deadline = time.time() + 300
+    while not stalled.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    partial = len(pool.measurements(metric="acc"))
-    assert 0 < partial < 500
-    cli(*args, check=True)
+    assert stalled.exists(), "the run never reached its fourth batch"
+    assert len(pool.measurements(metric="acc")) == 3 * SAMPLES_PER_CALL  # the finished batches, nothing more
+    done = cli("run", "--model", "baseline-random", "--name", "r", "--batch-size", "4", "--no-progress", check=True)
+    assert f"{500 - 3 * SAMPLES_PER_CALL} samples evaluated, {3 * SAMPLES_PER_CALL} already measured" in done.stderr
     measured = pool.measurements(metric="acc")
     assert len(measured) == 500 and not measured.sample_id.duplicated().any()
 
