@@ -7,13 +7,14 @@ index); the others are generation samples with their targets as references. Each
 named after it (a scorer with dict values, one per key: `scorer/key`): the value inspect's epoch reducer made of
 the sample's scores (the log's reductions, the numbers inspect's metrics are computed from), or where the log
 has none (an eval that stopped early), the mean over epochs of `value_to_float`. Samples that errored are left
-out, and a note says so; so are list values.
+out, and a note says so; so are values inspect's metrics cannot read as numbers (lists, other text).
 """
 
 from __future__ import annotations
 
 import json
-from collections import defaultdict
+import math
+from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -44,7 +45,7 @@ def import_inspect_log(path: str | Path, model: str | None = None) -> dict[str, 
     for sample in logged:
         if sample.error is None:
             first.setdefault(sample.id, sample)
-    values = _reduced(log.reductions, set(first)) if log.reductions else _epoch_means(logged, set(first))
+    values, odd = _means(_reduced(log.reductions, set(first)) if log.reductions else _epochs(logged, set(first)))
     if not values:
         raise PoolError(f"{path}: no scored samples (status {log.status!r}, {len(logged)} samples logged)")
     metrics: dict[Any, list[str]] = defaultdict(list)  # per sample id, its measurement names
@@ -80,6 +81,7 @@ def import_inspect_log(path: str | Path, model: str | None = None) -> dict[str, 
         notes.append(f"{twins} samples repeat another's input, choices and target: kept once, as the first")
     if not log.reductions:
         notes.append("no reduced scores in the log: each sample's epochs are averaged")
+    notes += odd
     measurements.attrs["notes"] = notes
     args = {"model": log.eval.model, "model_args": log.eval.model_args}  # the model's, not the task's
     return {
@@ -114,31 +116,68 @@ def _named(scorer: str, value: Any) -> dict[str, Any]:
     return {scorer: value}
 
 
-def _reduced(reductions: list[Any], kept: set[Any]) -> dict[tuple[Any, str], float]:
-    """Per (sample id, measurement name): the value inspect's epoch reducer gave, for the samples kept."""
-    values = {}
-    for reduction in reductions:
-        for score in reduction.samples:
-            if score.sample_id in kept:
-                for name, value in _named(reduction.scorer, score.value).items():
-                    if isinstance(value, (bool, int, float)):
-                        values[(score.sample_id, name)] = float(value)
-    return values
+def _reduced(reductions: list[Any], kept: set[Any]) -> dict[tuple[Any, str], list[Any]]:
+    """Per (sample id, measurement name) of the samples kept: the value inspect's epoch reducer gave."""
+    return {
+        (score.sample_id, name): [value]
+        for reduction in reductions
+        for score in reduction.samples
+        if score.sample_id in kept
+        for name, value in _named(reduction.scorer, score.value).items()
+    }
 
 
-def _epoch_means(samples: list[Any], kept: set[Any]) -> dict[tuple[Any, str], float]:
-    """Per (sample id, measurement name): the mean over epochs of inspect's `value_to_float` of the scores."""
-    from inspect_ai.scorer import value_to_float
-
-    to_float = value_to_float()
-    epochs: dict[tuple[Any, str], list[float]] = defaultdict(list)
+def _epochs(samples: list[Any], kept: set[Any]) -> dict[tuple[Any, str], list[Any]]:
+    """Per (sample id, measurement name) of the samples kept: its epochs' values."""
+    epochs: dict[tuple[Any, str], list[Any]] = defaultdict(list)
     for sample in samples:
         if sample.id in kept:
             for scorer, score in (sample.scores or {}).items():
                 for name, value in _named(scorer, score.value).items():
-                    if not isinstance(value, (list, dict)):
-                        epochs[(sample.id, name)].append(to_float(value))
-    return {key: sum(v) / len(v) for key, v in epochs.items()}
+                    epochs[(sample.id, name)].append(value)
+    return epochs
+
+
+def _means(scored: dict[tuple[Any, str], list[Any]]) -> tuple[dict[tuple[Any, str], float], list[str]]:
+    """The mean of each key's values as inspect's metrics read them (`value_to_float`), and one note per
+    measurement with values it cannot read (it would warn and count 0): those are left out."""
+    from inspect_ai.scorer import value_to_float
+
+    to_float = value_to_float()
+    means: dict[tuple[Any, str], float] = {}
+    odd: defaultdict[str, Counter[str]] = defaultdict(Counter)
+    for (sample_id, name), values in scored.items():
+        numbers = []
+        for value in values:
+            if _readable(value):
+                numbers.append(to_float(value))
+            else:
+                odd[name][repr(value)] += 1
+        if numbers:
+            means[(sample_id, name)] = sum(numbers) / len(numbers)
+    notes = [
+        f"left out {seen.total()} values of {name} that are no numbers ({', '.join(list(seen)[:3])})"
+        for name, seen in odd.items()
+    ]
+    return means, notes
+
+
+#: The strings inspect's `value_to_float` reads without a warning, beside numbers: its default letters (as
+#: given) and yes/no words (any case).
+LETTERS, WORDS = {"C", "I", "P", "N"}, {"yes", "no", "true", "false"}
+
+
+def _readable(value: Any) -> bool:
+    """Whether inspect's `value_to_float` reads the value as a finite number (else it warns and counts 0, or
+    passes NaN on): a number, a string of one, a letter or a yes/no word; not a list, a dict or other text."""
+    if isinstance(value, str):
+        if value in LETTERS or value.lower() in WORDS:
+            return True
+        try:
+            return math.isfinite(float(value))
+        except ValueError:
+            return False
+    return isinstance(value, (bool, int, float)) and math.isfinite(value)
 
 
 def _sample(sample: Any, task: str) -> dict[str, Any]:

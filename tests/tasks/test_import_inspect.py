@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from inspect_ai import Task, eval
+from inspect_ai import Epochs, Task, eval
 from inspect_ai.dataset import MemoryDataset, Sample
 from inspect_ai.log import EvalLog, read_eval_log, write_eval_log
 from inspect_ai.model import ChatMessageSystem, ChatMessageUser, ModelOutput, ModelUsage, get_model
@@ -46,7 +46,7 @@ def fail_on(sample_id: Any) -> Solver:
     return solve
 
 
-def inspect_log(folder: Path, model: str, task: Task, answers: list[str], epochs: int = 1) -> EvalLog:
+def inspect_log(folder: Path, model: str, task: Task, answers: list[str], epochs: int | Epochs = 1) -> EvalLog:
     """Run `task` with inspect_ai on mockllm/<model>, which gives `answers` in turn; the log inspect wrote."""
     mock = get_model(f"mockllm/{model}", custom_outputs=[answer(text) for text in answers])
     [log] = eval(task, model=mock, log_dir=str(folder), display="none", epochs=epochs, max_connections=1)
@@ -118,6 +118,25 @@ def test_epochs_are_reduced_as_inspect_reduces_them(cli, tmp_path: Path) -> None
     assert "no reduced scores in the log: each sample's epochs are averaged" in done.stderr
     other = Pool(tmp_path / "other").measurements()
     assert sorted(other.loc[other["metric"] == "match", "value"]) == [0.5, 0.5, 1.0]
+
+
+def test_reduced_scores_that_are_letters_count_as_inspects_metrics_count_them(cli, tmp_path: Path) -> None:
+    # the "mode" reducer keeps match's letters: q1 C,C,I -> C; q2 C,I,I -> I; 3 C,I,I -> I
+    answers = ["4", "6", "two", "4", "5", "3", "5", "5", "3"]
+    log = inspect_log(tmp_path / "logs", "alpha", arithmetic(), answers, epochs=Epochs(3, "mode"))
+    assert {score.value for score in log.reductions[0].samples} == {"C", "I"}
+    cli("import", "inspect", log.location, check=True)
+    measured = Pool(tmp_path / "pool").measurements()
+    match_values = measured.loc[measured["metric"] == "match", "value"]
+    assert sorted(match_values) == [0.0, 0.0, 1.0] and match_values.mean() == pytest.approx(accuracy(log, "match"))
+    # a value inspect cannot read as a number (it would warn and count 0) is left out, and said
+    log.reductions[0].samples[0].value = "maybe"
+    odd = tmp_path / "odd.eval"
+    write_eval_log(log, str(odd))
+    done = cli("import", "inspect", str(odd), pool=tmp_path / "other", check=True)
+    assert "left out 1 values of match that are no numbers ('maybe')" in done.stderr
+    other = Pool(tmp_path / "other").measurements()
+    assert len(other[other["metric"] == "match"]) == 2 and len(other[other["metric"] == "includes"]) == 3
 
 
 def test_errored_samples_are_left_out_and_bad_files_named(cli, tmp_path: Path) -> None:
