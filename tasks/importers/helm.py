@@ -2,7 +2,9 @@
 
 Reads HELM's per-run files: `run_spec.json` (the run's name, groups and `adapter_spec.model`), `instances.json`
 (input text, references with their "correct" tags, id, split; helm-summarize writes it) and
-`per_instance_stats.json` (per instance and train trial, a list of stats with `name.name`, `sum` and `count`).
+`per_instance_stats.json` (per instance and train trial, a list of stats with `name.name`, `sum` and `count`),
+and, where helm-summarize wrote it, `display_predictions.json` (per instance and train trial, the model's text
+and the answer HELM mapped it to): the responses, of the first train trial.
 Multiple-choice instances (several references, one tagged correct) keep their references as choices; the others
 keep the correct references as targets. Perturbed instances (HELM's data augmentation: copies under the
 original's id) are left out, and so are stats with a perturbation; the scoring stats become measurements (their
@@ -51,6 +53,8 @@ SCORE_STATS = (
 )
 #: The parts of a HELM run name that name the model, not the task.
 MODEL_ARGS = ("model", "model_deployment")
+#: The model's predictions per instance, as helm-summarize writes them for HELM's web frontend.
+PREDICTIONS = "display_predictions.json"
 #: What a run's files are, for the error that names a missing one.
 RUN_FILES = "a HELM run directory holds run_spec.json, instances.json and per_instance_stats.json"
 
@@ -114,9 +118,18 @@ def import_helm(
         sample_id=samples["sample_id"].to_numpy()[instance_rows], model=model, run_id=f"helm:{run_name}"
     )
     measurements.attrs["notes"] = notes
+    predictions = _load(run_dir / PREDICTIONS) if (run_dir / PREDICTIONS).is_file() else []
+    if not predictions:
+        notes.append(f"no responses: no {PREDICTIONS} in {run_dir} (helm-summarize writes it)")
+    responses = _responses(predictions, run_dir / PREDICTIONS, index_of)
     return {
         "samples": samples,
         "measurements": measurements,
+        "responses": responses.assign(
+            sample_id=samples["sample_id"].to_numpy()[responses.pop("row").to_numpy(dtype=int)],
+            model=model,
+            run_id=f"helm:{run_name}",
+        ),
         "models": pd.DataFrame([{"model": model, "backend": "helm", "args": json.dumps(_model_args(spec))}]),
     }
 
@@ -175,6 +188,23 @@ def _stat_values(
         except (AttributeError, KeyError, TypeError, ValueError) as err:
             raise PoolError(f"{path}: entry {number} is not a HELM stats entry ({type(err).__name__}: {err})") from None
     return values
+
+
+def _responses(predictions: Any, path: Path, index_of: dict[str, int]) -> pd.DataFrame:
+    """`row` (of the instance in the samples) and `response` (`{"text", "extracted"}` as JSON) of each
+    unperturbed instance's first train trial: the text the model predicted (of a multiple-choice-separate run,
+    the chosen reference's, without the prompt) and the answer HELM mapped it to, if any."""
+    rows: dict[int, str] = {}
+    for number, prediction in enumerate(predictions):
+        try:
+            row = index_of.get(prediction["instance_id"])
+            if row is None or prediction.get("perturbation") or prediction.get("train_trial_index", 0) != 0:
+                continue
+            text = prediction.get("truncated_predicted_text") or prediction["predicted_text"]
+        except (AttributeError, KeyError, TypeError) as err:
+            raise PoolError(f"{path}: entry {number} is not a HELM prediction ({type(err).__name__}: {err})") from None
+        rows.setdefault(row, json.dumps({"text": text, "extracted": prediction.get("mapped_output")}))
+    return pd.DataFrame({"row": list(rows), "response": list(rows.values())}, dtype=object)
 
 
 def _headline(

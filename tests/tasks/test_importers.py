@@ -837,6 +837,25 @@ def helm_run(
         }
     )
     (folder / "per_instance_stats.json").write_text(json.dumps(stats))
+    predictions = [  # as helm-summarize writes them (asdict of HELM's DisplayPrediction)
+        {
+            "instance_id": f"id{i}",
+            "perturbation": None,
+            "train_trial_index": trial,
+            "predicted_text": " A" if right else " B",
+            "truncated_predicted_text": None,
+            "base64_images": [],
+            "mapped_output": "femur" if right else "ulna",
+            "reference_index": None,
+            "stats": {"exact_match": right},
+            "annotations": None,
+            "thinking_text": None,
+        }
+        for i, right in enumerate(correct)
+        for trial in (0, 1)
+    ]
+    predictions.append({**predictions[0], "perturbation": {"name": "typos"}, "predicted_text": " C"})
+    (folder / "display_predictions.json").write_text(json.dumps(predictions))
     return folder
 
 
@@ -892,6 +911,35 @@ def test_helm_runs_named_with_the_model_first_share_their_samples(cli, tmp_path:
     # was: 8 samples, each run's own (source "gsm:model=openai_gpt2,stop=none"), so no model met another
     assert len(pool.samples()) == 4 and set(pool.samples()["source"]) == {"gsm:stop=none"}
     assert pool.scores().groupby("sample_id")["model"].nunique().tolist() == [2, 2, 2]
+
+
+def test_helm_responses_are_the_models_predictions(cli, tmp_path: Path) -> None:
+    run = helm_run(tmp_path / "runs" / "a", "openai/gpt2", [1.0, 0.0, 1.0])
+    predictions = json.loads((run / "display_predictions.json").read_text())
+    predictions[2].update(  # a multiple_choice_separate run's text: the prompt and the chosen reference
+        predicted_text="Which bone 1? ulna", truncated_predicted_text=" ulna", mapped_output=None, reference_index=1
+    )
+    (run / "display_predictions.json").write_text(json.dumps(predictions))
+    done = cli("import", "helm", str(run), check=True)
+    assert "3 responses" in done.stderr and "no responses" not in done.stderr
+    pool = Pool(tmp_path / "pool")
+    prompts = pool.samples().set_index("sample_id")["prompt"]
+    responses = pool.read("responses")
+    shown = {prompts[row.sample_id]: json.loads(row.response) for row in responses.itertuples()}
+    assert shown == {  # the first train trial's; not the perturbed copy's " C"
+        "Which bone 0?": {"text": " A", "extracted": "femur"},
+        "Which bone 1?": {"text": " ulna", "extracted": None},
+        "Which bone 2?": {"text": " A", "extracted": "femur"},
+    }
+    run_id = "helm:mmlu:subject=anatomy,method=multiple_choice_joint,model=openai_gpt2"
+    assert set(responses["model"]) == {"openai/gpt2"} and set(responses["run_id"]) == {run_id}
+    other = helm_run(tmp_path / "runs" / "b", "meta/llama", [1.0, 1.0, 1.0])
+    (other / "display_predictions.json").unlink()
+    done = cli("import", "helm", str(other), check=True)
+    assert f"no responses: no display_predictions.json in {other} (helm-summarize writes it)" in done.stderr
+    (other / "display_predictions.json").write_text(json.dumps([{"instance_id": "id0"}]))
+    done = cli("import", "helm", str(other))
+    assert done.returncode == 2 and "display_predictions.json: entry 0 is not a HELM prediction" in done.stderr
 
 
 def write_schema(path: Path, main_name: str, lower_is_better: bool = False) -> None:
