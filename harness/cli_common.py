@@ -87,7 +87,10 @@ def counting_bar(transient: bool = False) -> Progress:
     )
 
 
-def import_files(paths: list[Path], read: Callable[[Path], dict[str, Any]], what: str) -> None:
+Location = TypeVar("Location", Path, str)
+
+
+def import_files(paths: list[Location], read: Callable[[Location], dict[str, Any]], what: str) -> None:
     """Read every file with `read` (a bar counts them) before writing any, so that one bad file lands nothing;
     then ingest each file's tables."""
     with counting_bar(transient=True) as bar:

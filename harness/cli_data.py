@@ -272,7 +272,10 @@ def import_lm_eval_samples_command(
 @import_app.command("inspect")
 @user_errors
 def import_inspect_command(
-    paths: Annotated[list[Path], typer.Argument(help="inspect_ai logs (.eval or .json), or directories of them.")],
+    paths: Annotated[
+        list[str],
+        typer.Argument(help="inspect_ai logs (.eval or .json), or directories of them; local, or URLs (s3://...)."),
+    ],
     model: Annotated[
         str | None,
         typer.Option("--model", callback=pool_name, help="The model's name in the pool \\[default: the log's]."),

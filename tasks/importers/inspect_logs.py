@@ -25,15 +25,15 @@ from harness.schema import PoolError, complete_samples
 
 
 def import_inspect_log(path: str | Path, model: str | None = None) -> dict[str, pd.DataFrame]:
-    """Tables for one inspect_ai log, its model named `model` (default: the log's); raises PoolError naming the
-    file when it is no log or scores nothing. Notes (left-out samples, an unfinished eval) are in the
-    measurements' `attrs["notes"]`."""
+    """Tables for one inspect_ai log (a local path or a URL inspect reads, such as s3://...), its model named
+    `model` (default: the log's); raises PoolError naming the file when it is no log or scores nothing. Notes
+    (left-out samples, an unfinished eval) are in the measurements' `attrs["notes"]`."""
     try:
         from inspect_ai.log import read_eval_log
     except ImportError:
         raise PoolError("reading inspect_ai logs needs inspect-ai: pip install 'poolbench[inspect]'") from None
-    path = Path(path)
-    if not path.is_file():
+    fs, where = _filesystem(path)
+    if not fs.isfile(where):
         raise PoolError(f"{path}: no such file")
     try:
         log = read_eval_log(str(path))
@@ -92,21 +92,40 @@ def import_inspect_log(path: str | Path, model: str | None = None) -> dict[str, 
     }
 
 
-def log_files(paths: list[Path]) -> list[Path]:
-    """The logs named: files as given, and for a directory (an eval set's log dir) the logs inspect lists in
-    it and below, oldest first (so that a retried task's newest log is written last, and wins)."""
+def log_files(paths: list[str]) -> list[str]:
+    """The logs named (local paths or URLs): files as given, and for a directory (an eval set's log dir) the
+    logs inspect lists in it and below, oldest first (so that a retried task's newest log is written last, and
+    wins); local ones as paths."""
+    from inspect_ai.log import list_eval_logs
+
     files = []
     for path in paths:
-        if not path.is_dir():
+        fs, where = _filesystem(path)
+        if not fs.isdir(where):
             files.append(path)
             continue
-        from inspect_ai.log import list_eval_logs
-
-        found = [Path(unquote(urlparse(info.name).path)) for info in list_eval_logs(str(path), descending=False)]
+        found = [_local(info.name) for info in list_eval_logs(path, descending=False)]
         if not found:
             raise PoolError(f"{path}: no inspect_ai logs in this directory")
         files += found
     return files
+
+
+def _filesystem(path: str | Path) -> tuple[Any, str]:
+    """The fsspec filesystem that holds `path` (local, or by the URL's scheme, as inspect reads it) and the
+    path on it; PoolError for a scheme fsspec does not know, or whose package is not installed (gs://: gcsfs)."""
+    from fsspec.core import url_to_fs
+
+    try:
+        return url_to_fs(str(path))
+    except (ImportError, ValueError) as err:
+        raise PoolError(f"{path}: {err}") from None
+
+
+def _local(uri: str) -> str:
+    """A file:// URI as the local path it names; other URIs as they are."""
+    parsed = urlparse(uri)
+    return unquote(parsed.path) if parsed.scheme == "file" else uri
 
 
 def _named(scorer: str, value: Any) -> dict[str, Any]:

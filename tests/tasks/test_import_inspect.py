@@ -166,3 +166,19 @@ def test_json_logs_and_chat_inputs(cli, tmp_path: Path) -> None:
     pool = Pool(tmp_path / "pool")
     assert pool.samples()["prompt"].tolist() == ["Answer with a number.\n\n2+2?"]
     assert pool.measurements()["value"].tolist() == [1.0]
+
+
+def test_logs_by_url_as_inspect_reads_them(cli, tmp_path: Path) -> None:
+    """A URL goes to inspect's filesystem layer (fsspec) as inspect reads it: file:// here, s3:// alike."""
+    alpha = inspect_log(tmp_path / "logs", "alpha", arithmetic(), ["4", "5", "two"])
+    inspect_log(tmp_path / "logs", "beta", arithmetic(), ["4", "6", "2"])
+    done = cli("import", "inspect", (tmp_path / "logs").as_uri(), check=True)
+    assert done.stderr.count(f"{tmp_path / 'logs'}/") == 2  # each log named by its local path
+    assert set(Pool(tmp_path / "pool").measurements()["model"]) == {"mockllm/alpha", "mockllm/beta"}
+    done = cli("import", "inspect", Path(alpha.location).as_uri(), pool=tmp_path / "other", check=True)
+    assert "3 samples" in done.stderr
+    missing = (tmp_path / "nowhere.eval").as_uri()
+    done = cli("import", "inspect", missing)
+    assert done.returncode == 2 and f"{missing}: no such file" in done.stderr
+    done = cli("import", "inspect", "nosuch://bucket/logs")
+    assert done.returncode == 2 and "nosuch://bucket/logs: Protocol not known: nosuch" in done.stderr
