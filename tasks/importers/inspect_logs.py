@@ -28,10 +28,7 @@ def import_inspect_log(path: str | Path, model: str | None = None) -> dict[str, 
     """Tables for one inspect_ai log (a local path or a URL inspect reads, such as s3://...), its model named
     `model` (default: the log's); raises PoolError naming the file when it is no log or scores nothing. Notes
     (left-out samples, an unfinished eval) are in the measurements' `attrs["notes"]`."""
-    try:
-        from inspect_ai.log import read_eval_log
-    except ImportError:
-        raise PoolError("reading inspect_ai logs needs inspect-ai: pip install 'poolbench[inspect]'") from None
+    read_eval_log = _log_api().read_eval_log
     fs, where = _filesystem(path)
     if not fs.isfile(where):
         raise PoolError(f"{path}: no such file")
@@ -96,8 +93,7 @@ def log_files(paths: list[str]) -> list[str]:
     """The logs named (local paths or URLs): files as given, and for a directory (an eval set's log dir) the
     logs inspect lists in it and below, oldest first (so that a retried task's newest log is written last, and
     wins); local ones as paths."""
-    from inspect_ai.log import list_eval_logs
-
+    list_eval_logs = _log_api().list_eval_logs
     files = []
     for path in paths:
         fs, where = _filesystem(path)
@@ -109,6 +105,15 @@ def log_files(paths: list[str]) -> list[str]:
             raise PoolError(f"{path}: no inspect_ai logs in this directory")
         files += found
     return files
+
+
+def _log_api() -> Any:
+    """inspect_ai's log module; PoolError saying how to install it where it is not."""
+    try:
+        import inspect_ai.log
+    except ImportError:
+        raise PoolError("reading inspect_ai logs needs inspect-ai: pip install 'poolbench[inspect]'") from None
+    return inspect_ai.log
 
 
 def _filesystem(path: str | Path) -> tuple[Any, str]:

@@ -4,6 +4,7 @@ inspect's own metrics as the oracle for the values the pool keeps."""
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -182,3 +183,13 @@ def test_logs_by_url_as_inspect_reads_them(cli, tmp_path: Path) -> None:
     assert done.returncode == 2 and f"{missing}: no such file" in done.stderr
     done = cli("import", "inspect", "nosuch://bucket/logs")
     assert done.returncode == 2 and "nosuch://bucket/logs: Protocol not known: nosuch" in done.stderr
+
+
+def test_without_inspect_installed_the_error_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness.schema import PoolError
+    from tasks.importers.inspect_logs import import_inspect_log, log_files
+
+    monkeypatch.setitem(sys.modules, "inspect_ai.log", None)  # what `import inspect_ai.log` finds uninstalled
+    for call in (lambda: log_files(["logs"]), lambda: import_inspect_log("log.eval")):
+        with pytest.raises(PoolError, match=r"needs inspect-ai: pip install 'poolbench\[inspect\]'"):
+            call()
