@@ -99,7 +99,7 @@ def package_versions() -> dict[str, str]:
 
 
 #: The sample kinds a backend can answer; imported results (`scored`, `preference`) are measured already.
-EVALUABLE_KINDS = ("multiple_choice", "generation")
+EVALUABLE_KINDS = ("multiple_choice", "generation", "continuation")
 
 
 @dataclass(frozen=True)
@@ -218,33 +218,30 @@ def _evaluate(
     batch: pd.DataFrame, by_source: dict[str, pd.DataFrame], spec: RunSpec, backend: Backend
 ) -> dict[str, pd.DataFrame]:
     """Measurements and responses of one batch of samples: one log-likelihood call for every choice of
-    every multiple-choice sample, one generation call for the rest."""
+    every multiple-choice sample and the target of every continuation sample, one generation call for the
+    rest."""
     rows = [row for _, row in batch.iterrows()]
     layouts = [
         plan.fewshot_context(row, by_source[row["source"]], spec.num_fewshot, spec.system_instruction) for row in rows
     ]
     contexts = [_context(layout, spec, backend) for layout in layouts]
-    is_mc = [row["kind"] == "multiple_choice" for row in rows]
-    requests = [
-        request
-        for row, layout, context, mc in zip(rows, layouts, contexts, is_mc, strict=True)
-        if mc
-        for request in scoring.choice_requests(
-            context, list(row["choices"]), layout.answer_delimiter(spec.chat_template)
-        )
+    per_sample = [
+        scoring.loglikelihood_requests(row, context, layout.answer_delimiter(spec.chat_template))
+        for row, layout, context in zip(rows, layouts, contexts, strict=True)
     ]
+    requests = [request for pairs in per_sample for request in pairs]
     prompts = [
         _generation_request(context, row, spec)
-        for row, context, mc in zip(rows, contexts, is_mc, strict=True)
-        if not mc
+        for row, context in zip(rows, contexts, strict=True)
+        if row["kind"] == "generation"
     ]
     results = iter(backend.loglikelihood(requests) if requests else [])
     generations = iter(backend.generate(prompts) if prompts else [])
     measurements: list[dict[str, Any]] = []
     responses: list[dict[str, Any]] = []
-    for row, layout, context, mc in zip(rows, layouts, contexts, is_mc, strict=True):
-        if mc:
-            outputs = [next(results) for _ in row["choices"]]
+    for row, layout, context, pairs in zip(rows, layouts, contexts, per_sample, strict=True):
+        if pairs:
+            outputs = [next(results) for _ in pairs]
             output: dict[str, Any] = {"loglikelihoods": [ll for ll, _ in outputs], "is_greedy": [g for _, g in outputs]}
         else:
             output = {"text": next(generations)}

@@ -37,7 +37,9 @@ def name_list(names: Iterable[str], limit: int = 20) -> str:
 
 
 FORMAT_VERSION = 1
-SAMPLE_KINDS = ("multiple_choice", "generation", "scored", "preference")
+#: A `continuation` sample is scored by the log-likelihood of its target after the prompt (lm-eval's
+#: `loglikelihood` tasks, such as LAMBADA).
+SAMPLE_KINDS = ("multiple_choice", "generation", "continuation", "scored", "preference")
 OUTCOMES = ("a", "b", "tie")
 #: Metric names whose smaller values are better (used when a sample does not say otherwise).
 LOWER_IS_BETTER = frozenset({"rank", "loss", "perplexity", "word_perplexity", "byte_perplexity", "ter"})
@@ -45,7 +47,11 @@ LOWER_IS_BETTER = frozenset({"rank", "loss", "perplexity", "word_perplexity", "b
 PROPORTIONS = frozenset({"acc", "acc_norm", "acc_mutual_info", "exact_match", "em", "f1", "contains"})
 OTHER_SCALE = "scores on another scale need another metric name"
 #: The metrics a run measures per sample, by sample kind (`harness.scoring` computes them).
-METRICS = {"multiple_choice": ("acc", "acc_norm"), "generation": ("exact_match", "f1", "contains")}
+METRICS = {
+    "multiple_choice": ("acc", "acc_norm"),
+    "generation": ("exact_match", "f1", "contains"),
+    "continuation": ("acc", "loglikelihood"),  # acc: the target is the greedy continuation
+}
 
 _TS = pa.timestamp("us", tz="UTC")
 

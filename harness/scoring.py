@@ -27,6 +27,17 @@ def choice_requests(context: str, choices: list[str], delimiter: str = " ") -> l
     return [(context, delimiter + choice) for choice in choices]
 
 
+def loglikelihood_requests(sample: Mapping[str, Any], context: str, delimiter: str = " ") -> list[tuple[str, str]]:
+    """The (context, continuation) pairs whose log-likelihoods score a sample, as lm-eval requests them: a
+    multiple-choice sample's `choice_requests`, a continuation sample's target as it is (lm-eval's
+    `loglikelihood` requests add no delimiter); none for a generation."""
+    if sample["kind"] == "multiple_choice":
+        return choice_requests(context, [str(choice) for choice in sample["choices"]], delimiter)
+    if sample["kind"] == "continuation":
+        return [(context, str(json.loads(sample["target"])[0]))]
+    return []
+
+
 def multiple_choice_metrics(loglikelihoods: list[float], choices: list[str], target: int) -> dict[str, float]:
     """acc and acc_norm for one sample (ties go to the first choice, as numpy's argmax does)."""
     lls = np.asarray(loglikelihoods, dtype=float)
@@ -108,11 +119,15 @@ def score_response(
     sample: Mapping[str, Any], output: dict[str, Any], answer_pattern: str | None = None
 ) -> tuple[dict[str, float], dict[str, Any]]:
     """(the metrics, the response to store) of a model's output for a pool sample (`kind`, `choices`, `target`
-    and `metadata` as the pool holds them). `output`: `{"loglikelihoods": [...], ...}` of a multiple-choice
-    sample, `{"text": ...}` of a generation, whose response gains the `extracted` answer that was scored."""
+    and `metadata` as the pool holds them). `output`: `{"loglikelihoods": [...], "is_greedy": [...]}` of a
+    multiple-choice or continuation sample (per choice, or of the target), `{"text": ...}` of a generation,
+    whose response gains the `extracted` answer that was scored."""
     target = json.loads(sample["target"])
     if sample["kind"] == "multiple_choice":
         return multiple_choice_metrics(output["loglikelihoods"], list(sample["choices"]), int(target)), output
+    if sample["kind"] == "continuation":  # lm-eval's loglikelihood tasks: acc is "the target is greedy"
+        [loglikelihood], [greedy] = output["loglikelihoods"], output["is_greedy"]
+        return {"acc": float(greedy), "loglikelihood": float(loglikelihood)}, output
     references = target if isinstance(target, list) else [str(target)]
     recipe = json.loads(sample["metadata"] or "{}").get("lm_eval_scoring")
     if recipe:

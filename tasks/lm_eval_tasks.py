@@ -3,8 +3,9 @@
 Tasks load through lm-eval's `TaskManager` (groups expand to their subtasks); each task builds its requests
 with `build_all_requests`, and a sample's prompt is the context of its `Instance`s, its choices
 `doc_to_choice`, its target `doc_to_target`, and the continuations lm-eval scores are the target delimiter
-plus each choice. So the (context, continuation) pairs poolbench sends a model are exactly lm-eval's; the
-adapter checks that for every document and refuses a task where they differ.
+plus each choice (a `loglikelihood` task's, such as LAMBADA's: the target as it is, a `continuation` sample).
+So the (context, continuation) pairs poolbench sends a model are exactly lm-eval's; the adapter checks that
+for every document and refuses a task where they differ.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ import pandas as pd
 
 from harness.schema import METRICS, PoolError
 
-SUPPORTED = ("multiple_choice", "generate_until")
+#: The pool's sample kind of each lm-eval output type a run measures.
+KIND_OF = {"multiple_choice": "multiple_choice", "generate_until": "generation", "loglikelihood": "continuation"}
 
 
 def load_lm_eval_tasks(
@@ -49,7 +51,7 @@ def load_lm_eval_tasks(
 def _check_output_types(tasks: dict[str, Any], group_of: dict[str, Any]) -> None:
     """PoolError, before any task builds its requests, naming the tasks whose output type is not supported
     (and the loaded tasks that are, which can be added by name)."""
-    unsupported = {name: task.OUTPUT_TYPE for name, task in tasks.items() if task.OUTPUT_TYPE not in SUPPORTED}
+    unsupported = {name: task.OUTPUT_TYPE for name, task in tasks.items() if task.OUTPUT_TYPE not in KIND_OF}
     if unsupported:
         named = ", ".join(
             f"{name!r}" + (f" in group {str(group_of[name])!r}" if name in group_of else "") + f" ({kind})"
@@ -57,7 +59,7 @@ def _check_output_types(tasks: dict[str, Any], group_of: dict[str, Any]) -> None
         )
         others = [name for name in tasks if name not in unsupported]
         raise PoolError(
-            f"lm-eval task(s) of an output type a run does not measure (only {' and '.join(SUPPORTED)}): {named}"
+            f"lm-eval task(s) of an output type a run does not measure (only {', '.join(KIND_OF)}): {named}"
             + (f"; the other tasks can be added by name: {', '.join(others)}" if others else "")
         )
 
@@ -72,7 +74,7 @@ def _task_samples(name: str, task: Any, group: str, num_fewshot: int, limit: int
         requests[instance.doc_id].append(instance)
     delimiter = task.config.target_delimiter if task.config.target_delimiter is not None else " "
     metrics = [m["metric"] for m in (task.config.metric_list or []) if isinstance(m.get("metric"), str)]
-    measured = METRICS["multiple_choice" if output_type == "multiple_choice" else "generation"]
+    measured = METRICS[KIND_OF[output_type]]
     # the task's first metric that a run measures per sample (not bleu, chrf, ...: lm-eval's corpus-level ones)
     metric = next((m for m in metrics if m in measured), measured[0])
     # the metric's direction as lm-eval declares it (None: by the metric's name, `complete_samples`)
@@ -109,6 +111,14 @@ def _task_samples(name: str, task: Any, group: str, num_fewshot: int, limit: int
                     "+ choice (unsupported request layout)"
                 )
             fields = {"kind": "multiple_choice", "choices": choices, "target": target}
+        elif output_type == "loglikelihood":  # the target after the prompt, as it is (no delimiter)
+            continuation = str(task.doc_to_target(doc))
+            if [tuple(inst.arguments) for inst in instances] != [(context, continuation)]:
+                raise PoolError(
+                    f"lm-eval task {name!r}, doc {doc_id}: requests differ from prompt + target "
+                    "(unsupported request layout)"
+                )
+            fields = {"kind": "continuation", "choices": None, "target": [continuation]}
         else:
             target = task.doc_to_target(doc)
             if task.config.doc_to_choice is not None:  # the target is a choice's index (lm-eval scores its text)

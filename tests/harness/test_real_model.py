@@ -185,6 +185,64 @@ def test_generation_parity_with_lm_eval_simple_evaluate(model_dir: Path, tmp_pat
     assert 0 < measured.sum() < len(pairs)  # some right, some wrong: the comparison can tell
 
 
+#: Questions and right answers, a continuation each; SmolLM2's greedy answer is some of them (1 + 1, the letter).
+ANSWERS = {
+    "What is 1 + 1?": " 2",
+    "What is the first letter of the alphabet?": " The first letter of the alphabet is A.",
+    "What color is the sky?": " Blue",
+    "How many legs does a spider have?": " 8",
+    "What is the capital of France?": " Paris",
+    "What do cows drink?": " Water",
+    "What is frozen water called?": " Ice",
+    "What is the plural of mouse?": " Mice",
+}
+CONTINUATION_BODY = """doc_to_target: answer
+metric_list: [{metric: perplexity, aggregation: perplexity, higher_is_better: false},
+              {metric: acc, aggregation: mean, higher_is_better: true}]"""
+
+
+def test_continuation_parity_with_lm_eval_simple_evaluate(cli, model_dir: Path, tmp_path: Path) -> None:
+    """A loglikelihood task (LAMBADA's output type): per document, the target's log-likelihood after the prompt
+    (lm-eval logs it under "perplexity", which it aggregates) and acc, whether the target is the greedy
+    continuation, equal lm-eval's; the report's sample browser says both."""
+    import lm_eval
+    from lm_eval.tasks import TaskManager
+
+    data = tmp_path / "d.jsonl"
+    data.write_text(
+        "".join(json.dumps({"question": question, "answer": answer}) + "\n" for question, answer in ANSWERS.items())
+    )
+    write_task(tmp_path, "capital_ll", data, "loglikelihood", CONTINUATION_BODY)
+    pool = Pool(tmp_path / "pool", create=True)
+    pool.add("samples", load_lm_eval_tasks(["capital_ll"], include_path=str(tmp_path)))
+    assert set(pool.samples()["kind"]) == {"continuation"} and set(pool.samples()["metric"]) == {"acc"}
+    spec = RunSpec(model="smollm2", backend="hf", model_args={"pretrained": str(model_dir)}, batch_size=4)
+    run(pool, spec, make_backend("hf", spec.model_args, batch_size=4, device="cpu"), progress=False)
+
+    results = lm_eval.simple_evaluate(
+        model="hf",
+        model_args=f"pretrained={model_dir}",
+        tasks=["capital_ll"],
+        task_manager=TaskManager(include_path=str(tmp_path), include_defaults=False),
+        batch_size=4,
+        device="cpu",
+        log_samples=True,
+    )
+    theirs = {s["doc_id"]: s for s in results["samples"]["capital_ll"]}
+    doc_of = {sid: json.loads(meta)["doc_id"] for sid, meta in pool.samples()[["sample_id", "metadata"]].values}
+    acc = pool.measurements(metric="acc").set_index("sample_id")["value"]
+    loglikelihood = pool.measurements(metric="loglikelihood").set_index("sample_id")["value"]
+    assert len(acc) == len(loglikelihood) == len(theirs) == len(ANSWERS)
+    for sample_id, doc_id in doc_of.items():
+        assert acc[sample_id] == theirs[doc_id]["acc"], doc_id
+        assert loglikelihood[sample_id] == pytest.approx(theirs[doc_id]["perplexity"], rel=5e-5), doc_id
+    assert 0 < acc.sum() < len(ANSWERS)  # some greedy, some not: the comparison can tell
+    cli("run", "--model", "baseline-random", "--name", "random", "--no-progress", check=True)
+    cli("report", "--out", str(tmp_path / "report.html"), "--bootstrap", "0", check=True)
+    html = (tmp_path / "report.html").read_text()
+    assert "; the greedy continuation" in html and "; not the greedy continuation" in html
+
+
 @pytest.fixture(scope="module")
 def smollm2(model_dir: Path) -> Any:
     return make_backend("hf", {"pretrained": str(model_dir)}, batch_size=1, device="cpu")

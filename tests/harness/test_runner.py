@@ -41,6 +41,20 @@ def test_multiple_choice_metrics_follow_lm_eval() -> None:
     assert scoring.choice_requests("Q:", ["x", "y"]) == [("Q:", " x"), ("Q:", " y")]
 
 
+def test_continuation_samples_are_scored_by_their_targets_loglikelihood() -> None:
+    """lm-eval's loglikelihood requests: the target as it is (no delimiter; LAMBADA's targets open with a space);
+    acc is whether it is the greedy continuation."""
+    sample = {"kind": "continuation", "choices": None, "target": json.dumps([" Paris"]), "metadata": "{}"}
+    assert scoring.loglikelihood_requests(sample, "Q:", " ") == [("Q:", " Paris")]
+    mc = {"kind": "multiple_choice", "choices": ["x", "y"], "target": "0"}
+    assert scoring.loglikelihood_requests(mc, "Q:", " ") == scoring.choice_requests("Q:", ["x", "y"], " ")
+    assert scoring.loglikelihood_requests({"kind": "generation"}, "Q:") == []
+    for greedy in (True, False):
+        values, response = scoring.score_response(sample, {"loglikelihoods": [-2.5], "is_greedy": [greedy]})
+        assert values == {"acc": float(greedy), "loglikelihood": -2.5} and tuple(values) == METRICS["continuation"]
+        assert response == {"loglikelihoods": [-2.5], "is_greedy": [greedy]}
+
+
 def test_plain_scoring_notes_name_the_tasks_and_stay_quiet_otherwise() -> None:
     """Generation samples of lm-eval tasks without a scoring recipe are named, by how they came; a pool's frame
     of other samples (pyarrow strings, as `Pool.samples` gives them) gives no note."""

@@ -636,21 +636,22 @@ def test_lm_eval_task_targets(cli, tmp_path: Path, target: str, message: str | N
 
 
 def test_an_lm_eval_group_with_a_task_a_run_cannot_measure(cli, tmp_path: Path) -> None:
-    """A group with a loglikelihood task (lambada's output type) is refused before any task builds its requests,
-    naming the task, its group and type, and the group's tasks that can be added by name (it said "output type
-    'loglikelihood' is not supported (('multiple_choice', 'generate_until'))"); those can."""
+    """A group with a loglikelihood_rolling task (wikitext's output type: a perplexity over whole documents) is
+    refused before any task builds its requests, naming the task, its group and type, and the group's tasks
+    that can be added by name (it said "output type 'loglikelihood' is not supported (('multiple_choice',
+    'generate_until'))"); those can."""
     data = tmp_path / "d.jsonl"
     data.write_text(json.dumps({"question": "Sky?", "choices": ["blue", "red"], "answer": 0, "gold": "blue"}) + "\n")
     for name, output_type, extra in (
         ("pick", "multiple_choice", "doc_to_choice: choices\ndoc_to_target: answer\nmetric_list: [{metric: acc}]"),
-        ("ppl", "loglikelihood", "doc_to_target: gold\nmetric_list: [{metric: perplexity}]"),
+        ("ppl", "loglikelihood_rolling", "doc_to_target: gold\nmetric_list: [{metric: word_perplexity}]"),
     ):
         write_task(tmp_path, name, data, output_type, extra)
     (tmp_path / "both.yaml").write_text("group: both\ntask: [pick, ppl]\n")
     refused = cli("add", "lm-eval", "both", "--include-path", str(tmp_path))
     assert refused.returncode == 2 and refused.stderr.strip().endswith(
-        "lm-eval task(s) of an output type a run does not measure (only multiple_choice and generate_until): "
-        "'ppl' in group 'both' (loglikelihood); the other tasks can be added by name: pick"
+        "lm-eval task(s) of an output type a run does not measure (only multiple_choice, generate_until, "
+        "loglikelihood): 'ppl' in group 'both' (loglikelihood_rolling); the other tasks can be added by name: pick"
     ), refused.stderr
     assert not (tmp_path / "pool").exists() or not stats(cli)["samples"]
     cli("add", "lm-eval", "pick", "--include-path", str(tmp_path), check=True)

@@ -34,13 +34,21 @@ os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
 
 SOURCES = ["starter/capitals", "starter/opposites", "starter/calendar"]  # multi-token and one-token choices
 ENGINE = {"dtype": "float32", "max_model_len": "512", "enforce_eager": "true"}
+#: Continuation samples' requests (lm-eval's loglikelihood tasks), some the greedy continuation, one-token or not.
+CONTINUATIONS = [
+    ("Question: What is 1 + 1?\nAnswer:", " 2"),
+    ("Question: What is the first letter of the alphabet?\nAnswer:", " The first letter of the alphabet is A."),
+    ("Question: What color is the sky?\nAnswer:", " Blue"),
+    ("Question: What is the capital of France?\nAnswer:", " Paris"),
+]
 PROMPTS = [GenerationRequest(f"Question: What is {a} plus {b}?\nAnswer:", max_tokens=12) for a, b in [(2, 2), (7, 5)]]
 
 
 @pytest.fixture(scope="module")
 def requests() -> list[tuple[str, str]]:
     samples = starter_samples(SOURCES).groupby("source").head(15)
-    return [r for _, row in samples.iterrows() for r in scoring.choice_requests(row["prompt"], list(row["choices"]))]
+    choices = [r for _, row in samples.iterrows() for r in scoring.choice_requests(row["prompt"], list(row["choices"]))]
+    return choices + CONTINUATIONS
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +62,7 @@ def hf_scores(hf: Backend, requests: list[tuple[str, str]]) -> list[tuple[float,
 
 
 def assert_same_scores(ours: list[tuple[float, bool]], reference: list[tuple[float, bool]]) -> None:
+    """The same log-likelihoods (float32 engines: within 1e-3) and the same greedy flags."""
     ll, ref = np.array([x for x, _ in ours]), np.array([x for x, _ in reference])
     assert np.abs(ll - ref).max() < 1e-3
     assert [g for _, g in ours] == [g for _, g in reference]
@@ -78,6 +87,7 @@ def test_native_vllm_matches_hf(native, requests, hf, hf_scores) -> None:
     prompts = plan_prompts([encode_pair(native._encode, c, x) for c, x in requests], native.max_length)
     shared = [p for p in prompts if p.choices]
     assert shared and len(shared) < len(prompts) < len(requests)  # both paths, questions prefilled once
+    assert any(greedy for _, greedy in hf_scores[-len(CONTINUATIONS) :])  # the greedy flags can differ
     assert_same_scores(native.loglikelihood(requests), hf_scores)
     assert native.generate(PROMPTS) == hf.generate(PROMPTS)
     example = [{"role": "user", "content": "Capital of Peru?"}, {"role": "assistant", "content": "Lima"}]
