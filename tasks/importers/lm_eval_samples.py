@@ -3,8 +3,10 @@
 lm-eval writes requests as {"gen_args_0": {"arg_0": context, "arg_1": continuation or generation kwargs}}
 and stringifies every leaf of `resps` / `filtered_resps` (log-likelihoods become "-3.21", is_greedy "False").
 lm-eval 0.4.2 named the files `.json` and for a while wrote them as one JSON array: both are read.
-Multiple-choice files give per-choice log-likelihoods, generation files the generated text; each metric
-named in `metrics` that has a number per sample becomes a measurement.
+Multiple-choice files give per-choice log-likelihoods, generation files the generated text, loglikelihood
+tasks' files (one request per document, LAMBADA's kind) continuation samples with the target's log-likelihood
+and greediness; each metric named in `metrics` that has a number per sample becomes a measurement (a
+continuation's per-sample "perplexity", its log-likelihood, as `loglikelihood`, as a run measures it).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 
 import pandas as pd
 
-from harness.schema import PoolError, complete_samples, is_null, to_json
+from harness.schema import METRICS, PoolError, complete_samples, is_null, to_json
 from tasks.files import read_rows
 
 FILE_NAME = re.compile(r"samples_(?P<task>.+?)_(?P<date>\d{4}-\d{2}-\d{2}T[\d\-.:]+)\.jsonl?$")
@@ -64,9 +66,13 @@ def import_lm_eval_samples(path: str | Path, model: str) -> dict[str, pd.DataFra
         numbers = {metric: value for metric, value in values.items() if value is not None}
         left_out.update(dict.fromkeys(metric for metric in values if metric not in numbers))
         try:
-            sample, response = _sample_and_response(record, task, primary=next(iter(numbers), "acc"))
+            sample, response = _sample_and_response(record, task)
         except (KeyError, TypeError, ValueError, SyntaxError) as err:
             raise PoolError(f"{where}: not an lm-eval sample record ({type(err).__name__}: {err})") from None
+        # as `add lm-eval` chooses: the first listed metric that a run measures for the kind, else the first
+        sample["metric"] = next((m for m in numbers if m in METRICS[sample["kind"]]), next(iter(numbers), "acc"))
+        if sample["kind"] == "continuation":  # lm-eval logs the log-likelihood as "perplexity", to aggregate it
+            numbers = {("loglikelihood" if m == "perplexity" else m): value for m, value in numbers.items()}
         samples.append(sample)
         measurements += [
             {"metric": metric, "value": value, "_row": len(samples) - 1} for metric, value in numbers.items()
@@ -105,12 +111,23 @@ def _number(value: Any) -> float | None:
     return None
 
 
-def _sample_and_response(record: dict[str, Any], task: str, primary: str) -> tuple[dict[str, Any], dict[str, Any]]:
+def _sample_and_response(record: dict[str, Any], task: str) -> tuple[dict[str, Any], dict[str, Any]]:
     arguments = [args for _, args in sorted(record["arguments"].items(), key=lambda kv: int(kv[0].split("_")[-1]))]
     context = arguments[0]["arg_0"]
     metadata = {"task": task, "doc_id": record.get("doc_id"), "doc": record.get("doc")}
-    base = {"source": task, "source_id": str(record.get("doc_id", "")), "metric": primary}
+    base = {"source": task, "source_id": str(record.get("doc_id", ""))}
     second = arguments[0].get("arg_1")
+    if isinstance(second, str) and len(arguments) == 1:  # a loglikelihood task's one request (LAMBADA's kind)
+        loglikelihood, greedy = _literal(record["filtered_resps"][0])
+        sample = {
+            **base,
+            "kind": "continuation",
+            "prompt": context,
+            "choices": None,
+            "target": [second],
+            "metadata": metadata,
+        }
+        return sample, {"loglikelihoods": [float(loglikelihood)], "is_greedy": [bool(greedy)]}
     if isinstance(second, str):  # log-likelihood requests: one per choice
         continuations = [a["arg_1"] for a in arguments]
         delimiter = " " if all(c.startswith(" ") for c in continuations) else ""

@@ -521,6 +521,32 @@ def test_lm_eval_samples_file_as_lm_eval_writes_it(cli, tmp_path: Path, output_t
     assert "nothing new" in cli("import", "lm-eval-samples", str(path), "--model", "dummy", check=True).stderr
 
 
+def test_lm_eval_samples_of_a_loglikelihood_task_are_continuations(cli, tmp_path: Path) -> None:
+    """A loglikelihood task's log (LAMBADA's kind; it lists perplexity first): continuation samples ranked on acc,
+    the per-sample "perplexity" (lm-eval's log-likelihood, which it aggregates) stored as `loglikelihood`, as a run
+    measures it (it was a multiple-choice sample of one choice, ranked on "perplexity" as lower-is-better: the
+    likeliest model last); `add lm-eval` of the task gives the same samples."""
+    extra = "doc_to_target: gold\nmetric_list: [{metric: perplexity}, {metric: acc}]"
+    path = lm_eval_samples_file(tmp_path, "loglikelihood", extra)
+    original = {record["doc_id"]: record for record in map(json.loads, path.read_text().splitlines())}
+    cli("import", "lm-eval-samples", str(path), "--model", "dummy", check=True)
+    pool = Pool(tmp_path / "pool")
+    samples = pool.samples()
+    assert set(samples["kind"]) == {"continuation"} and set(samples["metric"]) == {"acc"}
+    assert samples["higher_is_better"].all() and {json.loads(t)[0] for t in samples["target"]} == {"a"}
+    doc_of = {sid: json.loads(meta)["doc_id"] for sid, meta in zip(samples.sample_id, samples.metadata, strict=True)}
+    measured = pool.measurements()
+    assert set(measured["metric"]) == {"acc", "loglikelihood"}
+    for row in measured.itertuples():
+        logged = original[doc_of[row.sample_id]]
+        assert row.value == float(logged["perplexity" if row.metric == "loglikelihood" else "acc"])
+    for row in pool.read("responses").itertuples():
+        loglikelihood, greedy = original[doc_of[row.sample_id]]["filtered_resps"][0]
+        assert json.loads(row.response) == {"loglikelihoods": [float(loglikelihood)], "is_greedy": [greedy == "True"]}
+    cli("add", "lm-eval", "tiny_loglikelihood", "--include-path", str(tmp_path / "tasks"), check=True)
+    assert pool.stats()["samples"] == 6
+
+
 def test_generations_imported_from_lm_eval_logs_get_their_scoring_from_add_lm_eval(cli, tmp_path: Path) -> None:
     """A run (or `import outputs`) on generation samples imported from lm-eval's logs scores them the plain way
     (the logs do not say how the task extracts and compares answers), while the logged model was scored by
