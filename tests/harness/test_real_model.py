@@ -293,6 +293,40 @@ def test_fewshot_contexts_are_lm_evals(
         assert requests == [tuple(instance.arguments) for instance in instances]
 
 
+@pytest.mark.parametrize(("chat", "multiturn"), [(False, False), (True, False), (True, True)])
+def test_continuation_fewshot_contexts_are_lm_evals(smollm2: Any, tmp_path: Path, chat: bool, multiturn: bool) -> None:
+    """A loglikelihood task's few-shot context a run sends is lm-eval's `fewshot_context` (examples answered with
+    their targets), and its one request lm-eval's: plain, and with the chat template."""
+    from lm_eval.tasks import TaskManager
+
+    data = tmp_path / "d.jsonl"
+    data.write_text("".join(json.dumps({"question": q, "answer": a}) + "\n" for q, a in ANSWERS.items()))
+    write_task(tmp_path, "capital_ll", data, "loglikelihood", CONTINUATION_BODY)
+    task = TaskManager(include_path=str(tmp_path), include_defaults=False).load(["capital_ll"])["tasks"]["capital_ll"]
+    samples = load_lm_eval_tasks(["capital_ll"], include_path=str(tmp_path))
+    pool = Pool(tmp_path / "pool", create=True)
+    pool.add("samples", samples)
+    samples = pool.samples()
+    doc_of_question = {task.doc_to_text(doc): doc for doc in task.eval_docs}
+    for _, sample in samples.head(4).iterrows():
+        prompt = plan.fewshot_context(sample, samples, 3)
+        ours = smollm2.apply_chat_template(prompt.messages(multiturn)) if chat else prompt.text
+        shots = [doc_of_question[question] for question, _ in prompt.examples]
+        task.sampler = SimpleNamespace(sample=lambda n, eval_doc=None, shots=shots: shots[:n])
+        doc = doc_of_question[prompt.question]
+        theirs = task.fewshot_context(
+            doc,
+            3,
+            apply_chat_template=chat,
+            fewshot_as_multiturn=multiturn,
+            chat_template=smollm2.lm.apply_chat_template if chat else None,
+        )
+        assert prompt.shots == 3 and ours == theirs
+        requests = scoring.loglikelihood_requests(sample, ours, prompt.answer_delimiter(chat))
+        instances = task.construct_requests(doc, theirs, apply_chat_template=chat, metadata=("t", 0, 1))
+        assert requests == [tuple(instances.arguments)]
+
+
 def test_scores_do_not_depend_on_the_batch_size(model_dir: Path) -> None:
     """lm-eval #1645: results that move with the batch size. Left padding and shared contexts must not."""
     samples = starter_samples(["capitals", "opposites"]).groupby("source").head(12)
