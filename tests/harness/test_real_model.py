@@ -8,6 +8,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from harness import plan, scoring
@@ -142,13 +143,34 @@ filter_list:
 metric_list: [{metric: exact_match, ignore_case: true, regexes_to_ignore: ["(?s).*#### "]}]"""
 
 
+def run_both(model_dir: Path, folder: Path, name: str) -> tuple[Pool, list[dict[str, Any]], dict[str, int]]:
+    """The local lm-eval task `name` (in `folder`) run by poolbench (HF backend, SmolLM2) into a new pool and by
+    lm-eval's `simple_evaluate`: the pool, lm-eval's logged samples, and each pool sample's doc id."""
+    import lm_eval
+    from lm_eval.tasks import TaskManager
+
+    pool = Pool(folder / "pool", create=True)
+    pool.add("samples", load_lm_eval_tasks([name], include_path=str(folder)))
+    spec = RunSpec(model="smollm2", backend="hf", model_args={"pretrained": str(model_dir)}, batch_size=4)
+    run(pool, spec, make_backend("hf", spec.model_args, batch_size=4, device="cpu"), progress=False)
+    results = lm_eval.simple_evaluate(
+        model="hf",
+        model_args=f"pretrained={model_dir}",
+        tasks=[name],
+        task_manager=TaskManager(include_path=str(folder), include_defaults=False),
+        batch_size=4,
+        device="cpu",
+        log_samples=True,
+    )
+    doc_of = {sid: json.loads(meta)["doc_id"] for sid, meta in pool.samples()[["sample_id", "metadata"]].values}
+    return pool, results["samples"][name], doc_of
+
+
 def test_generation_parity_with_lm_eval_simple_evaluate(model_dir: Path, tmp_path: Path) -> None:
     """A generate_until task scored as lm-eval scores it, per sample: its stop strings and length, its first
     filter (lm-eval's regex, with its options) and exact_match with its options (here one that strips a
     gsm8k-style "... #### 5" reference); the generations, extracted answers and values equal lm-eval's.
     (Runs took the first line of at most 64 tokens and compared it with the whole reference: all 0.)"""
-    import lm_eval
-    from lm_eval.tasks import TaskManager
 
     pairs = [(2, 3), (4, 4), (10, 5), (7, 6), (1, 1), (3, 9), (20, 22), (8, 8)]
     data = tmp_path / "d.jsonl"
@@ -159,22 +181,8 @@ def test_generation_parity_with_lm_eval_simple_evaluate(model_dir: Path, tmp_pat
         )
     )
     write_task(tmp_path, "sums", data, "generate_until", SUMS_BODY)
-    pool = Pool(tmp_path / "pool", create=True)
-    pool.add("samples", load_lm_eval_tasks(["sums"], include_path=str(tmp_path)))
-    spec = RunSpec(model="smollm2", backend="hf", model_args={"pretrained": str(model_dir)}, batch_size=4)
-    run(pool, spec, make_backend("hf", spec.model_args, batch_size=4, device="cpu"), progress=False)
-
-    results = lm_eval.simple_evaluate(
-        model="hf",
-        model_args=f"pretrained={model_dir}",
-        tasks=["sums"],
-        task_manager=TaskManager(include_path=str(tmp_path), include_defaults=False),
-        batch_size=4,
-        device="cpu",
-        log_samples=True,
-    )
-    theirs = {s["doc_id"]: s for s in results["samples"]["sums"] if s["filter"] == "last-number"}
-    doc_of = {sid: json.loads(meta)["doc_id"] for sid, meta in pool.samples()[["sample_id", "metadata"]].values}
+    pool, logged, doc_of = run_both(model_dir, tmp_path, "sums")
+    theirs = {s["doc_id"]: s for s in logged if s["filter"] == "last-number"}
     measured = pool.measurements(metric="exact_match").set_index("sample_id")["value"]
     ours = {doc_of[row.sample_id]: json.loads(row.response) for row in pool.read("responses").itertuples()}
     assert len(ours) == len(theirs) == len(pairs)
@@ -201,35 +209,22 @@ metric_list: [{metric: perplexity, aggregation: perplexity, higher_is_better: fa
               {metric: acc, aggregation: mean, higher_is_better: true}]"""
 
 
+def write_answers_task(folder: Path) -> None:
+    """`answers`, a local loglikelihood task (LAMBADA's output type) over ANSWERS, listing perplexity first."""
+    data = folder / "answers.jsonl"
+    data.write_text("".join(json.dumps({"question": q, "answer": a}) + "\n" for q, a in ANSWERS.items()))
+    write_task(folder, "answers", data, "loglikelihood", CONTINUATION_BODY)
+
+
 def test_continuation_parity_with_lm_eval_simple_evaluate(cli, model_dir: Path, tmp_path: Path) -> None:
     """A loglikelihood task (LAMBADA's output type): per document, the target's log-likelihood after the prompt
     (lm-eval logs it under "perplexity", which it aggregates) and acc, whether the target is the greedy
     continuation, equal lm-eval's; the report's sample browser says both."""
-    import lm_eval
-    from lm_eval.tasks import TaskManager
 
-    data = tmp_path / "d.jsonl"
-    data.write_text(
-        "".join(json.dumps({"question": question, "answer": answer}) + "\n" for question, answer in ANSWERS.items())
-    )
-    write_task(tmp_path, "capital_ll", data, "loglikelihood", CONTINUATION_BODY)
-    pool = Pool(tmp_path / "pool", create=True)
-    pool.add("samples", load_lm_eval_tasks(["capital_ll"], include_path=str(tmp_path)))
+    write_answers_task(tmp_path)
+    pool, logged, doc_of = run_both(model_dir, tmp_path, "answers")
     assert set(pool.samples()["kind"]) == {"continuation"} and set(pool.samples()["metric"]) == {"acc"}
-    spec = RunSpec(model="smollm2", backend="hf", model_args={"pretrained": str(model_dir)}, batch_size=4)
-    run(pool, spec, make_backend("hf", spec.model_args, batch_size=4, device="cpu"), progress=False)
-
-    results = lm_eval.simple_evaluate(
-        model="hf",
-        model_args=f"pretrained={model_dir}",
-        tasks=["capital_ll"],
-        task_manager=TaskManager(include_path=str(tmp_path), include_defaults=False),
-        batch_size=4,
-        device="cpu",
-        log_samples=True,
-    )
-    theirs = {s["doc_id"]: s for s in results["samples"]["capital_ll"]}
-    doc_of = {sid: json.loads(meta)["doc_id"] for sid, meta in pool.samples()[["sample_id", "metadata"]].values}
+    theirs = {s["doc_id"]: s for s in logged}
     acc = pool.measurements(metric="acc").set_index("sample_id")["value"]
     loglikelihood = pool.measurements(metric="loglikelihood").set_index("sample_id")["value"]
     assert len(acc) == len(loglikelihood) == len(theirs) == len(ANSWERS)
@@ -246,6 +241,30 @@ def test_continuation_parity_with_lm_eval_simple_evaluate(cli, model_dir: Path, 
 @pytest.fixture(scope="module")
 def smollm2(model_dir: Path) -> Any:
     return make_backend("hf", {"pretrained": str(model_dir)}, batch_size=1, device="cpu")
+
+
+def both_fewshot_contexts(
+    task: Any, samples: pd.DataFrame, sample: pd.Series, smollm2: Any, chat: bool, multiturn: bool
+) -> tuple[plan.Prompt, str, dict[str, Any], str]:
+    """A sample's 3-shot context as a run sends it (with a system instruction; plain text, or in SmolLM2's chat
+    template, the examples as turns or not) and lm-eval's `fewshot_context` given the same examples:
+    (the run's prompt, its context, the lm-eval document, lm-eval's context)."""
+    prompt = plan.fewshot_context(sample, samples, 3, system_instruction="Answer briefly.")
+    ours = smollm2.apply_chat_template(prompt.messages(multiturn)) if chat else prompt.text
+    doc_of_question = {task.doc_to_text(doc): doc for doc in task.eval_docs}
+    shots = [doc_of_question[question] for question, _ in prompt.examples]
+    task.sampler = SimpleNamespace(sample=lambda n, eval_doc=None: shots[:n])
+    doc = doc_of_question[prompt.question]
+    theirs = task.fewshot_context(
+        doc,
+        3,
+        system_instruction="Answer briefly.",
+        apply_chat_template=chat,
+        fewshot_as_multiturn=multiturn,
+        chat_template=smollm2.lm.apply_chat_template if chat else None,
+        gen_prefix=task.doc_to_prefix(doc),
+    )
+    return prompt, ours, doc, theirs
 
 
 @pytest.mark.parametrize("prefix", [None, "Answer:"])
@@ -268,23 +287,9 @@ def test_fewshot_contexts_are_lm_evals(
     pool = Pool(tmp_path / "pool", create=True)
     pool.add("samples", load_lm_eval_tasks(["capitals_local"], include_path=str(local_task)))
     samples = pool.samples()
-    doc_of_question = {task.doc_to_text(doc): doc for doc in task.eval_docs}
     for _, sample in samples.head(6).iterrows():
         assert plan.fewshot_context(sample, samples, 0).text == sample["prompt"]  # lm-eval's zero-shot context
-        prompt = plan.fewshot_context(sample, samples, 3, system_instruction="Answer with the city.")
-        ours = smollm2.apply_chat_template(prompt.messages(multiturn)) if chat else prompt.text
-        shots = [doc_of_question[question] for question, _ in prompt.examples]
-        task.sampler = SimpleNamespace(sample=lambda n, eval_doc=None, shots=shots: shots[:n])
-        doc = doc_of_question[prompt.question]
-        theirs = task.fewshot_context(
-            doc,
-            3,
-            system_instruction="Answer with the city.",
-            apply_chat_template=chat,
-            fewshot_as_multiturn=multiturn,
-            chat_template=smollm2.lm.apply_chat_template if chat else None,
-            gen_prefix=task.doc_to_prefix(doc),
-        )
+        prompt, ours, doc, theirs = both_fewshot_contexts(task, samples, sample, smollm2, chat, multiturn)
         assert prompt.shots == 3 and ours == theirs
         assert ours.count("<|im_start|>assistant") == (1 + 3 * multiturn if chat else 0)
         assert ours.endswith(f"assistant\n{prefix or ''}" if chat else prefix or "")
@@ -299,28 +304,14 @@ def test_continuation_fewshot_contexts_are_lm_evals(smollm2: Any, tmp_path: Path
     their targets), and its one request lm-eval's: plain, and with the chat template."""
     from lm_eval.tasks import TaskManager
 
-    data = tmp_path / "d.jsonl"
-    data.write_text("".join(json.dumps({"question": q, "answer": a}) + "\n" for q, a in ANSWERS.items()))
-    write_task(tmp_path, "capital_ll", data, "loglikelihood", CONTINUATION_BODY)
-    task = TaskManager(include_path=str(tmp_path), include_defaults=False).load(["capital_ll"])["tasks"]["capital_ll"]
-    samples = load_lm_eval_tasks(["capital_ll"], include_path=str(tmp_path))
+    write_answers_task(tmp_path)
+    task = TaskManager(include_path=str(tmp_path), include_defaults=False).load(["answers"])["tasks"]["answers"]
+    samples = load_lm_eval_tasks(["answers"], include_path=str(tmp_path))
     pool = Pool(tmp_path / "pool", create=True)
     pool.add("samples", samples)
     samples = pool.samples()
-    doc_of_question = {task.doc_to_text(doc): doc for doc in task.eval_docs}
     for _, sample in samples.head(4).iterrows():
-        prompt = plan.fewshot_context(sample, samples, 3)
-        ours = smollm2.apply_chat_template(prompt.messages(multiturn)) if chat else prompt.text
-        shots = [doc_of_question[question] for question, _ in prompt.examples]
-        task.sampler = SimpleNamespace(sample=lambda n, eval_doc=None, shots=shots: shots[:n])
-        doc = doc_of_question[prompt.question]
-        theirs = task.fewshot_context(
-            doc,
-            3,
-            apply_chat_template=chat,
-            fewshot_as_multiturn=multiturn,
-            chat_template=smollm2.lm.apply_chat_template if chat else None,
-        )
+        prompt, ours, doc, theirs = both_fewshot_contexts(task, samples, sample, smollm2, chat, multiturn)
         assert prompt.shots == 3 and ours == theirs
         requests = scoring.loglikelihood_requests(sample, ours, prompt.answer_delimiter(chat))
         instances = task.construct_requests(doc, theirs, apply_chat_template=chat, metadata=("t", 0, 1))
