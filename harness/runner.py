@@ -246,6 +246,8 @@ def _evaluate(
         else:
             output = {"text": next(generations)}
         values, response = scoring.score_response(row, output, spec.answer_pattern)
+        if not getattr(backend, "log_probabilities", True):  # a baseline's scores
+            values.pop("loglikelihood", None)
         response.update(
             {"num_fewshot": layout.shots, "truncated": backend.token_count(context) + 1 > backend.max_length}
         )

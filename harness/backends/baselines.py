@@ -15,6 +15,10 @@ POLICIES = ("random", "longest", "shortest")
 class ChoiceBaseline:
     """A model-free multiple-choice policy; generation returns an empty string."""
 
+    #: Its scores rank a sample's choices but are no log-probabilities: of a continuation sample a run keeps
+    #: `acc` (never greedy) and no `loglikelihood`, which would rank a policy's score against models' values.
+    log_probabilities = False
+
     def __init__(self, policy: str, seed: int = 0) -> None:
         if policy not in POLICIES:
             raise ValueError(f"unknown baseline {policy!r}; baselines: {', '.join(POLICIES)}")

@@ -55,6 +55,25 @@ def test_continuation_samples_are_scored_by_their_targets_loglikelihood() -> Non
         assert response == {"loglikelihoods": [-2.5], "is_greedy": [greedy]}
 
 
+def test_baselines_measure_continuations_by_acc_only(tmp_path: Path) -> None:
+    """A baseline's scores are no log-probabilities: ranked as `loglikelihood` its random numbers in [0, 1) beat
+    every model's (negative) log-likelihood."""
+    pool = Pool(tmp_path / "pool", create=True)
+    samples = pd.DataFrame(
+        {
+            "source": "cloze",
+            "kind": "continuation",
+            "prompt": ["The sky is", "Grass is"],
+            "target": [[" blue"], [" green"]],
+        }
+    )
+    pool.add("samples", samples.assign(metric="acc"))
+    run(pool, RunSpec(model="random", backend="baseline-random"), ChoiceBaseline("random"), progress=False)
+    measured = pool.measurements()
+    assert set(measured["metric"]) == {"acc"} and measured["value"].tolist() == [0.0, 0.0]
+    assert [json.loads(r)["is_greedy"] for r in pool.read("responses")["response"]] == [[False], [False]]
+
+
 def test_plain_scoring_notes_name_the_tasks_and_stay_quiet_otherwise() -> None:
     """Generation samples of lm-eval tasks without a scoring recipe are named, by how they came; a pool's frame
     of other samples (pyarrow strings, as `Pool.samples` gives them) gives no note."""
