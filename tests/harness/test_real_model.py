@@ -193,45 +193,49 @@ def test_generation_parity_with_lm_eval_simple_evaluate(model_dir: Path, tmp_pat
     assert 0 < measured.sum() < len(pairs)  # some right, some wrong: the comparison can tell
 
 
-#: Questions and right answers, a continuation each; SmolLM2's greedy answer is some of them (1 + 1, the letter).
-ANSWERS = {
-    "What is 1 + 1?": " 2",
-    "What is the first letter of the alphabet?": " The first letter of the alphabet is A.",
-    "What color is the sky?": " Blue",
-    "How many legs does a spider have?": " 8",
-    "What is the capital of France?": " Paris",
-    "What do cows drink?": " Water",
-    "What is frozen water called?": " Ice",
-    "What is the plural of mouse?": " Mice",
-}
-CONTINUATION_BODY = """doc_to_target: answer
-metric_list: [{metric: perplexity, aggregation: perplexity, higher_is_better: false},
-              {metric: acc, aggregation: mean, higher_is_better: true}]"""
+#: LAMBADA-style passages (written for the test): the last word is the target; SmolLM2 guesses some greedily.
+PASSAGES = [
+    "She poured the milk into a glass and handed it to her little brother, who drank the whole glass",
+    "The old man sat by the fire every evening, reading the same book he had read a hundred times before his wife "
+    "called him to dinner",
+    "After the long winter, the first flowers appeared in the garden, and the children ran outside to play in the sun",
+    "He locked the door, put the key in his pocket, and walked down the street toward the station to catch the train",
+    "The teacher wrote the answer on the board, and every student copied it carefully into their notebook",
+    "When the phone rang in the middle of the night, she knew something was wrong before she even picked up the phone",
+    "They had been friends since childhood, and even after moving to different cities they still called each other "
+    "every week",
+    "The dog barked at the mailman every morning, but the mailman always brought him a small treat from his bag",
+]
 
 
-def write_answers_task(folder: Path) -> None:
-    """`answers`, a local loglikelihood task (LAMBADA's output type) over ANSWERS, listing perplexity first."""
-    data = folder / "answers.jsonl"
-    data.write_text("".join(json.dumps({"question": q, "answer": a}) + "\n" for q, a in ANSWERS.items()))
-    write_task(folder, "answers", data, "loglikelihood", CONTINUATION_BODY)
+def write_lambada_task(folder: Path) -> None:
+    """`lambada_local`: lm-eval's own `lambada_openai` task (its prompt, target and metrics) over PASSAGES."""
+    from lm_eval import tasks
+
+    data = folder / "passages.jsonl"
+    data.write_text("".join(json.dumps({"text": text}) + "\n" for text in PASSAGES))
+    lambada = Path(tasks.__file__).parent / "lambada" / "lambada_openai.yaml"
+    (folder / "lambada_local.yaml").write_text(
+        f"include: {lambada}\ntask: lambada_local\ntag: []\ndataset_path: json\ndataset_name: null\n"
+        f"dataset_kwargs: {{data_files: {{test: {data}}}}}\n"
+    )
 
 
 def test_continuation_parity_with_lm_eval_simple_evaluate(cli, model_dir: Path, tmp_path: Path) -> None:
-    """A loglikelihood task (LAMBADA's output type): per document, the target's log-likelihood after the prompt
-    (lm-eval logs it under "perplexity", which it aggregates) and acc, whether the target is the greedy
-    continuation, equal lm-eval's; the report's sample browser says both."""
-
-    write_answers_task(tmp_path)
-    pool, logged, doc_of = run_both(model_dir, tmp_path, "answers")
+    """lm-eval's LAMBADA (a loglikelihood task): per document, the target's log-likelihood after the prompt (lm-eval
+    logs it under "perplexity", which it aggregates) and acc, whether the target is the greedy continuation,
+    equal lm-eval's; the report's sample browser says both."""
+    write_lambada_task(tmp_path)
+    pool, logged, doc_of = run_both(model_dir, tmp_path, "lambada_local")
     assert set(pool.samples()["kind"]) == {"continuation"} and set(pool.samples()["metric"]) == {"acc"}
     theirs = {s["doc_id"]: s for s in logged}
     acc = pool.measurements(metric="acc").set_index("sample_id")["value"]
     loglikelihood = pool.measurements(metric="loglikelihood").set_index("sample_id")["value"]
-    assert len(acc) == len(loglikelihood) == len(theirs) == len(ANSWERS)
+    assert len(acc) == len(loglikelihood) == len(theirs) == len(PASSAGES)
     for sample_id, doc_id in doc_of.items():
         assert acc[sample_id] == theirs[doc_id]["acc"], doc_id
         assert loglikelihood[sample_id] == pytest.approx(theirs[doc_id]["perplexity"], rel=5e-5), doc_id
-    assert 0 < acc.sum() < len(ANSWERS)  # some greedy, some not: the comparison can tell
+    assert 0 < acc.sum() < len(PASSAGES)  # some greedy, some not: the comparison can tell
     cli("run", "--model", "baseline-random", "--name", "random", "--no-progress", check=True)
     cli("report", "--out", str(tmp_path / "report.html"), "--bootstrap", "0", check=True)
     html = (tmp_path / "report.html").read_text()
@@ -304,9 +308,10 @@ def test_continuation_fewshot_contexts_are_lm_evals(smollm2: Any, tmp_path: Path
     their targets), and its one request lm-eval's: plain, and with the chat template."""
     from lm_eval.tasks import TaskManager
 
-    write_answers_task(tmp_path)
-    task = TaskManager(include_path=str(tmp_path), include_defaults=False).load(["answers"])["tasks"]["answers"]
-    samples = load_lm_eval_tasks(["answers"], include_path=str(tmp_path))
+    write_lambada_task(tmp_path)
+    name = "lambada_local"
+    task = TaskManager(include_path=str(tmp_path), include_defaults=False).load([name])["tasks"][name]
+    samples = load_lm_eval_tasks([name], include_path=str(tmp_path))
     pool = Pool(tmp_path / "pool", create=True)
     pool.add("samples", samples)
     samples = pool.samples()
