@@ -117,11 +117,12 @@ def import_helm(
     measurements = measurements.assign(
         sample_id=samples["sample_id"].to_numpy()[instance_rows], model=model, run_id=f"helm:{run_name}"
     )
-    measurements.attrs["notes"] = notes
-    predictions = _load(run_dir / PREDICTIONS) if (run_dir / PREDICTIONS).is_file() else []
-    if not predictions:
+    predictions_path = run_dir / PREDICTIONS
+    if not predictions_path.is_file():
         notes.append(f"no responses: no {PREDICTIONS} in {run_dir} (helm-summarize writes it)")
-    responses = _responses(predictions, run_dir / PREDICTIONS, index_of)
+    predictions = _load(predictions_path) if predictions_path.is_file() else []
+    responses = _responses(predictions, predictions_path, index_of)
+    measurements.attrs["notes"] = notes
     return {
         "samples": samples,
         "measurements": measurements,
