@@ -57,6 +57,7 @@ def import_inspect_log(path: str | Path, model: str | None = None) -> dict[str, 
     )
     sample_id = dict(zip(ids, samples["sample_id"], strict=True))
     twins = len(ids) - samples["sample_id"].nunique()  # samples of one content: the pool keeps one
+    no_letter = {i for i, kind in zip(ids, samples["kind"], strict=True) if kind == "generation" and first[i].choices}
     run_id = f"inspect:{log.eval.eval_id}"
     measurements = (
         pd.DataFrame(
@@ -74,6 +75,11 @@ def import_inspect_log(path: str | Path, model: str | None = None) -> dict[str, 
     notes = [f"left out {len(left_out)} samples: every epoch errored ({_ids(left_out)})"] if left_out else []
     if log.status != "success":
         notes.append(f"the eval's status is {log.status!r}: imported the {len(ids)} samples it scored")
+    if no_letter:
+        notes.append(
+            f"{len(no_letter)} samples with choices have not one target letter among them ({_ids(no_letter)}; several "
+            "right answers, say): imported as generation samples, their targets the references"
+        )
     if twins:
         notes.append(f"{twins} samples repeat another's input, choices and target: kept once, as the first")
     if not log.reductions:

@@ -104,6 +104,24 @@ def test_multiple_choice_samples_and_the_model_option(cli, tmp_path: Path) -> No
     assert set(pool.measurements()["model"]) == {"my-model"}
 
 
+def test_samples_with_several_right_answers_are_said_to_be_generations(cli, tmp_path: Path) -> None:
+    several = Sample(id="m3", input="Which are colours?", choices=["red", "dog", "blue"], target=["A", "C"])
+    quiz = Task(
+        name="quiz",
+        dataset=MemoryDataset([*QUIZ, several]),
+        solver=multiple_choice(multiple_correct=True),
+        scorer=choice(),
+    )
+    log = inspect_log(tmp_path / "logs", "alpha", quiz, ["ANSWER: B", "ANSWER: A", "ANSWER: A,C"])
+    done = cli("import", "inspect", log.location, check=True)
+    assert "1 samples with choices have not one target letter among them (m3; several right answers" in done.stderr
+    samples = Pool(tmp_path / "pool").samples().set_index("source_id")
+    assert samples.at["m3", "kind"] == "generation" and json.loads(samples.at["m3", "target"]) == ["A", "C"]
+    assert set(samples.loc[["m1", "m2"], "kind"]) == {"multiple_choice"}
+    values = Pool(tmp_path / "pool").measurements()["value"]
+    assert values.mean() == pytest.approx(accuracy(log, "choice"))
+
+
 def test_epochs_are_reduced_as_inspect_reduces_them(cli, tmp_path: Path) -> None:
     # inspect asks each sample in turn per epoch: q1, q2, 3, then again
     log = inspect_log(tmp_path / "logs", "alpha", arithmetic(), ["4", "6", "two", "4", "5", "3"], epochs=2)
