@@ -547,6 +547,32 @@ def test_lm_eval_samples_of_a_loglikelihood_task_are_continuations(cli, tmp_path
     assert pool.stats()["samples"] == 6
 
 
+def test_lm_eval_samples_of_a_loglikelihood_rolling_task_rank_documents_by_loglikelihood(cli, tmp_path: Path) -> None:
+    """wikitext's kind: lm-eval logs per document (log-likelihood, words) pairs for its corpus-level perplexities;
+    the documents become `scored` samples measured by that log-likelihood (was: refused, "no metric with a number
+    per sample"), higher better, and two models' logs rank on them."""
+    extra = "doc_to_target: question\nmetric_list: [{metric: word_perplexity}, {metric: byte_perplexity}]"
+    path = lm_eval_samples_file(tmp_path, "loglikelihood_rolling", extra)  # documents q0 ... q5
+    logged = [json.loads(line) for line in path.read_text().splitlines()]
+    done = cli("import", "lm-eval-samples", str(path), "--model", "dummy", check=True)
+    assert "left out word_perplexity, byte_perplexity: no number per sample" in done.stderr
+    pool = Pool(tmp_path / "pool")
+    samples = pool.samples()
+    assert set(samples["kind"]) == {"scored"} and set(samples["metric"]) == {"loglikelihood"}
+    assert samples["higher_is_better"].all() and sorted(samples["prompt"]) == [f"q{i}" for i in range(6)]
+    measured = pool.measurements()
+    assert set(measured["metric"]) == {"loglikelihood"}
+    assert sorted(measured["value"]) == sorted(float(r["word_perplexity"][0]) for r in logged)
+    assert pool.read("responses").empty
+    better = path.with_name(path.name.replace("2026", "2027"))
+    better.write_text(
+        "".join(json.dumps({**r, "filtered_resps": [str(float(r["filtered_resps"][0]) / 2)]}) + "\n" for r in logged)
+    )
+    cli("import", "lm-eval-samples", str(better), "--model", "better", check=True)
+    board = json.loads(cli("rank", "--json", check=True).stdout)
+    assert [row["model"] for row in board["models"]] == ["better", "dummy"]
+
+
 def test_generations_imported_from_lm_eval_logs_get_their_scoring_from_add_lm_eval(cli, tmp_path: Path) -> None:
     """A run (or `import outputs`) on generation samples imported from lm-eval's logs scores them the plain way
     (the logs do not say how the task extracts and compares answers), while the logged model was scored by
