@@ -114,8 +114,13 @@ def pool_check(
 # --------------------------------------------------------------------- add
 add_app = typer.Typer(no_args_is_help=True, help="Add samples from datasets: local files, starter tasks, lm-eval, HF.")
 #: tasks.local.KINDS, spelled out for the option parser (a test checks they agree).
-Kind = Literal["multiple_choice", "generation"]
-KindOpt = Annotated[Kind, typer.Option(help="The samples' kind.")]
+Kind = Literal["multiple_choice", "generation", "continuation"]
+KindOpt = Annotated[
+    Kind,
+    typer.Option(
+        help="The samples' kind (continuation: the answer continues the prompt as it is, its space included)."
+    ),
+]
 IdField = Annotated[str, typer.Option("--id-field", help="Field of the sample's source id.")]
 QuestionField = Annotated[str | None, typer.Option("--question-field", help="Field of the question or prompt.")]
 ChoicesField = Annotated[str, typer.Option("--choices-field", help="Field of the choices (multiple choice).")]

@@ -22,7 +22,9 @@ import pandas as pd
 from harness.schema import PoolError, complete_samples, is_null
 from tasks.files import read_rows
 
-KINDS = ("multiple_choice", "generation")
+#: A continuation sample's answer is the text that continues its prompt, as it is (" Paris" after "The capital of
+#: France is"): a run measures its log-likelihood and whether it is the greedy continuation.
+KINDS = ("multiple_choice", "generation", "continuation")
 
 
 @dataclass(frozen=True)
@@ -102,7 +104,11 @@ def _sample(
     if _missing(row.get(fields.answer)):
         raise PoolError(f"{where}: missing required field {fields.answer!r}")
     choices, labels = _choices(row[fields.choices], where) if kind == "multiple_choice" else (None, None)
-    target = _target(row[fields.answer], choices, labels, where)
+    target = (
+        _continuation(row[fields.answer], where)
+        if kind == "continuation"
+        else _target(row[fields.answer], choices, labels, where)
+    )
     try:
         prompt = (
             render.render(**row)
@@ -121,7 +127,7 @@ def _sample(
         "prompt": prompt,
         "choices": choices,
         "target": target,
-        "metric": "acc" if kind == "multiple_choice" else "exact_match",
+        "metric": "exact_match" if kind == "generation" else "acc",
         "metadata": metadata,
         "text": f"{text} " + (" / ".join(choices) if choices else ""),
     }
@@ -149,6 +155,13 @@ def _choices(value: Any, where: str) -> tuple[list[str], list[str] | None]:
 def _list(value: Any) -> Any:
     """A numpy array (how pandas holds a Parquet or HF list) as a list; anything else as it is."""
     return value.tolist() if hasattr(value, "tolist") else value
+
+
+def _continuation(value: Any, where: str) -> list[str]:
+    """A continuation sample's target: its answer, one text, kept as it is (spaces included)."""
+    if not isinstance(value, str) or not value.strip():
+        raise PoolError(f"{where}: answer must be the text that continues the prompt, got {value!r}")
+    return [value]
 
 
 def _target(value: Any, choices: list[str] | None, labels: list[str] | None, where: str) -> int | list[str]:

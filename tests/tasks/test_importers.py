@@ -687,6 +687,23 @@ def test_lm_eval_task_targets(cli, tmp_path: Path, target: str, message: str | N
         assert samples["target"].tolist() == ["1", "0"]
 
 
+def test_local_continuation_samples_keep_their_answer_as_it_is(cli, tmp_path: Path) -> None:
+    """`--kind continuation` (a cloze file, LAMBADA's layout): the answer is the target as it is, its leading space
+    included, which a run appends to the prompt (as lm-eval's loglikelihood requests: tests/harness/test_real_model.py);
+    several answers are refused."""
+    data = tmp_path / "cloze.jsonl"
+    rows = [{"prompt": "The sky is", "answer": " blue"}, {"prompt": "Grass is", "answer": " green"}]
+    data.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    cli("add", "jsonl", str(data), "--source", "cloze", "--kind", "continuation", check=True)
+    samples = Pool(tmp_path / "pool").samples().sort_values("prompt")
+    assert set(samples["kind"]) == {"continuation"} and set(samples["metric"]) == {"acc"}
+    assert [json.loads(t) for t in samples["target"]] == [[" green"], [" blue"]]
+    assert samples["prompt"].tolist() == ["Grass is", "The sky is"]
+    data.write_text(json.dumps({"prompt": "The sky is", "answer": ["blue", "azure"]}) + "\n")
+    done = cli("add", "jsonl", str(data), "--source", "cloze2", "--kind", "continuation")
+    assert done.returncode == 2 and f"{data}:1: answer must be the text that continues the prompt" in done.stderr
+
+
 def test_an_lm_eval_group_with_a_task_a_run_cannot_measure(cli, tmp_path: Path) -> None:
     """A group with a loglikelihood_rolling task (wikitext's output type: a perplexity over whole documents) is
     refused before any task builds its requests, naming the task, its group and type, and the group's tasks
