@@ -5,9 +5,10 @@ and stringifies every leaf of `resps` / `filtered_resps` (log-likelihoods become
 lm-eval 0.4.2 named the files `.json` and for a while wrote them as one JSON array: both are read.
 Multiple-choice files give per-choice log-likelihoods, generation files the generated text, loglikelihood
 tasks' files (one request per document, LAMBADA's kind) continuation samples with the target's log-likelihood
-and greediness, loglikelihood_rolling tasks' files (wikitext's kind) `scored` samples, the documents, measured by
-their log-likelihood (the number lm-eval's perplexities are made of; the perplexities are corpus-level); each metric named in `metrics` that has a number per sample becomes a measurement (a
-continuation's per-sample "perplexity", its log-likelihood, as `loglikelihood`, as a run measures it).
+and greediness, loglikelihood_rolling tasks' files (wikitext's kind) `scored` samples, the documents, measured
+by their log-likelihood (the number lm-eval's corpus-level perplexities are made of). Each metric named in
+`metrics` that has a number per sample becomes a measurement (a continuation's per-sample "perplexity", its
+log-likelihood, as `loglikelihood`, as a run measures it).
 """
 
 from __future__ import annotations
@@ -70,12 +71,12 @@ def import_lm_eval_samples(path: str | Path, model: str) -> dict[str, pd.DataFra
             sample, response = _sample_and_response(record, task)
         except (KeyError, TypeError, ValueError, SyntaxError) as err:
             raise PoolError(f"{where}: not an lm-eval sample record ({type(err).__name__}: {err})") from None
-        # as `add lm-eval` chooses: the first listed metric that a run measures for the kind, else the first
-        sample["metric"] = next((m for m in numbers if m in METRICS[sample["kind"]]), next(iter(numbers), "acc"))
-        if sample["kind"] == "continuation":  # lm-eval logs the log-likelihood as "perplexity", to aggregate it
-            numbers = {("loglikelihood" if m == "perplexity" else m): value for m, value in numbers.items()}
         if sample["kind"] == "scored":  # a document's rolling log-likelihood: the number its perplexities take
             numbers, sample["metric"] = {"loglikelihood": response.pop("loglikelihood")}, "loglikelihood"
+        else:  # as `add lm-eval` chooses: the first listed metric that a run measures for the kind, else the first
+            sample["metric"] = next((m for m in numbers if m in METRICS[sample["kind"]]), next(iter(numbers), "acc"))
+        if sample["kind"] == "continuation":  # lm-eval logs the log-likelihood as "perplexity", to aggregate it
+            numbers = {("loglikelihood" if m == "perplexity" else m): value for m, value in numbers.items()}
         samples.append(sample)
         measurements += [
             {"metric": metric, "value": value, "_row": len(samples) - 1} for metric, value in numbers.items()
