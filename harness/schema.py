@@ -46,7 +46,8 @@ LOWER_IS_BETTER = frozenset({"rank", "loss", "perplexity", "word_perplexity", "b
 #: Metric names whose per-sample values are proportions, in [0, 1] (a 0-100 scale under one is refused).
 PROPORTIONS = frozenset({"acc", "acc_norm", "acc_mutual_info", "exact_match", "em", "f1", "contains"})
 OTHER_SCALE = "scores on another scale need another metric name"
-#: The metrics a run measures per sample, by sample kind (`harness.scoring` computes them).
+#: The metrics a run measures per sample, by sample kind (`harness.scoring` computes them); its kinds are the
+#: ones a run evaluates, and the first metric is a sample's own by default.
 METRICS = {
     "multiple_choice": ("acc", "acc_norm"),
     "generation": ("exact_match", "f1", "contains"),

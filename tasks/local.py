@@ -19,12 +19,12 @@ from typing import Any
 import jinja2
 import pandas as pd
 
-from harness.schema import PoolError, complete_samples, is_null
+from harness.schema import METRICS, PoolError, complete_samples, is_null
 from tasks.files import read_rows
 
-#: A continuation sample's answer is the text that continues its prompt, as it is (" Paris" after "The capital of
-#: France is"): a run measures its log-likelihood and whether it is the greedy continuation.
-KINDS = ("multiple_choice", "generation", "continuation")
+#: The kinds a run evaluates. A continuation sample's answer is the text that continues its prompt, as it is
+#: (" Paris" after "The capital of France is"): a run measures its log-likelihood and whether it is greedy.
+KINDS = tuple(METRICS)
 
 
 @dataclass(frozen=True)
@@ -127,7 +127,7 @@ def _sample(
         "prompt": prompt,
         "choices": choices,
         "target": target,
-        "metric": "exact_match" if kind == "generation" else "acc",
+        "metric": METRICS[kind][0],
         "metadata": metadata,
         "text": f"{text} " + (" / ".join(choices) if choices else ""),
     }

@@ -117,10 +117,11 @@ def import_helm(
     measurements = measurements.assign(
         sample_id=samples["sample_id"].to_numpy()[instance_rows], model=model, run_id=f"helm:{run_name}"
     )
-    predictions_path = run_dir / PREDICTIONS
-    if not predictions_path.is_file():
+    predictions_path, predictions = run_dir / PREDICTIONS, []
+    if predictions_path.is_file():
+        predictions = _load(predictions_path)
+    else:
         notes.append(f"no responses: no {PREDICTIONS} in {run_dir} (helm-summarize writes it)")
-    predictions = _load(predictions_path) if predictions_path.is_file() else []
     responses = _responses(predictions, predictions_path, index_of)
     measurements.attrs["notes"] = notes
     return {
