@@ -114,11 +114,12 @@ def pool_check(
 # --------------------------------------------------------------------- add
 add_app = typer.Typer(no_args_is_help=True, help="Add samples from datasets: local files, starter tasks, lm-eval, HF.")
 #: tasks.local.KINDS, spelled out for the option parser (a test checks they agree).
-Kind = Literal["multiple_choice", "generation", "continuation"]
+Kind = Literal["multiple_choice", "generation", "continuation", "document"]
 KindOpt = Annotated[
     Kind,
     typer.Option(
-        help="The samples' kind (continuation: the answer continues the prompt as it is, its space included)."
+        help="The samples' kind (continuation: the answer continues the prompt as it is, its space included; "
+        "document: the prompt alone, a text ranked by its log-likelihood, no answer)."
     ),
 ]
 IdField = Annotated[str, typer.Option("--id-field", help="Field of the sample's source id.")]

@@ -201,6 +201,8 @@ def _response_text(response: str | None, choices: Any) -> str:
     if "loglikelihoods" in data:  # a continuation sample: its target's log-likelihood, and whether it is greedy
         [loglikelihood], [greedy] = data["loglikelihoods"], data["is_greedy"]
         return f"log-likelihood of the target {loglikelihood:.3f}; {'' if greedy else 'not '}the greedy continuation"
+    if "loglikelihood" in data:  # a document sample: its own log-likelihood
+        return f"log-likelihood of the text {data['loglikelihood']:.3f}"
     text = str(data.get("text", ""))[:500]
     answer = data.get("extracted")  # what was scored, when the text is more than the answer
     return text if answer is None or str(answer) == text.strip() else f"{text}\nanswer: {answer}"

@@ -28,6 +28,7 @@ from rich.progress import (
 from rich.text import Text
 
 from harness import plan, scoring
+from harness.backends import BASELINES
 from harness.backends.base import Backend, ChatBackend, GenerationRequest
 from harness.pool import Pool
 from harness.schema import METRICS, PoolError, stable_hash, to_json
@@ -121,10 +122,16 @@ def pending(pool: Pool, spec: RunSpec) -> RunPlan:
     model can answer."""
     samples = pool.samples(sources=list(spec.sources) if spec.sources else None)
     samples = samples[samples["kind"].isin(EVALUABLE_KINDS)]
+    documents = samples["kind"] == "document"
+    unscorable = None
+    if spec.backend in BASELINES and documents.any():
+        samples = samples[~documents]
+        unscorable = f"{int(documents.sum())} document samples left out: a baseline has no log-probabilities"
     if samples.empty:
         raise PoolError(
             f"nothing to evaluate: no {' or '.join(EVALUABLE_KINDS)} samples in "
-            f"{'the selected sources' if spec.sources else 'the pool'} (imported results are not rerun)"
+            f"{'the selected sources' if spec.sources else 'the pool'} (imported results are not rerun"
+            + (f"; {unscorable})" if unscorable else ")")
         )
     candidates, note = samples, None
     if spec.subset_of:
@@ -142,7 +149,8 @@ def pending(pool: Pool, spec: RunSpec) -> RunPlan:
     done = pool.read_arrow("measurements", models=[spec.model], columns=["sample_id", "run_id"]).to_pandas()
     done_ids = set(done.loc[done["run_id"] == spec.run_id, "sample_id"])
     todo = chosen[~chosen["sample_id"].isin(done_ids)].reset_index(drop=True)
-    return RunPlan(samples, todo, len(chosen), tuple(filter(None, [note, *scoring.plain_scoring_notes(todo)])))
+    notes = [unscorable, note, *scoring.plain_scoring_notes(todo)]
+    return RunPlan(samples, todo, len(chosen), tuple(filter(None, notes)))
 
 
 def evaluate(
@@ -218,9 +226,24 @@ def _evaluate(
     batch: pd.DataFrame, by_source: dict[str, pd.DataFrame], spec: RunSpec, backend: Backend
 ) -> dict[str, pd.DataFrame]:
     """Measurements and responses of one batch of samples: one log-likelihood call for every choice of
-    every multiple-choice sample and the target of every continuation sample, one generation call for the
-    rest."""
+    every multiple-choice sample and the target of every continuation sample, one rolling log-likelihood call
+    for the document samples (their text as it is: no examples, no template, as lm-eval scores them), one
+    generation call for the rest."""
+    measurements: list[dict[str, Any]] = []
+    responses: list[dict[str, Any]] = []
+
+    def keep(row: pd.Series, output: dict[str, Any], shots: int, truncated: bool) -> None:
+        values, response = scoring.score_response(row, output, spec.answer_pattern)
+        if not getattr(backend, "log_probabilities", True):  # a baseline's scores
+            values.pop("loglikelihood", None)
+        response.update({"num_fewshot": shots, "truncated": truncated})
+        measured, stored = scoring.result_rows(row["sample_id"], spec.model, spec.run_id, values, response)
+        measurements.extend(measured)
+        responses.append(stored)
+
     rows = [row for _, row in batch.iterrows()]
+    documents = [row for row in rows if row["kind"] == "document"]
+    rows = [row for row in rows if row["kind"] != "document"]
     layouts = [
         plan.fewshot_context(row, by_source[row["source"]], spec.num_fewshot, spec.system_instruction) for row in rows
     ]
@@ -235,25 +258,18 @@ def _evaluate(
         for row, context in zip(rows, contexts, strict=True)
         if row["kind"] == "generation"
     ]
+    texts = [str(row["prompt"]) for row in documents]
     results = iter(backend.loglikelihood(requests) if requests else [])
     generations = iter(backend.generate(prompts) if prompts else [])
-    measurements: list[dict[str, Any]] = []
-    responses: list[dict[str, Any]] = []
+    for row, loglikelihood in zip(documents, backend.loglikelihood_rolling(texts) if texts else [], strict=True):
+        keep(row, {"loglikelihood": loglikelihood}, 0, False)  # rolling windows: nothing is cut
     for row, layout, context, pairs in zip(rows, layouts, contexts, per_sample, strict=True):
         if pairs:
             outputs = [next(results) for _ in pairs]
             output: dict[str, Any] = {"loglikelihoods": [ll for ll, _ in outputs], "is_greedy": [g for _, g in outputs]}
         else:
             output = {"text": next(generations)}
-        values, response = scoring.score_response(row, output, spec.answer_pattern)
-        if not getattr(backend, "log_probabilities", True):  # a baseline's scores
-            values.pop("loglikelihood", None)
-        response.update(
-            {"num_fewshot": layout.shots, "truncated": backend.token_count(context) + 1 > backend.max_length}
-        )
-        measured, stored = scoring.result_rows(row["sample_id"], spec.model, spec.run_id, values, response)
-        measurements += measured
-        responses.append(stored)
+        keep(row, output, layout.shots, backend.token_count(context) + 1 > backend.max_length)
     return {"measurements": pd.DataFrame(measurements), "responses": pd.DataFrame(responses)}
 
 

@@ -38,8 +38,9 @@ def name_list(names: Iterable[str], limit: int = 20) -> str:
 
 FORMAT_VERSION = 1
 #: A `continuation` sample is scored by the log-likelihood of its target after the prompt (lm-eval's
-#: `loglikelihood` tasks, such as LAMBADA).
-SAMPLE_KINDS = ("multiple_choice", "generation", "continuation", "scored", "preference")
+#: `loglikelihood` tasks, such as LAMBADA); a `document` sample, its prompt, by the prompt's own log-likelihood
+#: in rolling windows (lm-eval's `loglikelihood_rolling` tasks, such as wikitext: the number of perplexities).
+SAMPLE_KINDS = ("multiple_choice", "generation", "continuation", "document", "scored", "preference")
 OUTCOMES = ("a", "b", "tie")
 #: Metric names whose smaller values are better (used when a sample does not say otherwise).
 LOWER_IS_BETTER = frozenset({"rank", "loss", "perplexity", "word_perplexity", "byte_perplexity", "ter"})
@@ -52,6 +53,7 @@ METRICS = {
     "multiple_choice": ("acc", "acc_norm"),
     "generation": ("exact_match", "f1", "contains"),
     "continuation": ("acc", "loglikelihood"),  # acc: the target is the greedy continuation
+    "document": ("loglikelihood",),
 }
 
 _TS = pa.timestamp("us", tz="UTC")

@@ -121,7 +121,9 @@ def score_response(
     """(the metrics, the response to store) of a model's output for a pool sample (`kind`, `choices`, `target`
     and `metadata` as the pool holds them). `output`: `{"loglikelihoods": [...], "is_greedy": [...]}` of a
     multiple-choice or continuation sample (per choice, or of the target), `{"text": ...}` of a generation,
-    whose response gains the `extracted` answer that was scored."""
+    whose response gains the `extracted` answer that was scored, `{"loglikelihood": ...}` of a document."""
+    if sample["kind"] == "document":  # lm-eval's loglikelihood_rolling tasks: the number their perplexities take
+        return {"loglikelihood": float(output["loglikelihood"])}, output
     target = json.loads(sample["target"])
     if sample["kind"] == "multiple_choice":
         return multiple_choice_metrics(output["loglikelihoods"], list(sample["choices"]), int(target)), output

@@ -4,8 +4,9 @@ Tasks load through lm-eval's `TaskManager` (groups expand to their subtasks); ea
 with `build_all_requests`, and a sample's prompt is the context of its `Instance`s, its choices
 `doc_to_choice`, its target `doc_to_target`, and the continuations lm-eval scores are the target delimiter
 plus each choice (a `loglikelihood` task's, such as LAMBADA's: the target as it is, a `continuation` sample).
-So the (context, continuation) pairs poolbench sends a model are exactly lm-eval's; the adapter checks that
-for every document and refuses a task where they differ.
+A `loglikelihood_rolling` task's document (wikitext's) is its `doc_to_target` alone, a `document` sample
+whose prompt is that text. So the requests poolbench sends a model are exactly lm-eval's; the adapter
+checks that for every document and refuses a task where they differ.
 """
 
 from __future__ import annotations
@@ -20,8 +21,13 @@ import pandas as pd
 
 from harness.schema import METRICS, PoolError
 
-#: The pool's sample kind of each lm-eval output type a run measures.
-KIND_OF = {"multiple_choice": "multiple_choice", "generate_until": "generation", "loglikelihood": "continuation"}
+#: The pool's sample kind of each lm-eval output type (lm-eval has these four).
+KIND_OF = {
+    "multiple_choice": "multiple_choice",
+    "generate_until": "generation",
+    "loglikelihood": "continuation",
+    "loglikelihood_rolling": "document",
+}
 
 
 def load_lm_eval_tasks(
@@ -29,7 +35,7 @@ def load_lm_eval_tasks(
 ) -> pd.DataFrame:
     """Samples of the named tasks (or groups). With only an include path, lm-eval's built-in tasks are not
     indexed (that costs seconds). `num_fewshot` bakes lm-eval's own few-shot examples into the prompts.
-    Raises PoolError for an unknown task or an unsupported output type."""
+    Raises PoolError for an unknown task or a request layout that differs from lm-eval's."""
     from lm_eval.tasks import TaskManager
 
     manager = TaskManager(include_path=include_path, include_defaults=include_path is None)
@@ -38,7 +44,6 @@ def load_lm_eval_tasks(
     except (KeyError, ValueError) as err:
         raise PoolError(f"cannot load lm-eval task(s) {', '.join(names)}: {err}") from None
     group_of = {child: group for group, children in loaded.get("group_map", {}).items() for child in children}
-    _check_output_types(loaded["tasks"], group_of)
     frames = [
         _task_samples(name, task, str(group_of.get(name, "")), num_fewshot, limit)
         for name, task in loaded["tasks"].items()
@@ -46,22 +51,6 @@ def load_lm_eval_tasks(
     if not frames:
         raise PoolError(f"no lm-eval task matched {', '.join(names)}")
     return pd.concat(frames, ignore_index=True)
-
-
-def _check_output_types(tasks: dict[str, Any], group_of: dict[str, Any]) -> None:
-    """PoolError, before any task builds its requests, naming the tasks whose output type is not supported
-    (and the loaded tasks that are, which can be added by name)."""
-    unsupported = {name: task.OUTPUT_TYPE for name, task in tasks.items() if task.OUTPUT_TYPE not in KIND_OF}
-    if unsupported:
-        named = ", ".join(
-            f"{name!r}" + (f" in group {str(group_of[name])!r}" if name in group_of else "") + f" ({kind})"
-            for name, kind in unsupported.items()
-        )
-        others = [name for name in tasks if name not in unsupported]
-        raise PoolError(
-            f"lm-eval task(s) of an output type a run does not measure (only {', '.join(KIND_OF)}): {named}"
-            + (f"; the other tasks can be added by name: {', '.join(others)}" if others else "")
-        )
 
 
 def _task_samples(name: str, task: Any, group: str, num_fewshot: int, limit: int | None) -> pd.DataFrame:
@@ -119,6 +108,10 @@ def _task_samples(name: str, task: Any, group: str, num_fewshot: int, limit: int
                     "(unsupported request layout)"
                 )
             fields = {"kind": "continuation", "choices": None, "target": [continuation]}
+        elif output_type == "loglikelihood_rolling":  # the target alone, scored in rolling windows
+            if [tuple(inst.arguments) for inst in instances] != [(str(task.doc_to_target(doc)),)]:
+                raise PoolError(f"lm-eval task {name!r}, doc {doc_id}: its request is not its target alone")
+            fields = {"kind": "document", "choices": None, "target": None}
         else:
             target = task.doc_to_target(doc)
             if task.config.doc_to_choice is not None:  # the target is a choice's index (lm-eval scores its text)

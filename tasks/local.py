@@ -23,7 +23,8 @@ from harness.schema import METRICS, PoolError, complete_samples, is_null
 from tasks.files import read_rows
 
 #: The kinds a run evaluates. A continuation sample's answer is the text that continues its prompt, as it is
-#: (" Paris" after "The capital of France is"): a run measures its log-likelihood and whether it is greedy.
+#: (" Paris" after "The capital of France is"): a run measures its log-likelihood and whether it is greedy. A
+#: document sample is its prompt alone, a text whose log-likelihood a run measures (a perplexity corpus).
 KINDS = tuple(METRICS)
 
 
@@ -65,7 +66,11 @@ def samples_from_rows(
     if kind not in KINDS:
         raise PoolError(f"--kind must be one of {', '.join(KINDS)}, not {kind!r}")
     question = fields.question or ("question" if kind == "multiple_choice" else "prompt")
-    needed = [question, fields.answer] + ([fields.choices] if kind == "multiple_choice" else [])
+    needed = (
+        [question]
+        + ([fields.answer] if kind != "document" else [])
+        + ([fields.choices] if kind == "multiple_choice" else [])
+    )
     if rows.empty:
         raise PoolError(f"{origin}: no rows")
     for field in needed:
@@ -101,11 +106,13 @@ def _sample(
     text = row.get(question)
     if _missing(text):
         raise PoolError(f"{where}: missing required field {question!r}")
-    if _missing(row.get(fields.answer)):
+    if kind != "document" and _missing(row.get(fields.answer)):
         raise PoolError(f"{where}: missing required field {fields.answer!r}")
     choices, labels = _choices(row[fields.choices], where) if kind == "multiple_choice" else (None, None)
     target = (
-        _continuation(row[fields.answer], where)
+        None
+        if kind == "document"
+        else _continuation(row[fields.answer], where)
         if kind == "continuation"
         else _target(row[fields.answer], choices, labels, where)
     )
@@ -117,7 +124,8 @@ def _sample(
         )
     except jinja2.TemplateError as err:
         raise PoolError(f"{where}: template error ({err})") from None
-    used = {question, fields.answer, fields.id} | ({fields.choices} if choices is not None else set())
+    used = {question, fields.id} | ({fields.answer} if target is not None else set())
+    used |= {fields.choices} if choices is not None else set()
     metadata = {k: v for k, v in row.items() if k not in used and not _missing(v)}
     source_id = "" if _missing(row.get(fields.id)) else str(row[fields.id])
     return {

@@ -1,4 +1,4 @@
-"""The backend protocol: log-likelihoods of (context, continuation) pairs, and generations."""
+"""The backend protocol: log-likelihoods of (context, continuation) pairs and of whole texts, and generations."""
 
 from __future__ import annotations
 
@@ -23,6 +23,11 @@ class Backend(Protocol):
     def loglikelihood(self, requests: list[tuple[str, str]]) -> list[tuple[float, bool]]:
         """For each (context, continuation): the continuation's summed log-probability and whether it is
         the greedy continuation. Results come back in request order."""
+        ...
+
+    def loglikelihood_rolling(self, texts: list[str]) -> list[float]:
+        """For each text: its summed log-probability from its first token on, in lm-eval's rolling windows
+        (a text longer than the context window is scored window by window, each token once). In order."""
         ...
 
     def generate(self, requests: list[GenerationRequest]) -> list[str]:

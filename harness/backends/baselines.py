@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from harness.backends.base import GenerationRequest
-from harness.schema import stable_hash
+from harness.schema import PoolError, stable_hash
 
 POLICIES = ("random", "longest", "shortest")
 
@@ -27,6 +27,10 @@ class ChoiceBaseline:
 
     def loglikelihood(self, requests: list[tuple[str, str]]) -> list[tuple[float, bool]]:
         return [(self._score(context, continuation), False) for context, continuation in requests]
+
+    def loglikelihood_rolling(self, texts: list[str]) -> list[float]:
+        """None to give: a run leaves document samples out of a baseline's selection (`runner.pending`)."""
+        raise PoolError("baselines have no log-probabilities: they do not score document samples")
 
     def _score(self, context: str, continuation: str) -> float:
         if self.policy == "random":

@@ -70,6 +70,15 @@ class LMEvalBackend:
         ]
         return [(float(ll), bool(greedy)) for ll, greedy in self.lm.loglikelihood(instances, disable_tqdm=True)]
 
+    def loglikelihood_rolling(self, texts: list[str]) -> list[float]:
+        """The model's own `loglikelihood_rolling` (its windows: the model's length, one less for a server)."""
+        from lm_eval.api.instance import Instance
+
+        instances = [
+            Instance("loglikelihood_rolling", {}, (text,), i, ("poolbench", i, 1)) for i, text in enumerate(texts)
+        ]
+        return [float(ll) for ll in self.lm.loglikelihood_rolling(instances, disable_tqdm=True)]
+
     @property
     def takes_messages(self) -> bool:
         """A chat endpoint (lm-eval's `*-chat-completions`): its prompts are chat messages."""

@@ -161,15 +161,36 @@ class VLLMNativeBackend:
         return int(bos if bos is not None else self.tokenizer.eos_token_id)
 
     def loglikelihood(self, requests: list[tuple[str, str]]) -> list[tuple[float, bool]]:
-        from vllm import SamplingParams
-        from vllm.inputs import TokensPrompt
-
         pairs = [
             encode_pair(self._encode, context, continuation)
             if context
             else ([self._prefix_token()], self._encode(continuation))
             for context, continuation in requests
         ]
+        return self._score(pairs)
+
+    def loglikelihood_rolling(self, texts: list[str]) -> list[float]:
+        """lm-eval's rolling windows, as its `vllm` model makes them (two tokens under the window: the
+        context's and the generated one's), all of a call's windows scored in one `generate`."""
+        from lm_eval.utils import get_rolling_token_windows, make_disjoint_window
+
+        windows = [
+            [
+                make_disjoint_window(window)
+                for window in get_rolling_token_windows(
+                    self._encode(text), self._prefix_token(), self._max_length - 2, 1
+                )
+            ]
+            for text in texts
+        ]
+        scores = iter(self._score([pair for pairs in windows for pair in pairs]))
+        return [float(sum(next(scores)[0] for _ in pairs)) for pairs in windows]
+
+    def _score(self, pairs: Sequence[tuple[list[int], list[int]]]) -> list[tuple[float, bool]]:
+        """(log-likelihood, greedy) of each encoded (context, continuation) pair, from one `generate`."""
+        from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
+
         prompts = plan_prompts(pairs, self._max_length)
         params = [
             SamplingParams(temperature=0, max_tokens=1, detokenize=False, logprob_token_ids=sorted(set(p.choices)))
@@ -180,7 +201,7 @@ class VLLMNativeBackend:
         outputs = self.llm.generate(
             [TokensPrompt(prompt_token_ids=list(p.ids)) for p in prompts], params, use_tqdm=False
         )
-        results: list[tuple[float, bool]] = [(0.0, False)] * len(requests)
+        results: list[tuple[float, bool]] = [(0.0, False)] * len(pairs)
         for prompt, output in zip(prompts, outputs, strict=True):
             if prompt.choices:
                 step, greedy = output.outputs[0].logprobs[0], output.outputs[0].token_ids[0]

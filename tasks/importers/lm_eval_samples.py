@@ -5,8 +5,8 @@ and stringifies every leaf of `resps` / `filtered_resps` (log-likelihoods become
 lm-eval 0.4.2 named the files `.json` and for a while wrote them as one JSON array: both are read.
 Multiple-choice files give per-choice log-likelihoods, generation files the generated text, loglikelihood
 tasks' files (one request per document, LAMBADA's kind) continuation samples with the target's log-likelihood
-and greediness, loglikelihood_rolling tasks' files (wikitext's kind) `scored` samples, the documents, measured
-by their log-likelihood (the number lm-eval's corpus-level perplexities are made of). Each metric named in
+and greediness, loglikelihood_rolling tasks' files (wikitext's kind) document samples measured by their
+log-likelihood (the number lm-eval's corpus-level perplexities are made of), as `add lm-eval` makes them. Each metric named in
 `metrics` that has a number per sample becomes a measurement (a continuation's per-sample "perplexity", its
 log-likelihood, as `loglikelihood`, as a run measures it).
 """
@@ -71,8 +71,8 @@ def import_lm_eval_samples(path: str | Path, model: str) -> dict[str, pd.DataFra
             sample, response = _sample_and_response(record, task)
         except (KeyError, TypeError, ValueError, SyntaxError) as err:
             raise PoolError(f"{where}: not an lm-eval sample record ({type(err).__name__}: {err})") from None
-        if sample["kind"] == "scored":  # a document's rolling log-likelihood: the number its perplexities take
-            numbers, sample["metric"] = {"loglikelihood": response.pop("loglikelihood")}, "loglikelihood"
+        if sample["kind"] == "document":  # its rolling log-likelihood: the number its perplexities take
+            numbers, sample["metric"] = {"loglikelihood": response["loglikelihood"]}, "loglikelihood"
         else:  # as `add lm-eval` chooses: the first listed metric that a run measures for the kind, else the first
             sample["metric"] = next((m for m in numbers if m in METRICS[sample["kind"]]), next(iter(numbers), "acc"))
         if sample["kind"] == "continuation":  # lm-eval logs the log-likelihood as "perplexity", to aggregate it
@@ -81,8 +81,7 @@ def import_lm_eval_samples(path: str | Path, model: str) -> dict[str, pd.DataFra
         measurements += [
             {"metric": metric, "value": value, "_row": len(samples) - 1} for metric, value in numbers.items()
         ]
-        if response:
-            responses.append({"response": to_json(response), "_row": len(samples) - 1})
+        responses.append({"response": to_json(response), "_row": len(samples) - 1})
     if not measurements:
         why = f"{', '.join(left_out)}: lm-eval aggregates these over the corpus" if left_out else "none listed"
         raise PoolError(f"{path}: no metric with a number per sample ({why}); nothing to rank")
@@ -103,8 +102,7 @@ def import_lm_eval_samples(path: str | Path, model: str) -> dict[str, pd.DataFra
         if len(filters) > 1
         else []
     )
-    tables = {"samples": table.drop_duplicates("sample_id"), "measurements": measured}
-    return tables | ({"responses": attach(responses)} if responses else {})  # documents have none
+    return {"samples": table.drop_duplicates("sample_id"), "measurements": measured, "responses": attach(responses)}
 
 
 def _number(value: Any) -> float | None:
@@ -123,8 +121,8 @@ def _sample_and_response(record: dict[str, Any], task: str) -> tuple[dict[str, A
     metadata = {"task": task, "doc_id": record.get("doc_id"), "doc": record.get("doc")}
     base = {"source": task, "source_id": str(record.get("doc_id", ""))}
     second = arguments[0].get("arg_1")
-    if "arg_1" not in arguments[0]:  # a loglikelihood_rolling task's document (wikitext's kind): no response
-        sample = {**base, "kind": "scored", "prompt": context, "choices": None, "target": None, "metadata": metadata}
+    if "arg_1" not in arguments[0]:  # a loglikelihood_rolling task's document (wikitext's kind)
+        sample = {**base, "kind": "document", "prompt": context, "choices": None, "target": None, "metadata": metadata}
         return sample, {"loglikelihood": float(_literal(record["filtered_resps"][0]))}
     if isinstance(second, str) and len(arguments) == 1:  # a loglikelihood task's one request (LAMBADA's kind)
         loglikelihood, greedy = _literal(record["filtered_resps"][0])

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from transformers import AutoTokenizer
 
 from harness import plan, scoring
 from harness.backends import make_backend
@@ -143,19 +144,22 @@ filter_list:
 metric_list: [{metric: exact_match, ignore_case: true, regexes_to_ignore: ["(?s).*#### "]}]"""
 
 
-def run_both(model_dir: Path, folder: Path, name: str) -> tuple[Pool, list[dict[str, Any]], dict[str, int]]:
-    """The local lm-eval task `name` (in `folder`) run by poolbench (HF backend, SmolLM2) into a new pool and by
-    lm-eval's `simple_evaluate`: the pool, lm-eval's logged samples, and each pool sample's doc id."""
+def run_both(
+    model_dir: Path, folder: Path, name: str, **model_args: str
+) -> tuple[Pool, list[dict[str, Any]], dict[str, int]]:
+    """The local lm-eval task `name` (in `folder`) run by poolbench (HF backend, SmolLM2, with `model_args`) into
+    a new pool and by lm-eval's `simple_evaluate`: the pool, lm-eval's logged samples, each pool sample's doc id."""
     import lm_eval
     from lm_eval.tasks import TaskManager
 
     pool = Pool(folder / "pool", create=True)
     pool.add("samples", load_lm_eval_tasks([name], include_path=str(folder)))
-    spec = RunSpec(model="smollm2", backend="hf", model_args={"pretrained": str(model_dir)}, batch_size=4)
+    args = {"pretrained": str(model_dir), **model_args}
+    spec = RunSpec(model="smollm2", backend="hf", model_args=args, batch_size=4)
     run(pool, spec, make_backend("hf", spec.model_args, batch_size=4, device="cpu"), progress=False)
     results = lm_eval.simple_evaluate(
         model="hf",
-        model_args=f"pretrained={model_dir}",
+        model_args=",".join(f"{key}={value}" for key, value in args.items()),
         tasks=[name],
         task_manager=TaskManager(include_path=str(folder), include_defaults=False),
         batch_size=4,
@@ -240,6 +244,55 @@ def test_continuation_parity_with_lm_eval_simple_evaluate(cli, model_dir: Path, 
     cli("report", "--out", str(tmp_path / "report.html"), "--bootstrap", "0", check=True)
     html = (tmp_path / "report.html").read_text()
     assert "; the greedy continuation" in html and "; not the greedy continuation" in html
+
+
+#: Pages in wikitext's raw layout (written for the test): headings, " @-@ " and " , " that lm-eval's wikitext
+#: detokenizes; 26, 115 and 114 tokens.
+PAGES = [
+    " = Heron Lake = \n Heron Lake is a small lake in the north of the county , fed by two streams . \n",
+    " = The Mill Road = \n The Mill Road runs 12 @.@ 5 km from the village to the coast , past the old mill , "
+    "the church and the two farms that gave the road its name in the 18th century . \n = = History = = \n The "
+    "road was built in 1792 by the miller , who needed a way to bring grain from the farms to the mill and flour "
+    "to the harbour . It was paved in 1921 and widened in 1964 , when the first buses ran to the coast . \n",
+    " = Ada Brown = \n Ada Brown ( 1850 @-@ 1921 ) was an English painter of landscapes and harbours . She "
+    "studied in London and Paris , and showed her first paintings at the Royal Academy in 1874 . Her pictures of "
+    "the fishing fleet at dawn made her name ; she painted the harbour more than a hundred times , in every "
+    "season and every light . \n = = Later life = = \n In 1900 she moved to the coast , where she taught "
+    "painting to the children of the village until her death . \n",
+]
+
+
+def write_wikitext_task(folder: Path) -> None:
+    """`wikitext_local`: lm-eval's own `wikitext` task (its detokenizer, request and metrics) over PAGES."""
+    from lm_eval import tasks
+
+    data = folder / "pages.jsonl"
+    data.write_text("".join(json.dumps({"page": page}) + "\n" for page in PAGES))
+    wikitext = Path(tasks.__file__).parent / "wikitext" / "wikitext.yaml"
+    (folder / "wikitext_local.yaml").write_text(
+        f"include: {wikitext}\ntask: wikitext_local\ndataset_path: json\ndataset_name: null\n"
+        f"dataset_kwargs: {{data_files: {{test: {data}}}}}\ntraining_split: null\nvalidation_split: null\n"
+    )
+
+
+def test_document_parity_with_lm_eval_simple_evaluate(cli, model_dir: Path, tmp_path: Path) -> None:
+    """lm-eval's wikitext (a loglikelihood_rolling task): per page, the log-likelihood of the detokenized page in
+    rolling windows (here of 32 tokens: one page fits one, two span four) equals the one lm-eval logs for its
+    perplexities; the report's sample browser shows it."""
+    write_wikitext_task(tmp_path)
+    pool, logged, doc_of = run_both(model_dir, tmp_path, "wikitext_local", max_length="32")
+    samples = pool.samples()
+    assert set(samples["kind"]) == {"document"} and set(samples["metric"]) == {"loglikelihood"}
+    assert "Heron Lake is a small lake in the north of the county, fed" in samples["prompt"].sum()
+    tokens = AutoTokenizer.from_pretrained(model_dir)(list(samples["prompt"]))["input_ids"]
+    assert min(map(len, tokens)) < 32 < 3 * 32 < max(map(len, tokens))
+    theirs = {s["doc_id"]: s for s in logged}
+    ours = pool.measurements(metric="loglikelihood").set_index("sample_id")["value"]
+    assert len(ours) == len(theirs) == len(PAGES)
+    for sample_id, doc_id in doc_of.items():
+        assert ours[sample_id] == pytest.approx(theirs[doc_id]["word_perplexity"][0], rel=5e-5), doc_id
+    cli("report", "--out", str(tmp_path / "report.html"), "--bootstrap", "0", check=True)
+    assert f"log-likelihood of the text {ours.iloc[0]:.3f}" in (tmp_path / "report.html").read_text()
 
 
 @pytest.fixture(scope="module")

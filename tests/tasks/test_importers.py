@@ -13,6 +13,7 @@ import pytest
 from scipy.stats import kendalltau
 
 import aggregators
+from harness.backends import make_backend
 from harness.pool import Pool
 from harness.reporting import build_report, ranking_inputs
 from harness.runner import RunSpec, pending
@@ -549,8 +550,9 @@ def test_lm_eval_samples_of_a_loglikelihood_task_are_continuations(cli, tmp_path
 
 def test_lm_eval_samples_of_a_loglikelihood_rolling_task_rank_documents_by_loglikelihood(cli, tmp_path: Path) -> None:
     """wikitext's kind: lm-eval logs per document (log-likelihood, words) pairs for its corpus-level perplexities;
-    the documents become `scored` samples measured by that log-likelihood (was: refused, "no metric with a number
-    per sample"), higher better, and two models' logs rank on them."""
+    the documents become document samples measured by that log-likelihood (was: refused, "no metric with a
+    number per sample"), higher better, the same samples `add lm-eval` makes, and two models' logs rank on
+    them."""
     extra = "doc_to_target: question\nmetric_list: [{metric: word_perplexity}, {metric: byte_perplexity}]"
     path = lm_eval_samples_file(tmp_path, "loglikelihood_rolling", extra)  # documents q0 ... q5
     logged = [json.loads(line) for line in path.read_text().splitlines()]
@@ -558,12 +560,15 @@ def test_lm_eval_samples_of_a_loglikelihood_rolling_task_rank_documents_by_logli
     assert "left out word_perplexity, byte_perplexity: no number per sample" in done.stderr
     pool = Pool(tmp_path / "pool")
     samples = pool.samples()
-    assert set(samples["kind"]) == {"scored"} and set(samples["metric"]) == {"loglikelihood"}
+    assert set(samples["kind"]) == {"document"} and set(samples["metric"]) == {"loglikelihood"}
     assert samples["higher_is_better"].all() and sorted(samples["prompt"]) == [f"q{i}" for i in range(6)]
     measured = pool.measurements()
     assert set(measured["metric"]) == {"loglikelihood"}
     assert sorted(measured["value"]) == sorted(float(r["word_perplexity"][0]) for r in logged)
-    assert pool.read("responses").empty
+    responses = [json.loads(r)["loglikelihood"] for r in pool.read("responses")["response"]]
+    assert sorted(responses) == sorted(measured["value"])
+    cli("add", "lm-eval", "tiny_loglikelihood_rolling", "--include-path", str(tmp_path / "tasks"), check=True)
+    assert pool.stats()["samples"] == 6
     better = path.with_name(path.name.replace("2026", "2027"))
     better.write_text(
         "".join(json.dumps({**r, "filtered_resps": [str(float(r["filtered_resps"][0]) / 2)]}) + "\n" for r in logged)
@@ -687,6 +692,38 @@ def test_lm_eval_task_targets(cli, tmp_path: Path, target: str, message: str | N
         assert samples["target"].tolist() == ["1", "0"]
 
 
+def test_local_document_samples_are_their_text_scored_by_its_loglikelihood(cli, tmp_path: Path) -> None:
+    """`--kind document` (a corpus to rank models' perplexities on): each row's text alone is the prompt, no answer
+    needed; a run measures its log-likelihood in rolling windows, for a text in one window the log-likelihood
+    of the whole text after the prefix token (lm-eval's loglikelihood with an empty context)."""
+    data = tmp_path / "corpus.jsonl"
+    texts = ["The quick brown fox jumps over the lazy dog.", "Colorless green ideas sleep furiously."]
+    data.write_text("".join(json.dumps({"text": text, "year": 1957}) + "\n" for text in texts))
+    cli("add", "jsonl", str(data), "--source", "corpus", "--kind", "document", "--question-field", "text", check=True)
+    samples = Pool(tmp_path / "pool").samples().sort_values("prompt")
+    assert samples["prompt"].tolist() == texts[::-1] and set(samples["kind"]) == {"document"}
+    assert samples["target"].map(json.loads).isna().all() and set(samples["metric"]) == {"loglikelihood"}
+    assert [json.loads(m) for m in samples["metadata"]] == [{"year": 1957}] * 2
+    cli(
+        "run",
+        "--model",
+        "hf",
+        "--model-args",
+        "pretrained=builtin:smollm2-135m",
+        "--name",
+        "smol",
+        "--no-progress",
+        check=True,
+    )
+    measured = Pool(tmp_path / "pool").measurements().merge(samples, on="sample_id")
+    backend = make_backend("hf", {"pretrained": "builtin:smollm2-135m"}, device="cpu")
+    whole = [ll for ll, _ in backend.loglikelihood([("", text) for text in measured["prompt"]])]
+    assert measured["value"].tolist() == pytest.approx(whole, rel=5e-5)
+    data.write_text(json.dumps({"text": texts[0]}) + "\n" + json.dumps({"text": None}) + "\n")
+    done = cli("add", "jsonl", str(data), "--source", "corpus2", "--kind", "document", "--question-field", "text")
+    assert done.returncode == 2 and f"{data}:2: missing required field 'text'" in done.stderr
+
+
 def test_local_continuation_samples_keep_their_answer_as_it_is(cli, tmp_path: Path) -> None:
     """`--kind continuation` (a cloze file, LAMBADA's layout): the answer is the target as it is, its leading space
     included, which a run appends to the prompt (as lm-eval's loglikelihood requests: tests/harness/test_real_model.py);
@@ -704,27 +741,31 @@ def test_local_continuation_samples_keep_their_answer_as_it_is(cli, tmp_path: Pa
     assert done.returncode == 2 and f"{data}:1: answer must be the text that continues the prompt" in done.stderr
 
 
-def test_an_lm_eval_group_with_a_task_a_run_cannot_measure(cli, tmp_path: Path) -> None:
-    """A group with a loglikelihood_rolling task (wikitext's output type: a perplexity over whole documents) is
-    refused before any task builds its requests, naming the task, its group and type, and the group's tasks
-    that can be added by name (it said "output type 'loglikelihood' is not supported (('multiple_choice',
-    'generate_until'))"); those can."""
+def test_an_lm_eval_group_with_a_loglikelihood_rolling_task(cli, tmp_path: Path) -> None:
+    """A group with a loglikelihood_rolling task (wikitext's output type: a perplexity over whole documents) adds
+    both its tasks (it was refused: "only multiple_choice, generate_until, loglikelihood"); the document's
+    prompt is the task's target, what lm-eval scores; a baseline's run leaves it out and says so."""
     data = tmp_path / "d.jsonl"
-    data.write_text(json.dumps({"question": "Sky?", "choices": ["blue", "red"], "answer": 0, "gold": "blue"}) + "\n")
+    data.write_text(
+        json.dumps({"question": "Sky?", "choices": ["blue", "red"], "answer": 0, "gold": "Blue sky."}) + "\n"
+    )
     for name, output_type, extra in (
         ("pick", "multiple_choice", "doc_to_choice: choices\ndoc_to_target: answer\nmetric_list: [{metric: acc}]"),
         ("ppl", "loglikelihood_rolling", "doc_to_target: gold\nmetric_list: [{metric: word_perplexity}]"),
     ):
         write_task(tmp_path, name, data, output_type, extra)
     (tmp_path / "both.yaml").write_text("group: both\ntask: [pick, ppl]\n")
-    refused = cli("add", "lm-eval", "both", "--include-path", str(tmp_path))
-    assert refused.returncode == 2 and refused.stderr.strip().endswith(
-        "lm-eval task(s) of an output type a run does not measure (only multiple_choice, generate_until, "
-        "loglikelihood): 'ppl' in group 'both' (loglikelihood_rolling); the other tasks can be added by name: pick"
-    ), refused.stderr
-    assert not (tmp_path / "pool").exists() or not stats(cli)["samples"]
-    cli("add", "lm-eval", "pick", "--include-path", str(tmp_path), check=True)
-    assert stats(cli)["samples"] == 1
+    cli("add", "lm-eval", "both", "--include-path", str(tmp_path), check=True)
+    samples = Pool(tmp_path / "pool").samples().set_index("source")
+    assert samples.loc["ppl", "kind"] == "document" and samples.loc["ppl", "prompt"] == "Blue sky."
+    assert samples.loc["ppl", "metric"] == "loglikelihood" and samples.loc["ppl", "higher_is_better"]
+    done = cli("run", "--model", "baseline-random", "--name", "random", "--no-progress", check=True)
+    assert "note: 1 document samples left out: a baseline has no log-probabilities" in done.stderr
+    assert "random: 1 samples evaluated" in done.stderr
+    refused = cli("run", "--model", "baseline-random", "--name", "random", "--source", "ppl", "--no-progress")
+    assert refused.returncode == 2 and "1 document samples left out: a baseline has no log-probabilities" in (
+        refused.stderr
+    )
 
 
 def test_lm_eval_generation_tasks_record_how_lm_eval_scores_them(cli, tmp_path: Path) -> None:

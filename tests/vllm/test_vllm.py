@@ -41,6 +41,12 @@ CONTINUATIONS = [
     ("Question: What color is the sky?\nAnswer:", " Blue"),
     ("Question: What is the capital of France?\nAnswer:", " Paris"),
 ]
+#: Documents (lm-eval's loglikelihood_rolling requests): two in one window, one over several of ENGINE's.
+DOCUMENTS = [
+    "The quick brown fox jumps over the lazy dog.",
+    "Colorless green ideas sleep furiously.",
+    " ".join(f"Mile {i}: the river runs past the old mill and on towards the sea." for i in range(60)),
+]
 PROMPTS = [GenerationRequest(f"Question: What is {a} plus {b}?\nAnswer:", max_tokens=12) for a, b in [(2, 2), (7, 5)]]
 
 
@@ -109,6 +115,14 @@ def test_native_vllm_matches_hf(native, requests, hf, hf_scores) -> None:
     )
     assert native.apply_chat_template(chats[0]) == f"[Capital of Peru?][Lima][{chats[0][-1]['content']}]"
     native.tokenizer = engine_tokenizer
+    # documents in lm-eval's vllm model's windows, two tokens under the context (the context's, the generated
+    # one's): what hf scores with that window; hf's own 8k window scores the long document otherwise
+    assert native.token_count(DOCUMENTS[-1]) > 2 * native.max_length
+    window = {"pretrained": "builtin:smollm2-135m", "dtype": "float32", "max_length": str(native.max_length - 2)}
+    windowed = make_backend("hf", window, device="cpu").loglikelihood_rolling(DOCUMENTS)
+    documents, whole = native.loglikelihood_rolling(DOCUMENTS), hf.loglikelihood_rolling(DOCUMENTS)
+    assert documents == pytest.approx(windowed, rel=1e-5, abs=1e-3)
+    assert documents[:2] == pytest.approx(whole[:2], abs=1e-3) and documents[2] != pytest.approx(whole[2], rel=1e-3)
     described = native.describe()
     assert described["backend"] == "vllm-native" and described["revision"].startswith("sha256:")
     assert described["vllm"]
@@ -168,6 +182,8 @@ def test_openai_compatible_server_matches_hf(server: str, requests, hf, hf_score
     args = {"base_url": f"{server}/completions", "model": str(smollm2_path()), "num_concurrent": "2"}
     remote = make_backend("openai-completions", args)
     assert_same_scores(remote.loglikelihood(requests), hf_scores)
+    short = DOCUMENTS[:2]  # in one window of the server's and hf's
+    assert remote.loglikelihood_rolling(short) == pytest.approx(hf.loglikelihood_rolling(short), abs=1e-3)
     assert remote.generate(PROMPTS) == hf.generate(PROMPTS)
     chat = [{"role": "user", "content": PROMPTS[0].context}]
     tokenized_here = make_backend("openai-completions", {**args, "tokenizer_backend": "huggingface"})
