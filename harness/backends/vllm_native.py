@@ -13,7 +13,8 @@ prefix token). Then:
   prefix cache for requests with prompt log-probabilities (`skip_reading_prefix_cache`), so these choices do
   re-prefill their shared question.
 All prompts of a call go to one `LLM.generate`, so vLLM batches them continuously; sequences longer than
-the window are cut on the left, as lm-eval does.
+the window are cut on the left, as lm-eval does. A document (`loglikelihood_rolling`) is cut into lm-eval's
+rolling windows, as lm-eval's `vllm` model cuts it, and each window scored as a pair.
 
 vLLM is imported here only; `make_backend` imports this module when `vllm-native` is asked for.
 """

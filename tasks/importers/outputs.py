@@ -46,8 +46,8 @@ def read_outputs(
         line_of[sample["sample_id"]] = record["_line"]
         if sample["kind"] != "generation":
             raise PoolError(
-                f"{where}: {named} is {sample['kind']}, not a generation (multiple-choice and continuation samples "
-                "are scored from log-likelihoods, which an output does not give)"
+                f"{where}: {named} is {sample['kind']}, not a generation (multiple-choice, continuation and "
+                "document samples are scored from log-likelihoods, which an output does not give)"
             )
         output = record[output_field]
         if not isinstance(output, str):
