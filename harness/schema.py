@@ -39,7 +39,7 @@ def name_list(names: Iterable[str], limit: int = 20) -> str:
 FORMAT_VERSION = 1
 #: A `continuation` sample is scored by the log-likelihood of its target after the prompt (lm-eval's
 #: `loglikelihood` tasks, such as LAMBADA); a `document` sample, its prompt, by the prompt's own log-likelihood
-#: in rolling windows (lm-eval's `loglikelihood_rolling` tasks, such as wikitext: the number of perplexities).
+#: in rolling windows (lm-eval's `loglikelihood_rolling` tasks, such as wikitext: what perplexities are made of).
 SAMPLE_KINDS = ("multiple_choice", "generation", "continuation", "document", "scored", "preference")
 OUTCOMES = ("a", "b", "tie")
 #: Metric names whose smaller values are better (used when a sample does not say otherwise).

@@ -13,7 +13,7 @@ prefix token). Then:
   prefix cache for requests with prompt log-probabilities (`skip_reading_prefix_cache`), so these choices do
   re-prefill their shared question.
 All prompts of a call go to one `LLM.generate`, so vLLM batches them continuously; sequences longer than
-the window are cut on the left, as lm-eval does. A document (`loglikelihood_rolling`) is cut into lm-eval's
+the window (less the one token vLLM generates) are cut on the left, as lm-eval's `vllm` model cuts them. A document (`loglikelihood_rolling`) is cut into lm-eval's
 rolling windows, as lm-eval's `vllm` model cuts it, and each window scored as a pair.
 
 vLLM is imported here only; `make_backend` imports this module when `vllm-native` is asked for.
@@ -77,8 +77,9 @@ class Prompt:
 def plan_prompts(pairs: Sequence[tuple[list[int], list[int]]], max_length: int) -> list[Prompt]:
     """Group encoded (context, continuation) pairs into engine prompts (see the module docstring).
 
-    Every request index appears in exactly one prompt; sequences are cut on the left to `max_length`
-    tokens (the continuation is kept whole up to the window)."""
+    Every request index appears in exactly one prompt; a sequence (context and continuation) is cut on the
+    left to `max_length - 1` tokens, as lm-eval's `vllm` model cuts it: vLLM generates a token after every
+    prompt, and a prompt and its output must fit the window (the continuation is kept whole up to it)."""
     by_context: dict[tuple[int, ...], list[int]] = {}
     for index, (context_ids, _) in enumerate(pairs):
         by_context.setdefault(tuple(context_ids), []).append(index)
@@ -89,11 +90,11 @@ def plan_prompts(pairs: Sequence[tuple[list[int], list[int]]], max_length: int) 
             one_token = []
         if one_token:
             choices = tuple(pairs[i][1][0] for i in one_token)
-            prompts.append(Prompt(context[-(max_length - 1) :], tuple(one_token), choices=choices))
+            prompts.append(Prompt(context[-(max_length - 2) :], tuple(one_token), choices=choices))
         shared = set(one_token)
         for index in indices:
             if index not in shared:
-                whole = (list(context) + pairs[index][1])[-max_length:]
+                whole = (list(context) + pairs[index][1])[-(max_length - 1) :]
                 scored = min(len(pairs[index][1]), len(whole) - 1)
                 prompts.append(Prompt(tuple(whole), (index,), scored=scored))
     return prompts

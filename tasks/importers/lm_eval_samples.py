@@ -6,9 +6,9 @@ lm-eval 0.4.2 named the files `.json` and for a while wrote them as one JSON arr
 Multiple-choice files give per-choice log-likelihoods, generation files the generated text, loglikelihood
 tasks' files (one request per document, LAMBADA's kind) continuation samples with the target's log-likelihood
 and greediness, loglikelihood_rolling tasks' files (wikitext's kind) document samples measured by their
-log-likelihood (the number lm-eval's corpus-level perplexities are made of), as `add lm-eval` makes them. Each metric named in
-`metrics` that has a number per sample becomes a measurement (a continuation's per-sample "perplexity", its
-log-likelihood, as `loglikelihood`, as a run measures it).
+log-likelihood (the number lm-eval's corpus-level perplexities are made of), as `add lm-eval` makes them.
+Each metric named in `metrics` that has a number per sample becomes a measurement (a continuation's
+per-sample "perplexity", its log-likelihood, as `loglikelihood`, as a run measures it).
 """
 
 from __future__ import annotations

@@ -51,11 +51,11 @@ def test_plan_cuts_on_the_left_and_keeps_every_request_once() -> None:
     pairs = [(long_context, [7]), (long_context, [8]), (long_context, [1, 2, 3]), ([5], [6])]
     prompts = plan_prompts(pairs, max_length=10)
     assert sorted(i for p in prompts for i in p.requests) == [0, 1, 2, 3]
-    assert all(len(p.ids) + bool(p.choices) <= 10 for p in prompts)
-    one_token = next(p for p in prompts if p.requests == (0, 1))
-    assert one_token.ids == tuple(long_context[-9:])
+    assert all(len(p.ids) + 1 <= 10 for p in prompts)  # vLLM generates a token after every prompt
+    one_token = next(p for p in prompts if p.requests == (0, 1))  # 9 tokens with the choice's, as every sequence
+    assert one_token.ids == tuple(long_context[-8:])
     whole = next(p for p in prompts if p.requests == (2,))
-    assert whole.ids[-3:] == (1, 2, 3) and whole.scored == 3 and len(whole.ids) == 10
+    assert whole.ids == (*long_context[-6:], 1, 2, 3) and whole.scored == 3
 
 
 def test_plan_falls_back_past_vllms_limit_on_choice_tokens() -> None:

@@ -115,13 +115,17 @@ def test_native_vllm_matches_hf(native, requests, hf, hf_scores) -> None:
     )
     assert native.apply_chat_template(chats[0]) == f"[Capital of Peru?][Lima][{chats[0][-1]['content']}]"
     native.tokenizer = engine_tokenizer
-    # documents in lm-eval's vllm model's windows, two tokens under the context (the context's, the generated
-    # one's): what hf scores with that window; hf's own 8k window scores the long document otherwise
-    assert native.token_count(DOCUMENTS[-1]) > 2 * native.max_length
+    # as lm-eval's vllm model, sequences of one token under the window (vLLM generates one after the prompt; it
+    # refused a longer continuation's whole window), documents in windows of two under it (the context's and
+    # the generated one's): what hf scores in a window two tokens under the engine's
     window = {"pretrained": "builtin:smollm2-135m", "dtype": "float32", "max_length": str(native.max_length - 2)}
-    windowed = make_backend("hf", window, device="cpu").loglikelihood_rolling(DOCUMENTS)
+    windowed = make_backend("hf", window, device="cpu")
+    assert native.token_count(DOCUMENTS[-1]) > 2 * native.max_length
+    overlong = [(DOCUMENTS[-1], " and on towards the sea."), (DOCUMENTS[-1], " sea")]  # several tokens, one
+    assert_same_scores(native.loglikelihood(overlong), windowed.loglikelihood(overlong))
     documents, whole = native.loglikelihood_rolling(DOCUMENTS), hf.loglikelihood_rolling(DOCUMENTS)
-    assert documents == pytest.approx(windowed, rel=1e-5, abs=1e-3)
+    windowed_documents = windowed.loglikelihood_rolling(DOCUMENTS)
+    assert documents == pytest.approx(windowed_documents, rel=1e-5, abs=1e-3)
     assert documents[:2] == pytest.approx(whole[:2], abs=1e-3) and documents[2] != pytest.approx(whole[2], rel=1e-3)
     described = native.describe()
     assert described["backend"] == "vllm-native" and described["revision"].startswith("sha256:")
