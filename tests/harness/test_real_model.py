@@ -212,16 +212,23 @@ PASSAGES = [
 ]
 
 
-def write_lambada_task(folder: Path) -> None:
-    """`lambada_local`: lm-eval's own `lambada_openai` task (its prompt, target and metrics) over PASSAGES."""
+def include_lm_eval_task(folder: Path, included: str, name: str, rows: list[dict[str, str]], extra: str = "") -> None:
+    """`folder/name.yaml`: lm-eval's own task `lm_eval/tasks/<included>` (its prompt, target and metrics) over
+    `rows`, a local test split (`extra`: YAML that overrides more of it)."""
     from lm_eval import tasks
 
-    data = folder / "passages.jsonl"
-    data.write_text("".join(json.dumps({"text": text}) + "\n" for text in PASSAGES))
-    lambada = Path(tasks.__file__).parent / "lambada" / "lambada_openai.yaml"
-    (folder / "lambada_local.yaml").write_text(
-        f"include: {lambada}\ntask: lambada_local\ntag: []\ndataset_path: json\ndataset_name: null\n"
-        f"dataset_kwargs: {{data_files: {{test: {data}}}}}\n"
+    data = folder / f"{name}.jsonl"
+    data.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    (folder / f"{name}.yaml").write_text(
+        f"include: {Path(tasks.__file__).parent / included}\ntask: {name}\ndataset_path: json\n"
+        f"dataset_name: null\ndataset_kwargs: {{data_files: {{test: {data}}}}}\n{extra}"
+    )
+
+
+def write_lambada_task(folder: Path) -> None:
+    """`lambada_local`: lm-eval's own `lambada_openai` task over PASSAGES."""
+    include_lm_eval_task(
+        folder, "lambada/lambada_openai.yaml", "lambada_local", [{"text": t} for t in PASSAGES], "tag: []\n"
     )
 
 
@@ -264,15 +271,8 @@ PAGES = [
 
 def write_wikitext_task(folder: Path) -> None:
     """`wikitext_local`: lm-eval's own `wikitext` task (its detokenizer, request and metrics) over PAGES."""
-    from lm_eval import tasks
-
-    data = folder / "pages.jsonl"
-    data.write_text("".join(json.dumps({"page": page}) + "\n" for page in PAGES))
-    wikitext = Path(tasks.__file__).parent / "wikitext" / "wikitext.yaml"
-    (folder / "wikitext_local.yaml").write_text(
-        f"include: {wikitext}\ntask: wikitext_local\ndataset_path: json\ndataset_name: null\n"
-        f"dataset_kwargs: {{data_files: {{test: {data}}}}}\ntraining_split: null\nvalidation_split: null\n"
-    )
+    rows, splits = [{"page": page} for page in PAGES], "training_split: null\nvalidation_split: null\n"
+    include_lm_eval_task(folder, "wikitext/wikitext.yaml", "wikitext_local", rows, splits)
 
 
 def test_document_parity_with_lm_eval_simple_evaluate(cli, model_dir: Path, tmp_path: Path) -> None:

@@ -704,17 +704,8 @@ def test_local_document_samples_are_their_text_scored_by_its_loglikelihood(cli, 
     assert samples["prompt"].tolist() == texts[::-1] and set(samples["kind"]) == {"document"}
     assert samples["target"].map(json.loads).isna().all() and set(samples["metric"]) == {"loglikelihood"}
     assert [json.loads(m) for m in samples["metadata"]] == [{"year": 1957}] * 2
-    cli(
-        "run",
-        "--model",
-        "hf",
-        "--model-args",
-        "pretrained=builtin:smollm2-135m",
-        "--name",
-        "smol",
-        "--no-progress",
-        check=True,
-    )
+    smollm2 = ("--model", "hf", "--model-args", "pretrained=builtin:smollm2-135m")
+    cli("run", *smollm2, "--name", "smol", "--no-progress", check=True)
     measured = Pool(tmp_path / "pool").measurements().merge(samples, on="sample_id")
     backend = make_backend("hf", {"pretrained": "builtin:smollm2-135m"}, device="cpu")
     whole = [ll for ll, _ in backend.loglikelihood([("", text) for text in measured["prompt"]])]
