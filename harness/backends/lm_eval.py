@@ -60,7 +60,7 @@ class LMEvalBackend:
                 self.lm = cls.create_from_arg_string(_arg_string(self.model_args), extra)
             else:
                 self.lm = _quantized(model, cls, self.model_args, quantize, extra)
-        except (OSError, ValueError, TypeError) as err:
+        except (OSError, ValueError, TypeError, ImportError) as err:  # ImportError: a package it imports to load
             raise PoolError(f"cannot load {model} with {_arg_string(self.model_args)}: {first_line(err)}") from None
         self.shared_prefix = None
         if share_prefix and model in ("hf", "huggingface") and getattr(self.lm, "backend", "") == "causal":

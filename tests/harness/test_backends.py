@@ -72,15 +72,24 @@ def test_native_vllm_without_vllm_says_how_to_install_it() -> None:
         make_backend("vllm-native", {"pretrained": "builtin:smollm2-135m"})
 
 
-@pytest.mark.skipif(importlib.util.find_spec("vllm") is not None, reason="vLLM is installed here")
-def test_lm_evals_vllm_model_without_vllm_says_how_to_install_it(cli) -> None:
-    """lm-eval imports a model's module when it is asked for: without vLLM, `--model vllm` was a traceback."""
+@pytest.mark.parametrize(
+    ("model", "message"),
+    [
+        pytest.param(
+            "vllm",
+            "lm-eval's vllm model cannot be imported (No module named 'vllm'): pip install 'poolbench[vllm]'",
+            marks=pytest.mark.skipif(importlib.util.find_spec("vllm") is not None, reason="vLLM is installed here"),
+        ),
+        ("sglang", "attempted to use 'sglang' LM type, but package `sglang` is not installed"),
+    ],
+)
+def test_an_lm_eval_model_whose_package_is_missing_says_so(cli, model: str, message: str) -> None:
+    """lm-eval imports a model's module when it is asked for (vllm), or its package when it is built (sglang):
+    without the package, `run --model` was a traceback."""
     cli("add", "starter", "capitals", check=True)
-    done = cli("run", "--model", "vllm", "--model-args", "pretrained=builtin:smollm2-135m", "--name", "v")
+    done = cli("run", "--model", model, "--model-args", "pretrained=builtin:smollm2-135m", "--name", "m")
     assert done.returncode == 2 and "Traceback" not in done.stderr
-    assert "lm-eval's vllm model cannot be imported (No module named 'vllm'): pip install 'poolbench[vllm]'" in (
-        done.stderr
-    )
+    assert message in done.stderr
 
 
 def test_unreachable_openai_server_fails_the_run_and_keeps_the_pool(cli) -> None:
