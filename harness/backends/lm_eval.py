@@ -53,6 +53,10 @@ class LMEvalBackend:
         extra: dict[str, Any] = {"batch_size": batch_size}
         if device is not None:
             extra["device"] = device
+        twice = [key for key in extra if key in model_args]
+        if twice:  # lm-eval would get them twice: "got multiple values for keyword argument"
+            named = " and ".join(f"--{key.replace('_', '-')}" for key in twice)
+            raise PoolError(f"--model-args {', '.join(twice)}: the run's options say it, give {named} instead")
         quantize = self.model_args.pop("quantize", None)
         share_prefix = self.model_args.pop("share_prefix", "true").lower() not in ("false", "0", "no")
         try:
@@ -60,7 +64,8 @@ class LMEvalBackend:
                 self.lm = cls.create_from_arg_string(_arg_string(self.model_args), extra)
             else:
                 self.lm = _quantized(model, cls, self.model_args, quantize, extra)
-        except (OSError, ValueError, TypeError, ImportError) as err:  # ImportError: a package it imports to load
+        # ImportError: a package it imports to load; AttributeError, KeyError: a bad argument (dtype=float99)
+        except (OSError, ValueError, TypeError, ImportError, AttributeError, KeyError) as err:
             raise PoolError(f"cannot load {model} with {_arg_string(self.model_args)}: {first_line(err)}") from None
         self.shared_prefix = None
         if share_prefix and model in ("hf", "huggingface") and getattr(self.lm, "backend", "") == "causal":

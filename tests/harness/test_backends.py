@@ -92,6 +92,21 @@ def test_an_lm_eval_model_whose_package_is_missing_says_so(cli, model: str, mess
     assert message in done.stderr
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (",batch_size=4", "--model-args batch_size: the run's options say it, give --batch-size instead"),
+        (",dtype=float99", "cannot load hf with pretrained="),
+    ],
+)
+def test_bad_model_args_of_an_lm_eval_model_are_said(cli, args: str, message: str) -> None:
+    """A run option given as a model arg (lm-eval said "got multiple values for keyword argument
+    'batch_size'"), an argument lm-eval cannot use (was a traceback: "module 'torch' has no attribute")."""
+    cli("add", "starter", "capitals", check=True)
+    done = cli("run", "--model", "hf", "--model-args", "pretrained=builtin:smollm2-135m" + args, "--name", "m")
+    assert done.returncode == 2 and "Traceback" not in done.stderr and message in done.stderr, done.stderr
+
+
 def test_unreachable_openai_server_fails_the_run_and_keeps_the_pool(cli) -> None:
     cli("add", "starter", "capitals", check=True)
     path = smollm2_path()
