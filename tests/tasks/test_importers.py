@@ -704,12 +704,16 @@ def test_local_document_samples_are_their_text_scored_by_its_loglikelihood(cli, 
     assert samples["prompt"].tolist() == texts[::-1] and set(samples["kind"]) == {"document"}
     assert samples["target"].map(json.loads).isna().all() and set(samples["metric"]) == {"loglikelihood"}
     assert [json.loads(m) for m in samples["metadata"]] == [{"year": 1957}] * 2
-    smollm2 = ("--model", "hf", "--model-args", "pretrained=builtin:smollm2-135m")
-    cli("run", *smollm2, "--name", "smol", "--no-progress", check=True)
-    measured = Pool(tmp_path / "pool").measurements().merge(samples, on="sample_id")
+    smollm2 = ("--model", "hf", "--model-args", "pretrained=builtin:smollm2-135m", "--no-progress")
+    cli("run", *smollm2, "--name", "smol", check=True)
+    measured = Pool(tmp_path / "pool").measurements(models=["smol"]).merge(samples, on="sample_id")
     backend = make_backend("hf", {"pretrained": "builtin:smollm2-135m"}, device="cpu")
     whole = [ll for ll, _ in backend.loglikelihood([("", text) for text in measured["prompt"]])]
     assert measured["value"].tolist() == pytest.approx(whole, rel=5e-5)
+    # a chat template and few-shot examples leave a document alone, as in lm-eval
+    cli("run", *smollm2, "--name", "chat", "--apply-chat-template", "--num-fewshot", "1", check=True)
+    chat = Pool(tmp_path / "pool").measurements(models=["chat"]).set_index("sample_id")["value"]
+    assert chat[measured["sample_id"]].tolist() == measured["value"].tolist()
     data.write_text(json.dumps({"text": texts[0]}) + "\n" + json.dumps({"text": None}) + "\n")
     done = cli("add", "jsonl", str(data), "--source", "corpus2", "--kind", "document", "--question-field", "text")
     assert done.returncode == 2 and f"{data}:2: missing required field 'text'" in done.stderr
