@@ -94,6 +94,7 @@ def build_report(
         browser=_browser(pool, samples, scores, order, browser_limit),
         csv=leaderboard_csv(board, source_means),
         runs=runs,
+        source_metrics=scores.groupby("source")["metric"].agg(lambda m: ", ".join(sorted(set(m)))).to_dict(),
     )
 
 

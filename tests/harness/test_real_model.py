@@ -278,7 +278,7 @@ def write_wikitext_task(folder: Path) -> None:
 def test_document_parity_with_lm_eval_simple_evaluate(cli, model_dir: Path, tmp_path: Path) -> None:
     """lm-eval's wikitext (a loglikelihood_rolling task): per page, the log-likelihood of the detokenized page in
     rolling windows (here of 32 tokens: one page fits one, two span four) equals the one lm-eval logs for its
-    perplexities; the report's sample browser shows it."""
+    perplexities; the report's sample browser shows it, and its leaderboard the metric of the source's means."""
     write_wikitext_task(tmp_path)
     pool, logged, doc_of = run_both(model_dir, tmp_path, "wikitext_local", max_length="32")
     samples = pool.samples()
@@ -292,7 +292,10 @@ def test_document_parity_with_lm_eval_simple_evaluate(cli, model_dir: Path, tmp_
     for sample_id, doc_id in doc_of.items():
         assert ours[sample_id] == pytest.approx(theirs[doc_id]["word_perplexity"][0], rel=5e-5), doc_id
     cli("report", "--out", str(tmp_path / "report.html"), "--bootstrap", "0", check=True)
-    assert f"log-likelihood of the text {ours.iloc[0]:.3f}" in (tmp_path / "report.html").read_text()
+    html = (tmp_path / "report.html").read_text()
+    assert f"log-likelihood of the text {ours.iloc[0]:.3f}" in html
+    # the source's column of means says what they are: summed log-likelihoods, not accuracies
+    assert 'wikitext_local<br><span class="muted metric">loglikelihood</span></th>' in html
 
 
 @pytest.fixture(scope="module")
