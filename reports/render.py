@@ -27,9 +27,10 @@ for (const [id, spec] of Object.entries(charts)) { vegaEmbed("#" + id, spec, {ac
 @dataclass(frozen=True)
 class ReportData:
     """What a leaderboard page shows. `board` is `aggregators.rank`'s frame; `source_means` and `coverage`
-    are models x sources; `source_metrics` names the metric(s) of each source's means; `browser` is {"samples": [...], "models": {model: [[sample index, score,
-    response], ...]}, "limit": int}; `csv` is the leaderboard table as CSV, offered for download; `runs` has a
-    record per (model, run) that gave the ranked values: model, backend, weights, run, settings, values, status."""
+    are models x sources; `source_metrics` names the metric(s) of each source's means; `browser` is
+    {"samples": [...], "models": {model: [[sample index, score, response], ...]}, "limit": int}; `csv` is the
+    leaderboard table as CSV, offered for download; `runs` has a record per (model, run) that gave the ranked
+    values: model, backend, weights, run, settings, values, status."""
 
     title: str
     header: dict[str, Any]
