@@ -11,30 +11,26 @@ information and are dropped (and counted).
 
 How `log e_k` is computed: samples with the same measured set share one polynomial, so they are grouped by
 that set; a sample with k > n/2 is flipped (e_k(w) = prod(w) e_{n-k}(1/w): theta -> -theta, the incorrect set
-is "chosen"), so no polynomial goes past degree n/2. For each group, the coefficients 0..K of
-prod_m (1 + w_m z) come from the recursion E_m[j] = E_{m-1}[j] + w_m E_{m-1}[j-1], carried as ratios of
-neighbouring coefficients (nothing under- or overflows however far apart the k of one set are; the same
-recursion in log space, with logaddexp, only if a value overflows) over the group's models, vectorised over
-groups of similar size; the gradient is the recursion's reverse-mode adjoint. Cost per evaluation:
-O(sum over groups of n * K).
+is "chosen"), so no polynomial goes past degree n/2. For each set, the coefficients 0..K of prod_m (1 + w_m z)
+come from the recursion E_m[j] = E_{m-1}[j] + w_m E_{m-1}[j-1], carried as ratios of neighbouring coefficients
+(nothing under- or overflows however far apart the k of one set are; the same recursion in log space, with
+logaddexp, only if a value overflows); the gradient is the recursion's reverse-mode adjoint. Both are compiled
+loops (numba) over each set's models and degrees: O(sum over sets of n * K) per evaluation.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 
+import numba
 import numpy as np
 import pandas as pd
 
 from aggregators import plackett_luce
 from aggregators.orderings import Orderings, index_of, sample_metric_key
 
-#: Elements of one chunk's stored forward pass (float64): bounds the objective's memory at about 128 MB.
-CHUNK_ELEMENTS = 1 << 24
-#: Rows (groups) per chunk: fewer means less padding, more means fewer numpy calls per step.
-CHUNK_ROWS = 2048
-#: The ratio E[j-1] / E[j] of a degree j that a padded row's models never reach (E[j] = 0): stands for infinity,
-#: and times a padding's w = 0 gives 0.
+#: The ratio E[j-1] / E[j] of a degree j that no model has reached yet (E[j] = 0): stands for infinity.
 ABSENT = 1e300
 
 
@@ -44,8 +40,8 @@ class BinarySamples:
 
     per unit: `unit_sample` (index into the caller's sample list, for bootstrap weights), `unit_group`,
     `unit_k` (chosen count), `unit_weight`; per chosen entry: `chosen_unit`, `chosen_item`;
-    per group: `group_items` (model indices, padded with `n_models`), `group_size`, `group_sign` (+1, or -1 when
-    flipped). `uninformative`: units dropped because all or none of their models were correct;
+    per group: its model indices `group_items[group_start[g]:group_start[g + 1]]` (ascending), `group_sign`
+    (+1, or -1 when flipped). `uninformative`: units dropped because all or none of their models were correct;
     `single_model`: those of them measured on one model only; `n_units`: all units, dropped or not.
     """
 
@@ -57,11 +53,16 @@ class BinarySamples:
     chosen_unit: np.ndarray
     chosen_item: np.ndarray
     group_items: np.ndarray
-    group_size: np.ndarray
+    group_start: np.ndarray
     group_sign: np.ndarray
     uninformative: int
     single_model: int
     n_units: int
+
+    @property
+    def group_size(self) -> np.ndarray:
+        """Models per group."""
+        return np.diff(self.group_start)
 
     def reweighted(self, sample_weight: np.ndarray) -> BinarySamples:
         """The same units with each weight multiplied by its sample's weight."""
@@ -97,9 +98,9 @@ def from_measurements(measurements: pd.DataFrame, models: np.ndarray, samples: n
     n, k = n[kept], k[kept]
     flip = 2 * k > n
     chosen = correct != flip[unit]
-    group_items, unit_group = _group_by_set(unit, item, n, flip, len(models))
-    group_flip = np.zeros(len(group_items), dtype=bool)
-    group_flip[unit_group] = flip
+    start = np.r_[0, np.cumsum(n)]
+    first, unit_group = _group_by_set(start, item, flip, len(models))
+    group_start = np.r_[0, np.cumsum(n[first])]
     return BinarySamples(
         n_models=len(models),
         unit_sample=unit_sample[kept],
@@ -108,31 +109,44 @@ def from_measurements(measurements: pd.DataFrame, models: np.ndarray, samples: n
         unit_weight=np.ones(len(kept)),
         chosen_unit=unit[chosen],
         chosen_item=item[chosen],
-        group_items=group_items,
-        group_size=(group_items < len(models)).sum(axis=1),
-        group_sign=np.where(group_flip, -1.0, 1.0),
+        group_items=item[_ranges(start[first], n[first])],
+        group_start=group_start,
+        group_sign=np.where(flip[first], -1.0, 1.0),
         uninformative=int((~informative).sum()),
         single_model=single_model,
         n_units=len(informative),
     )
 
 
+def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """The indices start, ..., start + length - 1 of each range, one range after another."""
+    offsets = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    return np.repeat(starts, lengths) + offsets
+
+
 def _group_by_set(
-    unit: np.ndarray, item: np.ndarray, n: np.ndarray, flip: np.ndarray, n_models: int
+    start: np.ndarray, item: np.ndarray, flip: np.ndarray, n_models: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Group units (entries sorted by unit, then item) by (flip, measured set): the groups' model indices
-    (padded with n_models) and each unit's group."""
-    if not len(n):
-        return np.zeros((0, 0), dtype=np.int64), np.zeros(0, dtype=np.int64)
-    start = np.r_[0, np.cumsum(n)[:-1]]
-    padded = np.full((len(n), int(n.max()) + 1), n_models, dtype=np.int64)
-    padded[:, 0] = flip
-    padded[unit, 1 + np.arange(len(unit)) - start[unit]] = item
-    _, first, unit_group = np.unique(_set_hash(start, item, flip, n_models), return_index=True, return_inverse=True)
-    rows = padded[first]
-    if not (rows[unit_group] == padded).all():  # two sets with one hash: sort the rows themselves (slower)
-        rows, unit_group = np.unique(padded, axis=0, return_inverse=True)
-    return rows[:, 1:], unit_group.ravel()
+    """Group units (unit u's entries item[start[u]:start[u + 1]], ascending) by (flip, measured set): each
+    group's first unit, and each unit's group."""
+    if len(start) == 1:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    n = np.diff(start)
+    _, first, unit_group = np.unique(
+        _set_hash(start[:-1], item, flip, n_models), return_index=True, return_inverse=True
+    )
+    unit_group = unit_group.ravel()
+    group_first = first[unit_group]  # per unit, the first unit of its group
+    same = (n == n[group_first]).all() and (flip == flip[group_first]).all()
+    if same:  # entry by entry against the group's first unit
+        same = (item == item[_ranges(start[group_first], n)]).all()
+    if not same:  # two sets with one hash: sort the padded rows themselves (slower)
+        padded = np.full((len(n), int(n.max()) + 1), n_models, dtype=np.int64)
+        padded[:, 0] = flip
+        padded[np.repeat(np.arange(len(n)), n), 1 + _ranges(np.zeros_like(n), n)] = item
+        _, first, unit_group = np.unique(padded, axis=0, return_index=True, return_inverse=True)
+        unit_group = unit_group.ravel()
+    return first, unit_group
 
 
 def _set_hash(start: np.ndarray, item: np.ndarray, flip: np.ndarray, n_models: int) -> np.ndarray:
@@ -142,141 +156,180 @@ def _set_hash(start: np.ndarray, item: np.ndarray, flip: np.ndarray, n_models: i
     return np.add.reduceat(words[item], start) + words[n_models + flip.astype(np.int64)]
 
 
-class _Chunk:
-    """Groups of similar size evaluated together: models (R, n; n_models pads), signs (R,), unit weights per
-    k (R, K + 1)."""
+@numba.njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract", "arcp", "nsz"})
+def _ratios(
+    x: np.ndarray, counts: np.ndarray, stay: np.ndarray, ratio: np.ndarray, share: np.ndarray, gradient: np.ndarray
+) -> float:
+    """One set's sum over k of counts[k] * log e_k(exp(x)) by the recursion on ratios of neighbouring
+    coefficients, r[j] = E[j-1] / E[j], and its gradient in x (the adjoint, on shares) into `gradient`; NaN when
+    a value under- or overflows (strengths some 700 nats apart).
 
-    def __init__(self, items: np.ndarray, sign: np.ndarray, counts: np.ndarray, n_models: int) -> None:
-        self.items = items
-        self.padding = items >= n_models
-        self.sign = sign
-        self.counts = counts
-        with np.errstate(divide="ignore"):
-            self.log_counts = np.log(counts)
+    Adding model m multiplies E[j] by 1 + t[j], t[j] = w_m r[j], so r[j] *= (1 + t[j-1]) / (1 + t[j]): no
+    coefficient is stored, so none under- or overflows however far apart the k of one set are. Backwards,
+    share[j] = (d value / d E[j]) * E[j] starts as the counts and splits at each model into the part where
+    the model is not chosen (stay[m, j] = 1 / (1 + t[j]): stays at j) and where it is (the rest: the model's
+    gradient, and moves to j - 1). Scratch: stay (len(x) * len(counts)), ratio and share (2 * len(counts)).
+    Each step's loops over degrees have no dependency from one degree to the next (they vectorise)."""
+    size, width = len(x), len(counts)
+    center = x.max()
+    ratio[:width] = ABSENT
+    grow = share[width : 2 * width]  # 1 + t[j]; t[0] = 0: degree 0 does not move
+    grow[0] = 1.0
+    for m in range(size):
+        w = math.exp(x[m] - center)
+        if w == 0.0:
+            return math.nan
+        top = min(m, width - 1)
+        row = stay[m * width : (m + 1) * width]
+        for j in range(1, top + 1):
+            grow[j] = 1.0 + w * ratio[j]
+        row[0] = 1.0
+        for j in range(1, top + 1):
+            inverse = 1.0 / grow[j]
+            row[j] = inverse
+            ratio[j] *= grow[j - 1] * inverse
+        if m + 1 < width:  # E[m + 1] was 0: none of it stays; its ratio E[m] / E[m + 1] = (1 + t[m]) / w_m
+            row[m + 1] = 0.0
+            ratio[m + 1] = grow[m] / w
+    value, log_e = 0.0, 0.0
+    for j in range(width):
+        if j > 0:
+            log_e -= math.log(ratio[j])
+        if counts[j] > 0:
+            value += counts[j] * (log_e + j * center)
+    if not math.isfinite(value):
+        return math.nan
+    share[:width] = counts
+    chosen = ratio  # the ratios are spent: per degree, the part of the share where model m is chosen
+    for m in range(size - 1, -1, -1):
+        top = min(m + 1, width - 1)  # E[j] before model m is 0 past degree m + 1
+        row = stay[m * width : (m + 1) * width]
+        total = 0.0
+        for j in range(top + 1):
+            chosen[j] = share[j] - share[j] * row[j]
+            total += chosen[j]
+        for j in range(top):
+            share[j] += chosen[j + 1] - chosen[j]
+        share[top] -= chosen[top]
+        if not math.isfinite(total):
+            return math.nan
+        gradient[m] = total
+    return value
 
-    def log_likelihood_terms(self, theta_padded: np.ndarray) -> tuple[float, np.ndarray]:
-        """sum over groups and k of counts * log e_k, and its gradient per (group, model position)."""
-        x = np.where(self.padding, -np.inf, self.sign[:, None] * theta_padded[self.items])  # padding: w = 0
-        result = self._ratios(x)
-        return result if result is not None else self._log_space(x)
 
-    @np.errstate(over="ignore", divide="ignore", invalid="ignore")  # an overflow: None, and log space
-    def _ratios(self, x: np.ndarray) -> tuple[float, np.ndarray] | None:
-        """The recursion on ratios of neighbouring coefficients, r[j] = E[j-1] / E[j], and its adjoint on
-        shares; None if a value overflows (strengths some 700 nats apart).
+@numba.njit(cache=True)
+def _log_space(
+    x: np.ndarray, counts: np.ndarray, prefix: np.ndarray, adjoint: np.ndarray, gradient: np.ndarray
+) -> float:
+    """The same value and gradient by the same recursion and adjoint on logarithms (logaddexp):
+    slower, never under- or overflows. Scratch: prefix ((len(x) + 1) * len(counts)), adjoint (len(counts))."""
+    size, width = len(x), len(counts)
+    prefix[:width] = -math.inf  # prefix[m * width + j] = log E[j] after the first m models
+    prefix[0] = 0.0
+    for m in range(size):
+        before, after = m * width, (m + 1) * width
+        prefix[after : after + width] = -math.inf
+        prefix[after] = 0.0
+        for j in range(1, min(m + 1, width - 1) + 1):
+            prefix[after + j] = _logaddexp(prefix[before + j], x[m] + prefix[before + j - 1])
+    value = 0.0
+    last = size * width
+    for j in range(width):
+        adjoint[j] = -math.inf  # log of d value / d E[j]
+        if counts[j] > 0:
+            value += counts[j] * prefix[last + j]
+            adjoint[j] = math.log(counts[j]) - prefix[last + j]
+    for m in range(size - 1, -1, -1):
+        top, before, x_m = min(m + 1, width - 1), m * width, x[m]
+        total = 0.0
+        for j in range(1, top + 1):
+            total += math.exp(x_m + adjoint[j] + prefix[before + j - 1])
+        for j in range(top):
+            adjoint[j] = _logaddexp(adjoint[j], x_m + adjoint[j + 1])
+        gradient[m] = total
+    return value
 
-        Adding model m multiplies E[j] by 1 + t[j], t[j] = w_m r[j], so r[j] *= (1 + t[j-1]) / (1 + t[j]): no
-        coefficient is stored, so none under- or overflows however far apart the k of one set are. Backwards,
-        share[j] = (d value / d E[j]) * E[j] starts as the counts and splits at each model into the part where
-        the model is not chosen (1 / (1 + t[j]): stays at j) and where it is (the rest: the model's gradient,
-        and moves to j - 1). Arrays are (coefficient, row), so each step works on contiguous rows."""
-        rows, size = x.shape
-        width = self.counts.shape[1]
-        center = x.max(axis=1)
-        w = np.exp(x.T - center)  # (size, rows): at most 1; padding 0
-        ratio = np.full((width, rows), ABSENT)
-        stay = np.ones((size, width, rows))  # per model: E[j] before it / E[j] after it
+
+@numba.njit(cache=True)
+def _logaddexp(a: float, b: float) -> float:
+    """log(exp(a) + exp(b)), exact for -inf."""
+    high, low = max(a, b), min(a, b)
+    return high if low == -math.inf else high + math.log1p(math.exp(low - high))
+
+
+@numba.njit(cache=True)
+def _sets_log_likelihood(
+    theta: np.ndarray,
+    items: np.ndarray,
+    set_start: np.ndarray,
+    sign: np.ndarray,
+    counts: np.ndarray,
+    count_start: np.ndarray,
+    gradient: np.ndarray,
+    scratch: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+) -> float:
+    """Sum over sets and k of counts * log e_k of the set's signed strengths; adds its gradient to `gradient`.
+    Each set: the ratio recursion, or, when a value under- or overflows there, the log-space one. `scratch`:
+    Layout.scratch."""
+    table, ratio, share, x, per_model = scratch
+    value = 0.0
+    for s in range(len(sign)):
+        models = items[set_start[s] : set_start[s + 1]]
+        set_counts = counts[count_start[s] : count_start[s + 1]]
+        size = len(models)
         for m in range(size):
-            known, reach = min(m, width - 1), min(m + 1, width - 1)  # degrees with a ratio before / after m
-            grow = 1.0 + w[m] * ratio[: known + 1]  # a degree a padded row never reached: ABSENT * 0
-            grow[0] = 1.0
-            np.divide(1.0, grow, out=stay[m, : known + 1])
-            ratio[1 : known + 1] *= grow[:known] * stay[m, 1 : known + 1]
-            if reach > known:  # E[m + 1] was 0: none of it stays; its ratio E[m] / E[m + 1] = (1 + t[m]) / w_m
-                stay[m, reach] = w[m] == 0  # padding (w = 0) reaches no new degree
-                ratio[reach] = np.where(w[m] > 0, grow[known] / w[m], ABSENT)
-        log_e = np.zeros((width, rows))
-        log_e[1:] = -np.cumsum(np.log(ratio[1:]), axis=0)
-        used = self.counts > 0
-        log_e = log_e.T + np.arange(width) * center[:, None]
-        value = float(np.dot(self.counts[used], log_e[used]))
-        share = self.counts.T.copy()
-        kept = np.empty((width, rows))
-        gradient = np.empty((size, rows))
-        for m in range(size - 1, -1, -1):
-            np.multiply(share, stay[m], out=kept)
-            share -= kept  # the part where model m is chosen
-            gradient[m] = share.sum(axis=0)
-            kept[:-1] += share[1:]
-            share, kept = kept, share
-        if not (np.isfinite(value) and np.isfinite(gradient).all()):
-            return None
-        return value, gradient.T
-
-    def _log_space(self, x: np.ndarray) -> tuple[float, np.ndarray]:
-        """The same recursion and adjoint on logarithms (logaddexp): slower, never under- or overflows."""
-        rows, size = x.shape
-        width = self.counts.shape[1]
-        prefix = np.full((size + 1, rows, width), -np.inf)
-        prefix[:, :, 0] = 0.0
+            x[m] = sign[s] * theta[models[m]]
+        part = _ratios(x[:size], set_counts, table, ratio, share, per_model)
+        if math.isnan(part):
+            part = _log_space(x[:size], set_counts, table, ratio, per_model)
+        value += part
         for m in range(size):
-            top = min(m + 2, width)
-            np.logaddexp(prefix[m, :, 1:top], x[:, m, None] + prefix[m, :, : top - 1], out=prefix[m + 1, :, 1:top])
-        log_e = prefix[size]
-        used = self.counts > 0
-        value = float(np.dot(self.counts[used], log_e[used]))
-        gradient = np.empty((rows, size))
-        with np.errstate(invalid="ignore"):
-            adjoint = np.where(used, self.log_counts - log_e, -np.inf)  # log of d value / d e_j
-            for m in range(size - 1, -1, -1):
-                top = min(m + 2, width)  # prefix[m] is zero beyond degree m: neither it nor its adjoint counts
-                terms = x[:, m, None] + adjoint[:, 1:top] + prefix[m, :, : top - 1]
-                gradient[:, m] = np.exp(terms).sum(axis=1)
-                np.logaddexp(adjoint[:, : top - 1], x[:, m, None] + adjoint[:, 1:top], out=adjoint[:, : top - 1])
-        return value, np.nan_to_num(gradient)
+            gradient[models[m]] += sign[s] * per_model[m]
+    return value
 
 
 class Layout:
-    """Everything one objective evaluation needs, derived once per BinarySamples: the groups, sorted by
-    degree (highest k) and size, cut into chunks of at most CHUNK_ROWS groups and CHUNK_ELEMENTS coefficients."""
+    """Everything one objective evaluation needs, derived once per BinarySamples: each set with weight (a
+    bootstrap replicate leaves about a third of them out), its models and its weight per k, and the kernels'
+    scratch arrays (allocated once: the largest is (models + 1) * degrees of the largest set)."""
 
     def __init__(self, binary: BinarySamples) -> None:
         b = binary
         self.n_models = b.n_models
-        unit_sign = b.group_sign[b.unit_group] if len(b.unit_group) else np.zeros(0)
+        unit_sign = b.group_sign[b.unit_group]
         self.chosen = np.bincount(
             b.chosen_item, (b.unit_weight * unit_sign)[b.chosen_unit], minlength=b.n_models
         ).astype(float)
         self.total_weight = float(b.unit_weight.sum())
-        width = np.zeros(len(b.group_items), dtype=np.int64)  # highest k needed, plus one
+        weight = np.bincount(b.unit_group, b.unit_weight, minlength=len(b.group_sign))
+        width = np.zeros(len(b.group_sign), dtype=np.int64)  # highest k needed, plus one
         np.maximum.at(width, b.unit_group, b.unit_k + 1)
-        weight = np.bincount(b.unit_group, b.unit_weight, minlength=len(b.group_items))
-        order = np.lexsort((b.group_size, width))
-        order = order[weight[order] > 0]  # a bootstrap replicate leaves about a third of the groups out
-        self.chunks: list[_Chunk] = []
-        start = 0
-        while start < len(order):
-            stop, most_models, most_width = start + 1, b.group_size[order[start]], width[order[start]]
-            while stop < len(order):
-                most_models = max(most_models, b.group_size[order[stop]])
-                most_width = max(most_width, width[order[stop]])
-                if stop - start >= CHUNK_ROWS or (stop + 1 - start) * (most_models + 1) * most_width > CHUNK_ELEMENTS:
-                    break
-                stop += 1
-            self.chunks.append(self._chunk(b, order[start:stop], width))
-            start = stop
-
-    @staticmethod
-    def _chunk(b: BinarySamples, groups: np.ndarray, width: np.ndarray) -> _Chunk:
-        position = np.full(len(b.group_items), -1)
-        position[groups] = np.arange(len(groups))
-        mine = position[b.unit_group] >= 0
-        counts = np.zeros((len(groups), int(width[groups].max())))
-        np.add.at(counts, (position[b.unit_group[mine]], b.unit_k[mine]), b.unit_weight[mine])
-        items = b.group_items[groups, : int(b.group_size[groups].max())]
-        return _Chunk(items, b.group_sign[groups], counts, b.n_models)
+        used = np.flatnonzero(weight > 0)
+        size, width = b.group_size[used], width[used]
+        self.items = b.group_items[_ranges(b.group_start[used], size)]
+        self.set_start = np.r_[0, np.cumsum(size)]
+        self.sign = b.group_sign[used]
+        self.count_start = np.r_[0, np.cumsum(width)]
+        position = np.full(len(b.group_sign), -1)
+        position[used] = np.arange(len(used))
+        unit_set = position[b.unit_group]
+        mine = unit_set >= 0
+        self.counts = np.bincount(
+            self.count_start[unit_set[mine]] + b.unit_k[mine], b.unit_weight[mine], minlength=self.count_start[-1]
+        ).astype(float)
+        table = int(((size + 1) * width).max(initial=0))
+        widest, largest = int(width.max(initial=0)), int(size.max(initial=0))
+        self.scratch = (np.empty(table), np.empty(widest), np.empty(2 * widest), np.empty(largest), np.empty(largest))
 
 
 def objective(theta: np.ndarray, layout: Layout) -> tuple[float, np.ndarray]:
     """Negative conditional log-likelihood and its gradient at `theta` (length n_models); no prior."""
-    theta_padded = np.r_[theta, 0.0]
+    theta = np.array(theta, dtype=float)  # a writable copy: read-only arrays would compile a second kernel
+    gradient = -layout.chosen
     value = -float(np.dot(layout.chosen, theta))
-    gradient = -layout.chosen.copy()
-    for chunk in layout.chunks:
-        part, per_position = chunk.log_likelihood_terms(theta_padded)
-        value += part
-        signed = (chunk.sign[:, None] * per_position).ravel()
-        gradient += np.bincount(chunk.items.ravel(), signed, minlength=layout.n_models + 1)[: layout.n_models]
+    value += _sets_log_likelihood(
+        theta, layout.items, layout.set_start, layout.sign, layout.counts, layout.count_start, gradient, layout.scratch
+    )
     return value, gradient
 
 

@@ -76,13 +76,17 @@ def test_samples_are_grouped_by_flip_and_measured_set_even_when_hashes_collide(
     frame = random_binary(3)
     samples = np.sort(frame["sample_id"].unique())
     binary = conditional.from_measurements(frame, NAMES, samples)
-    per_unit = np.c_[binary.group_sign[binary.unit_group], binary.group_items[binary.unit_group]]
-    distinct = np.unique(per_unit, axis=0)
-    assert len(binary.group_items) == len(distinct) < len(binary.unit_group)  # some units share a set
+    per_unit = unit_sets(binary)
+    assert len(binary.group_sign) == len(set(per_unit)) < len(per_unit)  # some units share a set
     monkeypatch.setattr(conditional, "_set_hash", lambda start, *_: np.zeros(len(start), dtype=np.uint64))
     collided = conditional.from_measurements(frame, NAMES, samples)
-    np.testing.assert_array_equal(collided.group_items[collided.unit_group], binary.group_items[binary.unit_group])
-    np.testing.assert_array_equal(collided.group_sign[collided.unit_group], binary.group_sign[binary.unit_group])
+    assert unit_sets(collided) == per_unit
+
+
+def unit_sets(binary: conditional.BinarySamples) -> list[tuple[float, ...]]:
+    """Per unit, its group's sign and models."""
+    start, items, sign = binary.group_start, binary.group_items, binary.group_sign
+    return [(sign[g], *items[start[g] : start[g + 1]]) for g in binary.unit_group]
 
 
 def test_large_sets_stay_finite() -> None:
@@ -197,39 +201,52 @@ def test_diagnostics_prior_and_bootstrap() -> None:
     np.testing.assert_allclose(again["ci_low"], board["ci_low"], atol=1e-6)
 
 
-def one_set(values: list[float]) -> conditional._Chunk:
-    """The chunk of one sample measured on models m0, m1, ... with these values."""
+def one_set(values: list[float]) -> conditional.Layout:
+    """The layout of one sample measured on models m0, m1, ... with these values."""
     names = np.array([f"m{i}" for i in range(len(values))])
     frame = pd.DataFrame({"sample_id": "s", "model": names, "value": values})
-    (chunk,) = conditional.Layout(conditional.from_measurements(frame, names, np.array(["s"]))).chunks
-    return chunk
+    layout = conditional.Layout(conditional.from_measurements(frame, names, np.array(["s"])))
+    assert len(layout.sign) == 1
+    return layout
 
 
-def strengths(chunk: conditional._Chunk, theta_padded: np.ndarray) -> np.ndarray:
-    """The chunk's signed log-strengths per row, as its kernels take them (padding: -inf)."""
-    return np.where(chunk.padding, -np.inf, chunk.sign[:, None] * theta_padded[chunk.items])
+def strengths(layout: conditional.Layout, theta: np.ndarray, s: int = 0) -> np.ndarray:
+    """Set s's signed log-strengths, as the kernels take them."""
+    return layout.sign[s] * theta[layout.items[layout.set_start[s] : layout.set_start[s + 1]]]
 
 
-def assert_kernels_agree(chunk: conditional._Chunk, x: np.ndarray, atol: float) -> None:
-    ratios, log_space = chunk._ratios(x), chunk._log_space(x)
-    assert ratios is not None
+def kernel(name: str, layout: conditional.Layout, x: np.ndarray, s: int = 0) -> tuple[float, np.ndarray] | None:
+    """Set s's value and gradient by the kernel `_ratios` or `_log_space`; None when it gives up (NaN)."""
+    table, ratio, share, _, gradient = layout.scratch
+    counts, gradient = layout.counts[layout.count_start[s] : layout.count_start[s + 1]], gradient[: len(x)]
+    if name == "_ratios":
+        value = conditional._ratios(x, counts, table, ratio, share, gradient)
+    else:
+        value = conditional._log_space(x, counts, table, ratio, gradient)
+    return None if np.isnan(value) else (value, gradient.copy())
+
+
+def assert_kernels_agree(layout: conditional.Layout, x: np.ndarray, atol: float, s: int = 0) -> None:
+    ratios, log_space = kernel("_ratios", layout, x, s), kernel("_log_space", layout, x, s)
+    assert ratios is not None and log_space is not None
     assert ratios[0] == pytest.approx(log_space[0], rel=1e-12)
     np.testing.assert_allclose(ratios[1], log_space[1], atol=atol)
 
 
 @pytest.mark.parametrize("spread", [0.5, 8.0])
 def test_ratio_and_log_space_recursions_agree(spread: float) -> None:
-    """Both kernels on one 400-model set seen by samples with k from 3 to 390 (multi-k rows)."""
+    """Both kernels on one 400-model set seen by samples with k from 3 to 390 (several k per set)."""
     rng = np.random.default_rng(7)
     names = np.array([f"x{i:03d}" for i in range(400)])
     frame = pd.concat(
         pd.DataFrame({"sample_id": f"s{k}", "model": names, "value": rng.permutation(np.arange(400) < k).astype(float)})
         for k in (3, 50, 120, 199, 250, 390)
     )
-    binary = conditional.from_measurements(frame, names, np.sort(frame["sample_id"].unique()))
-    theta = np.r_[rng.normal(0, spread, 400), 0.0]
-    for chunk in conditional.Layout(binary).chunks:
-        assert_kernels_agree(chunk, strengths(chunk, theta), atol=1e-9)
+    layout = conditional.Layout(conditional.from_measurements(frame, names, np.sort(frame["sample_id"].unique())))
+    theta = rng.normal(0, spread, 400)
+    assert len(layout.sign) == 2  # flipped and not
+    for s in range(2):
+        assert_kernels_agree(layout, strengths(layout, theta, s), atol=1e-9, s=s)
 
 
 def test_far_apart_k_in_one_set_need_no_log_space() -> None:
@@ -240,9 +257,9 @@ def test_far_apart_k_in_one_set_need_no_log_space() -> None:
         pd.DataFrame({"sample_id": f"s{k}", "model": names, "value": (np.arange(4000) < k).astype(float)})
         for k in (5, 1990)
     )
-    binary = conditional.from_measurements(frame, names, np.sort(frame["sample_id"].unique()))
-    (chunk,) = conditional.Layout(binary).chunks
-    result = chunk._ratios(np.zeros((1, 4000)))
+    layout = conditional.Layout(conditional.from_measurements(frame, names, np.sort(frame["sample_id"].unique())))
+    assert len(layout.sign) == 1
+    result = kernel("_ratios", layout, np.zeros(4000))
     assert result is not None
     value, gradient = result
     log_binomial = [gammaln(4001) - gammaln(k + 1) - gammaln(4001 - k) for k in (5, 1990)]
@@ -253,24 +270,28 @@ def test_far_apart_k_in_one_set_need_no_log_space() -> None:
 def test_a_model_hundreds_of_nats_below_the_others_still_agrees_with_log_space() -> None:
     """b, 400 nats below a and second in the set, opens degree 2 with a ratio of e^400 (within a float): value
     and gradient still agree with the log-space recursion."""
-    chunk = one_set([1.0, 1.0, 1.0, 0.0, 0.0, 0.0])
-    theta = np.array([0.0, -400.0, 0.5, -1.0, 0.2, -0.3, 0.0])
-    assert_kernels_agree(chunk, strengths(chunk, theta), atol=1e-12)
+    layout = one_set([1.0, 1.0, 1.0, 0.0, 0.0, 0.0])
+    theta = np.array([0.0, -400.0, 0.5, -1.0, 0.2, -0.3])
+    assert_kernels_agree(layout, strengths(layout, theta), atol=1e-12)
 
 
-def test_strengths_too_far_apart_for_the_ratios_go_to_log_space() -> None:
-    """b, second in the set, 720 nats below a: E[1] / E[2] after b is e^720, past a float (from about 745
-    apart a strength is 0 next to the others, in log space too): the log-space recursion answers instead."""
-    chunk = one_set([1.0, 1.0, 0.0, 0.0, 0.0])
-    theta = np.array([0.0, -720.0, 0.5, -1.0, 0.0, 0.0])
-    x = strengths(chunk, theta)
-    assert chunk.items.tolist() == [[0, 1, 2, 3, 4]] and chunk._ratios(x) is None
-    value, gradient = chunk.log_likelihood_terms(theta)
+@pytest.mark.parametrize("below", [720.0, 800.0])
+def test_strengths_too_far_apart_for_the_ratios_go_to_log_space(below: float) -> None:
+    """b, second in the set, 720 nats below a: E[1] / E[2] after b is e^720, past a float; 800 below, b's
+    strength relative to a's is 0 in a float. The ratios give up on both, and the log-space recursion answers
+    (it holds b's e^-800 as a logarithm)."""
+    layout = one_set([1.0, 1.0, 0.0, 0.0, 0.0])
+    theta = np.array([0.0, -below, 0.5, -1.0, 0.0])
+    x = strengths(layout, theta)
+    assert layout.items.tolist() == [0, 1, 2, 3, 4] and kernel("_ratios", layout, x) is None
+    log_space = kernel("_log_space", layout, x)
+    assert log_space is not None
     w = np.exp(theta[[0, 2, 3, 4]])  # e_2 without b (its terms are e^-720 smaller)
-    assert value == pytest.approx(np.log((w.sum() ** 2 - (w**2).sum()) / 2), rel=1e-12)
-    expected_value, expected_gradient = chunk._log_space(x)
-    assert value == expected_value
-    np.testing.assert_array_equal(gradient, expected_gradient)
+    assert log_space[0] == pytest.approx(np.log((w.sum() ** 2 - (w**2).sum()) / 2), rel=1e-12)
+    assert log_space[1][1] == pytest.approx(np.exp(-below) * w.sum() / np.exp(log_space[0]), rel=1e-9)
+    value, gradient = conditional.objective(theta, layout)  # chose a and b
+    assert value == pytest.approx(below + log_space[0], rel=1e-15)
+    np.testing.assert_array_equal(gradient, log_space[1] - [1, 1, 0, 0, 0])
 
 
 @pytest.mark.parametrize(
