@@ -156,6 +156,8 @@ def _set_hash(start: np.ndarray, item: np.ndarray, flip: np.ndarray, n_models: i
     return np.add.reduceat(words[item], start) + words[n_models + flip.astype(np.int64)]
 
 
+# numpy's error model (a division by zero gives inf, it raises nothing) and reassociation let the loops over
+# degrees vectorise; no flag assumes finite values, so the checks for inf and NaN hold.
 @numba.njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract", "arcp", "nsz"})
 def _ratios(
     x: np.ndarray, counts: np.ndarray, stay: np.ndarray, ratio: np.ndarray, share: np.ndarray, gradient: np.ndarray
