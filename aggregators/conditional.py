@@ -15,7 +15,8 @@ is "chosen"), so no polynomial goes past degree n/2. For each set, the coefficie
 come from the recursion E_m[j] = E_{m-1}[j] + w_m E_{m-1}[j-1], carried as ratios of neighbouring coefficients
 (nothing under- or overflows however far apart the k of one set are; the same recursion in log space, with
 logaddexp, only if a value overflows); the gradient is the recursion's reverse-mode adjoint. Both are compiled
-loops (numba) over each set's models and degrees: O(sum over sets of n * K) per evaluation.
+loops (numba) over each set's models and degrees: O(sum over sets of n * K) time per evaluation, and memory
+O(sqrt(n) * K) for the largest set (the backward pass recomputes the forward steps a segment at a time).
 """
 
 from __future__ import annotations
@@ -156,11 +157,41 @@ def _set_hash(start: np.ndarray, item: np.ndarray, flip: np.ndarray, n_models: i
     return np.add.reduceat(words[item], start) + words[n_models + flip.astype(np.int64)]
 
 
-# numpy's error model (a division by zero gives inf, it raises nothing) and reassociation let the loops over
-# degrees vectorise; no flag assumes finite values, so the checks for inf and NaN hold.
-@numba.njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract", "arcp", "nsz"})
+#: Elements of the stored forward steps of one segment of a set's models (float64, 512 KB: stays in cache).
+SEGMENT_ELEMENTS = 1 << 16
+
+
+#: With numpy's error model (a division by zero gives inf, it raises nothing), reassociation lets the loops over
+#: degrees vectorise; no flag assumes finite values, so the checks for inf and NaN hold.
+FASTMATH = {"reassoc", "contract", "arcp", "nsz"}
+
+
+@numba.njit(cache=True, error_model="numpy", fastmath=FASTMATH, inline="always")  # a call costs a small step
+def _step(ratio: np.ndarray, grow: np.ndarray, stay: np.ndarray, w: float, m: int) -> None:
+    """Add model m (strength w relative to the set's strongest) to the ratios; its stay factors into `stay`."""
+    width = len(stay)
+    top = min(m, width - 1)
+    for j in range(1, top + 1):
+        grow[j] = 1.0 + w * ratio[j]
+    stay[0] = 1.0
+    for j in range(1, top + 1):
+        inverse = 1.0 / grow[j]
+        stay[j] = inverse
+        ratio[j] *= grow[j - 1] * inverse
+    if m + 1 < width:  # E[m + 1] was 0: none of it stays; its ratio E[m] / E[m + 1] = (1 + t[m]) / w_m
+        stay[m + 1] = 0.0
+        ratio[m + 1] = grow[m] / w
+
+
+@numba.njit(cache=True, error_model="numpy", fastmath=FASTMATH)
 def _ratios(
-    x: np.ndarray, counts: np.ndarray, stay: np.ndarray, ratio: np.ndarray, share: np.ndarray, gradient: np.ndarray
+    x: np.ndarray,
+    counts: np.ndarray,
+    rows: int,
+    stay: np.ndarray,
+    checkpoints: np.ndarray,
+    scratch: np.ndarray,
+    gradient: np.ndarray,
 ) -> float:
     """One set's sum over k of counts[k] * log e_k(exp(x)) by the recursion on ratios of neighbouring
     coefficients, r[j] = E[j-1] / E[j], and its gradient in x (the adjoint, on shares) into `gradient`; NaN when
@@ -170,29 +201,29 @@ def _ratios(
     coefficient is stored, so none under- or overflows however far apart the k of one set are. Backwards,
     share[j] = (d value / d E[j]) * E[j] starts as the counts and splits at each model into the part where
     the model is not chosen (stay[m, j] = 1 / (1 + t[j]): stays at j) and where it is (the rest: the model's
-    gradient, and moves to j - 1). Scratch: stay (len(x) * len(counts)), ratio and share (2 * len(counts)).
-    Each step's loops over degrees have no dependency from one degree to the next (they vectorise)."""
+    gradient, and moves to j - 1). The backward pass needs every step's stay factors: they are recomputed a
+    segment of `rows` models at a time from the ratios checkpointed at its start, so memory is O(sqrt(n) * K)
+    and in cache, not n * K. Scratch: stay (rows * len(counts)), checkpoints (segments * len(counts)), scratch
+    (4 * len(counts)). Each step's loops over degrees vectorise."""
     size, width = len(x), len(counts)
+    last = (size - 1) // rows
     center = x.max()
-    ratio[:width] = ABSENT
-    grow = share[width : 2 * width]  # 1 + t[j]; t[0] = 0: degree 0 does not move
-    grow[0] = 1.0
+    ratio, grow, share, chosen = (
+        scratch[:width],
+        scratch[width : 2 * width],
+        scratch[2 * width : 3 * width],
+        scratch[3 * width : 4 * width],
+    )
+    ratio[:] = ABSENT
+    grow[0] = 1.0  # 1 + t[0], t[0] = 0: degree 0 does not move
     for m in range(size):
+        if m % rows == 0:
+            checkpoints[(m // rows) * width : (m // rows + 1) * width] = ratio
         w = math.exp(x[m] - center)
         if w == 0.0:
             return math.nan
-        top = min(m, width - 1)
-        row = stay[m * width : (m + 1) * width]
-        for j in range(1, top + 1):
-            grow[j] = 1.0 + w * ratio[j]
-        row[0] = 1.0
-        for j in range(1, top + 1):
-            inverse = 1.0 / grow[j]
-            row[j] = inverse
-            ratio[j] *= grow[j - 1] * inverse
-        if m + 1 < width:  # E[m + 1] was 0: none of it stays; its ratio E[m] / E[m + 1] = (1 + t[m]) / w_m
-            row[m + 1] = 0.0
-            ratio[m + 1] = grow[m] / w
+        row = m % rows  # the last segment's steps stay stored for the backward pass
+        _step(ratio, grow, stay[row * width : (row + 1) * width], w, m)
     value, log_e = 0.0, 0.0
     for j in range(width):
         if j > 0:
@@ -201,21 +232,28 @@ def _ratios(
             value += counts[j] * (log_e + j * center)
     if not math.isfinite(value):
         return math.nan
-    share[:width] = counts
-    chosen = ratio  # the ratios are spent: per degree, the part of the share where model m is chosen
-    for m in range(size - 1, -1, -1):
-        top = min(m + 1, width - 1)  # E[j] before model m is 0 past degree m + 1
-        row = stay[m * width : (m + 1) * width]
-        total = 0.0
-        for j in range(top + 1):
-            chosen[j] = share[j] - share[j] * row[j]
-            total += chosen[j]
-        for j in range(top):
-            share[j] += chosen[j + 1] - chosen[j]
-        share[top] -= chosen[top]
-        if not math.isfinite(total):
-            return math.nan
-        gradient[m] = total
+    share[:] = counts
+    for segment in range(last, -1, -1):
+        first, end = segment * rows, min((segment + 1) * rows, size)
+        if segment < last:
+            ratio[:] = checkpoints[segment * width : (segment + 1) * width]
+            for m in range(first, end):
+                row = m - first
+                _step(ratio, grow, stay[row * width : (row + 1) * width], math.exp(x[m] - center), m)
+        for m in range(end - 1, first - 1, -1):
+            top = min(m + 1, width - 1)  # E[j] before model m is 0 past degree m + 1
+            row = m - first
+            factors = stay[row * width : (row + 1) * width]
+            total = 0.0
+            for j in range(top + 1):
+                chosen[j] = share[j] - share[j] * factors[j]
+                total += chosen[j]
+            for j in range(top):
+                share[j] += chosen[j + 1] - chosen[j]
+            share[top] -= chosen[top]
+            if not math.isfinite(total):
+                return math.nan
+            gradient[m] = total
     return value
 
 
@@ -267,23 +305,24 @@ def _sets_log_likelihood(
     sign: np.ndarray,
     counts: np.ndarray,
     count_start: np.ndarray,
+    segment_rows: np.ndarray,
     gradient: np.ndarray,
     scratch: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray],
 ) -> float:
     """Sum over sets and k of counts * log e_k of the set's signed strengths; adds its gradient to `gradient`.
     Each set: the ratio recursion, or, when a value under- or overflows there, the log-space one. `scratch`:
     Layout.scratch."""
-    table, ratio, share, x, per_model = scratch
+    stay, checkpoints, per_degree, x, per_model = scratch
     value = 0.0
     for s in range(len(sign)):
         models = items[set_start[s] : set_start[s + 1]]
         set_counts = counts[count_start[s] : count_start[s + 1]]
-        size = len(models)
+        size, width = len(models), len(set_counts)
         for m in range(size):
             x[m] = sign[s] * theta[models[m]]
-        part = _ratios(x[:size], set_counts, table, ratio, share, per_model)
+        part = _ratios(x[:size], set_counts, segment_rows[s], stay, checkpoints, per_degree, per_model)
         if math.isnan(part):
-            part = _log_space(x[:size], set_counts, table, ratio, per_model)
+            part = _log_space(x[:size], set_counts, np.empty((size + 1) * width), per_degree, per_model)
         value += part
         for m in range(size):
             gradient[models[m]] += sign[s] * per_model[m]
@@ -292,8 +331,9 @@ def _sets_log_likelihood(
 
 class Layout:
     """Everything one objective evaluation needs, derived once per BinarySamples: each set with weight (a
-    bootstrap replicate leaves about a third of them out), its models and its weight per k, and the kernels'
-    scratch arrays (allocated once: the largest is (models + 1) * degrees of the largest set)."""
+    bootstrap replicate leaves about a third of them out), its models, its weight per k and the models per
+    segment of its backward pass, and the kernels' scratch arrays (allocated once, O(sqrt(models) * degrees)
+    of the largest set)."""
 
     def __init__(self, binary: BinarySamples) -> None:
         b = binary
@@ -319,9 +359,20 @@ class Layout:
         self.counts = np.bincount(
             self.count_start[unit_set[mine]] + b.unit_k[mine], b.unit_weight[mine], minlength=self.count_start[-1]
         ).astype(float)
-        table = int(((size + 1) * width).max(initial=0))
+        # a segment's steps fill about SEGMENT_ELEMENTS, and hold at least sqrt(models): segments and
+        # checkpoints both stay O(sqrt(models) * degrees)
+        rows = np.maximum(SEGMENT_ELEMENTS // np.maximum(width, 1), np.sqrt(size).astype(np.int64))
+        self.segment_rows = np.minimum(np.maximum(rows, 1), size)
+        stay = int((self.segment_rows * width).max(initial=0))
+        checkpoints = int((-(-size // self.segment_rows) * width).max(initial=0))
         widest, largest = int(width.max(initial=0)), int(size.max(initial=0))
-        self.scratch = (np.empty(table), np.empty(widest), np.empty(2 * widest), np.empty(largest), np.empty(largest))
+        self.scratch = (
+            np.empty(stay),
+            np.empty(checkpoints),
+            np.empty(4 * widest),
+            np.empty(largest),
+            np.empty(largest),
+        )
 
 
 def objective(theta: np.ndarray, layout: Layout) -> tuple[float, np.ndarray]:
@@ -330,7 +381,15 @@ def objective(theta: np.ndarray, layout: Layout) -> tuple[float, np.ndarray]:
     gradient = -layout.chosen
     value = -float(np.dot(layout.chosen, theta))
     value += _sets_log_likelihood(
-        theta, layout.items, layout.set_start, layout.sign, layout.counts, layout.count_start, gradient, layout.scratch
+        theta,
+        layout.items,
+        layout.set_start,
+        layout.sign,
+        layout.counts,
+        layout.count_start,
+        layout.segment_rows,
+        gradient,
+        layout.scratch,
     )
     return value, gradient
 

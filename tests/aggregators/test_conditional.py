@@ -215,22 +215,33 @@ def strengths(layout: conditional.Layout, theta: np.ndarray, s: int = 0) -> np.n
     return layout.sign[s] * theta[layout.items[layout.set_start[s] : layout.set_start[s + 1]]]
 
 
-def kernel(name: str, layout: conditional.Layout, x: np.ndarray, s: int = 0) -> tuple[float, np.ndarray] | None:
-    """Set s's value and gradient by the kernel `_ratios` or `_log_space`; None when it gives up (NaN)."""
-    table, ratio, share, _, gradient = layout.scratch
-    counts, gradient = layout.counts[layout.count_start[s] : layout.count_start[s + 1]], gradient[: len(x)]
+def kernel(
+    name: str, layout: conditional.Layout, x: np.ndarray, s: int = 0, rows: int | None = None
+) -> tuple[float, np.ndarray] | None:
+    """Set s's value and gradient by the kernel `_ratios` (its backward pass in segments of `rows` models,
+    by default the layout's) or `_log_space`; None when it gives up (NaN)."""
+    counts = layout.counts[layout.count_start[s] : layout.count_start[s + 1]]
+    size, width = len(x), len(counts)
+    rows = int(layout.segment_rows[s]) if rows is None else rows
+    gradient, per_degree = np.empty(size), np.empty(4 * width)
     if name == "_ratios":
-        value = conditional._ratios(x, counts, table, ratio, share, gradient)
+        stay, checkpoints = np.empty(rows * width), np.empty(-(-size // rows) * width)
+        value = conditional._ratios(x, counts, rows, stay, checkpoints, per_degree, gradient)
     else:
-        value = conditional._log_space(x, counts, table, ratio, gradient)
-    return None if np.isnan(value) else (value, gradient.copy())
+        value = conditional._log_space(x, counts, np.empty((size + 1) * width), per_degree, gradient)
+    return None if np.isnan(value) else (value, gradient)
 
 
 def assert_kernels_agree(layout: conditional.Layout, x: np.ndarray, atol: float, s: int = 0) -> None:
-    ratios, log_space = kernel("_ratios", layout, x, s), kernel("_log_space", layout, x, s)
-    assert ratios is not None and log_space is not None
-    assert ratios[0] == pytest.approx(log_space[0], rel=1e-12)
-    np.testing.assert_allclose(ratios[1], log_space[1], atol=atol)
+    """The ratio kernel, with the layout's segments, one segment, and segments of 1 and 7 models, equals the
+    log-space kernel."""
+    log_space = kernel("_log_space", layout, x, s)
+    assert log_space is not None
+    for rows in (None, len(x), 1, 7):
+        ratios = kernel("_ratios", layout, x, s, rows)
+        assert ratios is not None
+        assert ratios[0] == pytest.approx(log_space[0], rel=1e-12)
+        np.testing.assert_allclose(ratios[1], log_space[1], atol=atol)
 
 
 @pytest.mark.parametrize("spread", [0.5, 8.0])
