@@ -270,6 +270,8 @@ def test_far_apart_k_in_one_set_need_no_log_space() -> None:
     )
     layout = conditional.Layout(conditional.from_measurements(frame, names, np.sort(frame["sample_id"].unique())))
     assert len(layout.sign) == 1
+    scratch = sum(array.size for array in layout.scratch)
+    assert scratch < 0.05 * 4000 * 1991  # segments and checkpoints of about sqrt(n) steps, not every step
     result = kernel("_ratios", layout, np.zeros(4000))
     assert result is not None
     value, gradient = result
