@@ -16,7 +16,8 @@ come from the recursion E_m[j] = E_{m-1}[j] + w_m E_{m-1}[j-1], carried as ratio
 (nothing under- or overflows however far apart the k of one set are; the same recursion in log space, with
 logaddexp, only if a value overflows); the gradient is the recursion's reverse-mode adjoint. Both are compiled
 loops (numba) over each set's models and degrees: O(sum over sets of n * K) time per evaluation, and memory
-O(sqrt(n) * K) for the largest set (the backward pass recomputes the forward steps a segment at a time).
+O(sqrt(n) * K) for the largest set (the backward pass recomputes the forward steps a segment at a time; the
+log-space fallback keeps every step, n * K).
 """
 
 from __future__ import annotations
@@ -361,8 +362,8 @@ class Layout:
         ).astype(float)
         # a segment's steps fill about SEGMENT_ELEMENTS, and hold at least sqrt(models): segments and
         # checkpoints both stay O(sqrt(models) * degrees)
-        rows = np.maximum(SEGMENT_ELEMENTS // np.maximum(width, 1), np.sqrt(size).astype(np.int64))
-        self.segment_rows = np.minimum(np.maximum(rows, 1), size)
+        rows = np.maximum(SEGMENT_ELEMENTS // width, np.sqrt(size).astype(np.int64))  # width >= 2: k >= 1
+        self.segment_rows = np.minimum(rows, size)
         stay = int((self.segment_rows * width).max(initial=0))
         checkpoints = int((-(-size // self.segment_rows) * width).max(initial=0))
         widest, largest = int(width.max(initial=0)), int(size.max(initial=0))
