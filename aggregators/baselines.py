@@ -10,7 +10,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from aggregators.orderings import Orderings
+from aggregators.orderings import Orderings, ranges
 
 ELO_K, ELO_SCALE, ELO_BASE, ELO_INIT = 4.0, 400.0, 10.0, 1000.0
 #: choix's regularisation of the Bradley-Terry fit (initial transition rates of its Markov chain): it keeps a
@@ -79,8 +79,7 @@ def _pairs(item: np.ndarray, start: np.ndarray, stop: np.ndarray, weight: np.nda
     """All (item[e], item[f]) with start[e] <= f < stop[e], with weight[e]."""
     count = np.maximum(stop - start, 0)
     first = np.repeat(np.arange(len(item)), count)
-    offset = np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count)
-    second = np.repeat(start, count) + offset
+    second = ranges(start, count)
     return item[first], item[second], weight[first]
 
 

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from aggregators import plackett_luce
-from aggregators.orderings import Orderings, index_of, sample_metric_key
+from aggregators.orderings import Orderings, index_of, ranges, sample_metric_key
 
 #: The ratio E[j-1] / E[j] of a degree j that no model has reached yet (E[j] = 0): stands for infinity.
 ABSENT = 1e300
@@ -111,19 +111,13 @@ def from_measurements(measurements: pd.DataFrame, models: np.ndarray, samples: n
         unit_weight=np.ones(len(kept)),
         chosen_unit=unit[chosen],
         chosen_item=item[chosen],
-        group_items=item[_ranges(start[first], n[first])],
+        group_items=item[ranges(start[first], n[first])],
         group_start=group_start,
         group_sign=np.where(flip[first], -1.0, 1.0),
         uninformative=int((~informative).sum()),
         single_model=single_model,
         n_units=len(informative),
     )
-
-
-def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """The indices start, ..., start + length - 1 of each range, one range after another."""
-    offsets = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-    return np.repeat(starts, lengths) + offsets
 
 
 def _group_by_set(
@@ -141,11 +135,11 @@ def _group_by_set(
     group_first = first[unit_group]  # per unit, the first unit of its group
     same = (n == n[group_first]).all() and (flip == flip[group_first]).all()
     if same:  # entry by entry against the group's first unit
-        same = (item == item[_ranges(start[group_first], n)]).all()
+        same = (item == item[ranges(start[group_first], n)]).all()
     if not same:  # two sets with one hash: sort the padded rows themselves (slower)
         padded = np.full((len(n), int(n.max()) + 1), n_models, dtype=np.int64)
         padded[:, 0] = flip
-        padded[np.repeat(np.arange(len(n)), n), 1 + _ranges(np.zeros_like(n), n)] = item
+        padded[np.repeat(np.arange(len(n)), n), 1 + ranges(np.zeros_like(n), n)] = item
         _, first, unit_group = np.unique(padded, axis=0, return_index=True, return_inverse=True)
         unit_group = unit_group.ravel()
     return first, unit_group
@@ -349,7 +343,7 @@ class Layout:
         np.maximum.at(width, b.unit_group, b.unit_k + 1)
         used = np.flatnonzero(weight > 0)
         size, width = b.group_size[used], width[used]
-        self.items = b.group_items[_ranges(b.group_start[used], size)]
+        self.items = b.group_items[ranges(b.group_start[used], size)]
         self.set_start = np.r_[0, np.cumsum(size)]
         self.sign = b.group_sign[used]
         self.count_start = np.r_[0, np.cumsum(width)]

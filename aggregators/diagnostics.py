@@ -15,7 +15,7 @@ import numpy as np
 from scipy.sparse import coo_matrix, csr_matrix
 from scipy.sparse.csgraph import connected_components
 
-from aggregators.orderings import Orderings
+from aggregators.orderings import Orderings, ranges
 
 #: Up to this many model pairs, direct edges are deduplicated in a dense boolean matrix (at most 64 MB).
 DENSE_PAIRS = 1 << 26
@@ -193,7 +193,7 @@ def _consecutive_pairs(o: Orderings, direct_limit: float) -> tuple[np.ndarray, n
         return None
     upper_start = (np.cumsum(tier_size) - tier_size)[upper_tier]  # the first entry of each upper tier
     lower = np.repeat(o.item[below], count)  # one pair with each entry of the tier above
-    upper = np.repeat(upper_start, count) + np.arange(n_pairs) - np.repeat(np.cumsum(count) - count, count)
+    upper = ranges(upper_start, count)
     return o.item[upper], lower
 
 

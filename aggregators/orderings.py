@@ -342,6 +342,12 @@ def _build(
     )
 
 
+def ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """The indices start, ..., start + length - 1 of each (start, length), one range after another."""
+    offsets = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    return np.repeat(starts, lengths) + offsets
+
+
 def index_of(names: np.ndarray, values: np.ndarray | pd.Series, what: str = "model") -> np.ndarray:
     """Position of each value in `names`; ValueError naming the first `what` that is not there.
 
