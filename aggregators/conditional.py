@@ -23,7 +23,10 @@ log-space fallback keeps every step, n * K).
 from __future__ import annotations
 
 import math
+import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numba
 import numpy as np
@@ -152,6 +155,28 @@ def _set_hash(start: np.ndarray, item: np.ndarray, flip: np.ndarray, n_models: i
     return np.add.reduceat(words[item], start) + words[n_models + flip.astype(np.int64)]
 
 
+def compiled(**options: Any) -> Callable[[Callable[..., Any]], Any]:
+    """numba.njit(**options) with numba's on-disk cache, so a process loads the kernel instead of compiling it;
+    where no folder can hold the cache (the package's and the user's cache folder both read-only), without it,
+    and a warning says that the kernels compile in each process."""
+
+    def decorate(function: Callable[..., Any]) -> Any:
+        try:
+            return numba.njit(cache=True, **options)(function)
+        except RuntimeError as error:  # numba: "cannot cache function ...: no locator available for file ..."
+            if "cannot cache" not in str(error):
+                raise
+            warnings.warn(
+                "numba finds no writable folder to cache pl-conditional's kernels in: they compile in each process "
+                "(about 5 s); set NUMBA_CACHE_DIR to a writable folder",
+                RuntimeWarning,
+                stacklevel=1,  # one warning, not one per kernel
+            )
+            return numba.njit(**options)(function)
+
+    return decorate
+
+
 #: Elements of the stored forward steps of one segment of a set's models (float64, 512 KB: stays in cache).
 SEGMENT_ELEMENTS = 1 << 16
 
@@ -161,7 +186,7 @@ SEGMENT_ELEMENTS = 1 << 16
 FASTMATH = {"reassoc", "contract", "arcp", "nsz"}
 
 
-@numba.njit(cache=True, error_model="numpy", fastmath=FASTMATH, inline="always")  # a call costs a small step
+@compiled(error_model="numpy", fastmath=FASTMATH, inline="always")  # a call costs as much as a small step
 def _step(ratio: np.ndarray, grow: np.ndarray, stay: np.ndarray, w: float, m: int) -> None:
     """Add model m (strength w relative to the set's strongest) to the ratios; its stay factors into `stay`."""
     width = len(stay)
@@ -178,7 +203,7 @@ def _step(ratio: np.ndarray, grow: np.ndarray, stay: np.ndarray, w: float, m: in
         ratio[m + 1] = grow[m] / w
 
 
-@numba.njit(cache=True, error_model="numpy", fastmath=FASTMATH)
+@compiled(error_model="numpy", fastmath=FASTMATH)
 def _ratios(
     x: np.ndarray,
     counts: np.ndarray,
@@ -252,7 +277,7 @@ def _ratios(
     return value
 
 
-@numba.njit(cache=True)
+@compiled()
 def _log_space(
     x: np.ndarray, counts: np.ndarray, prefix: np.ndarray, adjoint: np.ndarray, gradient: np.ndarray
 ) -> float:
@@ -285,14 +310,14 @@ def _log_space(
     return value
 
 
-@numba.njit(cache=True)
+@compiled()
 def _logaddexp(a: float, b: float) -> float:
     """log(exp(a) + exp(b)), exact for -inf."""
     high, low = max(a, b), min(a, b)
     return high if low == -math.inf else high + math.log1p(math.exp(low - high))
 
 
-@numba.njit(cache=True)
+@compiled()
 def _sets_log_likelihood(
     theta: np.ndarray,
     items: np.ndarray,

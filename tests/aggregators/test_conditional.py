@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import itertools
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import choix
@@ -327,3 +331,26 @@ def test_diagnostics_count_the_samples_left_out_and_advise_the_mean_when_most_ha
     note = uninformative_note(diagnostics)
     assert note.startswith(f"{counts[0]} of {counts[2]} binary samples ({counts[1]} measured on one model only)")
     assert ("--method mean" in note) == advice
+
+
+def test_kernels_compile_in_the_process_where_no_folder_can_hold_numba_s_cache(tmp_path: Path) -> None:
+    """A copy of the package whose `__pycache__` is a file, and a HOME with no cache folder: numba can cache the
+    kernels nowhere. `rank` still works (the kernels compile in the process) and one warning says so."""
+    shutil.copytree(
+        Path(aggregators.__file__).parent, tmp_path / "aggregators", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    (tmp_path / "aggregators" / "__pycache__").write_text("")
+    env = {key: value for key, value in os.environ.items() if key not in ("NUMBA_CACHE_DIR", "XDG_CACHE_HOME")}
+    env |= {"HOME": "/dev/null", "PYTHONPATH": str(tmp_path)}
+    script = (
+        "import aggregators, pandas as pd; print(aggregators.__file__); "
+        "frame = pd.DataFrame({'sample_id': list('aabbcc'), 'model': list('xyxyxy'), 'value': [1, 0, 0, 1, 1, 0.0]}); "
+        "print(aggregators.rank(frame).set_index('model')['score'].round(6).to_dict())"
+    )
+    command = [sys.executable, "-c", script]  # run in tmp_path: `-c` puts the working folder first on the path
+    done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    where, scores = done.stdout.splitlines()
+    assert where == str(tmp_path / "aggregators" / "__init__.py")
+    assert scores == "{'x': 0.34146, 'y': -0.34146}"  # x right on 2 of the 3 samples: the same fit as here
+    assert done.stderr.count("numba finds no writable folder") == 1
