@@ -1,20 +1,25 @@
 """Pool write/read throughput vs plain pyarrow.parquet on the same 1,000,000 measurements, same process.
 
-    python bench/pool_io.py [--rows N]
+    python bench/pool_io.py [--rows N] [--s3]
 
 Write: `Pool.add("measurements", frame)` (validation, reference check, atomic segment) against
 `pq.write_table(pa.Table.from_pandas(frame))`. Read: `Pool.read_arrow("measurements")` into numpy arrays
 against `pq.read_table(...)` into numpy arrays. Ratios >= 0.8 mean the store costs at most 25% more.
 Batch: what the runner writes per batch (64 measurements and 64 responses, one `Pool.write`) into a pool of
 `--pool-samples` samples, against `pq.write_table` of the same two frames: the cost of the store's checks
-(sample references among them) as the pool grows.
+(sample references among them) as the pool grows. With --s3, the pools and the plain files are in a bucket of
+an S3 server (moto's, in this process, reached through s3fs) instead of a local folder.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
+import os
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -25,13 +30,48 @@ from questions import two_choice_questions
 from timing import best_in_turns
 
 from harness.pool import Pool
+from harness.store import Location, location
+
+
+@contextlib.contextmanager
+def bench_root(s3: bool) -> Iterator[Location]:
+    """A fresh local folder, or with `s3` a fresh bucket on a moto S3 server started here."""
+    if not s3:
+        with tempfile.TemporaryDirectory() as tmp:
+            yield Path(tmp)
+        return
+    import s3fs
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # a line per request otherwise
+    server = ThreadedMotoServer(port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    os.environ.update(AWS_ENDPOINT_URL=f"http://{host}:{port}", AWS_ACCESS_KEY_ID="b", AWS_SECRET_ACCESS_KEY="b")
+    s3fs.S3FileSystem().mkdir("bench")
+    try:
+        yield location("s3://bench/root")
+    finally:
+        server.stop()
+
+
+def plain_write(table: pa.Table, path: Location) -> None:
+    """`pq.write_table` of `table` to `path`, straight to its file system."""
+    if isinstance(path, Path):
+        pq.write_table(table, path, compression="zstd")
+    else:
+        pq.write_table(table, path.path, filesystem=path.fs, compression="zstd")
+
+
+def plain_read(path: Location) -> pa.Table:
+    return pq.read_table(path) if isinstance(path, Path) else pq.read_table(path.path, filesystem=path.fs)
 
 
 def to_numpy(table: pa.Table) -> dict[str, np.ndarray]:
     return {name: table[name].to_numpy() for name in ("sample_id", "model", "value")}
 
 
-def batch_writes(root: Path, pool_samples: int, repeats: int) -> tuple[float, float]:
+def batch_writes(root: Location, pool_samples: int, repeats: int) -> tuple[float, float]:
     """Best seconds of one runner-sized `Pool.write` into a pool of `pool_samples` samples, and of plain
     `pq.write_table` of the same frames."""
     pool = Pool(root / "big", create=True)
@@ -48,7 +88,7 @@ def batch_writes(root: Path, pool_samples: int, repeats: int) -> tuple[float, fl
 
     def plain() -> None:
         for name, frame in frames().items():
-            pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), root / f"{name}.parquet")
+            plain_write(pa.Table.from_pandas(frame, preserve_index=False), root / f"{name}.parquet")
 
     return best_in_turns(repeats, lambda: pool.write(frames(), known_new=True), plain)
 
@@ -58,11 +98,11 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--pool-samples", type=int, default=200_000)
+    parser.add_argument("--s3", action="store_true", help="in a bucket of a local S3 server, not a folder")
     args = parser.parse_args()
     n_samples = 1000
     n_models = args.rows // n_samples
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
+    with bench_root(args.s3) as root:
         samples = two_choice_questions(n_samples)
         seed_pool = Pool(root / "seed", create=True)
         seed_pool.add("samples", samples)
@@ -86,23 +126,23 @@ def main() -> None:
             pool.add("measurements", frame)
             ours_write.elapsed = time.perf_counter() - start  # type: ignore[attr-defined]
 
-        def plain_write() -> None:
-            pq.write_table(
-                pa.Table.from_pandas(frame, preserve_index=False), root / "plain.parquet", compression="zstd"
-            )
-
-        write_ours, write_plain = best_in_turns(args.repeats, ours_write, plain_write)
+        write_ours, write_plain = best_in_turns(
+            args.repeats,
+            ours_write,
+            lambda: plain_write(pa.Table.from_pandas(frame, preserve_index=False), root / "plain.parquet"),
+        )
         pool = Pool(root / "pool0")
         read_ours, read_plain = best_in_turns(
             args.repeats,
             lambda: to_numpy(pool.read_arrow("measurements")),
-            lambda: to_numpy(pq.read_table(root / "plain.parquet")),
+            lambda: to_numpy(plain_read(root / "plain.parquet")),
         )
         assert pool.read_arrow("measurements").num_rows == len(frame)
         batch_ours, batch_plain = batch_writes(root, args.pool_samples, args.repeats)
 
     rows = len(frame)
-    print(f"rows: {rows:,} ({n_models} models x {n_samples} samples); best of {args.repeats}")
+    where = "a bucket of a local S3 server (moto)" if args.s3 else "a local folder"
+    print(f"rows: {rows:,} ({n_models} models x {n_samples} samples) in {where}; best of {args.repeats}")
     print(
         f"write  pool {rows / write_ours:>12,.0f} rows/s   pyarrow {rows / write_plain:>12,.0f} rows/s"
         f"   ratio {write_plain / write_ours:.2f}"

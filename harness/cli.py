@@ -31,7 +31,7 @@ from harness.cli_common import (
     emit_json,
     open_pool,
     pool_name,
-    set_pool_dir,
+    set_pool,
     stderr,
     user_errors,
     write_html,
@@ -75,14 +75,19 @@ def _print_versions(asked: bool) -> None:
 @app.callback()
 def main_options(
     pool: Annotated[
-        Path | None, typer.Option("--pool", help="Pool directory (default: $POOLBENCH_POOL, else ./pool).")
+        str | None,
+        typer.Option(
+            "--pool",
+            metavar="<path|url>",
+            help="Pool directory, or an fsspec URL such as s3://bucket/pool (default: $POOLBENCH_POOL, else ./pool).",
+        ),
     ] = None,
     version: Annotated[
         bool, typer.Option("--version", callback=_print_versions, is_eager=True, help="Show the versions and exit.")
     ] = False,
 ) -> None:
     """poolbench: rank language models from sparse, sample-level measurements."""
-    set_pool_dir(pool)
+    set_pool(pool)
 
 
 @app.command("rank")

@@ -27,7 +27,7 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document o
 
 
 class State:
-    pool_dir: Path = Path("pool")
+    pool: str = "pool"
 
 
 def fail(message: str) -> None:
@@ -54,7 +54,7 @@ def user_errors(func: F) -> F:
 
 def open_pool(create: bool = False) -> Pool:
     """The pool named by --pool / $POOLBENCH_POOL / ./pool."""
-    return Pool(State.pool_dir, create=create)
+    return Pool(State.pool, create=create)
 
 
 def emit_json(document: object) -> None:
@@ -117,9 +117,10 @@ def write_html(out: Path, html: str) -> None:
     stderr.print(f"report written to {out} ({amount})")
 
 
-def set_pool_dir(pool: Path | None) -> None:
-    """--pool, else $POOLBENCH_POOL, else ./pool."""
-    State.pool_dir = pool or Path(os.environ.get("POOLBENCH_POOL") or "pool")
+def set_pool(pool: str | None) -> None:
+    """--pool, else $POOLBENCH_POOL, else ./pool: a directory, or an fsspec URL (kept a string: Path would fold
+    its `//`)."""
+    State.pool = pool or os.environ.get("POOLBENCH_POOL") or "pool"
 
 
 def pool_name(value: str | None) -> str | None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from pathlib import Path
 
 import duckdb
 import pandas as pd
@@ -19,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from harness.schema import KEYS, LOWER_IS_BETTER, SCHEMAS, TABLES, PoolError, distinct, name_list, normalize
-from harness.store import SegmentStore
+from harness.store import Location, SegmentStore
 
 #: A filter's value: one name, or several.
 Names = str | Iterable[str]
@@ -30,13 +29,15 @@ _REFERENCING = ("measurements", "comparisons", "responses", "embeddings")
 
 
 class Pool:
-    """A sample pool on disk. `Pool(path, create=True)` makes the directory when it is missing."""
+    """A sample pool on disk or object storage (`path`: a directory, or an fsspec URL such as s3://bucket/pool).
+    `Pool(path, create=True)` makes it when it is missing."""
 
-    def __init__(self, path: str | os.PathLike[str], create: bool = False) -> None:
+    def __init__(self, path: str | os.PathLike[str] | Location, create: bool = False) -> None:
         self.store = SegmentStore(path, create=create)
         self.path = self.store.root
         self._models_met: set[str] = set()  # models known to be in the `models` table (it only grows)
-        self._written: dict[str, list[Path]] | None = None  # segments written inside `merging()`
+        self._written: dict[str, list[Location]] | None = None  # segments written inside `merging()`
+        self._samples: tuple[list[Location], pa.Table] | None = None  # (samples' segments, their ids and metrics)
 
     # ----------------------------------------------------------------- writing
     def write(self, frames: Mapping[str, pd.DataFrame], known_new: bool = False) -> dict[str, int]:
@@ -99,8 +100,8 @@ class Pool:
         if not blank.any():
             return frame
         ids = pa.array([str(i) for i in frame.loc[blank, "sample_id"].unique()], pa.string())
-        where = "sample_id IN (SELECT unnest(?))"
-        known = [self.store.read("samples", where, (ids.to_pylist(),), ["sample_id", "metric"])]
+        stored = self._stored_samples()
+        known = [stored.filter(pc.is_in(stored["sample_id"], value_set=ids))]
         if samples is not None:
             ids_here = pc.cast(samples["sample_id"], pa.string())
             known.append(samples.select(["sample_id", "metric"]).filter(pc.is_in(ids_here, value_set=ids)))
@@ -115,7 +116,7 @@ class Pool:
         if not tables:
             return
         wanted = {table: distinct(arrows[table]["sample_id"]) for table in tables}
-        stored = self.store.read("samples", columns=["sample_id"])["sample_id"]
+        stored = self._stored_samples()["sample_id"]
         # the stored ids among the wanted ones: a hash of the (few) wanted ids probed by the pool's, not the reverse
         known = stored.filter(pc.is_in(stored, value_set=pc.unique(pa.concat_arrays(list(wanted.values())))))
         if "samples" in arrows:
@@ -127,6 +128,15 @@ class Pool:
                     f"{table}: sample_id {missing[0].as_py()!r} is not in the pool "
                     f"({len(missing)} unknown sample id(s)); add the samples first"
                 )
+
+    def _stored_samples(self) -> pa.Table:
+        """The pool's sample ids and metrics, what every write's checks look up, read again only when the samples'
+        segments changed (a batch of a run re-lists them instead of reading them): a segment never changes, so
+        rows read after listing the segments are theirs, or newer."""
+        segments = self.store.segments("samples")
+        if self._samples is None or self._samples[0] != segments:
+            self._samples = (segments, self.store.read("samples", columns=["sample_id", "metric"]))
+        return self._samples[1]
 
     def _with_new_models(self, arrows: Mapping[str, pa.Table], now: pd.Timestamp) -> pa.Table:
         """The `models` rows to write: those given plus a bare row for each model the pool has not met."""

@@ -8,7 +8,10 @@ Layout of a pool directory::
     quarantine/<table>/...            segments `check(quarantine=True)` moved aside
 
 A write is one `os.replace` of a finished file, so readers see whole segments or nothing, and any number of
-processes can append at once. Reads dedupe repeated keys (latest `created_at` wins, ties broken by segment
+processes can append at once. A pool may also live on object storage, named by an fsspec URL
+(`s3://bucket/pool`, `gs://...`, `az://...`; credentials and endpoint as the file system reads them, e.g.
+AWS_ENDPOINT_URL): there a segment is one upload, which appears whole when it completes, and no temporary
+file is written. Reads dedupe repeated keys (latest `created_at` wins, ties broken by segment
 name); a table held in one segment has unique keys by construction and is read without that step.
 Every segment costs a reader a file open, so `merge` replaces several by one (a run merges its batches'
 segments when it ends; `compact` merges a whole table), removing them only once the merged one is whole.
@@ -19,12 +22,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO, TypeAlias
 
 import duckdb
 import numpy as np
@@ -33,6 +36,14 @@ import pyarrow.parquet as pq
 
 from harness.schema import FORMAT_VERSION, KEYS, REQUIRED, SCHEMAS, TABLES, PoolError, first_line
 
+if TYPE_CHECKING:
+    from fsspec import AbstractFileSystem
+    from upath import UPath
+
+#: Where a pool or one of its files is: a local path, or a path on an fsspec file system (universal_pathlib's
+#: UPath, which has Path's methods).
+Location: TypeAlias = "Path | UPath"
+
 SEGMENT_GLOB = "seg-*.parquet"
 
 
@@ -40,7 +51,7 @@ SEGMENT_GLOB = "seg-*.parquet"
 class SegmentProblem:
     """An unreadable segment found by `check`."""
 
-    path: Path
+    path: Location
     error: str
 
 
@@ -64,14 +75,15 @@ RELISTS = 10
 class SegmentStore:
     """The directory of one pool: create/open it, append segments, read tables, check and compact."""
 
-    def __init__(self, root: str | os.PathLike[str], create: bool = False) -> None:
-        self.root = Path(root)
+    def __init__(self, root: str | os.PathLike[str] | Location, create: bool = False) -> None:
+        self.root = location(root)
+        self._fs: AbstractFileSystem | None = None if isinstance(self.root, Path) else self.root.fs
         meta = self.root / "pool.json"
         if not meta.exists():
             if not create:
                 raise PoolError(f"no pool at {self.root} (run `poolbench pool init` or pass --pool DIR)")
             self.root.mkdir(parents=True, exist_ok=True)
-            _write_atomic(meta, json.dumps({"format": FORMAT_VERSION}).encode())
+            self._write(meta, lambda target: target.write(json.dumps({"format": FORMAT_VERSION}).encode()))
         try:
             version = json.loads(meta.read_text())["format"]
         except (ValueError, KeyError) as err:
@@ -84,35 +96,62 @@ class SegmentStore:
         for table in TABLES:
             (self.root / table).mkdir(exist_ok=True)
 
-    def segments(self, table: str) -> list[Path]:
+    def segments(self, table: str) -> list[Location]:
         """The table's whole segments, oldest first."""
+        self._forget_listings()
         return sorted((self.root / table).glob(SEGMENT_GLOB))
 
-    def append(self, table: str, rows: pa.Table) -> Path | None:
+    def append(self, table: str, rows: pa.Table) -> Location | None:
         """Write `rows` (already normalized to the table's schema) as one new segment; None if empty."""
         if rows.num_rows == 0:
             return None
-        folder = self.root / table
-        tmp = folder / f"tmp-{uuid.uuid4().hex}.partial"
-        final = folder / f"seg-{time.time_ns():020d}-{uuid.uuid4().hex[:12]}.parquet"
-        try:
-            rows = _fixed_width(rows)
-            dictionary = [f.name for f in rows.schema if not pa.types.is_fixed_size_binary(f.type)]
-            pq.write_table(
+        rows = _fixed_width(rows)
+        dictionary = [f.name for f in rows.schema if not pa.types.is_fixed_size_binary(f.type)]
+        final = self.root / table / f"seg-{time.time_ns():020d}-{uuid.uuid4().hex[:12]}.parquet"
+        self._write(
+            final,
+            lambda target: pq.write_table(
                 rows,
-                tmp,
+                target,
                 compression=COMPRESSION.get(table, "zstd"),
                 use_dictionary=dictionary,
                 write_statistics=[name for name in rows.column_names if name not in NO_STATISTICS],
                 store_schema=False,
                 write_batch_size=WRITE_BATCH_SIZE.get(table, 1024),
-            )
-            with open(tmp, "rb") as handle:
+            ),
+        )
+        return final
+
+    def _write(self, final: Location, content: Callable[[BinaryIO], object]) -> None:
+        """Make the file `final` from what `content` writes to a binary handle, whole or not at all: locally into
+        a temporary file renamed into place once synced; on object storage as one upload."""
+        if not isinstance(final, Path):
+            handle = final.fs.open(final.path, "wb")
+            try:
+                content(handle)
+            except BaseException:
+                # abort the upload, and keep the handle's finalizer from closing it: closing stores what was
+                # written so far (fsspec's buffered files, which object stores' are, allow both)
+                handle.discard()
+                handle.closed = True
+                raise
+            handle.close()
+            return
+        tmp = final.with_name(f"tmp-{uuid.uuid4().hex}.partial")
+        try:
+            with open(tmp, "wb") as handle:
+                content(handle)
+                handle.flush()
                 os.fsync(handle.fileno())
             os.replace(tmp, final)
         finally:
             tmp.unlink(missing_ok=True)
-        return final
+
+    def _forget_listings(self) -> None:
+        """Drop the listings an object store's file system caches, which hide segments other processes wrote or
+        merged away since (s3fs, gcsfs and adlfs keep them)."""
+        if self._fs is not None:
+            self._fs.invalidate_cache()
 
     def read(
         self,
@@ -137,7 +176,7 @@ class SegmentStore:
             try:
                 return self._read_files(table, files, names, where, params, key)
             except PoolError:
-                if not _any_gone(files):
+                if not self._any_gone(files):
                     raise
                 files = self.segments(table)
         return self._read_files(table, files, names, where, params, key)
@@ -145,7 +184,7 @@ class SegmentStore:
     def _read_files(
         self,
         table: str,
-        files: Sequence[Path],
+        files: Sequence[Location],
         names: list[str],
         where: str,
         params: Sequence[object],
@@ -170,14 +209,18 @@ class SegmentStore:
         query = f"SELECT {', '.join(names)} FROM {scan}" + (f" WHERE {where}" if where else "")
         try:
             with duckdb.connect() as con:
+                if self._fs is not None:
+                    con.register_filesystem(self._fs)
                 result = con.sql(query, params=list(params)).to_arrow_table()
             return result.cast(pa.schema([schema.field(n) for n in names]))
-        except (duckdb.IOException, duckdb.InvalidInputException, duckdb.ConversionException, pa.ArrowInvalid) as err:
+        # The query is ours: DuckDB fails it only on the segments (bytes, columns, types) or the storage serving
+        # them (its base Error wraps what an fsspec file system raises, e.g. for a segment merged away meanwhile).
+        except (duckdb.Error, pa.ArrowInvalid) as err:
             raise _unreadable(self.root / table, err) from None
 
-    def _read_segment(self, table: str, path: Path, names: list[str]) -> pa.Table:
+    def _read_segment(self, table: str, path: Location, names: list[str]) -> pa.Table:
         try:
-            rows = pq.read_table(path, columns=names, memory_map=True)  # segments never change once renamed
+            rows = read_parquet(path, names)
             return _variable_width(rows).cast(pa.schema([SCHEMAS[table].field(n) for n in names]))
         except (pa.ArrowException, OSError) as err:
             raise _unreadable(path, err) from None
@@ -192,7 +235,7 @@ class SegmentStore:
         for table in TABLES:
             for path in self.segments(table):
                 try:
-                    _conforming(table, pq.read_table(path))
+                    _conforming(table, read_parquet(path))
                 except (pa.ArrowException, OSError) as err:
                     if path.exists():  # else merged away meanwhile
                         problems.append(SegmentProblem(path, first_line(err)))
@@ -204,10 +247,10 @@ class SegmentStore:
             for problem in problems:
                 target = self.root / "quarantine" / problem.path.parent.name
                 target.mkdir(parents=True, exist_ok=True)
-                shutil.move(problem.path, target / problem.path.name)
+                problem.path.rename(str(target / problem.path.name))
         return problems
 
-    def merge(self, table: str, files: Sequence[Path]) -> Path | None:
+    def merge(self, table: str, files: Sequence[Location]) -> Location | None:
         """Replace `files`, segments of `table`, by one segment holding their logical rows (created_at kept);
         return it (None for fewer than two files). Segments written meanwhile are left alone; readers that
         listed the old segments list again (`read`). Nothing is lost if this is killed: the new segment is
@@ -218,7 +261,7 @@ class SegmentStore:
         try:
             merged = self._read_files(table, files, SCHEMAS[table].names, "", (), KEYS[table])
         except PoolError:
-            if not _any_gone(files):
+            if not self._any_gone(files):
                 raise
             return None
         path = self.append(table, merged)
@@ -229,6 +272,31 @@ class SegmentStore:
     def compact(self, table: str) -> None:
         """Merge all the table's segments into one."""
         self.merge(table, self.segments(table))
+
+    def _any_gone(self, files: Sequence[Location]) -> bool:
+        """Whether some of `files` no longer exist (merged away since they were listed)."""
+        self._forget_listings()
+        return not all(path.exists() for path in files)
+
+
+def location(root: str | os.PathLike[str] | Location) -> Location:
+    """A pool's location: a local path, or an fsspec URL's path (`file://` URLs as local paths)."""
+    if not isinstance(root, str | os.PathLike):  # a UPath already
+        return root
+    text = os.fspath(root)
+    if "://" not in text:
+        return Path(text)
+    from upath import UPath  # for URLs only: its first use costs 0.1 s
+
+    remote = UPath(text)
+    return Path(remote.path) if remote.protocol in ("file", "local") else remote
+
+
+def read_parquet(path: Location, columns: Sequence[str] | None = None) -> pa.Table:
+    """One segment's rows as Arrow (local ones memory-mapped: segments never change once in place)."""
+    if isinstance(path, Path):
+        return pq.read_table(path, columns=columns, memory_map=True)
+    return pq.read_table(path.path, columns=columns, filesystem=path.fs)
 
 
 def _fixed_width(rows: pa.Table) -> pa.Table:
@@ -284,16 +352,5 @@ def _binary_view(column: pa.Array, width: int) -> pa.Array:
     return pa.Array.from_buffers(pa.binary(), n, [None, offsets, data])
 
 
-def _any_gone(files: Sequence[Path]) -> bool:
-    """Whether some of `files` no longer exist (merged away since they were listed)."""
-    return not all(path.exists() for path in files)
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
-def _unreadable(path: Path, err: BaseException) -> PoolError:
+def _unreadable(path: Location, err: BaseException) -> PoolError:
     return PoolError(f"{path}: unreadable segment ({first_line(err)}); run `poolbench pool check --quarantine`")

@@ -1,11 +1,13 @@
-"""Shared fixtures: offline hubs, the shared data folder, and a CLI runner that returns (code, stdout, stderr)."""
+"""Shared fixtures: offline hubs, the shared data folder, a CLI runner that returns (code, stdout, stderr), and\nan S3 bucket for pools on object storage."""
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -34,9 +36,9 @@ Cli = Callable[..., subprocess.CompletedProcess[str]]
 
 @pytest.fixture
 def cli(tmp_path: Path) -> Cli:
-    """Run `poolbench --pool <tmp>/pool ARGS...` in a real process; returns the CompletedProcess."""
+    """Run `poolbench --pool <tmp>/pool ARGS...` (or --pool POOL) in a real process; returns the CompletedProcess."""
 
-    def run(*args: str, pool: Path | None = None, check: bool = False) -> subprocess.CompletedProcess[str]:
+    def run(*args: str, pool: Path | str | None = None, check: bool = False) -> subprocess.CompletedProcess[str]:
         command = [sys.executable, "-m", "harness.cli", "--pool", str(pool or tmp_path / "pool"), *args]
         done = subprocess.run(command, capture_output=True, text=True, timeout=600)
         if check and done.returncode != 0:
@@ -44,3 +46,34 @@ def cli(tmp_path: Path) -> Cli:
         return done
 
     return run
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """An S3 server (moto's) on a free local port, for the session."""
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # a line per request otherwise
+    server = ThreadedMotoServer(port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def s3_pool(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The URL of a pool in a fresh bucket on that server (s3://BUCKET/pool, not created yet), reached through
+    s3fs as any bucket would be: its endpoint and credentials are in the environment, so subprocesses reach it."""
+    import s3fs
+
+    for name, value in {
+        "AWS_ENDPOINT_URL": s3_endpoint,
+        "AWS_ACCESS_KEY_ID": "poolbench",
+        "AWS_SECRET_ACCESS_KEY": "poolbench",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    bucket = f"pool-{uuid.uuid4().hex[:12]}"
+    s3fs.S3FileSystem().mkdir(bucket)
+    return f"s3://{bucket}/pool"

@@ -169,3 +169,54 @@ def test_every_command_summary_is_one_line_of_the_command_lists() -> None:
     assert len(listed) > 20
     broken = [name for name, text in listed if "\n" in inspect.cleandoc(text).split("\n\n")[0]]
     assert broken == []
+
+
+def test_a_pool_on_s3_holds_and_ranks_what_one_on_disk_does(cli, s3_pool: str, shared_data: Path) -> None:
+    """`--pool s3://...`: ChemBench imported, a model run (and rerun: nothing to do), compacted, checked and ranked
+    on S3 as on disk; the files are in the bucket (a Path would have folded the URL into a local folder "s3:")."""
+    import s3fs
+
+    matrix = str(shared_data / "chembench_binary" / "binary_matrix.csv")
+    boards = {}
+    for pool in (s3_pool, None):  # None: the test's folder
+        cli("import", "matrix", matrix, "--source", "chembench", pool=pool, check=True)
+        cli("add", "starter", "units", pool=pool, check=True)
+        cli(
+            "run",
+            "--model",
+            "baseline-random",
+            "--name",
+            "random",
+            "--limit",
+            "5",
+            "--source",
+            "starter/units",
+            pool=pool,
+            check=True,
+        )
+        boards[pool] = json.loads(cli("rank", "--json", pool=pool, check=True).stdout)["models"]
+    stored = s3fs.S3FileSystem().find(s3_pool)
+    assert f"{s3_pool.removeprefix('s3://')}/pool.json" in stored
+    assert {Path(name).parent.name for name in stored if name.endswith(".parquet")} >= {"samples", "measurements"}
+    assert not Path("s3:").exists()
+    assert boards[s3_pool] == boards[None] and len(boards[None]) == 23
+    rerun = cli(
+        "run",
+        "--model",
+        "baseline-random",
+        "--name",
+        "random",
+        "--limit",
+        "5",
+        "--source",
+        "starter/units",
+        pool=s3_pool,
+        check=True,
+    )
+    assert "0 samples evaluated, 5 already measured" in rerun.stderr
+    local = json.loads(cli("pool", "stats", "--json", check=True).stdout)
+    cli("pool", "compact", pool=s3_pool, check=True)
+    assert json.loads(cli("pool", "stats", "--json", pool=s3_pool, check=True).stdout) == local
+    assert local["models"] == 23 and local["sources"]["chembench"]["measurements"] == 22 * 2854
+    assert "all segments readable" in cli("pool", "check", pool=s3_pool, check=True).stderr
+    assert json.loads(cli("rank", "--json", pool=s3_pool, check=True).stdout)["models"] == boards[None]

@@ -1,7 +1,11 @@
-"""The pool store: round trips, idempotent adds, atomic segments, concurrent writers, corrupt segments."""
+"""The pool store: round trips, idempotent adds, atomic segments, concurrent writers, corrupt segments.
+
+The tests of how segments are written, read, merged and checked run twice: on a local directory and on object
+storage (S3, served by moto's S3 server and reached through s3fs, as a bucket elsewhere would be)."""
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import signal
@@ -10,15 +14,16 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
 from harness.pool import Pool
 from harness.schema import FORMAT_VERSION, PoolError, complete_samples, sample_id
+from harness.store import read_parquet
 
 SAMPLES = pd.DataFrame(
     {
@@ -33,8 +38,14 @@ SAMPLES = pd.DataFrame(
 )
 
 
-def make_pool(tmp_path: Path) -> tuple[Pool, list[str]]:
-    pool = Pool(tmp_path / "pool", create=True)
+@pytest.fixture(params=["local", "s3"])
+def root(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Where a test's pool goes: a local directory, or a fresh bucket on S3."""
+    return str(tmp_path / "pool") if request.param == "local" else request.getfixturevalue("s3_pool")
+
+
+def make_pool(root: str | Path) -> tuple[Pool, list[str]]:
+    pool = Pool(root, create=True)
     pool.add("samples", SAMPLES)
     return pool, pool.samples().sort_values("source_id")["sample_id"].tolist()
 
@@ -61,7 +72,7 @@ def every_table(ids: list[str]) -> dict[str, pd.DataFrame]:
 
 
 def test_sample_id_is_a_content_hash(tmp_path: Path) -> None:
-    pool, ids = make_pool(tmp_path)
+    pool, ids = make_pool(tmp_path / "pool")
     assert sample_id("arith", "1+1=", ["1", "2"], 1) in ids
     again = pool.samples()
     assert (
@@ -70,8 +81,8 @@ def test_sample_id_is_a_content_hash(tmp_path: Path) -> None:
     )
 
 
-def test_every_table_round_trips_and_readding_is_a_noop(tmp_path: Path) -> None:
-    pool, ids = make_pool(tmp_path)
+def test_every_table_round_trips_and_readding_is_a_noop(root: str) -> None:
+    pool, ids = make_pool(root)
     frames = every_table(ids)
     first = pool.write(frames)
     assert first["measurements"] == 3 and first["comparisons"] == 2
@@ -91,8 +102,8 @@ def test_every_table_round_trips_and_readding_is_a_noop(tmp_path: Path) -> None:
     assert pool.read("models").set_index("model").loc["m1", "backend"] == "hf"
 
 
-def test_latest_created_at_wins_and_filters(tmp_path: Path) -> None:
-    pool, ids = make_pool(tmp_path)
+def test_latest_created_at_wins_and_filters(root: str) -> None:
+    pool, ids = make_pool(root)
     pool.add("measurements", pd.DataFrame({"sample_id": ids, "model": "m1", "value": [1.0, 1.0, 1.0]}))
     pool.add("measurements", pd.DataFrame({"sample_id": ids[:1], "model": "m1", "value": [0.0]}))
     values = pool.measurements().set_index("sample_id")["value"]
@@ -126,8 +137,8 @@ def test_a_measurement_without_a_metric_takes_its_samples(tmp_path: Path) -> Non
     assert len(pool.scores()) == 5  # all but m2's f1: each sample's own metric
 
 
-def test_a_tie_in_created_at_goes_to_the_later_segment(tmp_path: Path) -> None:
-    pool, ids = make_pool(tmp_path)
+def test_a_tie_in_created_at_goes_to_the_later_segment(root: str) -> None:
+    pool, ids = make_pool(root)
     when = pd.Timestamp("2026-01-01", tz="UTC")
     for value in (1.0, 0.0, 0.5):
         pool.add(
@@ -139,10 +150,10 @@ def test_a_tie_in_created_at_goes_to_the_later_segment(tmp_path: Path) -> None:
     assert pool.scores()["value"].tolist() == [0.5]
 
 
-def test_scores_keep_each_samples_primary_metric_and_the_latest_run(tmp_path: Path) -> None:
+def test_scores_keep_each_samples_primary_metric_and_the_latest_run(root: str) -> None:
     """`scores`: one value per (sample, model, metric), the latest of its runs, higher always better; alike on a
     pool of many segments and on the same pool compacted."""
-    pool, ids = make_pool(tmp_path)
+    pool, ids = make_pool(root)
     pool.add("samples", pd.DataFrame({"source": "lm", "kind": "scored", "prompt": ["a", "b"], "metric": "perplexity"}))
     lm = pool.samples(sources=["lm"]).sort_values("prompt")["sample_id"].tolist()
     runs = [  # (run, sample, metric, value), written in this order
@@ -174,8 +185,8 @@ def in_key_order(measurements: pd.DataFrame) -> pd.DataFrame:
     return measurements.sort_values(["sample_id", "model", "metric", "run_id"], ignore_index=True)
 
 
-def test_merge_keeps_the_logical_rows_and_leaves_later_segments_alone(tmp_path: Path) -> None:
-    pool, ids = make_pool(tmp_path)
+def test_merge_keeps_the_logical_rows_and_leaves_later_segments_alone(root: str) -> None:
+    pool, ids = make_pool(root)
     for value in (1.0, 0.0):  # the second write of each key wins
         pool.add("measurements", pd.DataFrame({"sample_id": ids, "model": "m1", "value": value}))
     pool.add("measurements", pd.DataFrame({"sample_id": ids, "model": "m2", "value": 1.0}))
@@ -183,7 +194,7 @@ def test_merge_keeps_the_logical_rows_and_leaves_later_segments_alone(tmp_path: 
     first, second, later = pool.store.segments("measurements")
     merged = pool.store.merge("measurements", [first, second])
     assert pool.store.segments("measurements") == sorted([merged, later]) and not first.exists()
-    assert pq.read_table(merged).num_rows == 3  # the overwritten rows are gone
+    assert read_parquet(merged).num_rows == 3  # the overwritten rows are gone
     pd.testing.assert_frame_equal(in_key_order(pool.measurements()), in_key_order(before))
     assert pool.store.merge("measurements", [later]) is None
     pool.store.compact("measurements")  # a merge elsewhere took the segments first: nothing to do, no error
@@ -191,9 +202,9 @@ def test_merge_keeps_the_logical_rows_and_leaves_later_segments_alone(tmp_path: 
     pd.testing.assert_frame_equal(in_key_order(pool.measurements()), in_key_order(before))
 
 
-def test_reads_while_segments_are_merged_see_every_row_once(tmp_path: Path) -> None:
+def test_reads_while_segments_are_merged_see_every_row_once(root: str) -> None:
     """A reader whose listing of segments a merge made stale lists them again: no error, nothing lost."""
-    pool, ids = make_pool(tmp_path)
+    pool, ids = make_pool(root)
     pool.add(
         "measurements",
         pd.DataFrame({"sample_id": ids * 20, "model": np.repeat(range(20), 3).astype(str), "value": 1.0}),
@@ -248,7 +259,7 @@ def test_reads_while_segments_are_merged_see_every_row_once(tmp_path: Path) -> N
     ],
 )
 def test_bad_rows_are_refused_whole(tmp_path: Path, table: str, frame: dict, message: str) -> None:
-    pool, ids = make_pool(tmp_path)
+    pool, ids = make_pool(tmp_path / "pool")
     frame = {k: [ids[0] if v == "ID0" else v for v in vs] for k, vs in frame.items()}
     before = {t: len(pool.read(t)) for t in ("samples", "measurements", "comparisons", "models")}
     with pytest.raises(PoolError, match=message):
@@ -257,13 +268,13 @@ def test_bad_rows_are_refused_whole(tmp_path: Path, table: str, frame: dict, mes
 
 
 def test_values_on_any_scale_are_kept_under_other_metrics(tmp_path: Path) -> None:
-    pool, ids = make_pool(tmp_path)
+    pool, ids = make_pool(tmp_path / "pool")
     pool.add("measurements", pd.DataFrame({"sample_id": ids[0], "model": "m", "metric": "rubric", "value": [85.0]}))
     assert pool.measurements()["value"].tolist() == [85.0]
 
 
 def test_write_is_all_or_nothing_across_tables(tmp_path: Path) -> None:
-    pool, ids = make_pool(tmp_path)
+    pool, ids = make_pool(tmp_path / "pool")
     with pytest.raises(TypeError, match="measurements: rows as a pandas DataFrame, not a list"):  # was AttributeError
         pool.write({"measurements": [{"sample_id": ids[0], "model": "m1", "value": 1.0}]})
     good = pd.DataFrame({"sample_id": ids, "model": "m1", "value": 1.0})
@@ -274,7 +285,7 @@ def test_write_is_all_or_nothing_across_tables(tmp_path: Path) -> None:
 
 
 def test_references_may_point_to_stored_samples_or_samples_of_the_same_write(tmp_path: Path) -> None:
-    pool, ids = make_pool(tmp_path)
+    pool, ids = make_pool(tmp_path / "pool")
     new = pd.DataFrame({"source": "new", "kind": "generation", "prompt": ["fresh"]})
     new_id = sample_id("new", "fresh", None, None)
     both = pd.DataFrame({"sample_id": [ids[0], new_id], "model": "m1", "value": 1.0})
@@ -285,10 +296,47 @@ def test_references_may_point_to_stored_samples_or_samples_of_the_same_write(tmp
     assert set(pool.measurements()["sample_id"]) == {ids[0], new_id}
 
 
-def test_binary_values_of_one_length_or_many_read_back_exactly(tmp_path: Path) -> None:
+def test_a_write_that_fails_midway_leaves_nothing(root: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A segment whose writing raises halfway (a full disk, a lost connection) is not stored, in part or at all:
+    on object storage, closing the upload would have stored what was written so far."""
+    pool, ids = make_pool(root)
+    files = sorted(str(path) for path in pool.path.rglob("*"))
+
+    def fails_halfway(rows: pa.Table, target: BinaryIO, **options: object) -> None:
+        target.write(b"PAR1" + bytes(1000))
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr("pyarrow.parquet.write_table", fails_halfway)
+    with pytest.raises(OSError, match="No space left"):
+        pool.add("measurements", pd.DataFrame({"sample_id": ids, "model": "m1", "value": 1.0}))
+    monkeypatch.undo()
+    gc.collect()  # nor may a dropped upload's handle complete it when collected
+    assert sorted(str(path) for path in pool.path.rglob("*")) == files  # no segment, no temporary file
+    assert pool.measurements().empty and pool.read("models").empty
+
+
+def test_a_writer_sees_the_samples_another_writer_added_since(root: str) -> None:
+    """Each write checks its sample references (and takes their metrics) against the pool's samples, which a
+    Pool reads once per listing of their segments: another writer's new or merged segments are read again."""
+    pool, ids = make_pool(root)
+    other = Pool(pool.path)
+    pool.add("measurements", pd.DataFrame({"sample_id": ids, "model": "m1", "value": 1.0}))
+    other.add("samples", pd.DataFrame({"source": "new", "kind": "scored", "prompt": ["later"], "metric": "bleu"}))
+    (later,) = other.samples(sources="new")["sample_id"]
+    pool.add("measurements", pd.DataFrame({"sample_id": [later], "model": "m1", "value": 0.25}))
+    other.store.compact("samples")
+    pool.add("measurements", pd.DataFrame({"sample_id": [later], "model": "m2", "value": 0.5}))
+    measured = pool.measurements(sources="new").set_index("model")
+    assert measured["metric"].to_dict() == {"m1": "bleu", "m2": "bleu"}
+    assert measured["value"].to_dict() == {"m1": 0.25, "m2": 0.5}
+    with pytest.raises(PoolError, match="'gone' is not in the pool"):
+        pool.add("measurements", pd.DataFrame({"sample_id": ["gone"], "model": "m1", "value": 1.0}))
+
+
+def test_binary_values_of_one_length_or_many_read_back_exactly(root: str) -> None:
     """Equal-length values are stored as fixed-size binary and read back as binary: alone (one segment),
     beside length-varying ones (segments merged by DuckDB) and after compaction."""
-    pool, ids = make_pool(tmp_path)
+    pool, ids = make_pool(root)
     rng = np.random.default_rng(0)
     fixed = [rng.normal(size=4).astype("<f4").tobytes() for _ in ids]
     varying = [b"", b"\x00" * 3, rng.normal(size=5).astype("<f4").tobytes()]
@@ -301,7 +349,7 @@ def test_binary_values_of_one_length_or_many_read_back_exactly(tmp_path: Path) -
     expected = {("fixed", i): v for i, v in zip(ids, fixed, strict=True)}
     assert stored() == expected
     (segment,) = pool.store.segments("embeddings")
-    assert pq.read_schema(segment).field("vector").type == pa.binary(16)  # fixed-size on disk
+    assert read_parquet(segment).schema.field("vector").type == pa.binary(16)  # fixed-size on disk
     assert pool.store.read("embeddings").schema.field("vector").type == pa.binary()
     pool.add("embeddings", pd.DataFrame({"sample_id": ids, "embedder": "varying", "vector": varying}))
     expected |= {("varying", i): v for i, v in zip(ids, varying, strict=True)}
@@ -310,13 +358,13 @@ def test_binary_values_of_one_length_or_many_read_back_exactly(tmp_path: Path) -
     assert stored() == expected and len(pool.store.segments("embeddings")) == 1
 
 
-def test_newer_format_is_refused(tmp_path: Path) -> None:
-    pool, _ = make_pool(tmp_path)
+def test_newer_format_is_refused(root: str) -> None:
+    pool, _ = make_pool(root)
     (pool.path / "pool.json").write_text(json.dumps({"format": FORMAT_VERSION + 1}))
     with pytest.raises(PoolError, match="newer"):
         Pool(pool.path)
     with pytest.raises(PoolError, match="no pool"):
-        Pool(tmp_path / "elsewhere")
+        Pool(pool.path.parent / "elsewhere")
 
 
 WRITER = """
@@ -334,8 +382,8 @@ print("done", flush=True)
 """
 
 
-def seeded_pool(tmp_path: Path, n_samples: int = 100) -> Pool:
-    pool = Pool(tmp_path / "pool", create=True)
+def seeded_pool(root: str, n_samples: int = 100) -> Pool:
+    pool = Pool(root, create=True)
     pool.add(
         "samples",
         pd.DataFrame({"source": "s", "kind": "generation", "prompt": [f"p{i}" for i in range(n_samples)]}),
@@ -343,8 +391,8 @@ def seeded_pool(tmp_path: Path, n_samples: int = 100) -> Pool:
     return pool
 
 
-def test_two_processes_append_50k_each_at_once(tmp_path: Path) -> None:
-    pool = seeded_pool(tmp_path)
+def test_two_processes_append_50k_each_at_once(root: str) -> None:
+    pool = seeded_pool(root)
     procs = [
         subprocess.Popen([sys.executable, "-c", WRITER, str(pool.path), model, "50000", "5000"])
         for model in ("alpha", "beta")
@@ -356,8 +404,8 @@ def test_two_processes_append_50k_each_at_once(tmp_path: Path) -> None:
     assert stored.groupby("model").size().to_dict() == {"alpha": 50_000, "beta": 50_000}
 
 
-def test_writer_killed_mid_write_leaves_only_whole_segments(tmp_path: Path, cli) -> None:
-    pool = seeded_pool(tmp_path)
+def test_writer_killed_mid_write_leaves_only_whole_segments(root: str, cli) -> None:
+    pool = seeded_pool(root)
     proc = subprocess.Popen([sys.executable, "-c", WRITER, str(pool.path), "gamma", "2000000", "200000"])
     deadline = time.time() + 120
     while not pool.store.segments("measurements") and time.time() < deadline:
@@ -374,8 +422,8 @@ def test_writer_killed_mid_write_leaves_only_whole_segments(tmp_path: Path, cli)
     assert cli("pool", "check", pool=pool.path).returncode == 0
 
 
-def test_truncated_segment_is_named_and_quarantined(tmp_path: Path, cli) -> None:
-    pool, ids = make_pool(tmp_path)
+def test_truncated_segment_is_named_and_quarantined(root: str, cli) -> None:
+    pool, ids = make_pool(root)
     pool.add("measurements", pd.DataFrame({"sample_id": ids, "model": "m1", "value": 1.0}))
     pool.add("measurements", pd.DataFrame({"sample_id": ids, "model": "m2", "value": 0.0}))
     victim = pool.store.segments("measurements")[1]
@@ -390,17 +438,17 @@ def test_truncated_segment_is_named_and_quarantined(tmp_path: Path, cli) -> None
     assert stats["measurements"] == 3 and stats["samples"] == 3
 
 
-def test_a_parquet_segment_without_the_tables_columns_or_types_is_found(tmp_path: Path) -> None:
+def test_a_parquet_segment_without_the_tables_columns_or_types_is_found(root: str) -> None:
     """Parquet files, but not measurements: `check` names both (was: "all segments readable") and a read
     that cannot cast one points to `check` (was: DuckDB's error alone)."""
-    pool, ids = make_pool(tmp_path)
+    pool, ids = make_pool(root)
     pool.add("measurements", pd.DataFrame({"sample_id": ids, "model": "m1", "value": 1.0}))
     folder = pool.path / "measurements"
     foreign = folder / "seg-09999999999999999998-aaaaaaaaaaaa.parquet"
-    pd.DataFrame({"foo": [1]}).to_parquet(foreign)
+    pd.DataFrame({"foo": [1]}).to_parquet(str(foreign))
     texts = folder / "seg-09999999999999999999-aaaaaaaaaaab.parquet"
     row = {"sample_id": ids[0], "model": "m2", "metric": "acc", "run_id": "r", "value": "high"}
-    pd.DataFrame([row]).assign(created_at=pd.Timestamp.now(tz="UTC")).to_parquet(texts)
+    pd.DataFrame([row]).assign(created_at=pd.Timestamp.now(tz="UTC")).to_parquet(str(texts))
     with pytest.raises(PoolError, match=r"'high' .* run `poolbench pool check --quarantine`"):
         pool.measurements()
     problems = {problem.path.name: problem.error for problem in pool.store.check(quarantine=True)}
