@@ -177,42 +177,19 @@ def test_a_pool_on_s3_holds_and_ranks_what_one_on_disk_does(cli, s3_pool: str, s
     import s3fs
 
     matrix = str(shared_data / "chembench_binary" / "binary_matrix.csv")
+    run = ("run", "--model", "baseline-random", "--name", "random", "--limit", "5", "--source", "starter/units")
     boards = {}
     for pool in (s3_pool, None):  # None: the test's folder
         cli("import", "matrix", matrix, "--source", "chembench", pool=pool, check=True)
         cli("add", "starter", "units", pool=pool, check=True)
-        cli(
-            "run",
-            "--model",
-            "baseline-random",
-            "--name",
-            "random",
-            "--limit",
-            "5",
-            "--source",
-            "starter/units",
-            pool=pool,
-            check=True,
-        )
+        cli(*run, pool=pool, check=True)
         boards[pool] = json.loads(cli("rank", "--json", pool=pool, check=True).stdout)["models"]
     stored = s3fs.S3FileSystem().find(s3_pool)
     assert f"{s3_pool.removeprefix('s3://')}/pool.json" in stored
     assert {Path(name).parent.name for name in stored if name.endswith(".parquet")} >= {"samples", "measurements"}
     assert not Path("s3:").exists()
     assert boards[s3_pool] == boards[None] and len(boards[None]) == 23
-    rerun = cli(
-        "run",
-        "--model",
-        "baseline-random",
-        "--name",
-        "random",
-        "--limit",
-        "5",
-        "--source",
-        "starter/units",
-        pool=s3_pool,
-        check=True,
-    )
+    rerun = cli(*run, pool=s3_pool, check=True)
     assert "0 samples evaluated, 5 already measured" in rerun.stderr
     local = json.loads(cli("pool", "stats", "--json", check=True).stdout)
     cli("pool", "compact", pool=s3_pool, check=True)
