@@ -222,13 +222,16 @@ def strengths(layout: conditional.Layout, theta: np.ndarray, s: int = 0) -> np.n
 def kernel(
     name: str, layout: conditional.Layout, x: np.ndarray, s: int = 0, rows: int | None = None
 ) -> tuple[float, np.ndarray] | None:
-    """Set s's value and gradient by the kernel `_ratios` (its backward pass in segments of `rows` models,
-    by default the layout's) or `_log_space`; None when it gives up (NaN)."""
+    """Set s's value and gradient by the kernel `_direct`, `_ratios` (its backward pass in segments of `rows`
+    models, by default the layout's) or `_log_space`; None when it gives up (NaN)."""
     counts = layout.counts[layout.count_start[s] : layout.count_start[s + 1]]
     size, width = len(x), len(counts)
     rows = int(layout.segment_rows[s]) if rows is None else rows
     gradient, per_degree = np.empty(size), np.empty(4 * width)
-    if name == "_ratios":
+    if name == "_direct":  # strengths relative to the largest, as the objective gives them
+        prefix = np.empty((size + 1) * width)
+        value = conditional._direct(np.exp(x - x.max()), x.max(), counts, prefix, per_degree, gradient)
+    elif name == "_ratios":
         stay, checkpoints = np.empty(rows * width), np.empty(-(-size // rows) * width)
         value = conditional._ratios(x, counts, rows, stay, checkpoints, per_degree, gradient)
     else:
@@ -262,6 +265,49 @@ def test_ratio_and_log_space_recursions_agree(spread: float) -> None:
     assert len(layout.sign) == 2  # flipped and not
     for s in range(2):
         assert_kernels_agree(layout, strengths(layout, theta, s), atol=1e-9, s=s)
+
+
+@pytest.mark.parametrize(("spread", "answers"), [(0.5, 7), (3.0, 7), (40.0, 5)])
+def test_direct_and_log_space_recursions_agree(spread: float, answers: int) -> None:
+    """The direct recursion (small sets) against the log-space one on sets of 2 to 200 models seen by samples
+    with several k, flipped (k > n / 2) and not. Where strengths lie hundreds of nats apart it gives up on the
+    sets whose coefficients underflow (the ratios take those), and answers the others as exactly."""
+    rng = np.random.default_rng(11)
+    answered = 0
+    for size in (2, 7, 30, 200):
+        names = np.array([f"x{i:03d}" for i in range(size)])
+        ks = sorted({1, max(size // 4, 1), size // 2, size - 1})
+        frame = pd.concat(
+            pd.DataFrame(
+                {"sample_id": f"s{k}", "model": names, "value": rng.permutation(np.arange(size) < k).astype(float)}
+            )
+            for k in ks
+        )
+        layout = conditional.Layout(conditional.from_measurements(frame, names, np.sort(frame["sample_id"].unique())))
+        assert layout.direct.all() and len(layout.sign) == (2 if size > 2 else 1)
+        theta = rng.normal(0, spread, size)
+        for s in range(len(layout.sign)):
+            x = strengths(layout, theta, s)
+            direct, log_space = kernel("_direct", layout, x, s), kernel("_log_space", layout, x, s)
+            assert log_space is not None
+            if direct is not None:
+                answered += 1
+                assert direct[0] == pytest.approx(log_space[0], rel=1e-12)
+                np.testing.assert_allclose(direct[1], log_space[1], atol=1e-11)
+    assert answered == answers
+
+
+def test_coefficients_too_small_for_the_direct_recursion_go_to_the_ratios() -> None:
+    """One model at 0 and fifteen 110 nats below it, eight chosen: e_8 ~ e^-770 is under what a float holds.
+    The direct recursion gives up; the objective's value is then the ratio recursion's."""
+    layout = one_set([1.0] * 8 + [0.0] * 8)
+    theta = np.r_[0.0, np.random.default_rng(2).normal(-110.0, 1.0, 15)]
+    assert kernel("_direct", layout, theta) is None
+    ratios = kernel("_ratios", layout, theta)
+    assert ratios is not None
+    value, gradient = conditional.objective(theta, layout)
+    assert value == pytest.approx(ratios[0] - theta[:8].sum(), rel=1e-12)
+    np.testing.assert_allclose(gradient, ratios[1] - np.r_[np.ones(8), np.zeros(8)], atol=1e-12)
 
 
 def test_far_apart_k_in_one_set_need_no_log_space() -> None:
@@ -306,9 +352,9 @@ def test_strengths_too_far_apart_for_the_ratios_go_to_log_space(below: float) ->
     w = np.exp(theta[[0, 2, 3, 4]])  # e_2 without b (its terms are e^-720 smaller)
     assert log_space[0] == pytest.approx(np.log((w.sum() ** 2 - (w**2).sum()) / 2), rel=1e-12)
     assert log_space[1][1] == pytest.approx(np.exp(-below) * w.sum() / np.exp(log_space[0]), rel=1e-9)
-    value, gradient = conditional.objective(theta, layout)  # chose a and b
+    value, gradient = conditional.objective(theta, layout)  # chose a and b (the direct recursion's set)
     assert value == pytest.approx(below + log_space[0], rel=1e-15)
-    np.testing.assert_array_equal(gradient, log_space[1] - [1, 1, 0, 0, 0])
+    np.testing.assert_allclose(gradient, log_space[1] - [1, 1, 0, 0, 0], rtol=1e-15, atol=1e-15)
 
 
 @pytest.mark.parametrize(
