@@ -6,7 +6,8 @@
 2. 100 models x 100,000 binary Rasch samples, each model measured on a random 30%.
 3. A dense binary 4,280-model x 145-sample matrix (Open LLM Leaderboard ARC's shape).
 4. The same with 40 bootstrap replicates, on all cores.
-Each line: the whole `aggregators.rank` call (DataFrame in, scores out), alpha 0.01. The first
+Each line: the whole `aggregators.rank` call (DataFrame in, scores out), alpha 0.01. Line 5: one evaluation of
+the objective on 2.'s sets, best of 7, by the direct recursion (small sets' default) and by the ratios. The first
 line times a tiny call first: it loads pl-conditional's compiled kernels (numba's cache; it compiles them on
 the first run after an install or a change), which every process pays once.
 """
@@ -18,8 +19,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from timing import best_in_turns
 
 import aggregators
+from aggregators import conditional
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -46,6 +49,19 @@ def seconds(frame: pd.DataFrame, method: str, bootstrap: int = 0) -> float:
     return time.perf_counter() - start
 
 
+def objective_seconds(frame: pd.DataFrame) -> tuple[float, float]:
+    """Best seconds of one objective evaluation on `frame`'s sets: by the direct recursion where the layout
+    chooses it, and with every set sent to the ratios."""
+    models, samples = np.unique(frame["model"]), np.unique(frame["sample_id"])
+    layout = conditional.Layout(conditional.from_measurements(frame, models, samples))
+    ratios = conditional.Layout(conditional.from_measurements(frame, models, samples))
+    ratios.direct[:] = False
+    theta = np.random.default_rng(0).normal(0, 1, len(models))
+    direct_value, ratio_value = conditional.objective(theta, layout)[0], conditional.objective(theta, ratios)[0]
+    assert abs(direct_value - ratio_value) <= 1e-9 * abs(ratio_value)
+    return best_in_turns(7, lambda: conditional.objective(theta, layout), lambda: conditional.objective(theta, ratios))
+
+
 def main() -> None:
     start = time.perf_counter()
     aggregators.rank(sparse_rasch(5, 20, 1.0), method="pl-conditional")
@@ -65,6 +81,11 @@ def main() -> None:
             f"{name} ({len(frame):,} measurements): pl-conditional {exact:.2f} s, pl {pl:.2f} s, "
             f"ratio {exact / pl:.1f}x"
         )
+    direct, ratios = objective_seconds(sparse_rasch(100, 100_000, 0.3))
+    print(
+        f"[5] one objective evaluation of [2]'s sets: direct recursion {direct * 1000:.0f} ms, ratios "
+        f"{ratios * 1000:.0f} ms, ratio {ratios / direct:.1f}x"
+    )
 
 
 if __name__ == "__main__":
