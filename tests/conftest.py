@@ -1,4 +1,5 @@
-"""Shared fixtures: offline hubs, the shared data folder, a CLI runner that returns (code, stdout, stderr), and\nan S3 bucket for pools on object storage."""
+"""Shared fixtures: offline hubs, the shared data folder, a CLI runner that returns (code, stdout, stderr), and
+an S3 bucket for pools on object storage."""
 
 from __future__ import annotations
 
