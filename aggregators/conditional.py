@@ -101,7 +101,8 @@ def from_measurements(measurements: pd.DataFrame, models: np.ndarray, samples: n
     renumber = np.cumsum(informative) - 1
     entries = informative[unit]
     unit, item, correct = renumber[unit[entries]], item[entries], correct[entries]
-    order = np.lexsort((item, unit))
+    # by unit, then model: one integer key; timsort ("stable") runs through rows already grouped by sample or model
+    order = np.argsort(unit * np.int64(len(models)) + item, kind="stable")
     unit, item, correct = unit[order], item[order], correct[order]
     n, k = n[kept], k[kept]
     flip = 2 * k > n

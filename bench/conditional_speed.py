@@ -53,8 +53,8 @@ def objective_seconds(frame: pd.DataFrame) -> tuple[float, float]:
     """Best seconds of one objective evaluation on `frame`'s sets: by the direct recursion where the layout
     chooses it, and with every set sent to the ratios."""
     models, samples = np.unique(frame["model"]), np.unique(frame["sample_id"])
-    layout = conditional.Layout(conditional.from_measurements(frame, models, samples))
-    ratios = conditional.Layout(conditional.from_measurements(frame, models, samples))
+    binary = conditional.from_measurements(frame, models, samples)
+    layout, ratios = conditional.Layout(binary), conditional.Layout(binary)
     ratios.direct[:] = False
     theta = np.random.default_rng(0).normal(0, 1, len(models))
     direct_value, ratio_value = conditional.objective(theta, layout)[0], conditional.objective(theta, ratios)[0]
