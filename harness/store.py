@@ -83,7 +83,7 @@ class SegmentStore:
             if not create:
                 raise PoolError(f"no pool at {self.root} (run `poolbench pool init` or pass --pool DIR)")
             self.root.mkdir(parents=True, exist_ok=True)
-            self._write(meta, lambda target: target.write(json.dumps({"format": FORMAT_VERSION}).encode()))
+            _write_whole(meta, lambda target: target.write(json.dumps({"format": FORMAT_VERSION}).encode()))
         try:
             version = json.loads(meta.read_text())["format"]
         except (ValueError, KeyError) as err:
@@ -108,7 +108,7 @@ class SegmentStore:
         rows = _fixed_width(rows)
         dictionary = [f.name for f in rows.schema if not pa.types.is_fixed_size_binary(f.type)]
         final = self.root / table / f"seg-{time.time_ns():020d}-{uuid.uuid4().hex[:12]}.parquet"
-        self._write(
+        _write_whole(
             final,
             lambda target: pq.write_table(
                 rows,
@@ -121,31 +121,6 @@ class SegmentStore:
             ),
         )
         return final
-
-    def _write(self, final: Location, content: Callable[[BinaryIO], object]) -> None:
-        """Make the file `final` from what `content` writes to a binary handle, whole or not at all: locally into
-        a temporary file renamed into place once synced; on object storage as one upload."""
-        if not isinstance(final, Path):
-            handle = final.fs.open(final.path, "wb")
-            try:
-                content(handle)
-            except BaseException:
-                # abort the upload, and keep the handle's finalizer from closing it: closing stores what was
-                # written so far (fsspec's buffered files, which object stores' are, allow both)
-                handle.discard()
-                handle.closed = True
-                raise
-            handle.close()
-            return
-        tmp = final.with_name(f"tmp-{uuid.uuid4().hex}.partial")
-        try:
-            with open(tmp, "wb") as handle:
-                content(handle)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, final)
-        finally:
-            tmp.unlink(missing_ok=True)
 
     def _forget_listings(self) -> None:
         """Drop the listings an object store's file system caches, which hide segments other processes wrote or
@@ -290,6 +265,32 @@ def location(root: str | os.PathLike[str] | Location) -> Location:
 
     remote = UPath(text)
     return Path(remote.path) if remote.protocol in ("file", "local") else remote
+
+
+def _write_whole(final: Location, content: Callable[[BinaryIO], object]) -> None:
+    """Make the file `final` from what `content` writes to a binary handle, whole or not at all: locally into
+    a temporary file renamed into place once synced; on object storage as one upload."""
+    if not isinstance(final, Path):
+        handle = final.fs.open(final.path, "wb")
+        try:
+            content(handle)
+        except BaseException:
+            # abort the upload, and keep the handle's finalizer from closing it: closing stores what was
+            # written so far (fsspec's buffered files, which object stores' are, allow both)
+            handle.discard()
+            handle.closed = True
+            raise
+        handle.close()
+        return
+    tmp = final.with_name(f"tmp-{uuid.uuid4().hex}.partial")
+    try:
+        with open(tmp, "wb") as handle:
+            content(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, final)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def read_parquet(path: Location, columns: Sequence[str] | None = None) -> pa.Table:
