@@ -20,6 +20,7 @@ segments when it ends; `compact` merges a whole table), removing them only once 
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import time
@@ -269,18 +270,12 @@ def location(root: str | os.PathLike[str] | Location) -> Location:
 
 def _write_whole(final: Location, content: Callable[[BinaryIO], object]) -> None:
     """Make the file `final` from what `content` writes to a binary handle, whole or not at all: locally into
-    a temporary file renamed into place once synced; on object storage as one upload."""
+    a temporary file renamed into place once synced; elsewhere built in memory and stored by one `pipe_file`
+    (one upload on object storage; a file system's own write handles may store part of a failed write)."""
     if not isinstance(final, Path):
-        handle = final.fs.open(final.path, "wb")
-        try:
-            content(handle)
-        except BaseException:
-            # abort the upload, and keep the handle's finalizer from closing it: closing stores what was
-            # written so far (fsspec's buffered files, which object stores' are, allow both)
-            handle.discard()
-            handle.closed = True
-            raise
-        handle.close()
+        buffer = io.BytesIO()
+        content(buffer)
+        final.fs.pipe_file(final.path, buffer.getvalue())
         return
     tmp = final.with_name(f"tmp-{uuid.uuid4().hex}.partial")
     try:

@@ -38,10 +38,23 @@ SAMPLES = pd.DataFrame(
 )
 
 
-@pytest.fixture(params=["local", "s3"])
+def where(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh pool's location: a local directory, a bucket on S3, or fsspec's in-process memory file system."""
+    if kind == "s3":
+        return request.getfixturevalue("s3_pool")
+    return str(tmp_path / "pool") if kind == "local" else f"memory://{tmp_path.name}/pool"
+
+
+@pytest.fixture(params=["local", "s3", "memory"])
 def root(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """Where a test's pool goes: a local directory, or a fresh bucket on S3."""
-    return str(tmp_path / "pool") if request.param == "local" else request.getfixturevalue("s3_pool")
+    """Where a test's pool goes, for tests that use it from this process alone."""
+    return where(request.param, request, tmp_path)
+
+
+@pytest.fixture(params=["local", "s3"])
+def shared_root(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Where a test's pool goes, for tests that reach it from other processes too (not memory://)."""
+    return where(request.param, request, tmp_path)
 
 
 def make_pool(root: str | Path) -> tuple[Pool, list[str]]:
@@ -391,8 +404,8 @@ def seeded_pool(root: str, n_samples: int = 100) -> Pool:
     return pool
 
 
-def test_two_processes_append_50k_each_at_once(root: str) -> None:
-    pool = seeded_pool(root)
+def test_two_processes_append_50k_each_at_once(shared_root: str) -> None:
+    pool = seeded_pool(shared_root)
     procs = [
         subprocess.Popen([sys.executable, "-c", WRITER, str(pool.path), model, "50000", "5000"])
         for model in ("alpha", "beta")
@@ -404,8 +417,8 @@ def test_two_processes_append_50k_each_at_once(root: str) -> None:
     assert stored.groupby("model").size().to_dict() == {"alpha": 50_000, "beta": 50_000}
 
 
-def test_writer_killed_mid_write_leaves_only_whole_segments(root: str, cli) -> None:
-    pool = seeded_pool(root)
+def test_writer_killed_mid_write_leaves_only_whole_segments(shared_root: str, cli) -> None:
+    pool = seeded_pool(shared_root)
     proc = subprocess.Popen([sys.executable, "-c", WRITER, str(pool.path), "gamma", "2000000", "200000"])
     deadline = time.time() + 120
     while not pool.store.segments("measurements") and time.time() < deadline:
@@ -422,8 +435,8 @@ def test_writer_killed_mid_write_leaves_only_whole_segments(root: str, cli) -> N
     assert cli("pool", "check", pool=pool.path).returncode == 0
 
 
-def test_truncated_segment_is_named_and_quarantined(root: str, cli) -> None:
-    pool, ids = make_pool(root)
+def test_truncated_segment_is_named_and_quarantined(shared_root: str, cli) -> None:
+    pool, ids = make_pool(shared_root)
     pool.add("measurements", pd.DataFrame({"sample_id": ids, "model": "m1", "value": 1.0}))
     pool.add("measurements", pd.DataFrame({"sample_id": ids, "model": "m2", "value": 0.0}))
     victim = pool.store.segments("measurements")[1]
