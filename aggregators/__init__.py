@@ -32,7 +32,15 @@ from aggregators.diagnostics import (
     uninformative_note,
     unscored_note,
 )
-from aggregators.orderings import Orderings, check_ties, concat, from_comparisons, from_measurements, index_of
+from aggregators.orderings import (
+    Orderings,
+    check_ties,
+    concat,
+    distinct_cells,
+    from_comparisons,
+    from_measurements,
+    index_of,
+)
 
 METHODS = ("pl", "pl-conditional", "mean", "bt", "elo", "borda")
 #: A leaderboard's columns.
@@ -262,12 +270,12 @@ def _samples_per_model(
         for side in ("model_a", "model_b"):
             samples.append(ids)
             models.append(comparisons[side])
-    keys = pd.factorize(_joined(samples))[0].astype(np.int64, copy=False)
+    codes, names = pd.factorize(_joined(samples))
+    keys = codes.astype(np.int64, copy=False)
     keys *= len(orderings.models)
     keys += index_of(orderings.models, _joined(models))
-    keys.sort()  # sorting beats hashing tens of millions of keys
-    distinct = keys[np.r_[True, keys[1:] != keys[:-1]]] if len(keys) else keys
-    return np.bincount(distinct % len(orderings.models), minlength=len(orderings.models))
+    cells = distinct_cells(keys, len(names) * len(orderings.models))
+    return np.bincount(cells % len(orderings.models), minlength=len(orderings.models))
 
 
 def _joined(columns: list[pd.Series]) -> pd.Series:

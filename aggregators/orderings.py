@@ -141,9 +141,19 @@ def from_measurements(
     )
 
 
-#: Up to this many (sample, metric) x model cells, repeats are found with a bitmap of the cells (one byte
-#: each); beyond it, by sorting the keys.
-REPEAT_BITMAP_CELLS = 2**28
+#: Up to this many cells (e.g. (sample, metric) x model), distinct cells are found with a bitmap of them (one
+#: byte each); beyond it, by sorting the keys.
+BITMAP_CELLS = 2**28
+
+
+def distinct_cells(key: np.ndarray, cells: int) -> np.ndarray:
+    """The distinct values of `key` (integers in [0, cells)), sorted; `key` itself is left as it was."""
+    if cells <= BITMAP_CELLS:
+        seen = np.zeros(cells, dtype=bool)
+        seen[key] = True
+        return np.flatnonzero(seen)
+    ordered = np.sort(key, kind="stable")  # timsort: fast on keys that come grouped, as pools' rows do
+    return ordered[np.r_[True, ordered[1:] != ordered[:-1]]] if len(ordered) else ordered
 
 
 def _refuse_repeats(
@@ -157,17 +167,11 @@ def _refuse_repeats(
     """ValueError naming a model measured twice on one (sample, metric): its orderings would be ambiguous."""
     if not len(group):
         return
-    cells = (int(group.max()) + 1) * len(models)
     key = group * len(models) + item
-    if cells <= REPEAT_BITMAP_CELLS:
-        seen = np.zeros(cells, dtype=bool)
-        seen[key] = True
-        if np.count_nonzero(seen) == len(key):
-            return
+    if len(distinct_cells(key, (int(group.max()) + 1) * len(models))) == len(key):
+        return
     key.sort()
     repeated = np.flatnonzero(key[1:] == key[:-1])
-    if not len(repeated):
-        return
     cell, model = divmod(int(key[repeated[0]]), len(models))
     sample, metric_code = divmod(cell, n_metrics)
     of_metric = f", metric {metric[1][metric_code]!r}" if metric is not None else ""
@@ -191,6 +195,10 @@ def sample_metric_key(
     return key * n_metrics + metric_codes, n_metrics, (metric_codes, metric_names)
 
 
+#: Groups whose ascending runs are this long on average are sorted by timsort (`_sort_kind`).
+RUN_LENGTH = 64
+
+
 def sort_order(group: np.ndarray, value: np.ndarray) -> np.ndarray:
     """The permutation sorting entries by `group` (non-negative integers), then by `value` descending,
     ties in input order: `np.lexsort((-value, group))`.
@@ -211,9 +219,17 @@ def sort_order(group: np.ndarray, value: np.ndarray) -> np.ndarray:
     key <<= position_bits
     key |= group << (rank_bits + position_bits)
     key |= np.arange(n, dtype=np.int64)
-    key.sort()
+    key.sort(kind=_sort_kind(group))
     key &= (1 << position_bits) - 1
     return key
+
+
+def _sort_kind(group: np.ndarray) -> str:
+    """numpy's sort for keys led by `group`: timsort ("stable") when the groups come in long ascending runs
+    (rows grouped by sample or by model, as pools and result logs hold them), which it merges in little more
+    than one pass; else quicksort, twice as fast on keys in no order."""
+    descents = np.count_nonzero(group[1:] < group[:-1])
+    return "stable" if descents * RUN_LENGTH < len(group) else "quicksort"
 
 
 def _descending_rank(value: np.ndarray) -> np.ndarray:
@@ -222,8 +238,8 @@ def _descending_rank(value: np.ndarray) -> np.ndarray:
     top, bottom = value.max(), value.min()
     if top - bottom < 2**31 and (value == np.floor(value)).all():
         return (top - value).astype(np.int64)
-    distinct = np.unique(value)
-    return len(distinct) - 1 - np.searchsorted(distinct, value).astype(np.int64)
+    distinct, position = np.unique(value, return_inverse=True)  # 5x faster than searching `distinct` for each
+    return len(distinct) - 1 - position.astype(np.int64, copy=False)
 
 
 def _refuse_missing(frame: pd.DataFrame, columns: tuple[str, ...], what: str) -> None:

@@ -213,7 +213,7 @@ def test_unknown_method_and_out_of_range_arguments_are_refused() -> None:
 
 @pytest.mark.parametrize("bitmap_cells", [2**28, 0])  # found with the bitmap, and by sorting
 def test_a_model_measured_twice_on_a_sample_is_refused(monkeypatch: pytest.MonkeyPatch, bitmap_cells: int) -> None:
-    monkeypatch.setattr(orderings, "REPEAT_BITMAP_CELLS", bitmap_cells)
+    monkeypatch.setattr(orderings, "BITMAP_CELLS", bitmap_cells)
     frame = pd.DataFrame(
         {"sample_id": ["s1", "s1", "s2", "s2"], "model": ["a", "b", "a", "b"], "value": [1.0, 0, 0, 1]}
     )

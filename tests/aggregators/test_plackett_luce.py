@@ -12,7 +12,7 @@ import pytest
 from scipy.optimize import check_grad
 
 import aggregators
-from aggregators import plackett_luce, simulate
+from aggregators import orderings, plackett_luce, simulate
 from aggregators.diagnostics import NotIdentifiedError
 from aggregators.orderings import concat, from_comparisons, from_measurements, index_of, sort_order
 
@@ -248,13 +248,27 @@ def test_both_graph_encodings_find_the_same_components(
         lambda rng, n: rng.integers(0, 2, n) * 1e300,  # integers too far apart: ranks of distinct values
     ],
 )
-def test_sort_order_is_lexsort(values: Callable[[np.random.Generator, int], np.ndarray]) -> None:
+@pytest.mark.parametrize("grouped", [False, True])  # groups in no order (quicksort), in long runs (timsort)
+def test_sort_order_is_lexsort(values: Callable[[np.random.Generator, int], np.ndarray], grouped: bool) -> None:
     rng = np.random.default_rng(5)
     value = values(rng, 5_000)
     group = rng.integers(0, 300, 5_000)
+    if grouped:
+        group = np.r_[np.sort(group[:2_500]), np.sort(group[2_500:])]  # two runs, as rows grouped by model come
+    assert orderings._sort_kind(group) == ("stable" if grouped else "quicksort")
     np.testing.assert_array_equal(sort_order(group, value), np.lexsort((-value, group)))
     huge = group * 2**50  # too many bits to pack: lexsort itself
     np.testing.assert_array_equal(sort_order(huge, value), np.lexsort((-value, huge)))
+
+
+@pytest.mark.parametrize("bitmap_cells", [2**28, 0])  # by the bitmap, and by sorting
+def test_distinct_cells_are_numpys_unique(monkeypatch: pytest.MonkeyPatch, bitmap_cells: int) -> None:
+    monkeypatch.setattr(orderings, "BITMAP_CELLS", bitmap_cells)
+    key = np.random.default_rng(2).integers(0, 1_000, 3_000)
+    given = key.copy()
+    np.testing.assert_array_equal(orderings.distinct_cells(key, 1_000), np.unique(key))
+    np.testing.assert_array_equal(key, given)  # left as it was
+    assert len(orderings.distinct_cells(key[:0], 1_000)) == 0
 
 
 def test_concat_keeps_parts_apart() -> None:
