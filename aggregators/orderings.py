@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from functools import cached_property
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -224,7 +225,7 @@ def sort_order(group: np.ndarray, value: np.ndarray) -> np.ndarray:
     return key
 
 
-def _sort_kind(group: np.ndarray) -> str:
+def _sort_kind(group: np.ndarray) -> Literal["stable", "quicksort"]:
     """numpy's sort for keys led by `group`: timsort ("stable") when the groups come in long ascending runs
     (rows grouped by sample or by model, as pools and result logs hold them), which it merges in little more
     than one pass; else quicksort, twice as fast on keys in no order."""
