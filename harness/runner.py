@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from importlib import metadata
 from typing import Any
 
@@ -162,16 +162,17 @@ def evaluate(
 ) -> RunResult:
     """`run` with the backend built by `build()` only when the selection holds samples this configuration has
     not measured yet: rerunning a finished run loads no model. The plan's notes go to `notify` before
-    anything runs; the backend's `close()`, if it has one, is called when the run ends. PoolError as `pending`
+    anything runs, then, once the backend is built, a note on the samples it cannot answer (`answerable`).
+    The backend's `close()`, if it has one, is called when the run ends. PoolError as `pending`, `answerable`
     and `run` raise it."""
     work = pending(pool, spec)
-    if notify:
-        for note in work.notes:
-            notify(note)
+    _tell(work.notes, notify)
     if work.todo.empty:
         return RunResult(spec.run_id, work.selected, work.selected, 0)
     backend = build()
     try:
+        work, left_out = answerable(work, spec, backend)
+        _tell((left_out,) if left_out else (), notify)
         return _execute(pool, spec, backend, work, progress)
     finally:
         close = getattr(backend, "close", None)
@@ -180,12 +181,47 @@ def evaluate(
 
 
 def run(pool: Pool, spec: RunSpec, backend: Backend, progress: bool = True) -> RunResult:
-    """Evaluate `backend` on the samples `spec` selects and the pool lacks for this configuration.
+    """Evaluate `backend` on the samples `spec` selects and the pool lacks for this configuration (those it
+    can answer: `answerable`).
 
     Raises PoolError when the backend fails; the batches finished before stay in the pool and the run is
     recorded as failed.
     """
-    return _execute(pool, spec, backend, pending(pool, spec), progress)
+    return _execute(pool, spec, backend, answerable(pending(pool, spec), spec, backend)[0], progress)
+
+
+#: The sample kinds scored from the log-probabilities of given text, which a chat endpoint does not give.
+SCORED_FROM_LOG_PROBABILITIES = ("multiple_choice", "continuation", "document")
+
+
+def answerable(work: RunPlan, spec: RunSpec, backend: Backend) -> tuple[RunPlan, str | None]:
+    """The plan without the samples `backend` cannot answer: with no log-probabilities of given text
+    (`scores_prompts` false: a chat endpoint), those scored from them; and a note saying what was left out,
+    if anything. PoolError when that leaves nothing to do."""
+    unanswerable = work.todo["kind"].isin(SCORED_FROM_LOG_PROBABILITIES)
+    if not unanswerable.any() or getattr(backend, "scores_prompts", True):
+        return work, None
+    why = (
+        f"{spec.backend} gives no log-probabilities of given text (a chat endpoint), which multiple-choice, "
+        "continuation and document samples are scored from"
+    )
+    if unanswerable.all():
+        raise PoolError(
+            f"nothing to evaluate: {why}, and the {len(work.todo)} samples to do are such samples; select "
+            "generation samples (--source), or serve the model's completions endpoint (openai-completions "
+            "with base_url=.../v1/completions)"
+        )
+    left_out = int(unanswerable.sum())
+    todo = work.todo[~unanswerable].reset_index(drop=True)
+    note = f"{left_out} multiple-choice, continuation or document samples left out: {why}"
+    return replace(work, todo=todo, selected=work.selected - left_out), note
+
+
+def _tell(notes: tuple[str, ...], notify: Callable[[str], None] | None) -> None:
+    """Each note to `notify`, if given."""
+    if notify is not None:
+        for note in notes:
+            notify(note)
 
 
 def _execute(pool: Pool, spec: RunSpec, backend: Backend, work: RunPlan, progress: bool) -> RunResult:

@@ -18,7 +18,8 @@ class GenerationRequest:
 
 @runtime_checkable
 class Backend(Protocol):
-    """What the runner needs from a model."""
+    """What the runner needs from a model. A backend whose model gives no log-probabilities of given text (a
+    chat endpoint) says so with `scores_prompts = False`; the runner leaves it the generation samples."""
 
     def loglikelihood(self, requests: list[tuple[str, str]]) -> list[tuple[float, bool]]:
         """For each (context, continuation): the continuation's summed log-probability and whether it is

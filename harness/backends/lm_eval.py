@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +93,19 @@ class LMEvalBackend:
             Instance("loglikelihood_rolling", {}, (text,), i, ("poolbench", i, 1)) for i, text in enumerate(texts)
         ]
         return [float(ll) for ll in self.lm.loglikelihood_rolling(instances, disable_tqdm=True)]
+
+    @cached_property
+    def scores_prompts(self) -> bool:
+        """Whether the model gives log-probabilities of given text (multiple-choice, continuation and document
+        samples are scored from them): lm-eval's chat endpoints (OpenAI-compatible, Anthropic, LiteLLM) raise
+        NotImplementedError for them, asked here once with no request."""
+        try:
+            self.lm.loglikelihood([], disable_tqdm=True)
+        except NotImplementedError:
+            return False
+        except Exception:  # any other complaint about no requests comes again with real ones, and says more
+            return True
+        return True
 
     @property
     def takes_messages(self) -> bool:

@@ -24,6 +24,7 @@ from harness.reporting import run_settings
 from harness.runner import SAMPLES_PER_CALL, RunSpec, evaluate, run
 from harness.schema import METRICS, PoolError
 from tasks.starter import starter_samples
+from tests.lm_eval_task import write_task
 
 
 @pytest.fixture
@@ -330,6 +331,26 @@ def test_bad_backends_fail_before_any_work(cli, tmp_path: Path) -> None:
     assert Pool(tmp_path / "pool").measurements(sources=["starter/capitals"])["model"].unique().tolist() == ["x"]
 
 
+def test_a_chat_endpoint_is_left_the_generation_samples(cli, tmp_path: Path) -> None:
+    """A chat endpoint gives no log-probabilities of given text: its run leaves out the samples scored from them
+    and says so, or refuses when nothing else is left, before a run is recorded (was: the run failed on its
+    first batch with lm-eval's NotImplementedError, was recorded as failed, and said "rerun to resume")."""
+    cli("add", "starter", "capitals", check=True)
+    server = "base_url=http://127.0.0.1:9/v1/chat/completions,model=m,max_retries=1"  # nothing listens there
+    endpoint = ["run", "--model", "openai-chat-completions", "--model-args", server, "--name", "chat", "--no-progress"]
+    refused = cli(*endpoint)
+    assert refused.returncode == 2 and "nothing to evaluate: openai-chat-completions gives no log-probabilities" in (
+        refused.stderr
+    )
+    assert Pool(tmp_path / "pool").read("runs").empty
+    questions = tmp_path / "questions.jsonl"
+    questions.write_text("".join(json.dumps({"prompt": f"{n} + {n} =", "answer": str(2 * n)}) + "\n" for n in range(3)))
+    cli("add", "jsonl", str(questions), "--source", "sums", "--kind", "generation", check=True)
+    mixed = cli(*endpoint)
+    assert "100 multiple-choice, continuation or document samples left out: openai-chat-completions" in mixed.stderr
+    assert mixed.returncode == 2 and "failed after 0 of 3 samples (ConnectionError" in mixed.stderr, mixed.stderr
+
+
 def test_model_args_parsing() -> None:
     assert parse_model_args("pretrained=a/b, dtype=float32") == {"pretrained": "a/b", "dtype": "float32"}
     with pytest.raises(PoolError):
@@ -404,8 +425,12 @@ def test_chat_runs_are_refused_before_they_start_where_no_template_fits(cli, tmp
         selected = [option for source in sources for option in ("--source", source)]
         refused = cli(*args, *selected, "--apply-chat-template")
         assert refused.returncode == 2 and problem in refused.stderr
+    data = tmp_path / "sums.jsonl"
+    data.write_text(json.dumps({"question": "2 + 2?", "answer": "4"}) + "\n")
+    write_task(tasks, "prefixed_sums", data, "generate_until", 'doc_to_target: "{{answer}}"\ngen_prefix: "The sum is"')
+    cli("add", "lm-eval", "prefixed_sums", "--include-path", str(tasks), check=True)
     endpoint = ["--model", "openai-chat-completions", "--model-args", "model=gpt-4o-mini"]  # OpenAI's own API
-    api = cli("run", *endpoint, "--name", "api", "--source", "prefixed", "--apply-chat-template")
+    api = cli("run", *endpoint, "--name", "api", "--source", "prefixed_sums", "--apply-chat-template")
     assert api.returncode == 2 and "gen_prefix, which OpenAI's own API cannot continue" in api.stderr
     assert json.loads(cli("pool", "stats", "--json", check=True).stdout)["models"] == 0
     chat_options = ["--source", "prefixed", "--source", "baked", "--apply-chat-template", "--no-fewshot-as-multiturn"]
@@ -414,5 +439,6 @@ def test_chat_runs_are_refused_before_they_start_where_no_template_fits(cli, tmp
     chat = cli(*args, "--source", "starter/capitals", "--limit", "2", "--apply-chat-template")
     assert chat.returncode == 2 and "hf model has no chat template: Cannot use chat template" in chat.stderr
     assert len(Pool(tmp_path / "pool").read("runs").drop_duplicates("run_id")) == 1
-    cli(*args, "--limit", "2", check=True)  # all four tasks without the option
-    assert json.loads(cli("pool", "stats", "--json", check=True).stdout)["measurements"] == (3 + 3) * 2 + 7 * 2
+    cli(*args, "--limit", "2", check=True)  # all five tasks without the option
+    measured = json.loads(cli("pool", "stats", "--json", check=True).stdout)["measurements"]
+    assert measured == (3 + 3) * 2 + 7 * 2 + len(METRICS["generation"])
