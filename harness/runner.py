@@ -208,8 +208,9 @@ def answerable(work: RunPlan, spec: RunSpec, backend: Backend) -> tuple[RunPlan,
     if unanswerable.all():
         raise PoolError(
             f"nothing to evaluate: {why}, and the {len(work.todo)} samples to do are such samples; select "
-            "generation samples (--source), or serve the model's completions endpoint (openai-completions "
-            "with base_url=.../v1/completions)"
+            "generation samples (--source), serve the model's completions endpoint (openai-completions with "
+            "base_url=.../v1/completions), or have it answer with a letter in inspect_ai (multiple_choice()) "
+            "and `poolbench import inspect` the log"
         )
     left_out = int(unanswerable.sum())
     todo = work.todo[~unanswerable].reset_index(drop=True)
