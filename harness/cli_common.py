@@ -53,7 +53,13 @@ def user_errors(func: F) -> F:
 
 
 def open_pool(create: bool = False) -> Pool:
-    """The pool named by --pool / $POOLBENCH_POOL / ./pool."""
+    """The pool named by --pool / $POOLBENCH_POOL / ./pool; PoolError for a `memory://` one, which would be
+    gone when the command ends."""
+    if State.pool.startswith("memory://"):
+        raise PoolError(
+            f"{State.pool}: fsspec's memory file system lives inside one Python process, so this command's pool "
+            "would be gone when it ends; give a folder or an object store's URL (s3://bucket/pool)"
+        )
     return Pool(State.pool, create=create)
 
 

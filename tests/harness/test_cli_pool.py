@@ -53,6 +53,14 @@ def test_missing_pool_is_one_line_and_exit_2(cli, tmp_path: Path) -> None:
     assert not (tmp_path / "absent").exists()
 
 
+def test_a_pool_in_memory_is_refused_by_the_command_line(cli) -> None:
+    """fsspec's memory file system dies with the process: `pool init` would report a pool that is gone (was:
+    created, then "no pool at memory://scratch" from the next command)."""
+    for command in (("pool", "init"), ("rank",)):
+        done = cli(*command, pool="memory://scratch")
+        assert done.returncode == 2 and "lives inside one Python process" in done.stderr, done.stderr
+
+
 def test_pool_env_var_is_the_default(tmp_path: Path) -> None:
     env = {**os.environ, "POOLBENCH_POOL": str(tmp_path / "from-env")}
     subprocess.run([sys.executable, "-m", "harness.cli", "pool", "init"], env=env, check=True)
