@@ -201,15 +201,17 @@ def server() -> Iterator[str]:
 def test_openai_compatible_server_matches_hf(server: str, requests, hf, hf_scores) -> None:
     args = {"base_url": f"{server}/completions", "model": str(smollm2_path()), "num_concurrent": "2"}
     remote = make_backend("openai-completions", args)
+    chat = make_backend("openai-chat-completions", {**args, "base_url": f"{server}/chat/completions"})
+    assert remote.scores_prompts and not chat.scores_prompts  # the chat endpoint gets generation samples only
     assert_same_scores(remote.loglikelihood(requests), hf_scores)
     short = DOCUMENTS[:2]  # in one window of the server's and hf's
     assert remote.loglikelihood_rolling(short) == pytest.approx(hf.loglikelihood_rolling(short), abs=1e-3)
     assert remote.generate(PROMPTS) == hf.generate(PROMPTS)
-    chat = [{"role": "user", "content": PROMPTS[0].context}]
+    messages = [{"role": "user", "content": PROMPTS[0].context}]
     tokenized_here = make_backend("openai-completions", {**args, "tokenizer_backend": "huggingface"})
-    assert tokenized_here.apply_chat_template(chat) == hf.apply_chat_template(chat)
+    assert tokenized_here.apply_chat_template(messages) == hf.apply_chat_template(messages)
     with pytest.raises(PoolError, match="leaves the chat template to the server"):
-        make_backend("openai-completions", {**args, "tokenized_requests": "False"}).apply_chat_template(chat)
+        make_backend("openai-completions", {**args, "tokenized_requests": "False"}).apply_chat_template(messages)
 
 
 TURNS = {"chat_template": True, "fewshot_as_multiturn": True, "num_fewshot": 2, "system_instruction": "Be brief."}
