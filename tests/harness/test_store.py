@@ -1,7 +1,8 @@
 """The pool store: round trips, idempotent adds, atomic segments, concurrent writers, corrupt segments.
 
-The tests of how segments are written, read, merged and checked run twice: on a local directory and on object
-storage (S3, served by moto's S3 server and reached through s3fs, as a bucket elsewhere would be)."""
+The tests of how segments are written, read, merged and checked run on a local directory and on object storage
+(S3, served by moto's S3 server and reached through s3fs, as a bucket elsewhere would be); those that use the pool
+from this process alone also on fsspec's in-process `memory://` file system."""
 
 from __future__ import annotations
 
