@@ -28,7 +28,6 @@ from rich.progress import (
 from rich.text import Text
 
 from harness import plan, scoring
-from harness.backends import BASELINES
 from harness.backends.base import Backend, ChatBackend, GenerationRequest
 from harness.pool import Pool
 from harness.schema import METRICS, PoolError, stable_hash, to_json
@@ -122,16 +121,10 @@ def pending(pool: Pool, spec: RunSpec) -> RunPlan:
     model can answer."""
     samples = pool.samples(sources=list(spec.sources) if spec.sources else None)
     samples = samples[samples["kind"].isin(EVALUABLE_KINDS)]
-    documents = samples["kind"] == "document"
-    unscorable = None
-    if spec.backend in BASELINES and documents.any():
-        samples = samples[~documents]
-        unscorable = f"{int(documents.sum())} document samples left out: a baseline has no log-probabilities"
     if samples.empty:
         raise PoolError(
             f"nothing to evaluate: no {' or '.join(EVALUABLE_KINDS)} samples in "
-            f"{'the selected sources' if spec.sources else 'the pool'} (imported results are not rerun"
-            + (f"; {unscorable})" if unscorable else ")")
+            f"{'the selected sources' if spec.sources else 'the pool'} (imported results are not rerun)"
         )
     candidates, note = samples, None
     if spec.subset_of:
@@ -149,7 +142,7 @@ def pending(pool: Pool, spec: RunSpec) -> RunPlan:
     done = pool.read_arrow("measurements", models=[spec.model], columns=["sample_id", "run_id"]).to_pandas()
     done_ids = set(done.loc[done["run_id"] == spec.run_id, "sample_id"])
     todo = chosen[~chosen["sample_id"].isin(done_ids)].reset_index(drop=True)
-    notes = [unscorable, note, *scoring.plain_scoring_notes(todo)]
+    notes = [note, *scoring.plain_scoring_notes(todo)]
     return RunPlan(samples, todo, len(chosen), tuple(filter(None, notes)))
 
 
@@ -161,8 +154,10 @@ def evaluate(
     notify: Callable[[str], None] | None = None,
 ) -> RunResult:
     """`run` with the backend built by `build()` only when the selection holds samples this configuration has
-    not measured yet: rerunning a finished run loads no model. The plan's notes go to `notify` before
-    anything runs, then, once the backend is built, a note on the samples it cannot answer (`answerable`).
+    not measured yet: rerunning a finished run loads no model (one whose backend left samples out, a
+    baseline's or a chat endpoint's, builds that backend again to learn so). The plan's notes go to `notify`
+    before anything runs, then, once the backend is built, a note on the samples it cannot answer
+    (`answerable`).
     The backend's `close()`, if it has one, is called when the run ends. PoolError as `pending`, `answerable`
     and `run` raise it."""
     work = pending(pool, spec)
@@ -173,6 +168,8 @@ def evaluate(
     try:
         work, left_out = answerable(work, spec, backend)
         _tell((left_out,) if left_out else (), notify)
+        if work.todo.empty:
+            return RunResult(spec.run_id, work.selected, work.selected, 0)
         return _execute(pool, spec, backend, work, progress)
     finally:
         close = getattr(backend, "close", None)
@@ -190,32 +187,30 @@ def run(pool: Pool, spec: RunSpec, backend: Backend, progress: bool = True) -> R
     return _execute(pool, spec, backend, answerable(pending(pool, spec), spec, backend)[0], progress)
 
 
-#: The sample kinds scored from the log-probabilities of given text, which a chat endpoint does not give.
-SCORED_FROM_LOG_PROBABILITIES = ("multiple_choice", "continuation", "document")
-
-
 def answerable(work: RunPlan, spec: RunSpec, backend: Backend) -> tuple[RunPlan, str | None]:
-    """The plan without the samples `backend` cannot answer: with no log-probabilities of given text
-    (`scores_prompts` false: a chat endpoint), those scored from them; and a note saying what was left out,
-    if anything. PoolError when that leaves nothing to do."""
-    unanswerable = work.todo["kind"].isin(SCORED_FROM_LOG_PROBABILITIES)
-    if not unanswerable.any() or getattr(backend, "scores_prompts", True):
+    """The plan without the samples of the kinds `backend` cannot answer (its `unanswerable`: those scored
+    from log-probabilities it does not give), and a note saying how many were left out, if any. PoolError
+    when every selected sample is of such a kind."""
+    kinds = getattr(backend, "unanswerable", ())
+    left_out = work.todo["kind"].isin(kinds)
+    if not left_out.any():
         return work, None
-    why = (
-        f"{spec.backend} gives no log-probabilities of given text (a chat endpoint), which multiple-choice, "
-        "continuation and document samples are scored from"
-    )
-    if unanswerable.all():
+    named = " and ".join(kind.replace("_", "-") for kind in kinds if kind in set(work.todo.loc[left_out, "kind"]))
+    why = f"{spec.backend} gives no log-probabilities of given text, which they are scored from"
+    if left_out.sum() == work.selected:
+        ways_out = "; select other sources (--source)"
+        if "multiple_choice" in kinds:
+            ways_out += (
+                ", serve the model's completions endpoint (openai-completions with base_url=.../v1/completions), "
+                "or have it answer with a letter in inspect_ai (multiple_choice()) and `poolbench import inspect` "
+                "the log"
+            )
         raise PoolError(
-            f"nothing to evaluate: {why}, and the {len(work.todo)} samples to do are such samples; select "
-            "generation samples (--source), serve the model's completions endpoint (openai-completions with "
-            "base_url=.../v1/completions), or have it answer with a letter in inspect_ai (multiple_choice()) "
-            "and `poolbench import inspect` the log"
+            f"nothing to evaluate: the {work.selected} samples selected are {named} samples, and {why}{ways_out}"
         )
-    left_out = int(unanswerable.sum())
-    todo = work.todo[~unanswerable].reset_index(drop=True)
-    note = f"{left_out} multiple-choice, continuation or document samples left out: {why}"
-    return replace(work, todo=todo, selected=work.selected - left_out), note
+    todo = work.todo[~left_out].reset_index(drop=True)
+    selected = work.selected - int(left_out.sum())
+    return replace(work, todo=todo, selected=selected), f"{int(left_out.sum())} {named} samples left out: {why}"
 
 
 def _tell(notes: tuple[str, ...], notify: Callable[[str], None] | None) -> None:

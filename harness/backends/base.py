@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+#: The sample kinds scored from the log-probabilities of given text.
+SCORED_FROM_LOG_PROBABILITIES = ("multiple_choice", "continuation", "document")
+
 
 @dataclass(frozen=True)
 class GenerationRequest:
@@ -18,8 +21,8 @@ class GenerationRequest:
 
 @runtime_checkable
 class Backend(Protocol):
-    """What the runner needs from a model. A backend whose model gives no log-probabilities of given text (a
-    chat endpoint) says so with `scores_prompts = False`; the runner leaves it the generation samples."""
+    """What the runner needs from a model. A backend that cannot answer some kinds of sample (a chat endpoint,
+    with no log-probabilities of given text) names them in `unanswerable`; a run leaves them out."""
 
     def loglikelihood(self, requests: list[tuple[str, str]]) -> list[tuple[float, bool]]:
         """For each (context, continuation): the continuation's summed log-probability and whether it is

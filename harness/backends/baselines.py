@@ -18,6 +18,8 @@ class ChoiceBaseline:
     #: Its scores rank a sample's choices but are no log-probabilities: of a continuation sample a run keeps
     #: `acc` (never greedy) and no `loglikelihood`, which would rank a policy's score against models' values.
     log_probabilities = False
+    #: Nor can it score a document by them: a run leaves those out (`runner.answerable`).
+    unanswerable = ("document",)
 
     def __init__(self, policy: str, seed: int = 0) -> None:
         if policy not in POLICIES:
@@ -29,7 +31,7 @@ class ChoiceBaseline:
         return [(self._score(context, continuation), False) for context, continuation in requests]
 
     def loglikelihood_rolling(self, texts: list[str]) -> list[float]:
-        """None to give: a run leaves document samples out of a baseline's selection (`runner.pending`)."""
+        """None to give: a run leaves document samples out of a baseline's selection (`unanswerable`)."""
         raise PoolError("baselines have no log-probabilities: they do not score document samples")
 
     def _score(self, context: str, continuation: str) -> float:

@@ -13,7 +13,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from harness.backends.base import GenerationRequest, continues
+from harness.backends.base import SCORED_FROM_LOG_PROBABILITIES, GenerationRequest, continues
 from harness.schema import PoolError, first_line
 
 #: How to get what a model's module imports, where poolbench has a way.
@@ -95,17 +95,17 @@ class LMEvalBackend:
         return [float(ll) for ll in self.lm.loglikelihood_rolling(instances, disable_tqdm=True)]
 
     @cached_property
-    def scores_prompts(self) -> bool:
-        """Whether the model gives log-probabilities of given text (multiple-choice, continuation and document
-        samples are scored from them): lm-eval's chat endpoints (OpenAI-compatible, Anthropic, LiteLLM) raise
-        NotImplementedError for them, asked here once with no request."""
+    def unanswerable(self) -> tuple[str, ...]:
+        """The sample kinds the model cannot answer: with no log-probabilities of given text, which lm-eval's
+        chat endpoints (OpenAI-compatible, Anthropic, LiteLLM) do not give (asked here once, with no request:
+        they raise NotImplementedError), those scored from them; else none."""
         try:
             self.lm.loglikelihood([], disable_tqdm=True)
         except NotImplementedError:
-            return False
+            return SCORED_FROM_LOG_PROBABILITIES
         except Exception:  # any other complaint about no requests comes again with real ones, and says more
-            return True
-        return True
+            return ()
+        return ()
 
     @property
     def takes_messages(self) -> bool:

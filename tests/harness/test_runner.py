@@ -333,22 +333,31 @@ def test_bad_backends_fail_before_any_work(cli, tmp_path: Path) -> None:
 
 def test_a_chat_endpoint_is_left_the_generation_samples(cli, tmp_path: Path) -> None:
     """A chat endpoint gives no log-probabilities of given text: its run leaves out the samples scored from them
-    and says so, or refuses when nothing else is left, before a run is recorded (was: the run failed on its
-    first batch with lm-eval's NotImplementedError, was recorded as failed, and said "rerun to resume")."""
+    and says so, or refuses when nothing else is selected, before a run is recorded (was: the run failed on its
+    first batch with lm-eval's NotImplementedError, was recorded as failed, and said "rerun to resume"); a
+    rerun once the rest is measured finds nothing to do."""
     cli("add", "starter", "capitals", check=True)
     server = "base_url=http://127.0.0.1:9/v1/chat/completions,model=m,max_retries=1"  # nothing listens there
     endpoint = ["run", "--model", "openai-chat-completions", "--model-args", server, "--name", "chat", "--no-progress"]
     refused = cli(*endpoint)
-    assert refused.returncode == 2 and "nothing to evaluate: openai-chat-completions gives no log-probabilities" in (
-        refused.stderr
+    assert refused.returncode == 2 and (
+        "nothing to evaluate: the 100 samples selected are multiple-choice samples, and openai-chat-completions "
+        "gives no log-probabilities of given text" in refused.stderr
     )
-    assert Pool(tmp_path / "pool").read("runs").empty
+    pool = Pool(tmp_path / "pool")
+    assert pool.read("runs").empty
     questions = tmp_path / "questions.jsonl"
     questions.write_text("".join(json.dumps({"prompt": f"{n} + {n} =", "answer": str(2 * n)}) + "\n" for n in range(3)))
     cli("add", "jsonl", str(questions), "--source", "sums", "--kind", "generation", check=True)
+    left_out = "100 multiple-choice samples left out: openai-chat-completions gives no log-probabilities"
     mixed = cli(*endpoint)
-    assert "100 multiple-choice, continuation or document samples left out: openai-chat-completions" in mixed.stderr
+    assert left_out in mixed.stderr
     assert mixed.returncode == 2 and "failed after 0 of 3 samples (ConnectionError" in mixed.stderr, mixed.stderr
+    (run_id,) = pool.read("runs")["run_id"].unique()  # as if the server had answered: the sums measured
+    sums = pool.samples(sources="sums")["sample_id"]
+    pool.add("measurements", pd.DataFrame({"sample_id": sums, "model": "chat", "run_id": run_id, "value": 1.0}))
+    rerun = cli(*endpoint, check=True)
+    assert left_out in rerun.stderr and "chat: 0 samples evaluated, 3 already measured" in rerun.stderr
 
 
 def test_model_args_parsing() -> None:

@@ -755,11 +755,12 @@ def test_an_lm_eval_group_with_a_loglikelihood_rolling_task(cli, tmp_path: Path)
     assert samples.loc["ppl", "kind"] == "document" and samples.loc["ppl", "prompt"] == "Blue sky."
     assert samples.loc["ppl", "metric"] == "loglikelihood" and samples.loc["ppl", "higher_is_better"]
     done = cli("run", "--model", "baseline-random", "--name", "random", "--no-progress", check=True)
-    assert "note: 1 document samples left out: a baseline has no log-probabilities" in done.stderr
+    assert "note: 1 document samples left out: baseline-random gives no log-probabilities of given text" in done.stderr
     assert "random: 1 samples evaluated" in done.stderr
     refused = cli("run", "--model", "baseline-random", "--name", "random", "--source", "ppl", "--no-progress")
-    assert refused.returncode == 2 and "1 document samples left out: a baseline has no log-probabilities" in (
-        refused.stderr
+    assert refused.returncode == 2 and (
+        "nothing to evaluate: the 1 samples selected are document samples, and baseline-random gives no"
+        in refused.stderr
     )
 
 

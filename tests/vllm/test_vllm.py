@@ -202,7 +202,7 @@ def test_openai_compatible_server_matches_hf(server: str, requests, hf, hf_score
     args = {"base_url": f"{server}/completions", "model": str(smollm2_path()), "num_concurrent": "2"}
     remote = make_backend("openai-completions", args)
     chat = make_backend("openai-chat-completions", {**args, "base_url": f"{server}/chat/completions"})
-    assert remote.scores_prompts and not chat.scores_prompts  # the chat endpoint gets generation samples only
+    assert remote.unanswerable == () and chat.unanswerable == ("multiple_choice", "continuation", "document")
     assert_same_scores(remote.loglikelihood(requests), hf_scores)
     short = DOCUMENTS[:2]  # in one window of the server's and hf's
     assert remote.loglikelihood_rolling(short) == pytest.approx(hf.loglikelihood_rolling(short), abs=1e-3)
