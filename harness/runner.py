@@ -195,9 +195,10 @@ def answerable(work: RunPlan, spec: RunSpec, backend: Backend) -> tuple[RunPlan,
     left_out = work.todo["kind"].isin(kinds)
     if not left_out.any():
         return work, None
-    named = " and ".join(kind.replace("_", "-") for kind in kinds if kind in set(work.todo.loc[left_out, "kind"]))
+    count, present = int(left_out.sum()), set(work.todo.loc[left_out, "kind"])
+    named = " and ".join(kind.replace("_", "-") for kind in kinds if kind in present)
     why = f"{spec.backend} gives no log-probabilities of given text, which they are scored from"
-    if left_out.sum() == work.selected:
+    if count == work.selected:
         ways_out = "; select other sources (--source)"
         if "multiple_choice" in kinds:
             ways_out += (
@@ -209,8 +210,7 @@ def answerable(work: RunPlan, spec: RunSpec, backend: Backend) -> tuple[RunPlan,
             f"nothing to evaluate: the {work.selected} samples selected are {named} samples, and {why}{ways_out}"
         )
     todo = work.todo[~left_out].reset_index(drop=True)
-    selected = work.selected - int(left_out.sum())
-    return replace(work, todo=todo, selected=selected), f"{int(left_out.sum())} {named} samples left out: {why}"
+    return replace(work, todo=todo, selected=work.selected - count), f"{count} {named} samples left out: {why}"
 
 
 def _tell(notes: tuple[str, ...], notify: Callable[[str], None] | None) -> None:
