@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from functools import partial
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
@@ -274,6 +274,10 @@ def compare_command(
 
 
 # --------------------------------------------------------------------- run
+#: runner.MULTIPLE_CHOICE, spelled out so that the CLI starts without importing the runner (a test checks).
+MultipleChoice = Literal["log-likelihood", "letter"]
+
+
 @app.command("run")
 @user_errors
 def run_command(
@@ -327,6 +331,14 @@ def run_command(
             show_default=False,
         ),
     ] = None,
+    multiple_choice: Annotated[
+        MultipleChoice,
+        typer.Option(
+            help="How multiple-choice samples are answered: by each choice's log-likelihood, as lm-eval scores "
+            "them, or with the letter of a choice listed in the prompt, generated (acc only; for chat endpoints, "
+            "which give no log-probabilities)."
+        ),
+    ] = "log-likelihood",
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
     """Evaluate a model on (a subset of) the pool; reruns skip what is already measured."""
@@ -352,6 +364,7 @@ def run_command(
         chat_template=apply_chat_template,
         system_instruction=system_instruction,
         fewshot_as_multiturn=apply_chat_template if fewshot_as_multiturn is None else fewshot_as_multiturn,
+        multiple_choice=multiple_choice,
     )
     check_selection(fraction, limit)  # before the model loads
     build = partial(make_backend, model, spec.model_args, batch_size, device, seed)

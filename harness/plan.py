@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from harness.letters import INSTRUCTION, LETTERS, lettered_question
 from harness.schema import stable_hash
 
 
@@ -45,11 +45,11 @@ def select(
     return chosen.drop(columns="_draw").reset_index(drop=True)
 
 
-def answer_text(sample: pd.Series) -> str:
-    """The gold answer as text: the target choice, or the first reference."""
+def answer_text(sample: pd.Series, letters: bool = False) -> str:
+    """The gold answer as text: the target choice (with `letters`, its letter), or the first reference."""
     target = json.loads(sample["target"])
     if sample["kind"] == "multiple_choice":
-        return str(sample["choices"][int(target)])
+        return LETTERS[int(target)] if letters else str(sample["choices"][int(target)])
     return str(target[0] if isinstance(target, list) else target)
 
 
@@ -114,39 +114,52 @@ class Prompt:
 
 
 def fewshot_context(
-    sample: pd.Series, source_samples: pd.DataFrame, k: int, system_instruction: str | None = None
+    sample: pd.Series,
+    source_samples: pd.DataFrame,
+    k: int,
+    system_instruction: str | None = None,
+    letters: bool = False,
 ) -> Prompt:
     """The sample's question after k examples from the other samples of its source (drawn with a seed from
     the sample's own id), its lm-eval task's description (`metadata["task_description"]`, which lm-eval's
     prompts start with) once before them, and `system_instruction` before that, joined as lm-eval joins them.
-    An lm-eval task's `gen_prefix` (recorded with the question it follows) opens the answers."""
+    An lm-eval task's `gen_prefix` (recorded with the question it follows) opens the answers. With `letters`,
+    a multiple-choice question lists its choices lettered and is answered with a letter (`letters.INSTRUCTION`
+    after the description; the examples too)."""
     metadata = json.loads(sample["metadata"] or "{}")
     separator = metadata.get("fewshot_delimiter", "\n\n")
+    letters = letters and sample["kind"] == "multiple_choice"
     system = _join(system_instruction or "", metadata.get("task_description", ""), separator)
-    question, prefix = _question(str(sample["prompt"]), metadata)
+    system = _join(system, INSTRUCTION + separator, separator) if letters else system
+    question, prefix = _question(sample, letters)
     delimiter = metadata.get("target_delimiter", " ")
     if k <= 0:
         return Prompt(system, (), question, delimiter, separator, prefix)
     others = source_samples[source_samples["sample_id"] != sample["sample_id"]].sort_values("sample_id")
     rng = np.random.default_rng(int(str(sample["sample_id"])[:15], 16))
     picked = others.iloc[rng.choice(len(others), size=min(k, len(others)), replace=False)] if len(others) else others
-    examples = tuple(_example(row) for _, row in picked.iterrows())
+    examples = tuple(_example(row, letters) for _, row in picked.iterrows())
     return Prompt(system, examples, question, delimiter, separator, prefix)
 
 
-def _example(sample: pd.Series) -> tuple[str, str]:
+def _example(sample: pd.Series, letters: bool) -> tuple[str, str]:
     """A few-shot example: the sample's question, and its answer after the sample's prefix."""
-    question, prefix = _question(str(sample["prompt"]), json.loads(sample["metadata"] or "{}"))
-    return question, _join(prefix, answer_text(sample), " ")
+    question, prefix = _question(sample, letters)
+    return question, _join(prefix, answer_text(sample, letters), " ")
 
 
-def _question(prompt: str, metadata: dict[str, Any]) -> tuple[str, str]:
+def _question(sample: pd.Series, letters: bool) -> tuple[str, str]:
     """(the question, the prefix that opens its answer): the prompt without its lm-eval task's description,
-    or the question recorded beside a `gen_prefix`. A pool that added the task before poolbench recorded the
-    question keeps the prefix inside the question."""
+    or the question recorded beside a `gen_prefix`, with `letters` its choices lettered (`lettered_question`).
+    A pool that added the task before poolbench recorded the question keeps the prefix inside the question."""
+    metadata = json.loads(sample["metadata"] or "{}")
     if "question" in metadata:
-        return str(metadata["question"]), str(metadata.get("gen_prefix", ""))
-    return prompt.removeprefix(metadata.get("task_description", "")), ""
+        question, prefix = str(metadata["question"]), str(metadata.get("gen_prefix", ""))
+    else:
+        question, prefix = str(sample["prompt"]).removeprefix(metadata.get("task_description", "")), ""
+    if letters:
+        question = lettered_question(question, [str(choice) for choice in sample["choices"]])
+    return question, prefix
 
 
 def _join(first: str, second: str, delimiter: str) -> str:

@@ -130,11 +130,14 @@ def model_runs(
 
 
 def run_settings(config: dict[str, Any]) -> str:
-    """A run's prompt settings in words: few-shot examples, chat template, system instruction, extraction."""
+    """A run's prompt settings in words: few-shot examples, chat template, answers by letter, system
+    instruction, extraction."""
     parts = [f"{config.get('num_fewshot', 0)}-shot"]
     if config.get("chat_template"):
         turns = config.get("fewshot_as_multiturn") and config.get("num_fewshot", 0) > 0
         parts.append("chat template, examples as turns" if turns else "chat template")
+    if config.get("multiple_choice") == "letter":
+        parts.append("multiple choice by letter")
     if config.get("system_instruction") is not None:
         parts.append(f"system instruction {json.dumps(config['system_instruction'], ensure_ascii=False)}")
     if config.get("answer_pattern") is not None:

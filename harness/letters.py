@@ -1,0 +1,51 @@
+"""Multiple-choice samples answered with a letter (`run --multiple-choice letter`), for models that give no
+log-probabilities of given text (chat endpoints): the question with its choices lettered A, B, C, ... as
+HELM's joint adapter lists them, and the letter read back from what the model generated."""
+
+from __future__ import annotations
+
+import re
+import string
+
+from harness.schema import PoolError
+
+LETTERS = string.ascii_uppercase
+#: Before the questions: what the model is asked to answer.
+INSTRUCTION = "Answer with the letter of the correct choice."
+#: The cue the lettered question ends in, and the answer follows.
+CUE = "Answer:"
+
+#: "the answer is B", "Answer: (B)", "ANSWER: B": the letter after the word answer.
+_STATED = re.compile(r"\b(?i:answer)(?:\s+is)?\s*:?\s*\(?([A-Z])\b")
+#: A reply that opens with the letter: "B", "B.", "(B)", "B) Paris", "B: Paris" (not "A good ...").
+_OPENING = re.compile(r"^\(?([A-Z])(?:[.):]|$)")
+
+
+def check_count(choices: int) -> None:
+    """PoolError when a sample has more choices than there are letters."""
+    if choices > len(LETTERS):
+        raise PoolError(f"--multiple-choice letter: a sample has {choices} choices, more than the 26 letters")
+
+
+def lettered_question(question: str, choices: list[str]) -> str:
+    """The question, then each choice after its letter ("A. Paris"), then the cue "Answer:". A question whose
+    choices are its letters (lm-eval's MMLU lists them in the prompt) stays as it is, with the cue added if it
+    lacks it; a question that ends in the cue (as lm-eval's prompts do) has it moved after the choices."""
+    check_count(len(choices))
+    stem = question.rstrip()
+    if stem.endswith(CUE):
+        stem = stem.removesuffix(CUE).rstrip()
+    if [choice.strip() for choice in choices] == list(LETTERS[: len(choices)]):
+        return f"{stem}\n{CUE}"
+    listed = "\n".join(f"{letter}. {choice}" for letter, choice in zip(LETTERS, choices, strict=False))
+    return f"{stem}\n{listed}\n{CUE}"
+
+
+def chosen_letter(text: str, choices: int) -> str:
+    """The letter a generation chose: the one after the word "answer" ("The answer is B", "ANSWER: B"), else
+    the one its first line opens with ("B", "B.", "(B) Paris"); "" when there is none, or it names no choice."""
+    stated = _STATED.search(text)
+    first_line = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    opening = _OPENING.match(first_line)
+    letter = stated.group(1) if stated else opening.group(1) if opening else ""
+    return letter if letter and LETTERS.index(letter) < choices else ""
