@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from aggregators import BOARD_COLUMNS, board_notes
+from harness.letters import LETTERS
 from harness.pool import Pool
 from harness.runner import package_versions
 from reports.render import ReportData
@@ -209,4 +210,6 @@ def _response_text(response: str | None, choices: Any) -> str:
         return f"log-likelihood of the text {data['loglikelihood']:.3f}"
     text = str(data.get("text", ""))[:500]
     answer = data.get("extracted")  # what was scored, when the text is more than the answer
+    if choices is not None and str(answer) in tuple(LETTERS[: len(choices)]):  # the letter of a choice
+        answer = f"{answer} ({choices[LETTERS.index(str(answer))]})"
     return text if answer is None or str(answer) == text.strip() else f"{text}\nanswer: {answer}"

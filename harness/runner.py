@@ -260,7 +260,7 @@ def _execute(pool: Pool, spec: RunSpec, backend: Backend, work: RunPlan, progres
     if spec.chat_template:  # fails here, before the run is recorded
         _check_chat(spec, backend, todo)
     if spec.letters:
-        letters.check_count(max(map(len, todo.loc[todo["kind"] == "multiple_choice", "choices"]), default=0))
+        _check_letters(todo)
     started = pd.Timestamp.now(tz="UTC")
     by_source = {name: group for name, group in samples.groupby("source")}
     evaluated = 0
@@ -381,9 +381,7 @@ def _check_chat(spec: RunSpec, backend: Backend, samples: pd.DataFrame) -> None:
     metadata = samples["metadata"].map(lambda m: json.loads(m or "{}"))
 
     def refuse(which: pd.Series, problem: str) -> None:
-        if which.any():
-            tasks = ", ".join(sorted(set(samples.loc[which, "source"])))
-            raise PoolError(f"--apply-chat-template: the lm-eval task(s) {tasks} {problem}")
+        _refuse(samples, which, "--apply-chat-template", problem)
 
     prefixed = metadata.map(lambda m: "gen_prefix" in m)
     refuse(
@@ -398,11 +396,37 @@ def _check_chat(spec: RunSpec, backend: Backend, samples: pd.DataFrame) -> None:
         )
     if spec.fewshot_as_multiturn:
         refuse(
-            metadata.map(lambda m: m.get("num_fewshot", 0) > 0),
+            _examples_inside(samples),
             "were added with their few-shot examples inside the prompt, which cannot be split into turns "
             "(--fewshot-as-multiturn): add them without --num-fewshot and run with --num-fewshot, or run "
             "with --no-fewshot-as-multiturn",
         )
+
+
+def _check_letters(samples: pd.DataFrame) -> None:
+    """PoolError when a multiple-choice sample cannot be answered by letter: more choices than letters, or
+    few-shot examples inside its prompt (`add lm-eval --num-fewshot`), answered with the choices' text."""
+    questions = samples[samples["kind"] == "multiple_choice"]
+    letters.check_count(max(map(len, questions["choices"]), default=0))
+    _refuse(
+        questions,
+        _examples_inside(questions),
+        "--multiple-choice letter",
+        "were added with their few-shot examples inside the prompt, answered with the choices' text, not with "
+        "letters: add them without --num-fewshot and run with --num-fewshot",
+    )
+
+
+def _examples_inside(samples: pd.DataFrame) -> pd.Series:
+    """Which samples are lm-eval tasks' added with their few-shot examples inside the prompt."""
+    return samples["metadata"].map(lambda m: json.loads(m or "{}").get("num_fewshot", 0) > 0)
+
+
+def _refuse(samples: pd.DataFrame, which: pd.Series, option: str, problem: str) -> None:
+    """PoolError naming the lm-eval tasks of the samples `which` marks, if any, and why `option` refuses them."""
+    if which.any():
+        tasks = ", ".join(sorted(set(samples.loc[which, "source"])))
+        raise PoolError(f"{option}: the lm-eval task(s) {tasks} {problem}")
 
 
 def _model_row(spec: RunSpec, backend: Backend) -> dict[str, Any]:

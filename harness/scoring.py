@@ -193,7 +193,8 @@ def score_outputs(
     samples: pd.DataFrame, outputs: pd.DataFrame, model: str, run_id: str, answer_pattern: str | None = None
 ) -> dict[str, pd.DataFrame]:
     """Measurements and responses of `model` from its generations made elsewhere: `outputs` (`sample_id`,
-    `output`), each of a generation sample among `samples`, scored as a run scores its own (`score_response`)."""
+    `output`), each of a generation or multiple-choice sample among `samples`, scored as a run scores its own
+    (`score_response`; a multiple-choice sample's output by the letter it chose)."""
     wanted = samples[samples["sample_id"].isin(outputs["sample_id"])]
     by_id = {sample["sample_id"]: sample for sample in wanted.to_dict(orient="records")}  # .loc: 0.3 ms a row
     measurements: list[dict[str, Any]] = []

@@ -1,5 +1,6 @@
-"""Model outputs made elsewhere (an API batch job, another harness) for the pool's generation samples: a file
-of them read and each matched to its sample (`harness.scoring.score_outputs` scores them as a run would)."""
+"""Model outputs made elsewhere (an API batch job, another harness) for the pool's generation samples and
+multiple-choice questions (answered with a letter): a file of them read and each matched to its sample
+(`harness.scoring.score_outputs` scores them as a run would)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,9 @@ import pandas as pd
 
 from harness.schema import PoolError, is_null
 from tasks.files import read_rows
+
+#: The sample kinds an output answers: a generation, and a multiple-choice question answered with a letter.
+ANSWERED_BY_TEXT = ("generation", "multiple_choice")
 
 
 def read_outputs(
@@ -26,9 +30,9 @@ def read_outputs(
 
     A row names its sample by `sample_id`, or by its source id (`id_field`) within `source` (else the row's
     `source` field); `output_field` holds the generated text. `samples` are the pool's. Raises PoolError naming
-    file:line for a row without an output text or a sample, a sample the pool lacks or that is not a
-    generation (multiple choice is scored from log-likelihoods, which an output does not give), and a sample
-    given twice.
+    file:line for a row without an output text or a sample, a sample the pool lacks or that is neither a
+    generation nor multiple choice (continuations and documents are scored from log-likelihoods, which an
+    output does not give), and a sample given twice.
     """
     path = Path(path)
     rows = read_rows(path)
@@ -44,10 +48,10 @@ def read_outputs(
         if sample["sample_id"] in line_of:
             raise PoolError(f"{where}: {named} again (first at line {line_of[sample['sample_id']]})")
         line_of[sample["sample_id"]] = record["_line"]
-        if sample["kind"] != "generation":
+        if sample["kind"] not in ANSWERED_BY_TEXT:
             raise PoolError(
-                f"{where}: {named} is {sample['kind']}, not a generation (multiple-choice, continuation and "
-                "document samples are scored from log-likelihoods, which an output does not give)"
+                f"{where}: {named} is a {sample['kind']} sample, scored from log-likelihoods, which an output does "
+                "not give (outputs answer generation and multiple-choice samples)"
             )
         output = record[output_field]
         if not isinstance(output, str):

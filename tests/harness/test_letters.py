@@ -14,7 +14,7 @@ from harness import plan, scoring
 from harness.letters import chosen_letter, lettered_question
 from harness.pool import Pool
 from harness.reporting import run_settings
-from harness.runner import RunSpec, pending
+from harness.runner import RunSpec, pending, run
 from harness.schema import PoolError, stable_hash
 from tasks.starter import starter_samples
 
@@ -128,3 +128,32 @@ def test_a_chat_endpoint_answers_multiple_choice_by_letter(cli, tmp_path: Path) 
     assert "left out" not in by_letter.stderr
     (config,) = Pool(tmp_path / "pool").read("runs")["config"].map(json.loads)
     assert config["multiple_choice"] == "letter"
+
+
+def test_the_report_shows_the_letter_with_its_choice(cli, tmp_path: Path) -> None:
+    cli("add", "starter", "capitals", check=True)
+    path = tmp_path / "outputs.jsonl"
+    path.write_text(json.dumps({"source": "starter/capitals", "id": "capitals-000", "output": "The answer is C."}))
+    cli("import", "outputs", str(path), "--model", "m", check=True)
+    page = tmp_path / "report.html"
+    cli("report", "--out", str(page), "--method", "mean", check=True)
+    assert r"The answer is C.\nanswer: C (Paris)" in page.read_text()
+
+
+def test_questions_that_cannot_be_answered_by_letter_are_refused_before_the_run(tmp_path: Path) -> None:
+    """Refused before a run is recorded: an lm-eval task added with its examples inside the prompt (answered
+    with the choices' text), and a question with more choices than letters."""
+    from harness.backends import make_backend
+
+    endpoint = make_backend("openai-chat-completions", {"base_url": "http://127.0.0.1:9/v1/chat/completions"})
+    spec = RunSpec("chat", "openai-chat-completions", multiple_choice="letter")
+    pool = Pool(tmp_path / "pool", create=True)
+    shots = starter_samples(["capitals"]).head(2)
+    pool.add("samples", shots.assign(source="capitals_2shot", metadata=[{"num_fewshot": 2}] * 2))
+    with pytest.raises(PoolError, match="letter: the lm-eval task.s. capitals_2shot were added with their few-shot"):
+        run(pool, spec, endpoint, progress=False)
+    many = Pool(tmp_path / "many", create=True)
+    many.add("samples", shots.assign(choices=[[str(n) for n in range(27)]] * 2))
+    with pytest.raises(PoolError, match="27 choices, more than the 26 letters"):
+        run(many, spec, endpoint, progress=False)
+    assert pool.read("runs").empty and many.read("runs").empty

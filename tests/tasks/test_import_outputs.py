@@ -115,23 +115,29 @@ def test_bad_rows_name_their_line(tmp_path: Path, lines: list[str], message: str
     assert str(refused.value).startswith(f"{path}{message}"), refused.value
 
 
-def test_multiple_choice_and_ambiguous_samples_are_refused(cli, tmp_path: Path) -> None:
-    """A multiple-choice sample is scored from log-likelihoods; a source id that names two samples (a task added
-    with two prompt settings) needs the row's sample_id; nothing lands."""
+def test_multiple_choice_outputs_are_read_for_a_letter_others_refused_as_are_ambiguous_ids(cli, tmp_path: Path) -> None:
+    """A multiple-choice sample's output is read for the letter it chose (as `run --multiple-choice letter`
+    reads it); a continuation sample is scored from log-likelihoods: refused, and nothing lands; a source id
+    that names two samples (a task added with two prompt settings) needs the row's sample_id."""
     cli("add", "starter", "capitals", check=True)
     pool = Pool(tmp_path / "pool")
-    first = pool.samples().iloc[0]
+    france = pool.samples().set_index("source_id").loc["capitals-000"]  # Paris: C
     path = tmp_path / "outputs.jsonl"
-    path.write_text(json.dumps({"source": first["source"], "id": first["source_id"], "output": "x"}) + "\n")
-    refused = cli("import", "outputs", str(path), "--model", "m")
+    path.write_text(json.dumps({"source": "starter/capitals", "id": "capitals-000", "output": "The answer is C"}))
+    cli("import", "outputs", str(path), "--model", "m", check=True)
+    [measured] = pool.read("measurements").to_dict(orient="records")
+    assert measured["sample_id"] == france["sample_id"] and (measured["metric"], measured["value"]) == ("acc", 1.0)
+    assert json.loads(pool.read("responses")["response"][0]) == {"text": "The answer is C", "extracted": "C"}
+    pool.add("samples", pd.DataFrame({"source": "lambada", "source_id": ["l1"], "kind": "continuation",
+                                      "prompt": ["The cat sat on the"], "target": [["mat"]]}))  # fmt: skip
+    path.write_text(json.dumps({"source": "lambada", "id": "l1", "output": "mat"}) + "\n")
+    refused = cli("import", "outputs", str(path), "--model", "n")
     assert (
         refused.returncode == 2
-        and (
-            f"{path}:1: sample {first['source_id']!r} of source 'starter/capitals' is multiple_choice, not a generation"
-        )
+        and (f"{path}:1: sample 'l1' of source 'lambada' is a continuation sample, scored from log-likelihoods")
         in refused.stderr
     )
-    assert pool.stats()["models"] == 0
+    assert pool.stats()["models"] == 1
     twice = pd.DataFrame({"source": "gen", "source_id": "g1", "kind": "generation", "prompt": ["p", "5-shot: p"],
                           "target": [["a"], ["a"]]})  # fmt: skip
     pool.add("samples", twice)
