@@ -6,6 +6,7 @@ logs go to stderr. Errors: one line on stderr, exit code 2, pool unchanged.
 
 from __future__ import annotations
 
+import os
 import sys
 from functools import partial
 from pathlib import Path
@@ -342,6 +343,8 @@ def run_command(
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
     """Evaluate a model on (a subset of) the pool; reruns skip what is already measured."""
+    if not progress:  # lm-eval's and transformers' own bars too (tqdm reads it when first imported)
+        os.environ["TQDM_DISABLE"] = "1"
     from harness.backends import make_backend, parse_model_args
     from harness.plan import check_selection
     from harness.runner import RunSpec, evaluate

@@ -14,6 +14,8 @@ LETTERS = string.ascii_uppercase
 INSTRUCTION = "Answer with the letter of the correct choice."
 #: The cue the lettered question ends in, and the answer follows.
 CUE = "Answer:"
+#: Cues that end lm-eval's prompts on a line of their own ("Question: ...\nAnswer:", TruthfulQA's "Q: ...\nA:").
+PROMPT_CUES = (CUE, "A:")
 
 #: "the answer is B", "Answer: (B)", "ANSWER: B": the letter after the word answer.
 _STATED = re.compile(r"\b(?i:answer)(?:\s+is)?\s*:?\s*\(?([A-Z])\b")
@@ -30,15 +32,15 @@ def check_count(choices: int) -> None:
 def lettered_question(question: str, choices: list[str]) -> str:
     """The question, then each choice after its letter ("A. Paris"), then the cue "Answer:". A question whose
     choices are its letters (lm-eval's MMLU lists them in the prompt) stays as it is, with the cue added if it
-    lacks it; a question that ends in the cue (as lm-eval's prompts do) has it moved after the choices."""
+    lacks it; a question whose last line is a cue (`PROMPT_CUES`, as lm-eval's prompts have) has it replaced
+    by the cue after the choices."""
     check_count(len(choices))
-    stem = question.rstrip()
-    if stem.endswith(CUE):
-        stem = stem.removesuffix(CUE).rstrip()
-    if [choice.strip() for choice in choices] == list(LETTERS[: len(choices)]):
-        return f"{stem}\n{CUE}"
-    listed = "\n".join(f"{letter}. {choice}" for letter, choice in zip(LETTERS, choices, strict=False))
-    return f"{stem}\n{listed}\n{CUE}"
+    stem, _, last = question.rstrip().rpartition("\n")
+    if last.strip() not in PROMPT_CUES:
+        stem = question.rstrip()
+    listed_already = [choice.strip() for choice in choices] == list(LETTERS[: len(choices)])
+    listed = [] if listed_already else [f"{letter}. {choice}" for letter, choice in zip(LETTERS, choices, strict=False)]
+    return "\n".join([stem, *listed, CUE] if stem else [*listed, CUE])
 
 
 def chosen_letter(text: str, choices: int) -> str:

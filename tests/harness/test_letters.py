@@ -25,6 +25,9 @@ def test_the_choices_are_lettered_after_the_question_and_the_cue_moves_after_the
         "Question: Which gas do plants take in?\nA. oxygen\nB. carbon dioxide\nAnswer:"
     )
     assert lettered_question("2 + 2 =", ["3", "4", "5"]) == "2 + 2 =\nA. 3\nB. 4\nC. 5\nAnswer:"
+    truthfulqa = "Q: What is 2 + 2?\nA:"
+    assert lettered_question(truthfulqa, ["3", "4"]) == "Q: What is 2 + 2?\nA. 3\nB. 4\nAnswer:"
+    assert lettered_question("Pick one of X or A:", ["X", "A"]) == "Pick one of X or A:\nA. X\nB. A\nAnswer:"
     mmlu = "What is 2 + 2?\nA. 3\nB. 4\nAnswer:"  # its choices are the letters it lists: as it is
     assert lettered_question(mmlu, ["A", "B"]) == mmlu
     assert lettered_question("What is 2 + 2?\nA. 3\nB. 4", [" A", " B"]) == mmlu

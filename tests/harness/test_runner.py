@@ -353,6 +353,7 @@ def test_a_chat_endpoint_is_left_the_generation_samples(cli, tmp_path: Path) -> 
     mixed = cli(*endpoint)
     assert left_out in mixed.stderr
     assert mixed.returncode == 2 and "failed after 0 of 3 samples (ConnectionError" in mixed.stderr, mixed.stderr
+    assert "Requesting API" not in mixed.stderr  # lm-eval's own bar, which --no-progress silences too
     (run_id,) = pool.read("runs")["run_id"].unique()  # as if the server had answered: the sums measured
     sums = pool.samples(sources="sums")["sample_id"]
     pool.add("measurements", pd.DataFrame({"sample_id": sums, "model": "chat", "run_id": run_id, "value": 1.0}))
