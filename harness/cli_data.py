@@ -305,8 +305,7 @@ def import_outputs_command(
     output_field: Annotated[str, typer.Option("--output-field", help="Field of the output text.")] = "output",
     answer_pattern: AnswerPatternOpt = None,
 ) -> None:
-    """Outputs generated elsewhere for the pool's generation samples and multiple-choice questions, scored as
-    `run` scores generations and letters (`--multiple-choice letter`)."""
+    """Outputs made elsewhere for generation and multiple-choice samples (by letter), scored as `run` scores them."""
     from harness.scoring import plain_scoring_notes, score_outputs
     from tasks.importers.outputs import read_outputs
 

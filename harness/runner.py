@@ -84,7 +84,7 @@ class RunSpec:
         chat = ("chat_template",) if self.chat_template else ()
         turns = ("fewshot_as_multiturn",) if self.fewshot_as_multiturn and self.num_fewshot > 0 else ()
         system = ({"system_instruction": self.system_instruction},) if self.system_instruction is not None else ()
-        letters = ({"multiple_choice": self.multiple_choice},) if self.letters else ()
+        by_letter = ({"multiple_choice": self.multiple_choice},) if self.letters else ()
         return "run-" + stable_hash(
             self.model,
             self.backend,
@@ -95,7 +95,7 @@ class RunSpec:
             *chat,
             *system,
             *turns,
-            *letters,
+            *by_letter,
             length=16,
         )
 
