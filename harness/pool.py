@@ -8,8 +8,9 @@ registered in `models`. Each write call is a segment per table; `merging()` merg
 
 from __future__ import annotations
 
+import functools
 import os
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
 import duckdb
@@ -56,10 +57,11 @@ class Pool:
             if not isinstance(frame, pd.DataFrame):
                 raise TypeError(f"{table}: rows as a pandas DataFrame, not a {type(frame).__name__}")
         arrows = {table: normalize(table, frame, now) for table, frame in frames.items() if table != "measurements"}
+        stored_samples = functools.cache(self._stored_samples)  # the samples' segments listed once per write
         if "measurements" in frames:
-            measured = self._with_sample_metrics(frames["measurements"], arrows.get("samples"))
+            measured = self._with_sample_metrics(frames["measurements"], arrows.get("samples"), stored_samples)
             arrows["measurements"] = normalize("measurements", measured, now)
-        self._check_references(arrows)
+        self._check_references(arrows, stored_samples)
         arrows["models"] = self._with_new_models(arrows, now)
         written = {}
         for table in _WRITE_ORDER:
@@ -90,9 +92,12 @@ class Pool:
         """Append rows to one table (see `write`); return the number of rows written."""
         return self.write({table: frame})[table]
 
-    def _with_sample_metrics(self, frame: pd.DataFrame, samples: pa.Table | None) -> pd.DataFrame:
+    def _with_sample_metrics(
+        self, frame: pd.DataFrame, samples: pa.Table | None, stored_samples: Callable[[], pa.Table]
+    ) -> pd.DataFrame:
         """`frame` (measurements) with each row that names no metric given its sample's own, from `samples`
-        (written with it) or the pool. Rows of unknown samples stay as they are (the reference check names them)."""
+        (written with it) or the pool's (`stored_samples()`). Rows of unknown samples stay as they are (the
+        reference check names them)."""
         if "sample_id" not in frame.columns:
             return frame  # normalize names the missing column
         metric = frame["metric"] if "metric" in frame.columns else pd.Series(None, index=frame.index, dtype=object)
@@ -100,7 +105,7 @@ class Pool:
         if not blank.any():
             return frame
         ids = pa.array([str(i) for i in frame.loc[blank, "sample_id"].unique()], pa.string())
-        stored = self._stored_samples()
+        stored = stored_samples()
         known = [stored.filter(pc.is_in(stored["sample_id"], value_set=ids))]
         if samples is not None:
             ids_here = pc.cast(samples["sample_id"], pa.string())
@@ -110,13 +115,14 @@ class Pool:
             metric_of.update(zip(table["sample_id"].to_pylist(), table["metric"].to_pylist(), strict=True))
         return frame.assign(metric=metric.where(~blank, frame["sample_id"].map(metric_of)))
 
-    def _check_references(self, arrows: Mapping[str, pa.Table]) -> None:
-        """Raise PoolError when a row references a sample neither the pool nor this write holds."""
+    def _check_references(self, arrows: Mapping[str, pa.Table], stored_samples: Callable[[], pa.Table]) -> None:
+        """Raise PoolError when a row references a sample neither the pool (`stored_samples()`) nor this write
+        holds."""
         tables = [t for t in _REFERENCING if t in arrows and arrows[t].num_rows]
         if not tables:
             return
         wanted = {table: distinct(arrows[table]["sample_id"]) for table in tables}
-        stored = self._stored_samples()["sample_id"]
+        stored = stored_samples()["sample_id"]
         # the stored ids among the wanted ones: a hash of the (few) wanted ids probed by the pool's, not the reverse
         known = stored.filter(pc.is_in(stored, value_set=pc.unique(pa.concat_arrays(list(wanted.values())))))
         if "samples" in arrows:
@@ -135,7 +141,7 @@ class Pool:
         rows read after listing the segments are theirs, or newer."""
         segments = self.store.segments("samples")
         if self._samples is None or self._samples[0] != segments:
-            self._samples = (segments, self.store.read("samples", columns=["sample_id", "metric"]))
+            self._samples = (segments, self.store.read("samples", columns=["sample_id", "metric"], segments=segments))
         return self._samples[1]
 
     def _with_new_models(self, arrows: Mapping[str, pa.Table], now: pd.Timestamp) -> pa.Table:

@@ -136,18 +136,20 @@ class SegmentStore:
         params: Sequence[object] = (),
         columns: Sequence[str] | None = None,
         latest_by: Sequence[str] | None = None,
+        segments: Sequence[Location] | None = None,
     ) -> pa.Table:
         """The table's logical rows (latest `created_at` per key) as Arrow, optionally filtered and projected.
 
         `where` is a DuckDB boolean expression over the table's columns with `?` placeholders for `params`;
         `columns` names the columns to return (all by default). `latest_by`, a part of the key, keeps one row
         per value of that part instead: the latest over the rest of the key (e.g. the latest run's measurement
-        per sample, model and metric). A segment merged away (`merge`) between the listing and the read makes
-        it list the segments again.
+        per sample, model and metric). `segments`: the table's segments as the caller listed them (`segments`),
+        else listed here. A segment merged away (`merge`) between the listing and the read makes it list the
+        segments again.
         """
         names = list(columns or SCHEMAS[table].names)
         key = tuple(latest_by or KEYS[table])
-        files = self.segments(table)
+        files = list(segments) if segments is not None else self.segments(table)
         for _ in range(RELISTS):
             try:
                 return self._read_files(table, files, names, where, params, key)

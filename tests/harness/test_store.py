@@ -347,6 +347,20 @@ def test_a_writer_sees_the_samples_another_writer_added_since(root: str) -> None
         pool.add("measurements", pd.DataFrame({"sample_id": ["gone"], "model": "m1", "value": 1.0}))
 
 
+def test_a_runs_batch_lists_the_samples_segments_once(root: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run's batch (measurements that name no metric, and responses) takes its metrics from the pool's samples
+    and checks its references against them: one listing of their segments (a LIST request on object storage;
+    was three on its first write, two after)."""
+    pool, ids = make_pool(root)
+    listed: list[str] = []
+    segments = pool.store.segments
+    monkeypatch.setattr(pool.store, "segments", lambda table: listed.append(table) or segments(table))
+    key = {"sample_id": ids, "model": "m", "run_id": "r"}
+    batch = {"measurements": pd.DataFrame({**key, "value": 1.0}), "responses": pd.DataFrame({**key, "response": "{}"})}
+    assert pool.write(batch, known_new=True) == {"measurements": 3, "responses": 3, "models": 1}
+    assert listed.count("samples") == 1
+
+
 def test_binary_values_of_one_length_or_many_read_back_exactly(root: str) -> None:
     """Equal-length values are stored as fixed-size binary and read back as binary: alone (one segment),
     beside length-varying ones (segments merged by DuckDB) and after compaction."""
