@@ -17,10 +17,11 @@ CUE = "Answer:"
 #: Cues that end lm-eval's prompts on a line of their own ("Question: ...\nAnswer:", TruthfulQA's "Q: ...\nA:").
 PROMPT_CUES = (CUE, "A:")
 
-#: "the answer is B", "Answer: (B)", "ANSWER: B": the letter after the word answer.
-_STATED = re.compile(r"\b(?i:answer)(?:\s+is)?\s*:?\s*\(?([A-Z])\b")
-#: A reply that opens with the letter: "B", "B.", "(B)", "B) Paris", "B: Paris" (not "A good ...").
-_OPENING = re.compile(r"^\(?([A-Z])(?:[.):]|$)")
+#: "the answer is B", "Answer: (B)", "ANSWER: B", "**Answer:** B": the letter after the word answer (brackets and
+#: markdown's emphasis may wrap it).
+_STATED = re.compile(r"\b(?i:answer)(?:\s+is)?[\s:(\[*_]*([A-Z])\b")
+#: A reply that opens with the letter: "B", "B.", "(B)", "B) Paris", "B: Paris", "**B**" (not "A good ...").
+_OPENING = re.compile(r"^[(\[*_]*([A-Z])(?:[.):\]*_]|$)")
 
 
 def check_count(choices: int) -> None:

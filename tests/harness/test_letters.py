@@ -44,6 +44,9 @@ def test_the_choices_are_lettered_after_the_question_and_the_cue_moves_after_the
         ("A: Paris\n\nQuestion: ...", "A"),
         ("The answer is B.", "B"),
         ("I think so.\nANSWER: (C)", "C"),
+        ("**Answer:** B", "B"),
+        ("**C. Lima**", "C"),
+        ("[D]", "D"),
         ("answer: d", ""),  # a lower-case letter names no choice
         ("A good question; Paris", ""),  # an article is no answer
         ("The answer is Bogota", ""),
