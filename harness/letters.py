@@ -45,10 +45,12 @@ def lettered_question(question: str, choices: list[str]) -> str:
 
 
 def chosen_letter(text: str, choices: int) -> str:
-    """The letter a generation chose: the one after the word "answer" ("The answer is B", "ANSWER: B"), else
-    the one its first line opens with ("B", "B.", "(B) Paris"); "" when there is none, or it names no choice."""
-    stated = _STATED.search(text)
+    """The letter a generation chose: the one its first line opens with ("B", "B.", "(B) Paris": a base model
+    that goes on past its answer may write the next question's), else the one after the last word "answer"
+    ("The answer is B", "ANSWER: B": a reply that reasons first concludes last); "" when there is none, or it
+    names no choice."""
     first_line = next((line.strip() for line in text.splitlines() if line.strip()), "")
     opening = _OPENING.match(first_line)
-    letter = stated.group(1) if stated else opening.group(1) if opening else ""
+    stated = _STATED.findall(text)
+    letter = opening.group(1) if opening else stated[-1] if stated else ""
     return letter if letter and LETTERS.index(letter) < choices else ""

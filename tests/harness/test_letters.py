@@ -42,9 +42,11 @@ def test_the_choices_are_lettered_after_the_question_and_the_cue_moves_after_the
         ("B.", "B"),
         ("(D) Lima", "D"),
         ("A: Paris\n\nQuestion: ...", "A"),
+        (" B\nQuestion: 1 + 1?\nA. 2\nB. 3\nAnswer: A", "B"),  # a base model going on: its first answer
         ("The answer is B.", "B"),
         ("I think so.\nANSWER: (C)", "C"),
         ("**Answer:** B", "B"),
+        ("Answer A is tempting, but the answer is C.", "C"),  # the conclusion
         ("**C. Lima**", "C"),
         ("[D]", "D"),
         ("answer: d", ""),  # a lower-case letter names no choice
