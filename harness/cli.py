@@ -305,6 +305,13 @@ def run_command(
     num_fewshot: Annotated[int, typer.Option(min=0, help="Few-shot examples per sample, drawn from its source.")] = 0,
     device: Annotated[str | None, typer.Option(help="Device for the backend (cpu, cuda, ...).")] = None,
     answer_pattern: AnswerPatternOpt = None,
+    max_gen_tokens: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="At most N tokens per generation, where an lm-eval task sets no length (its max_gen_toks).",
+        ),
+    ] = 64,
     same_subset_as: Annotated[
         str | None,
         typer.Option(
@@ -363,6 +370,7 @@ def run_command(
         batch_size=batch_size,
         num_fewshot=num_fewshot,
         answer_pattern=answer_pattern,
+        max_gen_tokens=max_gen_tokens,
         subset_of=same_subset_as,
         chat_template=apply_chat_template,
         system_instruction=system_instruction,

@@ -441,3 +441,16 @@ def test_a_run_by_letter_stores_what_the_model_generates_from_the_lettered_quest
         assert response["extracted"] == chosen_letter(text, 4)
         assert acc.loc[sample.sample_id, "value"] == float(response["extracted"] == "ABCD"[json.loads(sample.target)])
     assert any(response["extracted"] for response in responses)  # the model does answer with letters
+
+
+def test_max_gen_tokens_caps_a_generation(cli, model_dir: Path, tmp_path: Path) -> None:
+    """`run --max-gen-tokens N`: a generation of at most N tokens (here the model would go on counting)."""
+    questions = tmp_path / "count.jsonl"
+    questions.write_text(json.dumps({"prompt": "Count: 1, 2, 3, 4,", "answer": "5"}) + "\n")
+    cli("add", "jsonl", str(questions), "--source", "count", "--kind", "generation", check=True)
+    model = ["--model", "hf", "--model-args", "pretrained=builtin:smollm2-135m", "--no-progress"]
+    cli("run", *model, "--name", "smol", "--max-gen-tokens", "3", check=True)
+    pool = Pool(tmp_path / "pool")
+    text = json.loads(pool.read("responses")["response"][0])["text"]
+    assert len(AutoTokenizer.from_pretrained(model_dir)(text, add_special_tokens=False)["input_ids"]) == 3, text
+    assert json.loads(pool.read("runs")["config"].iloc[-1])["max_gen_tokens"] == 3
