@@ -323,8 +323,9 @@ def _evaluate(
         for row, layout, context, generates in zip(rows, layouts, contexts, generated, strict=True)
     ]
     requests = [request for pairs in per_sample for request in pairs]
+    chat = spec.chat_template or (isinstance(backend, ChatBackend) and backend.takes_messages)
     prompts = [
-        _generation_request(context, row, spec)
+        _generation_request(context, row, spec, chat)
         for row, context, generates in zip(rows, contexts, generated, strict=True)
         if generates
     ]
@@ -347,10 +348,13 @@ def _evaluate(
 LM_EVAL_MAX_GEN_TOKS = 256
 
 
-def _generation_request(context: str, sample: pd.Series, spec: RunSpec) -> GenerationRequest:
+def _generation_request(context: str, sample: pd.Series, spec: RunSpec, chat: bool) -> GenerationRequest:
     """A sample's generation: an lm-eval task's stop strings and length (its `generation_kwargs`), else
-    until a blank line and `spec.max_gen_tokens`."""
+    until a blank line and `spec.max_gen_tokens`; a letter's reply in a `chat` runs until the model's turn ends
+    (the backend's end of text), so a reply that reasons first reaches its letter."""
     metadata = json.loads(sample["metadata"] or "{}")
+    if sample["kind"] == "multiple_choice" and chat:
+        return GenerationRequest(context, until=(), max_tokens=spec.max_gen_tokens)
     if "lm_eval_scoring" not in metadata:
         return GenerationRequest(context, max_tokens=spec.max_gen_tokens)
     until = metadata.get("until") or ()

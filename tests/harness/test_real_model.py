@@ -454,3 +454,18 @@ def test_max_gen_tokens_caps_a_generation(cli, model_dir: Path, tmp_path: Path) 
     text = json.loads(pool.read("responses")["response"][0])["text"]
     assert len(AutoTokenizer.from_pretrained(model_dir)(text, add_special_tokens=False)["input_ids"]) == 3, text
     assert json.loads(pool.read("runs")["config"].iloc[-1])["max_gen_tokens"] == 3
+
+
+def test_a_letters_reply_in_a_chat_runs_until_the_turn_ends(smollm2: Any, tmp_path: Path, monkeypatch) -> None:
+    """Answering by letter, a plain prompt's reply stops at a blank line (a base model goes on to the next
+    question), a chat's (SmolLM2's template) when the model's turn ends, so a reply that reasons first reaches
+    its letter."""
+    pool = Pool(tmp_path / "pool", create=True)
+    pool.add("samples", starter_samples(["capitals"]).head(2))
+    sent: list[GenerationRequest] = []
+    generate = smollm2.generate
+    monkeypatch.setattr(smollm2, "generate", lambda requests: sent.extend(requests) or generate(requests))
+    for chat in (False, True):
+        spec = RunSpec(f"smol-{chat}", "hf", chat_template=chat, multiple_choice="letter", max_gen_tokens=8)
+        assert run(pool, spec, smollm2, progress=False).evaluated == 2
+    assert [request.until for request in sent] == [("\n\n",)] * 2 + [()] * 2
