@@ -7,7 +7,6 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 from harness import plan, scoring
@@ -17,6 +16,7 @@ from harness.reporting import run_settings
 from harness.runner import RunSpec, pending, run
 from harness.schema import PoolError, stable_hash
 from tasks.starter import starter_samples
+from tests.harness.capitals import described_questions
 
 
 def test_the_choices_are_lettered_after_the_question_and_the_cue_moves_after_them() -> None:
@@ -60,24 +60,10 @@ def test_the_letter_chosen_is_the_one_stated_or_the_one_the_reply_opens_with(tex
     assert chosen_letter(text, 4) == letter
 
 
-def two_questions() -> pd.DataFrame:
-    described = json.dumps({"task_description": "About capitals.\n\n", "target_delimiter": " "})
-    return pd.DataFrame(
-        {
-            "sample_id": ["a" * 20, "b" * 20],
-            "prompt": ["About capitals.\n\nQ: France?\nAnswer:", "About capitals.\n\nQ: Peru?\nAnswer:"],
-            "metadata": [described, described],
-            "kind": ["multiple_choice"] * 2,
-            "choices": [["Paris", "Lima"], ["Paris", "Lima"]],
-            "target": ["0", "1"],
-        }
-    )
-
-
 def test_examples_are_answered_with_letters_after_the_instruction() -> None:
     """By hand: the system instruction, the task's description, the instruction, then the lettered examples
     answered with their letters and the lettered question."""
-    samples = two_questions()
+    samples = described_questions("\nAnswer:")
     prompt = plan.fewshot_context(samples.iloc[0], samples, 1, system_instruction="Be brief.", letters=True)
     assert prompt.text == (
         "Be brief.\n\nAbout capitals.\n\nAnswer with the letter of the correct choice.\n\n"
@@ -94,7 +80,7 @@ def test_examples_are_answered_with_letters_after_the_instruction() -> None:
 
 
 def test_a_letter_scores_acc_and_is_kept_with_the_text() -> None:
-    sample = two_questions().iloc[1]  # Lima, B
+    sample = described_questions("\nAnswer:").iloc[1]  # Lima, B
     assert scoring.score_response(sample, {"text": "B. Lima"}) == ({"acc": 1.0}, {"text": "B. Lima", "extracted": "B"})
     assert scoring.score_response(sample, {"text": " A"})[0] == {"acc": 0.0}
     assert scoring.score_response(sample, {"text": "Paris"})[1]["extracted"] == ""

@@ -24,6 +24,7 @@ from harness.reporting import run_settings
 from harness.runner import SAMPLES_PER_CALL, RunSpec, evaluate, run
 from harness.schema import METRICS, PoolError
 from tasks.starter import starter_samples
+from tests.harness.capitals import described_questions
 from tests.lm_eval_task import write_task
 
 
@@ -131,17 +132,7 @@ def test_fewshot_draws_from_the_source_without_the_sample(starter_pool: Pool) ->
 
 def test_fewshot_puts_the_task_description_once_after_the_system_instruction() -> None:
     """lm-eval's layout, by hand: instruction, fewshot delimiter, description, examples, question."""
-    described = json.dumps({"task_description": "About capitals.\n\n", "target_delimiter": " "})
-    samples = pd.DataFrame(
-        {
-            "sample_id": ["a" * 20, "b" * 20],
-            "prompt": ["About capitals.\n\nQ: France?", "About capitals.\n\nQ: Peru?"],
-            "metadata": [described, described],
-            "kind": ["multiple_choice"] * 2,
-            "choices": [["Paris", "Lima"], ["Paris", "Lima"]],
-            "target": ["0", "1"],
-        }
-    )
+    samples = described_questions()
     prompt = plan.fewshot_context(samples.iloc[0], samples, 1, system_instruction="Be brief.")
     assert prompt == plan.Prompt("Be brief.\n\nAbout capitals.\n\n", (("Q: Peru?", "Lima"),), "Q: France?")
     assert prompt.text == "Be brief.\n\nAbout capitals.\n\nQ: Peru? Lima\n\nQ: France?" and prompt.shots == 1
