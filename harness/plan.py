@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -131,7 +132,7 @@ def fewshot_context(
     letters = letters and sample["kind"] == "multiple_choice"
     system = _join(system_instruction or "", metadata.get("task_description", ""), separator)
     system = _join(system, INSTRUCTION + separator, separator) if letters else system
-    question, prefix = _question(sample, letters)
+    question, prefix = _question(sample, metadata, letters)
     delimiter = metadata.get("target_delimiter", " ")
     if k <= 0:
         return Prompt(system, (), question, delimiter, separator, prefix)
@@ -144,15 +145,15 @@ def fewshot_context(
 
 def _example(sample: pd.Series, letters: bool) -> tuple[str, str]:
     """A few-shot example: the sample's question, and its answer after the sample's prefix."""
-    question, prefix = _question(sample, letters)
+    question, prefix = _question(sample, json.loads(sample["metadata"] or "{}"), letters)
     return question, _join(prefix, answer_text(sample, letters), " ")
 
 
-def _question(sample: pd.Series, letters: bool) -> tuple[str, str]:
+def _question(sample: pd.Series, metadata: dict[str, Any], letters: bool) -> tuple[str, str]:
     """(the question, the prefix that opens its answer): the prompt without its lm-eval task's description,
-    or the question recorded beside a `gen_prefix`, with `letters` its choices lettered (`lettered_question`).
-    A pool that added the task before poolbench recorded the question keeps the prefix inside the question."""
-    metadata = json.loads(sample["metadata"] or "{}")
+    or the question recorded beside a `gen_prefix` (`metadata`, the sample's), with `letters` its choices
+    lettered (`lettered_question`). A pool that added the task before poolbench recorded the question keeps
+    the prefix inside the question."""
     if "question" in metadata:
         question, prefix = str(metadata["question"]), str(metadata.get("gen_prefix", ""))
     else:
