@@ -382,7 +382,7 @@ def _check_chat(spec: RunSpec, backend: Backend, samples: pd.DataFrame) -> None:
     if not isinstance(backend, ChatBackend):
         raise PoolError(f"--apply-chat-template: {spec.backend} has no chat template")
     backend.apply_chat_template([{"role": "user", "content": ""}])
-    metadata = samples["metadata"].map(lambda m: json.loads(m or "{}"))
+    metadata = _parsed_metadata(samples)
 
     def refuse(which: pd.Series, problem: str) -> None:
         _refuse(samples, which, "--apply-chat-template", problem)
@@ -400,7 +400,7 @@ def _check_chat(spec: RunSpec, backend: Backend, samples: pd.DataFrame) -> None:
         )
     if spec.fewshot_as_multiturn:
         refuse(
-            _examples_inside(samples),
+            _examples_inside(metadata),
             "were added with their few-shot examples inside the prompt, which cannot be split into turns "
             "(--fewshot-as-multiturn): add them without --num-fewshot and run with --num-fewshot, or run "
             "with --no-fewshot-as-multiturn",
@@ -414,16 +414,22 @@ def _check_letters(samples: pd.DataFrame) -> None:
     letters.check_count(max(map(len, questions["choices"]), default=0))
     _refuse(
         questions,
-        _examples_inside(questions),
+        _examples_inside(_parsed_metadata(questions)),
         "--multiple-choice letter",
         "were added with their few-shot examples inside the prompt, answered with the choices' text, not with "
         "letters: add them without --num-fewshot and run with --num-fewshot",
     )
 
 
-def _examples_inside(samples: pd.DataFrame) -> pd.Series:
-    """Which samples are lm-eval tasks' added with their few-shot examples inside the prompt."""
-    return samples["metadata"].map(lambda m: json.loads(m or "{}").get("num_fewshot", 0) > 0)
+def _parsed_metadata(samples: pd.DataFrame) -> pd.Series:
+    """Each sample's metadata as a dict."""
+    return samples["metadata"].map(lambda m: json.loads(m or "{}"))
+
+
+def _examples_inside(metadata: pd.Series) -> pd.Series:
+    """Which samples (by their parsed metadata) are lm-eval tasks' added with their few-shot examples inside
+    the prompt."""
+    return metadata.map(lambda m: m.get("num_fewshot", 0) > 0)
 
 
 def _refuse(samples: pd.DataFrame, which: pd.Series, option: str, problem: str) -> None:
