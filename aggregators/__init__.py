@@ -26,6 +26,7 @@ from aggregators.diagnostics import (
     bootstrap_prior_note,
     check,
     diagnose,
+    groups_note,
     prior_note,
     undetermined,
     undetermined_mask,
@@ -165,12 +166,14 @@ def rank(
 
 
 def board_notes(board: pd.DataFrame) -> list[str]:
-    """What a reader of a leaderboard from `rank` is told beside it: the models the method leaves out or leaves
-    to a prior, bootstrap replicates without an estimate, binary samples left out."""
+    """What a reader of a leaderboard from `rank` is told beside it: groups of models no measurement relates,
+    the models the method leaves out or leaves to a prior, bootstrap replicates without an estimate, binary
+    samples left out."""
     diagnostics = board.attrs["diagnostics"]
-    notes = [prior_note(diagnostics, board.attrs["alpha"])]
+    alpha, method = board.attrs["alpha"], board.attrs["method"]
+    notes = [groups_note(diagnostics, alpha, method in (*PL_METHODS, "bt")), prior_note(diagnostics, alpha)]
     if diagnostics.get("unscored"):
-        notes.append(unscored_note(diagnostics, board.attrs["method"]))
+        notes.append(unscored_note(diagnostics, method))
     if diagnostics.get("bootstrap_without_mle"):
         notes.append(bootstrap_prior_note(diagnostics, BOOTSTRAP_MIN_ALPHA))
     if diagnostics.get("uninformative_samples"):

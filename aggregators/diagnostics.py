@@ -32,7 +32,8 @@ class Diagnostics:
     n_models: int
     n_orderings: int
     n_entries: int
-    components: list[list[str]]
+    components: list[list[str]]  # strongly connected components of the beat graph, when more than one
+    groups: list[list[str]]  # models no sample compares with the others' (weakly connected), when more than one
     never_win: list[str]
     never_lose: list[str]
     unmeasured: list[str]  # in no ordering: never measured, or tied with every model on each of its samples
@@ -56,6 +57,7 @@ class Diagnostics:
             "n_entries": self.n_entries,
             "strongly_connected": len(self.components) <= 1,
             "components": self.components,
+            "groups": self.groups,
             "never_win": self.never_win,
             "never_lose": self.never_lose,
             "unmeasured": self.unmeasured,
@@ -90,13 +92,42 @@ def uninformative_note(diagnostics: Mapping[str, Any]) -> str:
 
 def prior_note(diagnostics: Mapping[str, Any], alpha: float | None) -> str | None:
     """What a reader is told about the models whose scores the data leave to a prior (`prior_driven`), or None:
-    the PL prior `alpha`, or (alpha None) bt's regularisation."""
-    if not diagnostics.get("prior_driven"):
+    the PL prior `alpha`, or (alpha None) bt's regularisation. Where one group of models stands against
+    another (`groups`) is `groups_note`'s to tell: of a group's models, named here are those outside its
+    largest strongly connected component."""
+    groups = diagnostics.get("groups") or []
+    cores: set[str] = set()
+    for group in groups:
+        core = max((c for c in diagnostics["components"] if set(group).issuperset(c)), key=len)
+        cores.update(core if len(core) > 1 else ())
+    driven = [model for model in diagnostics.get("prior_driven", []) if model not in cores]
+    if not driven:
         return None
+    return f"scores resting on {_prior(alpha)}, not on the data: {', '.join(driven)}"
+
+
+def groups_note(diagnostics: Mapping[str, Any], alpha: float | None, fitted: bool) -> str | None:
+    """What a reader is told when no sample compares some of the ranked models with the others (`groups`, less
+    the `unscored`), or None; `fitted`: the method fits with a prior (`alpha`, or None: bt's regularisation),
+    which then places the groups against each other."""
+    unscored = set(diagnostics.get("unscored", []))
+    groups = [kept for group in diagnostics.get("groups", []) if (kept := [m for m in group if m not in unscored])]
+    if len(groups) < 2:
+        return None
+    listed = ", ".join(f"{len(g)} ({', '.join(g[:3])}{', ...' if len(g) > 3 else ''})" for g in groups)
+    across = f"; across groups they rest on {_prior(alpha)}" if fitted else ""
+    return (
+        f"no sample compares these groups of models with one another: {listed}. Scores and ranks compare"
+        f" within a group only{across}. Rank a group alone (--source), or check that each model has one name"
+        " in every source"
+    )
+
+
+def _prior(alpha: float | None) -> str:
+    """The prior a fit rests on: PL's `alpha`, or (None) bt's regularisation."""
     from aggregators.baselines import BT_REGULARISATION
 
-    prior = f"the prior (alpha = {alpha:g})" if alpha is not None else f"bt's regularisation ({BT_REGULARISATION:g})"
-    return f"scores resting on {prior}, not on the data: {', '.join(diagnostics['prior_driven'])}"
+    return f"the prior (alpha = {alpha:g})" if alpha is not None else f"bt's regularisation ({BT_REGULARISATION:g})"
 
 
 def unscored_note(diagnostics: Mapping[str, Any], method: str) -> str:
@@ -129,21 +160,30 @@ def diagnose(orderings: Orderings, direct_limit: float = 4.0) -> Diagnostics:
     present = np.bincount(o.item, minlength=n) > 0
     won = np.bincount(o.item, o.winner.astype(float), minlength=n) > 0
     lost = np.bincount(o.item, o.loser.astype(float), minlength=n) > 0
-    _, labels = connected_components(_beat_graph(o, direct_limit), directed=True, connection="strong")
-    model_labels = labels[:n][present]
-    groups: dict[int, list[str]] = {}
-    for name, label in zip(np.asarray(names)[present], model_labels, strict=True):
-        groups.setdefault(int(label), []).append(str(name))
-    components = sorted(groups.values(), key=len, reverse=True)
+    graph = _beat_graph(o, direct_limit)
+    present_names = np.asarray(names)[present]
+    components, groups = (
+        _partition(present_names, connected_components(graph, directed=True, connection=kind)[1][:n][present])
+        for kind in ("strong", "weak")
+    )
     return Diagnostics(
         n_models=n,
         n_orderings=len(o.ordering_weight),
         n_entries=len(o.item),
-        components=components if len(components) > 1 else [],
+        components=components,
+        groups=groups,
         never_win=[names[i] for i in np.flatnonzero(present & ~won)],
         never_lose=[names[i] for i in np.flatnonzero(present & ~lost)],
         unmeasured=[names[i] for i in np.flatnonzero(~present)],
     )
+
+
+def _partition(names: np.ndarray, labels: np.ndarray) -> list[list[str]]:
+    """The names grouped by label, largest group first; [] when there is one group."""
+    groups: dict[int, list[str]] = {}
+    for name, label in zip(names, labels, strict=True):
+        groups.setdefault(int(label), []).append(str(name))
+    return sorted(groups.values(), key=len, reverse=True) if len(groups) > 1 else []
 
 
 def _beat_graph(o: Orderings, direct_limit: float) -> csr_matrix:
@@ -211,7 +251,10 @@ def check(diagnostics: Diagnostics, alpha: float) -> Diagnostics:
             problems.append(f"never win: {', '.join(d.never_win)}")
         if d.never_lose:
             problems.append(f"never lose: {', '.join(d.never_lose)}")
-        if d.components:
+        if d.groups:
+            sizes = ", ".join(str(len(g)) for g in d.groups)
+            problems.append(f"no sample compares {len(d.groups)} groups of models with one another (sizes {sizes})")
+        elif d.components:
             sizes = ", ".join(str(len(c)) for c in d.components)
             problems.append(f"the comparison graph splits into {len(d.components)} groups (sizes {sizes})")
         raise NotIdentifiedError(

@@ -195,16 +195,62 @@ def test_a_model_tied_on_each_of_its_samples_is_named() -> None:
 
 
 def test_disconnected_groups_are_named() -> None:
+    """No sample compares {a, b} with {c, d, e}: each group's scores stand on its data, where the groups stand
+    against each other on the prior; e, who only loses to c, rests on the prior within its group too."""
     frame = pd.DataFrame(
         {
-            "sample_id": ["s1", "s1", "s2", "s2", "s3", "s3", "s4", "s4"],
-            "model": ["a", "b", "a", "b", "c", "d", "c", "d"],
-            "value": [1, 0, 0, 1] * 2,
+            "sample_id": ["s1", "s1", "s2", "s2", "s3", "s3", "s4", "s4", "s5", "s5"],
+            "model": ["a", "b", "a", "b", "c", "d", "c", "d", "c", "e"],
+            "value": [1, 0, 0, 1] * 2 + [1, 0],
         }
     )
-    with pytest.raises(NotIdentifiedError, match="splits into 2 groups"):
+    with pytest.raises(
+        NotIdentifiedError, match=r"no sample compares 2 groups of models with one another \(sizes 3, 2\)"
+    ):
         aggregators.rank(frame, "pl", alpha=0.0)
-    assert aggregators.rank(frame, "pl", alpha=1.0).attrs["diagnostics"]["components"] == [["a", "b"], ["c", "d"]]
+    board = aggregators.rank(frame, "pl", alpha=1.0)
+    diagnostics = board.attrs["diagnostics"]
+    assert diagnostics["groups"] == [["c", "d", "e"], ["a", "b"]]
+    assert diagnostics["components"] == [["a", "b"], ["c", "d"], ["e"]]
+    assert diagnostics["prior_driven"] == ["c", "d", "e"]  # outside the largest component: where they stand
+    assert aggregators.board_notes(board) == [
+        "no sample compares these groups of models with one another: 3 (c, d, e), 2 (a, b). Scores and ranks"
+        " compare within a group only; across groups they rest on the prior (alpha = 1). Rank a group alone"
+        " (--source), or check that each model has one name in every source",
+        "scores resting on the prior (alpha = 1), not on the data: e",
+    ]
+    mean = aggregators.rank(frame, "mean")
+    assert aggregators.board_notes(mean)[0].endswith(
+        "(c, d, e), 2 (a, b). Scores and ranks compare within a group"
+        " only. Rank a group alone (--source), or check that each model has one name in every source"
+    )
+
+
+def test_groups_are_told_only_when_no_sample_compares_them() -> None:
+    """a and b beat each other, as c and d do, and a beats c: one group, two components; c and d rest on the
+    prior (nothing says how far below a and b they are). Comparisons of models the mean cannot score (x, y)
+    form no group on its board."""
+    frame = pd.DataFrame(
+        {
+            "sample_id": ["s1", "s1", "s2", "s2", "s3", "s3", "s4", "s4", "s5", "s5"],
+            "model": ["a", "b", "a", "b", "c", "d", "c", "d", "a", "c"],
+            "value": [1, 0, 0, 1] * 2 + [1, 0],
+        }
+    )
+    with pytest.raises(NotIdentifiedError, match=r"the comparison graph splits into 2 groups \(sizes 2, 2\)"):
+        aggregators.rank(frame, "pl", alpha=0.0)
+    board = aggregators.rank(frame, "pl", alpha=1.0)
+    assert board.attrs["diagnostics"]["groups"] == []
+    assert aggregators.board_notes(board) == ["scores resting on the prior (alpha = 1), not on the data: c, d"]
+    pairs = pd.DataFrame({"model_a": ["x", "y"], "model_b": ["y", "x"], "winner": ["a", "a"]})
+    both = aggregators.rank(frame[frame.sample_id != "s5"], "mean", comparisons=pairs)
+    assert both.attrs["diagnostics"]["groups"] == [["a", "b"], ["c", "d"], ["x", "y"]]
+    assert aggregators.board_notes(both)[0].startswith(
+        "no sample compares these groups of models with one another: 2 (a, b), 2 (c, d). Scores"
+    )
+    assert not any(
+        "no sample" in note for note in aggregators.board_notes(aggregators.rank(frame, "mean", comparisons=pairs))
+    )
 
 
 @pytest.mark.parametrize("dense_pairs", [0, 1 << 26])
@@ -221,6 +267,7 @@ def test_both_graph_encodings_find_the_same_components(
     strict = pd.concat([rankings, pair])
     found = diagnostics.diagnose(from_measurements(strict), direct_limit=direct_limit)
     assert found.components == [["m0", "m1", "m2", "m3", "m4"], ["m5", "m6"]]
+    assert found.groups == found.components
     frame, _ = binary_matrix(7, 40)
     frame = frame[~frame.model.isin(["m5", "m6"])]
     frame = pd.concat(
@@ -237,6 +284,7 @@ def test_both_graph_encodings_find_the_same_components(
     )
     found = diagnostics.diagnose(from_measurements(frame), direct_limit=direct_limit)
     assert found.components == [["m0", "m1", "m2", "m3", "m4"], ["m5", "m6"]]
+    assert found.groups == found.components
 
 
 @pytest.mark.parametrize(

@@ -191,6 +191,9 @@ def test_report_of_comparisons_alone(cli, shared_data: Path, tmp_path: Path) -> 
     rows = [{"model_a": HOSTILE[0], "model_b": HOSTILE[1], "winner": w, "prompt": f"p{i}"} for i, w in enumerate("aab")]
     hostile.write_text("".join(json.dumps(row) + "\n" for row in rows))
     cli("import", "pairwise", str(hostile), "--source", "hostile", check=True)
+    both = cli("rank", check=True).stderr  # no sample compares the hostile pair with LLMFAO's models
+    assert "no sample compares these groups of models with one another: 59 (Airoboros L2 70B," in both
+    assert f"), 2 ({', '.join(sorted(HOSTILE))}). Scores and ranks compare within a group only" in both
     page = tmp_path / "report.html"
     cli("report", "--out", str(page), "--source", "llmfao", "--bootstrap", "0", check=True)
     done = browse(page, "--dump-dom")
