@@ -223,13 +223,17 @@ def compare_command(
     if len(models) > 2 and (junit or html or max_drop):
         raise PoolError("--junit, --html and --max-drop judge one CANDIDATE against one BASE; name two models")
     pool = open_pool()
-    scores, _ = ranking_inputs(pool, source, metric)
+    scores, comparisons = ranking_inputs(pool, source, metric)
     if scores.empty:
         raise PoolError(nothing_measured(source, metric, "compare"))
     measured = set(scores["model"])
     unmeasured = [m for m in models if m not in measured]
     if unmeasured:
-        raise PoolError(f"model {unmeasured[0]!r} has no measurements here; measured: {name_list(measured)}")
+        compared = unmeasured[0] in {*comparisons["model_a"], *comparisons["model_b"]}
+        why = " (only compared with other models: compare pairs measurements; rank ranks comparisons too)"
+        raise PoolError(
+            f"model {unmeasured[0]!r} has no measurements here{why if compared else ''}; measured: {name_list(measured)}"
+        )
     warnings = mixed_settings_notes(model_runs(pool, scores[scores["model"].isin(models)], models))
     for warning in warnings:
         stderr.print(f"warning: {warning}: the differences mix prompt effects with model effects")

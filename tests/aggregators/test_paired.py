@@ -194,6 +194,14 @@ def test_cli_exit_codes_json_and_junit(cli, tmp_path: Path) -> None:
     assert f"\n  m: {interval}, p(Holm) = " in text.stdout
     nobody = cli("compare", "base", "nobody")
     assert nobody.returncode == 2 and "'nobody' has no measurements here; measured: base, same, worse" in nobody.stderr
+    prefs = tmp_path / "prefs.csv"
+    prefs.write_text("model_a,model_b,winner\nbase,judged,b\n")
+    cli("import", "pairwise", str(prefs), "--source", "arena", check=True)
+    judged = cli("compare", "base", "judged")
+    assert (
+        judged.returncode == 2
+        and "'judged' has no measurements here (only compared with other models:" in judged.stderr
+    )
     matrix_json = cli("compare", "base", "same", "worse", "--alpha", "0.01", "--json")
     pairs = json.loads(matrix_json.stdout)["pairs"]
     assert [p["significant"] for p in pairs] == [p["p_holm"] < 0.01 for p in pairs] == [False, True, True]
