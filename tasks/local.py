@@ -183,20 +183,28 @@ def _target(value: Any, choices: list[str] | None, labels: list[str] | None, whe
     if labels is not None and text in labels:
         return labels.index(text)
     index = _index(text)
-    if index is None and text in choices:
-        return choices.index(text)
-    if index is None:
+    named = [i for i, choice in enumerate(choices) if choice == text]  # the choices whose text it is
+    if isinstance(value, str) and len(named) > 1:
         raise PoolError(
-            f"{where}: answer must be "
-            + ("one of the labels " + ", ".join(labels) + ", " if labels else "")
-            + f"an index, a letter or the text of a choice, got {value!r}"
+            f"{where}: answer {value!r} is the text of several choices ({', '.join(map(str, named))}); give its index"
         )
-    if not 0 <= index < len(choices):
-        raise PoolError(f"{where}: answer {value!r} is out of range for {len(choices)} choices")
-    if isinstance(value, str) and text in choices and choices.index(text) != index:
+    if index is None or not 0 <= index < len(choices):  # no choice's letter or number: a choice's text, or wrong
+        if named:
+            return named[0]
+        if index is None:
+            raise PoolError(
+                f"{where}: answer must be "
+                + ("one of the labels " + ", ".join(labels) + ", " if labels else "")
+                + f"an index, a letter or the text of a choice, got {value!r}"
+            )
+        raise PoolError(
+            f"{where}: answer {value!r} is no choice's text, and as a letter or an index it is out of range for"
+            f" {len(choices)} choices"
+        )
+    if isinstance(value, str) and named and named[0] != index:
         raise PoolError(
             f"{where}: answer {value!r} is ambiguous: choice {index}, or the choice whose text it is "
-            f"(choice {choices.index(text)}); give it as a number in JSONL or Parquet"
+            f"(choice {named[0]}); give it as a number in JSONL or Parquet"
         )
     return index
 

@@ -260,6 +260,23 @@ def test_a_file_with_no_rows_is_an_error_for_every_reader(tmp_path: Path, name: 
             read()
 
 
+def test_an_answer_that_names_no_choice_by_letter_or_number_is_a_choice_text(cli, tmp_path: Path) -> None:
+    """'x' as a letter and '2000' or '5' as an index are out of range: they are the choices' texts (they were
+    refused as out of range)."""
+    rows = [
+        {"id": "letter", "question": "q", "choices": ["w", "x"], "answer": "x"},
+        {"id": "year", "question": "q", "choices": ["1990", "2000"], "answer": "2000"},
+        {"id": "count", "question": "q", "choices": ["3", "4", "5"], "answer": "5"},
+        {"id": "index", "question": "q2", "choices": ["3", "4", "5"], "answer": 2},
+    ]
+    path = tmp_path / "data.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    cli("add", "jsonl", str(path), "--source", "mine", check=True)
+    samples = Pool(tmp_path / "pool").samples().set_index("source_id")
+    right = {key: row.choices[json.loads(row.target)] for key, row in samples.iterrows()}
+    assert right == {"letter": "x", "year": "2000", "count": "5", "index": "5"}
+
+
 @pytest.mark.parametrize(
     ("lines", "message"),
     [
@@ -277,7 +294,14 @@ def test_a_file_with_no_rows_is_an_error_for_every_reader(tmp_path: Path, name: 
             ],
             "data.jsonl:2: id 'a' was used at line 1 for other content",
         ),
-        (['{"id": "a", "question": "q", "choices": ["x", "y"], "answer": "C"}'], "answer 'C' is out of range"),
+        (
+            ['{"id": "a", "question": "q", "choices": ["x", "y"], "answer": "C"}'],
+            "answer 'C' is no choice's text, and as a letter or an index it is out of range for 2 choices",
+        ),
+        (
+            ['{"id": "a", "question": "q", "choices": ["x", "x", "y"], "answer": "x"}'],
+            "answer 'x' is the text of several choices (0, 1); give its index",
+        ),
     ],
 )
 def test_bad_local_rows_ingest_nothing(cli, tmp_path: Path, lines: list[str], message: str) -> None:
