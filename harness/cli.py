@@ -229,10 +229,11 @@ def compare_command(
     measured = set(scores["model"])
     unmeasured = [m for m in models if m not in measured]
     if unmeasured:
-        compared = unmeasured[0] in {*comparisons["model_a"], *comparisons["model_b"]}
+        model = unmeasured[0]
+        compared = model in {*comparisons["model_a"], *comparisons["model_b"]}
         why = " (only compared with other models: compare pairs measurements; rank ranks comparisons too)"
         raise PoolError(
-            f"model {unmeasured[0]!r} has no measurements here{why if compared else ''}; measured: {name_list(measured)}"
+            f"model {model!r} has no measurements here{why if compared else ''}; measured: {name_list(measured)}"
         )
     warnings = mixed_settings_notes(model_runs(pool, scores[scores["model"].isin(models)], models))
     for warning in warnings:

@@ -17,7 +17,7 @@ from scipy.special import gammaln
 from scipy.stats import kendalltau
 
 import aggregators
-from aggregators import conditional, plackett_luce
+from aggregators import conditional, elementary, plackett_luce
 from aggregators.diagnostics import NotIdentifiedError, uninformative_note
 from aggregators.orderings import from_measurements
 from aggregators.simulate import rasch, selection_bias, thin
@@ -230,12 +230,12 @@ def kernel(
     gradient, per_degree = np.empty(size), np.empty(4 * width)
     if name == "_direct":  # strengths relative to the largest, as the objective gives them
         prefix = np.empty((size + 1) * width)
-        value = conditional._direct(np.exp(x - x.max()), x.max(), counts, prefix, per_degree, gradient)
+        value = elementary._direct(np.exp(x - x.max()), x.max(), counts, prefix, per_degree, gradient)
     elif name == "_ratios":
         stay, checkpoints = np.empty(rows * width), np.empty(-(-size // rows) * width)
-        value = conditional._ratios(x, counts, rows, stay, checkpoints, per_degree, gradient)
+        value = elementary._ratios(x, counts, rows, stay, checkpoints, per_degree, gradient)
     else:
-        value = conditional._log_space(x, counts, np.empty((size + 1) * width), per_degree, gradient)
+        value = elementary._log_space(x, counts, np.empty((size + 1) * width), per_degree, gradient)
     return None if np.isnan(value) else (value, gradient)
 
 
