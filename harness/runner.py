@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from typing import Any
 
@@ -27,7 +27,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from harness import letters, plan, scoring
+from harness import plan, run_checks, scoring
 from harness.backends import BASELINES
 from harness.backends.base import Backend, ChatBackend, GenerationRequest
 from harness.pool import Pool
@@ -199,7 +199,7 @@ def evaluate(
         return RunResult(spec.run_id, work.selected, work.selected, 0)
     backend = build()
     try:
-        work, left_out = answerable(work, spec, backend)
+        work, left_out = run_checks.answerable(work, spec, backend)
         _tell((left_out,) if left_out else (), notify)
         if work.todo.empty:
             return RunResult(spec.run_id, work.selected, work.selected, 0)
@@ -217,34 +217,7 @@ def run(pool: Pool, spec: RunSpec, backend: Backend, progress: bool = True) -> R
     Raises PoolError when the backend fails; the batches finished before stay in the pool and the run is
     recorded as failed.
     """
-    return _execute(pool, spec, backend, answerable(pending(pool, spec), spec, backend)[0], progress)
-
-
-def answerable(work: RunPlan, spec: RunSpec, backend: Backend) -> tuple[RunPlan, str | None]:
-    """The plan without the samples of the kinds `backend` cannot answer (its `unanswerable`: those scored
-    from log-probabilities it does not give), and a note saying how many were left out, if any. PoolError
-    when every selected sample is of such a kind."""
-    kinds = tuple(
-        kind for kind in getattr(backend, "unanswerable", ()) if not (spec.letters and kind == "multiple_choice")
-    )
-    left_out = work.todo["kind"].isin(kinds)
-    if not left_out.any():
-        return work, None
-    count, present = int(left_out.sum()), set(work.todo.loc[left_out, "kind"])
-    named = " and ".join(kind.replace("_", "-") for kind in kinds if kind in present)
-    why = f"{spec.backend} gives no log-probabilities of given text, which they are scored from"
-    if count == work.selected:
-        ways_out = "; select other sources (--source)"
-        if "multiple_choice" in kinds:
-            ways_out += (
-                ", have it answer multiple-choice questions with a letter (--multiple-choice letter), or serve "
-                "the model's completions endpoint (openai-completions with base_url=.../v1/completions)"
-            )
-        raise PoolError(
-            f"nothing to evaluate: the {work.selected} samples selected are {named} samples, and {why}{ways_out}"
-        )
-    todo = work.todo[~left_out].reset_index(drop=True)
-    return replace(work, todo=todo, selected=work.selected - count), f"{count} {named} samples left out: {why}"
+    return _execute(pool, spec, backend, run_checks.answerable(pending(pool, spec), spec, backend)[0], progress)
 
 
 def _tell(notes: tuple[str, ...], notify: Callable[[str], None] | None) -> None:
@@ -257,10 +230,7 @@ def _tell(notes: tuple[str, ...], notify: Callable[[str], None] | None) -> None:
 def _execute(pool: Pool, spec: RunSpec, backend: Backend, work: RunPlan, progress: bool) -> RunResult:
     """`run` on the plan `pending` made."""
     samples, todo, n_chosen = work.samples, work.todo, work.selected
-    if spec.chat_template:  # fails here, before the run is recorded
-        _check_chat(spec, backend, todo)
-    if spec.letters:
-        _check_letters(todo)
+    run_checks.check_prompts(spec, backend, todo)  # fails here, before the run is recorded
     started = pd.Timestamp.now(tz="UTC")
     by_source = {name: group for name, group in samples.groupby("source")}
     evaluated = 0
@@ -364,7 +334,7 @@ def _generation_request(context: str, sample: pd.Series, spec: RunSpec, chat: bo
 
 def _context(prompt: plan.Prompt, spec: RunSpec, backend: Backend) -> str:
     """What the model is sent: the plain text, or with `--apply-chat-template` the prompt's chat messages in
-    the model's template (`_check_chat` has checked that it has one); a chat endpoint gets the plain text
+    the model's template (`run_checks` has checked that it has one); a chat endpoint gets the plain text
     as one user message."""
     if spec.chat_template:
         assert isinstance(backend, ChatBackend)
@@ -372,71 +342,6 @@ def _context(prompt: plan.Prompt, spec: RunSpec, backend: Backend) -> str:
     if isinstance(backend, ChatBackend) and backend.takes_messages:
         return backend.apply_chat_template([{"role": "user", "content": prompt.text}])
     return prompt.text
-
-
-def _check_chat(spec: RunSpec, backend: Backend, samples: pd.DataFrame) -> None:
-    """PoolError unless the backend's model has a chat template; a sample whose answer opens with a prefix
-    (lm-eval's `gen_prefix`, the start of the assistant's turn) has its question recorded and goes to a
-    backend that renders templates itself or to a chat server that continues a turn (not OpenAI's API); and,
-    for separate turns, no sample has few-shot examples inside its prompt (`add lm-eval --num-fewshot`)."""
-    if not isinstance(backend, ChatBackend):
-        raise PoolError(f"--apply-chat-template: {spec.backend} has no chat template")
-    backend.apply_chat_template([{"role": "user", "content": ""}])
-    metadata = _parsed_metadata(samples)
-
-    def refuse(which: pd.Series, problem: str) -> None:
-        _refuse(samples, which, "--apply-chat-template", problem)
-
-    prefixed = metadata.map(lambda m: "gen_prefix" in m)
-    refuse(
-        prefixed & ~metadata.map(lambda m: "question" in m),
-        "open the answer with a gen_prefix but were added by an older poolbench: add them again",
-    )
-    if backend.takes_messages and not spec.model_args.get("base_url"):
-        refuse(
-            prefixed,
-            "open the answer with a gen_prefix, which OpenAI's own API cannot continue (a server given by "
-            "base_url, such as vLLM's, continues it)",
-        )
-    if spec.fewshot_as_multiturn:
-        refuse(
-            _examples_inside(metadata),
-            "were added with their few-shot examples inside the prompt, which cannot be split into turns "
-            "(--fewshot-as-multiturn): add them without --num-fewshot and run with --num-fewshot, or run "
-            "with --no-fewshot-as-multiturn",
-        )
-
-
-def _check_letters(samples: pd.DataFrame) -> None:
-    """PoolError when a multiple-choice sample cannot be answered by letter: more choices than letters, or
-    few-shot examples inside its prompt (`add lm-eval --num-fewshot`), answered with the choices' text."""
-    questions = samples[samples["kind"] == "multiple_choice"]
-    letters.check_count(max(map(len, questions["choices"]), default=0))
-    _refuse(
-        questions,
-        _examples_inside(_parsed_metadata(questions)),
-        "--multiple-choice letter",
-        "were added with their few-shot examples inside the prompt, answered with the choices' text, not with "
-        "letters: add them without --num-fewshot and run with --num-fewshot",
-    )
-
-
-def _parsed_metadata(samples: pd.DataFrame) -> pd.Series:
-    """Each sample's metadata as a dict."""
-    return samples["metadata"].map(lambda m: json.loads(m or "{}"))
-
-
-def _examples_inside(metadata: pd.Series) -> pd.Series:
-    """Which samples (by their parsed metadata) are lm-eval tasks' added with their few-shot examples inside
-    the prompt."""
-    return metadata.map(lambda m: m.get("num_fewshot", 0) > 0)
-
-
-def _refuse(samples: pd.DataFrame, which: pd.Series, option: str, problem: str) -> None:
-    """PoolError naming the lm-eval tasks of the samples `which` marks, if any, and why `option` refuses them."""
-    if which.any():
-        tasks = ", ".join(sorted(set(samples.loc[which, "source"])))
-        raise PoolError(f"{option}: the lm-eval task(s) {tasks} {problem}")
 
 
 def _model_row(spec: RunSpec, backend: Backend) -> dict[str, Any]:

@@ -18,7 +18,7 @@ class ChoiceBaseline:
     #: Its scores rank a sample's choices but are no log-probabilities: of a continuation sample a run keeps
     #: `acc` (never greedy) and no `loglikelihood`, which would rank a policy's score against models' values.
     log_probabilities = False
-    #: Nor can it score a document by them: a run leaves those out (`runner.answerable`).
+    #: Nor can it score a document by them: a run leaves those out (`run_checks.answerable`).
     unanswerable = ("document",)
 
     def __init__(self, policy: str, seed: int = 0) -> None:
