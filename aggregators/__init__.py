@@ -166,7 +166,7 @@ def rank(
 
 
 def board_notes(board: pd.DataFrame) -> list[str]:
-    """What a reader of a leaderboard from `rank` is told beside it: groups of models no measurement relates,
+    """What a reader of a leaderboard from `rank` is told beside it: groups of models no sample compares,
     the models the method leaves out or leaves to a prior, bootstrap replicates without an estimate, binary
     samples left out."""
     diagnostics = board.attrs["diagnostics"]
