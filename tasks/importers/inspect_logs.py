@@ -21,7 +21,7 @@ from urllib.parse import unquote, urlparse
 
 import pandas as pd
 
-from harness.schema import PoolError, complete_samples
+from harness.schema import PoolError, complete_samples, error_text
 
 
 def import_inspect_log(path: str | Path, model: str | None = None) -> dict[str, pd.DataFrame]:
@@ -35,7 +35,7 @@ def import_inspect_log(path: str | Path, model: str | None = None) -> dict[str, 
     try:
         log = read_eval_log(str(path))
     except Exception as err:  # inspect raises ValueError, KeyError, zipfile and pydantic errors alike
-        raise PoolError(f"{path}: not an inspect_ai log ({type(err).__name__}: {err})") from None
+        raise PoolError(f"{path}: not an inspect_ai log ({error_text(err)})") from None
     task, model = log.eval.task, model or log.eval.model
     logged = log.samples or []
     first: dict[Any, Any] = {}  # each sample's first epoch that did not error

@@ -21,7 +21,7 @@ from typing import Any
 
 import pandas as pd
 
-from harness.schema import METRICS, PoolError, complete_samples, is_null, to_json
+from harness.schema import METRICS, PoolError, complete_samples, error_text, is_null, to_json
 from tasks.files import read_rows
 
 FILE_NAME = re.compile(r"samples_(?P<task>.+?)_(?P<date>\d{4}-\d{2}-\d{2}T[\d\-.:]+)\.jsonl?$")
@@ -70,7 +70,7 @@ def import_lm_eval_samples(path: str | Path, model: str) -> dict[str, pd.DataFra
         try:
             sample, response = _sample_and_response(record, task)
         except (KeyError, TypeError, ValueError, SyntaxError) as err:
-            raise PoolError(f"{where}: not an lm-eval sample record ({type(err).__name__}: {err})") from None
+            raise PoolError(f"{where}: not an lm-eval sample record ({error_text(err)})") from None
         if sample["kind"] == "document":  # its rolling log-likelihood: the number its perplexities take
             numbers, sample["metric"] = {"loglikelihood": response["loglikelihood"]}, "loglikelihood"
         else:  # as `add lm-eval` chooses: the first listed metric that a run measures for the kind, else the first

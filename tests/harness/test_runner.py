@@ -183,19 +183,26 @@ class FailingBackend(ChoiceBaseline):
 
     def loglikelihood(self, requests: list[tuple[str, str]]) -> list[tuple[float, bool]]:
         self.calls += 1
-        if self.calls == 3:
-            raise RuntimeError("device lost")
+        if self.calls == 3:  # torch's messages run over several lines
+            raise RuntimeError(
+                "CUDA out of memory. Tried to allocate 2.00 GiB.\nSee the documentation for Memory Management"
+            )
         return super().loglikelihood(requests)
 
 
 def test_backend_failure_keeps_finished_batches_and_the_rerun_completes(starter_pool: Pool) -> None:
     spec = RunSpec(model="flaky", backend="baseline-random", batch_size=10)
     done = 2 * SAMPLES_PER_CALL  # the third backend call fails
-    with pytest.raises(PoolError, match=f"failed after {done} of 200 samples"):
+    with pytest.raises(PoolError) as failure:
         run(starter_pool, spec, FailingBackend(), progress=False)
+    assert str(failure.value) == (  # one line: the CLI prints the first, which keeps the way out
+        f"run {spec.run_id} failed after {done} of 200 samples (RuntimeError: CUDA out of memory. Tried to allocate"
+        " 2.00 GiB.); rerun the same command to resume"
+    )
     assert len(starter_pool.measurements(models=["flaky"], metric="acc")) == done
     assert len(starter_pool.store.segments("measurements")) == 1  # the finished batches, merged
-    assert starter_pool.read("runs").iloc[0]["status"] == "failed"
+    failed = starter_pool.read("runs").iloc[0]
+    assert failed["status"] == "failed" and "Memory Management" in json.loads(failed["config"])["error"]
     result = run(starter_pool, spec, ChoiceBaseline("random"), progress=False)
     assert (result.evaluated, result.skipped) == (200 - done, done)
     measured = starter_pool.measurements(models=["flaky"], metric="acc")

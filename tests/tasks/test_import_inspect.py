@@ -172,6 +172,13 @@ def test_errored_samples_are_left_out_and_bad_files_named(cli, tmp_path: Path) -
     broken.write_text("not a zip")
     done = cli("import", "inspect", str(broken))
     assert done.returncode == 2 and f"{broken}: not an inspect_ai log" in done.stderr
+    empty = tmp_path / "empty.json"
+    empty.write_text("{}")  # pydantic's message runs over several lines: the first, in parentheses
+    done = cli("import", "inspect", str(empty))
+    assert (
+        done.stderr
+        == f"poolbench: error: {empty}: not an inspect_ai log (ValidationError: 1 validation error for EvalLog)\n"
+    )
     assert len(Pool(tmp_path / "pool").samples()) == 2  # nothing of the failed import landed
 
 
