@@ -44,6 +44,7 @@ from harness.present import (
     leaderboard_json,
     none_reach,
     nothing_measured,
+    print_board_notes,
     print_leaderboard,
     print_probe,
     probe_pool,
@@ -120,6 +121,7 @@ def rank_command(
     runs = model_runs(open_pool(), scores, board["model"].tolist(), comparisons)
     for note in mixed_settings_notes(runs):
         stderr.print(f"warning: {note}")
+    print_board_notes(board)
     if as_csv:
         sys.stdout.write(leaderboard_csv(board))
     elif as_json:
@@ -402,6 +404,7 @@ def demo_command(
 
     board, verdict = run_demo(out, small=small, console=stderr)
     print_leaderboard(board)
+    print_board_notes(board)
     print(f"compare {verdict.candidate} vs {verdict.base}: {verdict.headline()}")
     print(f"report: {out / 'report.html'}")
 

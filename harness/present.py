@@ -137,7 +137,8 @@ def print_probe(result: Any) -> None:
 
 def leaderboard_json(board: Any) -> dict[str, Any]:
     """The documented JSON of `rank`: method, alpha (null for a method without a prior), models best first (NaN
-    as null), diagnostics."""
+    as null), diagnostics, and the notes a reader is told (`aggregators.board_notes`)."""
+    import aggregators
     from aggregators import BOARD_COLUMNS as columns
 
     integers = ("rank", "rank_low", "rank_high", "n_samples")
@@ -155,14 +156,13 @@ def leaderboard_json(board: Any) -> dict[str, Any]:
         "alpha": board.attrs["alpha"],
         "models": models,
         "diagnostics": board.attrs["diagnostics"],
+        "notes": aggregators.board_notes(board),
     }
 
 
 def print_leaderboard(board: Any) -> None:
     """The leaderboard as a table on stdout."""
     from rich.table import Table
-
-    import aggregators
 
     table = Table(title=f"poolbench leaderboard ({board.attrs['method']})", caption=f"scores: {board.attrs['score']}")
     for column in ("rank", "model", "score", "95% CI", "rank range", "samples"):
@@ -173,6 +173,12 @@ def print_leaderboard(board: Any) -> None:
         ranks = f"{int(row.rank_low)}-{int(row.rank_high)}" if has_ci else ""
         table.add_row(str(row["rank"]), str(row.model), f"{row.score:.3f}", ci, ranks, f"{row.n_samples:,}")
     stdout.print(table)
+
+
+def print_board_notes(board: Any) -> None:
+    """What a reader of the leaderboard is told beside it (`aggregators.board_notes`), on stderr."""
+    import aggregators
+
     for note in aggregators.board_notes(board):
         stderr.print(note, style="yellow")
 

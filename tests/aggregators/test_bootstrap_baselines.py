@@ -293,6 +293,9 @@ def test_scores_resting_on_a_prior_are_told_on_the_command_line_and_in_the_repor
     for options, prior in (([], "the prior (alpha = 0.01)"), (["--method", "bt"], "bt's regularisation (1e-06)")):
         note = f"scores resting on {prior}, not on the data: z"
         assert note in cli("rank", *options, check=True).stderr
+        for output in ("--json", "--csv"):  # stdout is the document; the notes go to stderr all the same
+            assert note in cli("rank", *options, output, check=True).stderr
+        assert note in json.loads(cli("rank", *options, "--json", check=True).stdout)["notes"]
         cli("report", *options, "--out", str(tmp_path / "r.html"), check=True)
         assert f'<li class="warn">{escape(note)}</li>' in (tmp_path / "r.html").read_text()
 
