@@ -76,7 +76,7 @@ class Comparison:
             overall = f"no overall delta ({', '.join(self.unpooled_metrics)} are not pooled)"
         else:
             overall = f"delta {o.delta:+.4f} [{o.ci_low:+.4f}, {o.ci_high:+.4f}], p = {o.p_value:.3g} ({o.test})"
-        return f"{verdict}: {overall} on {sum(s['n_shared'] for s in self.by_source)} shared samples"
+        return f"{verdict}: {overall} on {sum(s['n_shared'] for s in self.by_source):,} shared samples"
 
     def unpooled_note(self) -> str | None:
         """Why there is no overall test, or None."""

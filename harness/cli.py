@@ -275,7 +275,7 @@ def compare_command(
         for s in result.by_source:
             print(
                 f"  {s['source']}: delta {s['delta']:+.4f} [{s['ci_low']:+.4f}, {s['ci_high']:+.4f}], "
-                f"p(Holm) = {s['p_holm']:.3g}, n = {s['n_shared']}" + ("  REGRESSION" if s["regression"] else "")
+                f"p(Holm) = {s['p_holm']:.3g}, n = {s['n_shared']:,}" + ("  REGRESSION" if s["regression"] else "")
             )
     if result.regression:
         raise typer.Exit(1)
