@@ -118,8 +118,8 @@ def groups_note(diagnostics: Mapping[str, Any], alpha: float | None, fitted: boo
     across = f"; across groups they rest on {_prior(alpha)}" if fitted else ""
     return (
         f"no sample compares these groups of models with one another: {listed}. Scores and ranks compare"
-        f" within a group only{across}. Rank a group alone (--source), or check that each model has one name"
-        " in every source"
+        f" within a group only{across}. Rank a group alone (--source), or give a model named two ways one name"
+        " (pool rename-model)"
     )
 
 

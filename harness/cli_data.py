@@ -70,6 +70,20 @@ def pool_compact() -> None:
     stderr.print("compacted")
 
 
+@pool_app.command("rename-model")
+@user_errors
+def pool_rename_model(
+    old: Annotated[str, typer.Argument(callback=pool_name, help="The model's name in the pool.")],
+    new: Annotated[str, typer.Argument(callback=pool_name, help="Its new name (a model's already: one model).")],
+) -> None:
+    """Rename a model in every table: one model named two ways (by two sources) becomes one."""
+    pool = open_pool()
+    merged = pool.read("models", models=[new]).shape[0] > 0
+    counts = pool.rename_model(old, new)
+    rows = ", ".join(f"{table} {n:,}" for table, n in counts.items() if n)
+    stderr.print(f"renamed {old!r} to {new!r}{' (merged with it)' if merged else ''}: rows {rows}")
+
+
 @pool_app.command("export")
 @user_errors
 def pool_export(

@@ -236,25 +236,55 @@ class SegmentStore:
         elsewhere (`pool compact`) took some of the files first: their rows are in its segment."""
         if len(files) < 2:
             return None
-        try:
-            merged = self._read_files(table, files, SCHEMAS[table].names, "", (), KEYS[table])
-        except PoolError:
-            if not self._any_gone(files):
-                raise
-            return None
-        path = self.append(table, merged)
-        for old in files:
-            old.unlink(missing_ok=True)
-        return path
+        return self._replace(table, files)
 
     def compact(self, table: str) -> None:
         """Merge all the table's segments into one."""
         self.merge(table, self.segments(table))
 
+    def rewrite(self, table: str, change: Callable[[pa.Table], pa.Table]) -> None:
+        """Replace all the table's segments by one holding `change` of their logical rows (as `merge` does,
+        segments written meanwhile left alone). Killed after the new segment is written and before the last old
+        one goes, both hold rows: `change` must give the same rows when run again over them (a rename does)."""
+        for _ in range(RELISTS):
+            files = self.segments(table)
+            if not files or self._replace(table, files, change) is not None:
+                return
+        raise PoolError(f"{self.root / table}: its segments kept being merged away meanwhile; run it again")
+
+    def _replace(
+        self, table: str, files: Sequence[Location], change: Callable[[pa.Table], pa.Table] | None = None
+    ) -> Location | None:
+        """`files`, segments of `table`, replaced by one segment of their logical rows, or of `change` of them
+        (the latest of the rows it gives one key); None when some of the files were merged away (by another
+        process) before they were read."""
+        try:
+            rows = self._read_files(table, files, SCHEMAS[table].names, "", (), KEYS[table])
+        except PoolError:
+            if not self._any_gone(files):
+                raise
+            return None
+        path = self.append(table, rows if change is None else _latest_per_key(table, change(rows)))
+        for old in files:
+            old.unlink(missing_ok=True)
+        return path
+
     def _any_gone(self, files: Sequence[Location]) -> bool:
         """Whether some of `files` no longer exist (merged away since they were listed)."""
         self._forget_listings()
         return not all(path.exists() for path in files)
+
+
+def _latest_per_key(table: str, rows: pa.Table) -> pa.Table:
+    """The latest row (`created_at`, then position) of each key of `table` among `rows`."""
+    order = pa.array(range(rows.num_rows), type=pa.int64())
+    with duckdb.connect() as con:
+        con.register("r", rows.append_column("row_order", order))
+        latest = con.sql(
+            f"SELECT * EXCLUDE (row_order) FROM r QUALIFY row_number() OVER "
+            f"(PARTITION BY {', '.join(KEYS[table])} ORDER BY created_at DESC, row_order DESC) = 1"
+        ).to_arrow_table()
+    return latest.cast(SCHEMAS[table])
 
 
 def location(root: str | os.PathLike[str] | Location) -> Location:

@@ -216,13 +216,13 @@ def test_disconnected_groups_are_named() -> None:
     assert aggregators.board_notes(board) == [
         "no sample compares these groups of models with one another: 3 (c, d, e), 2 (a, b). Scores and ranks"
         " compare within a group only; across groups they rest on the prior (alpha = 1). Rank a group alone"
-        " (--source), or check that each model has one name in every source",
+        " (--source), or give a model named two ways one name (pool rename-model)",
         "scores resting on the prior (alpha = 1), not on the data: e",
     ]
     mean = aggregators.rank(frame, "mean")
     assert aggregators.board_notes(mean)[0].endswith(
         "(c, d, e), 2 (a, b). Scores and ranks compare within a group"
-        " only. Rank a group alone (--source), or check that each model has one name in every source"
+        " only. Rank a group alone (--source), or give a model named two ways one name (pool rename-model)"
     )
 
 

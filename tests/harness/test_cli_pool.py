@@ -207,3 +207,32 @@ def test_a_pool_on_s3_holds_and_ranks_what_one_on_disk_does(cli, s3_pool: str, s
     assert local["models"] == 23 and local["sources"]["chembench"]["measurements"] == 22 * 2854
     assert "all segments readable" in cli("pool", "check", pool=s3_pool, check=True).stderr
     assert json.loads(cli("rank", "--json", pool=s3_pool, check=True).stdout)["models"] == boards[None]
+
+
+def test_rename_model_joins_a_model_two_sources_name_two_ways(cli, shared_data: Path, tmp_path: Path) -> None:
+    """ChemBench's "GPT-4" is LLMFAO's "GPT 4": until the rename no sample compares the two sources' models (a
+    note says so); after it, one model holds both sources' values and the ranking is one connected whole."""
+    matrix = shared_data / "chembench_binary" / "binary_matrix.csv"
+    crowd = shared_data / "llmfao" / "crowd-comparisons.csv"
+    cli("import", "matrix", str(matrix), "--source", "chembench", check=True)
+    cli("import", "pairwise", str(crowd), "--source", "llmfao", "--model-a", "left", "--model-b", "right", check=True)
+    before = json.loads(cli("rank", "--json", check=True).stdout)
+    assert [len(group) for group in before["diagnostics"]["groups"]] == [59, 22]
+    assert before["notes"][0].startswith("no sample compares these groups of models with one another: 59 (")
+    stats = json.loads(cli("pool", "stats", "--json", check=True).stdout)
+    compared = cli("pool", "rename-model", "GPT 4", "Weaver 12k")  # LLMFAO's crowd compared these two
+    assert compared.returncode == 2 and "'GPT 4' and 'Weaver 12k' were compared with each other (52 " in compared.stderr
+    unknown = cli("pool", "rename-model", "GPT4", "GPT-4")
+    assert unknown.returncode == 2 and "no model 'GPT4' in the pool; its models: Airoboros L2 70B," in unknown.stderr
+    assert json.loads(cli("pool", "stats", "--json", check=True).stdout) == stats  # nothing written
+    done = cli("pool", "rename-model", "GPT 4", "GPT-4", check=True)
+    assert "renamed 'GPT 4' to 'GPT-4' (merged with it): rows models 1, comparisons 158" in done.stderr
+    after = json.loads(cli("rank", "--json", check=True).stdout)
+    assert after["diagnostics"]["groups"] == [] and not any("no sample compares" in n for n in after["notes"])
+    assert json.loads(cli("pool", "stats", "--json", check=True).stdout) == {**stats, "models": 80}
+    models = {row["model"]: row for row in after["models"]}
+    assert "GPT 4" not in models and models["GPT-4"]["n_samples"] == 2854 + 13  # its questions and prompts
+    pool = Pool(tmp_path / "pool")
+    crowd_rows = pd.read_csv(crowd)
+    assert (pool.comparisons()[["model_a", "model_b"]] == "GPT-4").to_numpy().sum() == 158
+    assert ((crowd_rows[["left", "right"]] == "GPT 4").to_numpy().sum()) == 158

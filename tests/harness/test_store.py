@@ -23,7 +23,7 @@ import pyarrow as pa
 import pytest
 
 from harness.pool import Pool
-from harness.schema import FORMAT_VERSION, PoolError, complete_samples, sample_id
+from harness.schema import FORMAT_VERSION, TABLES, PoolError, complete_samples, sample_id
 from harness.store import read_parquet
 
 SAMPLES = pd.DataFrame(
@@ -214,6 +214,52 @@ def test_merge_keeps_the_logical_rows_and_leaves_later_segments_alone(root: str)
     pool.store.compact("measurements")  # a merge elsewhere took the segments first: nothing to do, no error
     assert pool.store.merge("measurements", [merged, later]) is None
     pd.testing.assert_frame_equal(in_key_order(pool.measurements()), in_key_order(before))
+
+
+class Killed(BaseException):
+    """The process killed at that point (nothing after it runs)."""
+
+
+MODEL_COLUMNS = {"measurements": ["model"], "comparisons": ["model_a", "model_b"], "responses": ["model"]}
+
+
+def test_rename_model_in_every_table_and_a_killed_rename_completes(root: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """m1 becomes m3, a model the pool holds: on the key both have (ids[0]) the later row wins. Killed after the
+    responses' new segment was written and before the old one went, the pool names m1 in some tables and m3
+    in others, responses both ways; run again, the rename completes with every row once."""
+    pool, ids = make_pool(root)
+    pool.write(every_table(ids))
+    pool.add("measurements", pd.DataFrame({"sample_id": ids[:1], "model": "m3", "value": 0.5}))
+    segments = {table: pool.store.segments(table) for table in TABLES}
+    with pytest.raises(PoolError, match="'m1' and 'm2' were compared with each other \\(2 comparisons\\)"):
+        pool.rename_model("m1", "m2")
+    with pytest.raises(PoolError, match="no model 'nobody' in the pool; its models: m1, m2, m3"):
+        pool.rename_model("nobody", "m4")
+    assert {table: pool.store.segments(table) for table in TABLES} == segments  # refused before any write
+    append = pool.store.append
+
+    def killed_after_the_responses(table: str, rows: pa.Table) -> object:
+        written = append(table, rows)
+        if table == "responses":
+            raise Killed
+        return written
+
+    monkeypatch.setattr(pool.store, "append", killed_after_the_responses)
+    with pytest.raises(Killed):
+        pool.rename_model("m1", "m3")
+    monkeypatch.undo()
+    assert sorted(pool.read("responses")["model"]) == ["m1"] * 3 + ["m3"] * 3
+    assert set(pool.read("measurements")["model"]) == {"m1", "m3"}  # not reached
+    renamed = pool.rename_model("m1", "m3")  # models and runs were renamed before the kill
+    assert renamed == {"models": 0, "runs": 0, "responses": 3, "comparisons": 2, "measurements": 3}
+    for table, columns in MODEL_COLUMNS.items():
+        rows = pool.read(table)
+        assert "m1" not in set(rows[columns].to_numpy().ravel()) and len(pool.store.segments(table)) == 1
+    measured = pool.read("measurements").set_index("sample_id")
+    assert measured["model"].eq("m3").all() and measured.loc[ids, "value"].tolist() == [0.5, 0.0, 1.0]
+    assert sorted(pool.read("responses")["model"]) == ["m3"] * 3
+    assert pool.read("runs")["model"].tolist() == ["m3"] and sorted(pool.read("models")["model"]) == ["m2", "m3"]
+    assert pool.stats()["models"] == 2 and pool.stats()["measurements"] == 3
 
 
 def test_reads_while_segments_are_merged_see_every_row_once(root: str) -> None:
