@@ -195,6 +195,9 @@ def test_report_of_comparisons_alone(cli, shared_data: Path, tmp_path: Path) -> 
     assert "no sample compares these groups of models with one another: 59 (Airoboros L2 70B," in both
     assert f"), 2 ({', '.join(sorted(HOSTILE))}). Scores and ranks compare within a group only" in both
     page = tmp_path / "report.html"
+    cli("report", "--out", str(page), "--bootstrap", "0", check=True)
+    diagnostics = page.read_text().split('<ul id="diagnostics">')[1].split("</ul>")[0]
+    assert diagnostics.count("no sample compares these groups") == 1 and "comparison graph splits" not in diagnostics
     cli("report", "--out", str(page), "--source", "llmfao", "--bootstrap", "0", check=True)
     done = browse(page, "--dump-dom")
     assert console_errors(done.stderr) == []
