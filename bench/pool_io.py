@@ -5,7 +5,8 @@
 Write: `Pool.add("measurements", frame)` (validation, reference check, atomic segment) against
 `pq.write_table(pa.Table.from_pandas(frame))`. Read: `Pool.read_arrow("measurements")` into numpy arrays
 against `pq.read_table(...)` into numpy arrays. Ratios >= 0.8 mean the store costs at most 25% more.
-Batch: what the runner writes per batch (64 measurements and 64 responses, one `Pool.write`) into a pool of
+Rename: `Pool.rename_model` of one model (the measurements and models tables rewritten whole) against
+`pq.read_table` and `pq.write_table` of the same measurements. Batch: what the runner writes per batch (64 measurements and 64 responses, one `Pool.write`) into a pool of
 `--pool-samples` samples, against `pq.write_table` of the same two frames: the cost of the store's checks
 (sample references among them) as the pool grows. With --s3, the pools and the plain files are in a bucket of
 an S3 server (moto's, in this process, reached through s3fs) instead of a local folder.
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import logging
 import os
 import tempfile
@@ -139,6 +141,13 @@ def main() -> None:
         )
         assert pool.read_arrow("measurements").num_rows == len(frame)
         batch_ours, batch_plain = batch_writes(root, args.pool_samples, args.repeats)
+        names = itertools.cycle([("model-0000", "renamed"), ("renamed", "model-0000")])
+        rename_ours, rename_plain = best_in_turns(
+            args.repeats,
+            lambda: pool.rename_model(*next(names)),
+            lambda: plain_write(plain_read(root / "plain.parquet"), root / "plain-copy.parquet"),
+        )
+        assert pool.read_arrow("measurements").num_rows == len(frame)
 
     rows = len(frame)
     where = "a bucket of a local S3 server (moto)" if args.s3 else "a local folder"
@@ -154,6 +163,10 @@ def main() -> None:
     print(
         f"batch  pool {batch_ours * 1000:>9.1f} ms per write   pyarrow {batch_plain * 1000:>9.1f} ms   "
         f"ratio {batch_plain / batch_ours:.2f}   (64 measurements + 64 responses, {args.pool_samples:,} samples)"
+    )
+    print(
+        f"rename pool {rename_ours:>9.2f} s (pool rename-model: every table naming models rewritten)   "
+        f"pyarrow {rename_plain:>6.2f} s (read and write the measurements)   ratio {rename_plain / rename_ours:.2f}"
     )
 
 
