@@ -26,14 +26,6 @@ Names = str | Iterable[str]
 
 #: Write order: referenced tables first, so a reader never sees a measurement without its sample.
 _WRITE_ORDER = ("models", "samples", "runs", "embeddings", "responses", "comparisons", "measurements")
-#: The columns of each table that name a model (`rename_model`).
-_MODEL_COLUMNS = {
-    "models": ("model", "display_name"),
-    "runs": ("model",),
-    "responses": ("model",),
-    "comparisons": ("model_a", "model_b"),
-    "measurements": ("model",),
-}
 _REFERENCING = ("measurements", "comparisons", "responses", "embeddings")
 
 
@@ -101,38 +93,12 @@ class Pool:
         return self.write({table: frame})[table]
 
     def rename_model(self, old: str, new: str) -> dict[str, int]:
-        """Give model `old` the name `new` in every table (`new` may be a model the pool holds: the two become
-        one); return the rows renamed per table. Each table is rewritten whole (`SegmentStore.rewrite`): if
-        this is killed midway, some tables name the model the old way and some the new, and running it again
-        completes it. Rows another process writes for `old` meanwhile keep that name, and the runs keep their
-        ids (a run under the new name measures its samples again). PoolError, before anything is written,
-        when `old` is in no table, `new` is empty or has spaces around it, or the two were compared with each
-        other (one model would be compared with itself)."""
-        if not new.strip() or new != new.strip() or new == old:
-            raise PoolError(f"new name {new!r}: give another model name, not empty, without spaces around it")
-        counts = {table: self._rows_naming(table, old) for table in _WRITE_ORDER if table in _MODEL_COLUMNS}
-        if not any(counts.values()):
-            models = self.store.read("models", columns=["model"])["model"].to_pylist()
-            raise PoolError(f"no model {old!r} in the pool; its models: {name_list(models)}")
-        pair = self.store.read(
-            "comparisons", "(model_a = ? AND model_b = ?) OR (model_a = ? AND model_b = ?)", [old, new, new, old]
-        )
-        if pair.num_rows:
-            raise PoolError(
-                f"{old!r} and {new!r} were compared with each other ({pair.num_rows:,} comparisons): as one model "
-                "it would be compared with itself"
-            )
-        for table, count in counts.items():
-            if count:
-                self.store.rewrite(table, functools.partial(_renamed, columns=_MODEL_COLUMNS[table], old=old, new=new))
+        """Give model `old` the name `new` in every table; the rows renamed per table (`harness.rename`)."""
+        from harness.rename import rename_model
+
+        counts = rename_model(self.store, old, new)
         self._models_met.clear()
         return counts
-
-    def _rows_naming(self, table: str, model: str) -> int:
-        """How many rows of `table` name `model`."""
-        columns = _MODEL_COLUMNS[table]
-        where = " OR ".join(f"{column} = ?" for column in columns)
-        return self.store.read(table, where, [model] * len(columns), columns=[columns[0]]).num_rows
 
     def _with_sample_metrics(
         self, frame: pd.DataFrame, samples: pa.Table | None, stored_samples: Callable[[], pa.Table]
@@ -369,16 +335,6 @@ class Pool:
             "comparisons": comparisons.num_rows,
             "sources": {src: {"samples": int(n), "measurements": int(m)} for src, n, m in per_source},
         }
-
-
-def _renamed(rows: pa.Table, columns: tuple[str, ...], old: str, new: str) -> pa.Table:
-    """`rows` with `old` replaced by `new` in `columns`."""
-    for column in columns:
-        values = rows[column]
-        rows = rows.set_column(
-            rows.schema.get_field_index(column), column, pc.if_else(pc.equal(values, old), new, values)
-        )
-    return rows
 
 
 def _listed(names: Names) -> list[str]:

@@ -224,18 +224,27 @@ MODEL_COLUMNS = {"measurements": ["model"], "comparisons": ["model_a", "model_b"
 
 
 def test_rename_model_in_every_table_and_a_killed_rename_completes(root: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """m1 becomes m3, a model the pool holds: on the key both have (ids[0]) the later row wins. Killed after the
-    responses' new segment was written and before the old one went, the pool names m1 in some tables and m3
-    in others, responses both ways; run again, the rename completes with every row once."""
+    """m1 becomes m3, a model the pool holds: refused while the two have different values on one key (ids[0]),
+    done when they have the same (one row). Killed after the responses' new segment was written and before
+    the old one went, the pool names m1 in some tables and m3 in others, responses both ways; run again, the
+    rename completes with every row once."""
     pool, ids = make_pool(root)
     pool.write(every_table(ids))
     pool.add("measurements", pd.DataFrame({"sample_id": ids[:1], "model": "m3", "value": 0.5}))
+    m3_said = {"sample_id": ids[:1], "model_a": "m3", "model_b": "m2", "judge": "human"}  # m1 won it
+    pool.add("comparisons", pd.DataFrame({**m3_said, "outcome": ["b"]}))
     segments = {table: pool.store.segments(table) for table in TABLES}
     with pytest.raises(PoolError, match="'m1' and 'm2' were compared with each other \\(2 comparisons\\)"):
         pool.rename_model("m1", "m2")
     with pytest.raises(PoolError, match="no model 'nobody' in the pool; its models: m1, m2, m3"):
         pool.rename_model("nobody", "m4")
+    with pytest.raises(
+        PoolError, match="'m1' and 'm3' have rows of the same sample, .* differ \\(1 comparisons, 1 measurements\\)"
+    ):
+        pool.rename_model("m1", "m3")
     assert {table: pool.store.segments(table) for table in TABLES} == segments  # refused before any write
+    pool.add("measurements", pd.DataFrame({"sample_id": ids[:1], "model": "m3", "value": 1.0}))  # m1's value
+    pool.add("comparisons", pd.DataFrame({**m3_said, "outcome": ["a"]}))  # m1's outcome
     append = pool.store.append
 
     def killed_after_the_responses(table: str, rows: pa.Table) -> object:
@@ -252,11 +261,12 @@ def test_rename_model_in_every_table_and_a_killed_rename_completes(root: str, mo
     assert set(pool.read("measurements")["model"]) == {"m1", "m3"}  # not reached
     renamed = pool.rename_model("m1", "m3")  # models and runs were renamed before the kill
     assert renamed == {"models": 0, "runs": 0, "responses": 3, "comparisons": 2, "measurements": 3}
+    assert len(pool.read("comparisons")) == 2  # m3's and m1's verdict on ids[0], the same: one row
     for table, columns in MODEL_COLUMNS.items():
         rows = pool.read(table)
         assert "m1" not in set(rows[columns].to_numpy().ravel()) and len(pool.store.segments(table)) == 1
     measured = pool.read("measurements").set_index("sample_id")
-    assert measured["model"].eq("m3").all() and measured.loc[ids, "value"].tolist() == [0.5, 0.0, 1.0]
+    assert measured["model"].eq("m3").all() and measured.loc[ids, "value"].tolist() == [1.0, 0.0, 1.0]
     assert sorted(pool.read("responses")["model"]) == ["m3"] * 3
     assert pool.read("runs")["model"].tolist() == ["m3"] and sorted(pool.read("models")["model"]) == ["m2", "m3"]
     assert pool.stats()["models"] == 2 and pool.stats()["measurements"] == 3
