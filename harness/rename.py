@@ -40,12 +40,11 @@ def rename_model(store: SegmentStore, old: str, new: str) -> dict[str, int]:
     if not any(rows.num_rows for rows in moved.values()):
         models = store.read("models", columns=["model"])["model"].to_pylist()
         raise PoolError(f"no model {old!r} in the pool; its models: {name_list(models)}")
-    pair = store.read(
-        "comparisons", "(model_a = ? AND model_b = ?) OR (model_a = ? AND model_b = ?)", [old, new, new, old]
-    )
-    if pair.num_rows:
+    compared = moved["comparisons"]
+    with_itself = pc.sum(pc.equal(compared["model_a"], compared["model_b"])).as_py() or 0
+    if with_itself:
         raise PoolError(
-            f"{old!r} and {new!r} were compared with each other ({pair.num_rows:,} comparisons): as one model "
+            f"{old!r} and {new!r} were compared with each other ({with_itself:,} comparisons): as one model "
             "it would be compared with itself"
         )
     conflicts = {
