@@ -277,7 +277,7 @@ class SegmentStore:
 
 def _latest_per_key(table: str, rows: pa.Table) -> pa.Table:
     """The latest row (`created_at`, then position) of each key of `table` among `rows`."""
-    order = pa.array(range(rows.num_rows), type=pa.int64())
+    order = pa.array(np.arange(rows.num_rows, dtype=np.int64))
     with duckdb.connect() as con:
         con.register("r", rows.append_column("row_order", order))
         latest = con.sql(
