@@ -30,8 +30,8 @@ def first_line(err: BaseException) -> str:
 
 
 def error_text(err: BaseException) -> str:
-    """ "TypeName: first line of its message" (the name alone when there is no message), for one-line errors
-    that pass on another library's."""
+    """The exception as its type's name, a colon and the first line of its message (the name alone when it
+    has no message), for one-line errors that pass on another library's."""
     line, name = first_line(err), type(err).__name__
     return name if line == name else f"{name}: {line}"
 
