@@ -7,6 +7,7 @@ name the models; with alpha > 0 we fit and report which scores rest on the prior
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -116,11 +117,30 @@ def groups_note(diagnostics: Mapping[str, Any], alpha: float | None, fitted: boo
         return None
     listed = ", ".join(f"{len(g)} ({', '.join(g[:3])}{', ...' if len(g) > 3 else ''})" for g in groups)
     across = f"; across groups they rest on {_prior(alpha)}" if fitted else ""
+    alike = ", ".join(f"{a!r} and {b!r}" for a, b in _named_alike(groups)[:ALIKE_SHOWN])
     return (
         f"no sample compares these groups of models with one another: {listed}. Scores and ranks compare"
         f" within a group only{across}. Rank a group alone (--source), or give a model named two ways one name"
-        " (pool rename-model)"
+        f" (pool rename-model{'; named alike in different groups: ' + alike if alike else ''})"
     )
+
+
+#: At most this many pairs of models named alike are shown in the groups note.
+ALIKE_SHOWN = 5
+
+
+def _named_alike(groups: list[list[str]]) -> list[tuple[str, str]]:
+    """Pairs of models of different groups whose names hold the same words and numbers, in any order and case
+    ("GPT 4" and "GPT-4"; "LLaMA-2-Chat (70B)" and "Llama-2-70B Chat"): likely one model named two ways."""
+    first: dict[frozenset[str], tuple[int, str]] = {}
+    pairs = []
+    for index, group in enumerate(groups):
+        for model in group:
+            words = frozenset(re.findall(r"[a-z0-9]+(?:\.[0-9]+)?", model.lower()))
+            seen = first.setdefault(words, (index, model))
+            if words and seen[0] != index:
+                pairs.append((seen[1], model))
+    return pairs
 
 
 def _prior(alpha: float | None) -> str:

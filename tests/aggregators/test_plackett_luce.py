@@ -253,6 +253,31 @@ def test_groups_are_told_only_when_no_sample_compares_them() -> None:
     )
 
 
+def test_the_groups_note_names_models_named_alike_in_different_groups() -> None:
+    """The same words and numbers in any order and case, in two groups: likely one model named two ways."""
+    wins = {
+        "s1": ["GPT 4", "LLaMA-2-Chat (70B)"],
+        "s2": ["LLaMA-2-Chat (70B)", "gpt 4 turbo"],
+        "s3": ["gpt 4 turbo", "GPT 4"],
+        "s4": ["GPT-4", "Llama-2-70B Chat"],
+        "s5": ["Llama-2-70B Chat", "GPT-4"],
+    }  # sample: (winner, loser)
+    frame = pd.DataFrame(
+        [
+            (sample, model, value)
+            for sample, pair in wins.items()
+            for model, value in zip(pair, (1.0, 0.0), strict=True)
+        ],
+        columns=["sample_id", "model", "value"],
+    )
+    note = aggregators.board_notes(aggregators.rank(frame, "pl", alpha=1.0))[0]
+    assert note.startswith("no sample compares these groups of models with one another: 3 (GPT 4, ")
+    assert note.endswith(
+        "(pool rename-model; named alike in different groups: 'GPT 4' and 'GPT-4', 'LLaMA-2-Chat (70B)' and"
+        " 'Llama-2-70B Chat')"
+    )
+
+
 @pytest.mark.parametrize("dense_pairs", [0, 1 << 26])
 @pytest.mark.parametrize("direct_limit", [0.0, 100.0])
 def test_both_graph_encodings_find_the_same_components(

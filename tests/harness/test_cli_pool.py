@@ -219,6 +219,8 @@ def test_rename_model_joins_a_model_two_sources_name_two_ways(cli, shared_data: 
     before = json.loads(cli("rank", "--json", check=True).stdout)
     assert [len(group) for group in before["diagnostics"]["groups"]] == [59, 22]
     assert before["notes"][0].startswith("no sample compares these groups of models with one another: 59 (")
+    alike = "'GPT 4' and 'GPT-4', 'LLaMA-2-Chat (70B)' and 'Llama-2-70B Chat'"
+    assert before["notes"][0].endswith(f"(pool rename-model; named alike in different groups: {alike})")
     stats = json.loads(cli("pool", "stats", "--json", check=True).stdout)
     compared = cli("pool", "rename-model", "GPT 4", "Weaver 12k")  # LLMFAO's crowd compared these two
     assert compared.returncode == 2 and "'GPT 4' and 'Weaver 12k' were compared with each other (52 " in compared.stderr
