@@ -119,7 +119,9 @@ def model_runs(
         rows.append(
             {
                 "model": model,
-                "backend": known.at[model, "backend"] if model in known.index else "",
+                "backend": _ran_on(known.at[model, "backend"], config.get("backend_info", {}))
+                if model in known.index
+                else "",
                 "weights": known.at[model, "revision"] if model in known.index else "",
                 "run": run_id,
                 "settings": run_settings(config) if run is not None else "imported",
@@ -128,6 +130,15 @@ def model_runs(
             }
         )
     return rows
+
+
+def _ran_on(backend: str, described: dict[str, Any]) -> str:
+    """The backend with the device, dtype and quantization its run recorded (`backend_info`): `hf (cuda,
+    bfloat16)`, `hf (cpu, float32, int8)`."""
+    where = [
+        str(described[key]).removeprefix("torch.") for key in ("device", "dtype", "quantize") if described.get(key)
+    ]
+    return f"{backend} ({', '.join(where)})" if where else backend
 
 
 def run_settings(config: dict[str, Any]) -> str:

@@ -234,8 +234,14 @@ def _execute(pool: Pool, spec: RunSpec, backend: Backend, work: RunPlan, progres
     started = pd.Timestamp.now(tz="UTC")
     by_source = {name: group for name, group in samples.groupby("source")}
     evaluated = 0
+    described = backend.describe()
     with pool.merging():  # a segment per batch while it runs, one per table when it ends
-        pool.write({"models": pd.DataFrame([_model_row(spec, backend)]), "runs": _run_row(spec, started, "running")})
+        pool.write(
+            {
+                "models": pd.DataFrame([_model_row(spec, described)]),
+                "runs": _run_row(spec, started, described, "running"),
+            }
+        )
         try:
             with _progress_bar(progress) as bar:
                 task = bar.add_task(spec.model, total=len(todo))
@@ -246,12 +252,12 @@ def _execute(pool: Pool, spec: RunSpec, backend: Backend, work: RunPlan, progres
                     evaluated += len(batch)
                     bar.advance(task, len(batch))
         except Exception as err:  # a backend failure: keep the finished batches, record, report
-            pool.write({"runs": _run_row(spec, started, "failed", f"{type(err).__name__}: {err}")})
+            pool.write({"runs": _run_row(spec, started, described, "failed", f"{type(err).__name__}: {err}")})
             raise PoolError(
                 f"run {spec.run_id} failed after {evaluated} of {len(todo)} samples "
                 f"({error_text(err)}); rerun the same command to resume"
             ) from err
-        pool.write({"runs": _run_row(spec, started, "finished")})
+        pool.write({"runs": _run_row(spec, started, described, "finished")})
     return RunResult(spec.run_id, n_chosen, n_chosen - len(todo), evaluated)
 
 
@@ -344,8 +350,8 @@ def _context(prompt: plan.Prompt, spec: RunSpec, backend: Backend) -> str:
     return prompt.text
 
 
-def _model_row(spec: RunSpec, backend: Backend) -> dict[str, Any]:
-    described = backend.describe()
+def _model_row(spec: RunSpec, described: dict[str, Any]) -> dict[str, Any]:
+    """The `models` row of a run's model; `described` is its backend's `describe()`."""
     return {
         "model": spec.model,
         "backend": spec.backend,
@@ -355,8 +361,12 @@ def _model_row(spec: RunSpec, backend: Backend) -> dict[str, Any]:
     }
 
 
-def _run_row(spec: RunSpec, started: pd.Timestamp, status: str, error: str | None = None) -> pd.DataFrame:
-    config = {**asdict(spec), "run_id": spec.run_id, **({"error": error} if error else {})}
+def _run_row(
+    spec: RunSpec, started: pd.Timestamp, described: dict[str, Any], status: str, error: str | None = None
+) -> pd.DataFrame:
+    """The `runs` row of a run in `status`; its config holds the spec and where and how the backend ran
+    (`described`, its `describe()`: weights, device, dtype)."""
+    config = {**asdict(spec), "run_id": spec.run_id, "backend_info": described, **({"error": error} if error else {})}
     finished = pd.Timestamp.now(tz="UTC") if status != "running" else None
     return pd.DataFrame(
         [

@@ -48,7 +48,8 @@ class Backend(Protocol):
         ...
 
     def describe(self) -> dict[str, Any]:
-        """Identity of the weights for the `models` table: revision or hash, dtype, device."""
+        """What a run records of the backend (its config's `backend_info`; `revision` also in the `models`
+        table): the weights' revision or hash, and where and how it runs (device, dtype)."""
         ...
 
 

@@ -58,7 +58,7 @@ class LMEvalBackend:
         if twice:  # lm-eval would get them twice: "got multiple values for keyword argument"
             named = " and ".join(f"--{key.replace('_', '-')}" for key in twice)
             raise PoolError(f"--model-args {', '.join(twice)}: the run's options say it, give {named} instead")
-        quantize = self.model_args.pop("quantize", None)
+        self.quantize = quantize = self.model_args.pop("quantize", None)
         share_prefix = self.model_args.pop("share_prefix", "true").lower() not in ("false", "0", "no")
         try:
             if quantize is None:
@@ -161,8 +161,9 @@ class LMEvalBackend:
             "backend": self.model_name,
             "revision": weights_hash(pretrained),
             "device": str(getattr(self.lm, "device", "")),
-            "dtype": str(getattr(self.lm, "_dtype", "")),
+            "dtype": str(getattr(getattr(self.lm, "model", None), "dtype", "")),  # the weights' (an API model: none)
             "share_prefix": self.shared_prefix is not None,
+            **({"quantize": self.quantize} if self.quantize else {}),
         }
 
 

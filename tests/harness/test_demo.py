@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 
 from harness.pool import Pool
 
@@ -34,6 +35,10 @@ def test_demo_small_runs_end_to_end_and_reuses_the_pool(tmp_path: Path) -> None:
     models = json.loads(ranked.stdout)["models"]
     assert len(models) >= 6
     assert {"smollm2-135m", "smollm2-135m-3shot", "smollm2-135m-int8", "random"} <= {m["model"] for m in models}
+    backends = {run["model"]: run["backend"] for run in json.loads(ranked.stdout)["runs"]}
+    device = "cuda" if torch.cuda.is_available() else "cpu"  # the hf backend's default
+    assert backends["smollm2-135m"] == f"hf ({device}, float32)" and backends["random"] == "baseline-random"
+    assert backends["smollm2-135m-int8"] == "hf (cpu, float32, int8)"  # dynamic int8 runs on the CPU
     again = subprocess.run(command, capture_output=True, text=True, timeout=900)
     assert again.returncode == 0 and again.stderr.count("already measured") == 6
     assert "older poolbench" not in again.stderr

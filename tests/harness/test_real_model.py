@@ -397,7 +397,7 @@ def test_scores_do_not_depend_on_the_batch_size(model_dir: Path) -> None:
         assert [g for _, g in scores[batch_size]] == [g for _, g in scores[1]]
 
 
-def test_cli_runs_the_real_model_on_a_starter_task(cli, model_dir: Path) -> None:
+def test_cli_runs_the_real_model_on_a_starter_task(cli, model_dir: Path, tmp_path: Path) -> None:
     cli("add", "starter", "capitals", check=True)
     cli(
         "run",
@@ -416,6 +416,9 @@ def test_cli_runs_the_real_model_on_a_starter_task(cli, model_dir: Path) -> None
     (entry,) = board["models"]
     assert entry["model"] == "smollm2" and entry["n_samples"] == 40
     assert 0.25 < entry["score"] < 1.0  # above chance (4 choices), far from perfect on obscure capitals
+    (described,) = Pool(tmp_path / "pool").read("runs")["config"].map(lambda config: json.loads(config)["backend_info"])
+    assert described["device"] == "cpu" and described["dtype"] == "torch.float32" and described["share_prefix"]
+    assert [run["backend"] for run in board["runs"]] == ["hf (cpu, float32)"]
 
 
 def test_a_run_by_letter_stores_what_the_model_generates_from_the_lettered_question(
