@@ -6,7 +6,8 @@ Write: `Pool.add("measurements", frame)` (validation, reference check, atomic se
 `pq.write_table(pa.Table.from_pandas(frame))`. Read: `Pool.read_arrow("measurements")` into numpy arrays
 against `pq.read_table(...)` into numpy arrays. Ratios >= 0.8 mean the store costs at most 25% more.
 Rename: `Pool.rename_model` of one model (the measurements and models tables rewritten whole) against
-`pq.read_table` and `pq.write_table` of the same measurements. Batch: what the runner writes per batch (64 measurements and 64 responses, one `Pool.write`) into a pool of
+`pq.read_table` and `pq.write_table` of the same measurements; Remove: `Pool.remove_models` of one model, against
+the same. Batch: what the runner writes per batch (64 measurements and 64 responses, one `Pool.write`) into a pool of
 `--pool-samples` samples, against `pq.write_table` of the same two frames: the cost of the store's checks
 (sample references among them) as the pool grows. With --s3, the pools and the plain files are in a bucket of
 an S3 server (moto's, in this process, reached through s3fs) instead of a local folder.
@@ -148,6 +149,13 @@ def main() -> None:
             lambda: plain_write(plain_read(root / "plain.parquet"), root / "plain-copy.parquet"),
         )
         assert pool.read_arrow("measurements").num_rows == len(frame)
+        gone = iter(sorted(set(frame["model"]) - {"model-0000"}))  # another model each time
+        remove_ours, remove_plain = best_in_turns(
+            args.repeats,
+            lambda: pool.remove_models(next(gone)),
+            lambda: plain_write(plain_read(root / "plain.parquet"), root / "plain-copy.parquet"),
+        )
+        assert pool.read_arrow("measurements").num_rows == len(frame) - args.repeats * n_samples
 
     rows = len(frame)
     where = "a bucket of a local S3 server (moto)" if args.s3 else "a local folder"
@@ -167,6 +175,10 @@ def main() -> None:
     print(
         f"rename pool {rename_ours:>9.2f} s (pool rename-model: every table naming models rewritten)   "
         f"pyarrow {rename_plain:>6.2f} s (read and write the measurements)   ratio {rename_plain / rename_ours:.2f}"
+    )
+    print(
+        f"remove pool {remove_ours:>9.2f} s (pool remove-model: every table naming models rewritten)   "
+        f"pyarrow {remove_plain:>6.2f} s (read and write the measurements)   ratio {remove_plain / remove_ours:.2f}"
     )
 
 

@@ -20,7 +20,7 @@ from harness.cli_common import (
     stderr,
     user_errors,
 )
-from harness.schema import TABLES, PoolError
+from harness.schema import TABLES, PoolError, name_list
 
 pool_app = typer.Typer(no_args_is_help=True, help="Create, inspect and maintain a pool directory.")
 
@@ -82,6 +82,53 @@ def pool_rename_model(
     counts = pool.rename_model(old, new)
     rows = ", ".join(f"{table} {n:,}" for table, n in counts.items() if n)
     stderr.print(f"renamed {old!r} to {new!r}{' (merged with it)' if merged else ''}: rows {rows}")
+
+
+YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Remove without asking.")]
+
+
+@pool_app.command("remove-model")
+@user_errors
+def pool_remove_model(
+    models: Annotated[list[str], typer.Argument(help="The models' names in the pool.")],
+    yes: YesOpt = False,
+) -> None:
+    """Remove models and everything of theirs: measurements, responses, comparisons, runs (asks first)."""
+    pool = open_pool()
+    models = [name.strip() for name in models]  # as `pool_name` strips them
+    _confirm(yes, f"remove {name_list(models)} and all their rows from {pool.path}?")
+    _removed(f"removed {name_list(models)}", pool.remove_models(models))
+
+
+@pool_app.command("remove-source")
+@user_errors
+def pool_remove_source(
+    source: Annotated[str, typer.Argument(callback=pool_name, help="The source's name in the pool.")],
+    yes: YesOpt = False,
+) -> None:
+    """Remove a source's samples and everything measured on them (asks first).
+
+    The models stay, with their runs; those left with nothing measured are named (pool remove-model removes
+    them)."""
+    pool = open_pool()
+    _confirm(yes, f"remove source {source!r}, its samples and every result on them from {pool.path}?")
+    _removed(f"removed source {source!r}", pool.remove_source(source))
+    idle = pool.idle_models()
+    if idle:
+        stderr.print(
+            f"{len(idle):,} models have nothing measured left, which pool remove-model removes: {name_list(idle)}"
+        )
+
+
+def _confirm(yes: bool, question: str) -> None:
+    """Go on when `yes`, else only when the user says yes to `question` (exit 1 otherwise)."""
+    if not yes and not typer.confirm(question, err=True):
+        stderr.print("nothing removed")
+        raise typer.Exit(1)
+
+
+def _removed(done: str, counts: dict[str, int]) -> None:
+    stderr.print(f"{done}: rows {', '.join(f'{table} {n:,}' for table, n in counts.items() if n)}")
 
 
 @pool_app.command("export")

@@ -18,6 +18,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from harness import rewrite
 from harness.schema import KEYS, LOWER_IS_BETTER, SCHEMAS, TABLES, PoolError, distinct, name_list, normalize
 from harness.store import Location, SegmentStore
 
@@ -93,10 +94,28 @@ class Pool:
         return self.write({table: frame})[table]
 
     def rename_model(self, old: str, new: str) -> dict[str, int]:
-        """Give model `old` the name `new` in every table; the rows renamed per table (`harness.rename`)."""
-        from harness.rename import rename_model
+        """Give model `old` the name `new` in every table; the rows renamed per table (`harness.rewrite`)."""
+        return self._rewritten(rewrite.rename_model(self.store, old, new))
 
-        counts = rename_model(self.store, old, new)
+    def remove_models(self, models: Names) -> dict[str, int]:
+        """Remove every row that names one of `models`; the rows removed per table (`harness.rewrite`)."""
+        return self._rewritten(rewrite.remove_models(self.store, _listed(models)))
+
+    def remove_source(self, source: str) -> dict[str, int]:
+        """Remove the samples of `source` and every row about them; the rows removed per table
+        (`harness.rewrite`)."""
+        return self._rewritten(rewrite.remove_source(self.store, source))
+
+    def idle_models(self) -> list[str]:
+        """The models of the `models` table with no measurement and no comparison, sorted."""
+        named = set(self.store.read("models", columns=["model"])["model"].to_pylist())
+        measured = distinct(self.store.read("measurements", columns=["model"])["model"]).to_pylist()
+        compared = self.store.read("comparisons", columns=["model_a", "model_b"])
+        sides = [distinct(compared[side]).to_pylist() for side in ("model_a", "model_b")]
+        return sorted(named.difference(measured, *sides))
+
+    def _rewritten(self, counts: dict[str, int]) -> dict[str, int]:
+        """`counts`, once this pool forgets what it knew of the rewritten tables."""
         self._models_met.clear()
         return counts
 

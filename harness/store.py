@@ -244,8 +244,9 @@ class SegmentStore:
 
     def rewrite(self, table: str, change: Callable[[pa.Table], pa.Table]) -> None:
         """Replace all the table's segments by one holding `change` of their logical rows (as `merge` does,
-        segments written meanwhile left alone). Killed after the new segment is written and before the last old
-        one goes, both hold rows: `change` must give the same rows when run again over them (a rename does)."""
+        segments written meanwhile left alone); `change` must give at most one row per key (`latest_per_key`
+        makes it so). Killed after the new segment is written and before the last old one goes, both hold
+        rows: `change` must give the same rows when run again over them (a rename, a removal does)."""
         for _ in range(RELISTS):
             files = self.segments(table)
             if not files or self._replace(table, files, change) is not None:
@@ -255,16 +256,15 @@ class SegmentStore:
     def _replace(
         self, table: str, files: Sequence[Location], change: Callable[[pa.Table], pa.Table] | None = None
     ) -> Location | None:
-        """`files`, segments of `table`, replaced by one segment of their logical rows, or of `change` of them
-        (the latest of the rows it gives one key); None when some of the files were merged away (by another
-        process) before they were read."""
+        """`files`, segments of `table`, replaced by one segment of their logical rows, or of `change` of them;
+        None when some of the files were merged away (by another process) before they were read."""
         try:
             rows = self._read_files(table, files, SCHEMAS[table].names, "", (), KEYS[table])
         except PoolError:
             if not self._any_gone(files):
                 raise
             return None
-        path = self.append(table, rows if change is None else _latest_per_key(table, change(rows)))
+        path = self.append(table, rows if change is None else change(rows))
         for old in files:
             old.unlink(missing_ok=True)
         return path
@@ -275,7 +275,7 @@ class SegmentStore:
         return not all(path.exists() for path in files)
 
 
-def _latest_per_key(table: str, rows: pa.Table) -> pa.Table:
+def latest_per_key(table: str, rows: pa.Table) -> pa.Table:
     """The latest row (`created_at`, then position) of each key of `table` among `rows`."""
     order = pa.array(np.arange(rows.num_rows, dtype=np.int64))
     with duckdb.connect() as con:

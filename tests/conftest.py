@@ -37,11 +37,14 @@ Cli = Callable[..., subprocess.CompletedProcess[str]]
 
 @pytest.fixture
 def cli(tmp_path: Path) -> Cli:
-    """Run `poolbench --pool <tmp>/pool ARGS...` (or --pool POOL) in a real process; returns the CompletedProcess."""
+    """Run `poolbench --pool <tmp>/pool ARGS...` (or --pool POOL) in a real process, `stdin` its input if
+    given; returns the CompletedProcess."""
 
-    def run(*args: str, pool: Path | str | None = None, check: bool = False) -> subprocess.CompletedProcess[str]:
+    def run(
+        *args: str, pool: Path | str | None = None, check: bool = False, stdin: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
         command = [sys.executable, "-m", "harness.cli", "--pool", str(pool or tmp_path / "pool"), *args]
-        done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+        done = subprocess.run(command, capture_output=True, text=True, timeout=600, input=stdin)
         if check and done.returncode != 0:
             raise AssertionError(f"{args} exited {done.returncode}: {done.stderr}")
         return done

@@ -238,3 +238,35 @@ def test_rename_model_joins_a_model_two_sources_name_two_ways(cli, shared_data: 
     crowd_rows = pd.read_csv(crowd)
     assert (pool.comparisons()[["model_a", "model_b"]] == "GPT-4").to_numpy().sum() == 158
     assert ((crowd_rows[["left", "right"]] == "GPT 4").to_numpy().sum()) == 158
+
+
+def test_remove_a_source_and_the_models_it_leaves_with_nothing(cli, shared_data: Path, tmp_path: Path) -> None:
+    """Removing LLMFAO from a pool with ChemBench asks first (no answer, or "n": nothing removed), then takes
+    its prompts and comparisons and names the 59 models measured only there; removing two of them takes
+    their rows, the others stay until removed too."""
+    matrix = shared_data / "chembench_binary" / "binary_matrix.csv"
+    crowd = shared_data / "llmfao" / "crowd-comparisons.csv"
+    cli("import", "matrix", str(matrix), "--source", "chembench", check=True)
+    cli("import", "pairwise", str(crowd), "--source", "llmfao", "--model-a", "left", "--model-b", "right", check=True)
+    stats = json.loads(cli("pool", "stats", "--json", check=True).stdout)
+    for answer in ("n\n", ""):
+        kept = cli("pool", "remove-source", "llmfao", stdin=answer)
+        assert kept.returncode == 1 and "remove source 'llmfao', its samples and every result on them" in kept.stderr
+    assert json.loads(cli("pool", "stats", "--json", check=True).stdout) == stats
+    removed = cli("pool", "remove-source", "llmfao ", "--yes", check=True)  # stripped, as names read from files are
+    idle = "59 models have nothing measured left, which pool remove-model removes: Airoboros L2 70B, Alpaca (7B),"
+    assert "removed source 'llmfao': rows comparisons 8,931, samples 13" in removed.stderr and idle in removed.stderr
+    after = json.loads(cli("pool", "stats", "--json", check=True).stdout)
+    assert after == {
+        **stats,
+        "samples": 2854,
+        "comparisons": 0,
+        "sources": {"chembench": stats["sources"]["chembench"]},
+    }
+    refused = cli("pool", "remove-model", "GPT 4", "Nobody", "-y")
+    assert refused.returncode == 2 and "no model 'Nobody' in the pool; its models: Airoboros L2 70B," in refused.stderr
+    done = cli("pool", "remove-model", "GPT 4", "GPT-4", stdin="y\n", check=True)
+    assert "removed GPT 4, GPT-4: rows models 2, measurements 2,854" in done.stderr
+    assert json.loads(cli("pool", "stats", "--json", check=True).stdout)["models"] == 81 - 2
+    board = json.loads(cli("rank", "--json", check=True).stdout)
+    assert len(board["models"]) == 21 and "GPT-4" not in {row["model"] for row in board["models"]}

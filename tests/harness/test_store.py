@@ -272,6 +272,51 @@ def test_rename_model_in_every_table_and_a_killed_rename_completes(root: str, mo
     assert pool.stats()["models"] == 2 and pool.stats()["measurements"] == 3
 
 
+def test_remove_models_and_a_source_and_a_killed_removal_completes(root: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Removing m1 takes every row that names it (its comparisons with m2 too), refused as a whole when one of
+    the models named is unknown. Removing source arith takes its two samples and every row about them; killed
+    after the measurements' new segment was written and before the old one went, nothing is lost or doubled,
+    and run again, the removal completes (the samples, rewritten last, still name what to remove)."""
+    pool, ids = make_pool(root)  # arith, arith, caps
+    pool.write(every_table(ids))
+    pool.add("measurements", pd.DataFrame({"sample_id": ids, "model": "m2", "value": [0.0, 1.0, 0.0]}))
+    segments = {table: pool.store.segments(table) for table in TABLES}
+    with pytest.raises(PoolError, match="no model 'nobody' in the pool; its models: m1, m2$"):
+        pool.remove_models(["m1", "nobody"])
+    with pytest.raises(PoolError, match="no source 'nosuch' in the pool; its sources: arith, caps$"):
+        pool.remove_source("nosuch")
+    assert {table: pool.store.segments(table) for table in TABLES} == segments  # refused before any write
+    removed = pool.remove_models("m1")
+    assert removed == {"models": 1, "runs": 1, "responses": 3, "comparisons": 2, "measurements": 3}
+    assert pool.read("measurements")["model"].tolist() == ["m2"] * 3 and pool.idle_models() == []
+    for table in ("comparisons", "responses", "runs"):
+        assert pool.read(table).empty, table
+    assert pool.read("models")["model"].tolist() == ["m2"]  # registered by its measurements
+    append = pool.store.append
+
+    def killed_after_the_measurements(table: str, rows: pa.Table) -> object:
+        written = append(table, rows)
+        if table == "measurements":
+            raise Killed
+        return written
+
+    monkeypatch.setattr(pool.store, "append", killed_after_the_measurements)
+    with pytest.raises(Killed):
+        pool.remove_source("arith")
+    monkeypatch.undo()
+    assert sorted(pool.read("measurements")["sample_id"]) == sorted(ids) and len(pool.samples()) == 3
+    assert pool.remove_source("arith") == {
+        "measurements": 2,
+        "responses": 0,
+        "comparisons": 0,
+        "embeddings": 2,
+        "samples": 2,
+    }
+    for table in ("samples", "measurements", "embeddings"):
+        assert pool.read(table)["sample_id"].tolist() == ids[2:] and len(pool.store.segments(table)) == 1, table
+    assert pool.stats()["sources"] == {"caps": {"samples": 1, "measurements": 1}}
+
+
 def test_reads_while_segments_are_merged_see_every_row_once(root: str) -> None:
     """A reader whose listing of segments a merge made stale lists them again: no error, nothing lost."""
     pool, ids = make_pool(root)
