@@ -5,11 +5,11 @@
 SmolLM2-135M-Instruct on the starter questions (five four-choice tasks), each a `poolbench run` in one pool:
   * on the GPU, float32, `share_prefix=false`: every (context, choice) pair through lm-eval's own
     `HFLM.loglikelihood` (the oracle and the baseline of the timing);
-  * on the GPU: float32 with each question's context computed once (the hf default), and bfloat16;
+  * on the GPU: float32 with each question's context computed once (the hf default), and bfloat16 both ways;
   * on the CPU, float32, both ways;
   * `--multiple-choice letter` (the letter generated) on the GPU and on the CPU, a fifth of the questions;
   * the command line, `poolbench run` with no `--device`, which must pick the GPU.
-Each model is loaded before its timing starts. Prints each run's seconds, its speed against the oracle's, its
+Each model is loaded and warmed up (two questions of each source) before its timing starts. Prints each run's seconds, its speed against the oracle's, its
 accuracy, its log-likelihoods' largest relative difference from the oracle's and the questions whose verdict
 (acc) differs; exits 1 when a float32 run strays further than the test suite allows a shared prefix on the
 CPU (5e-5), a float32 verdict or letter differs, or a run did not run where it was sent. `--device cpu`
@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -47,8 +48,11 @@ ORACLE = "lm-eval per pair, float32"
 
 
 def timed_run(pool: Pool, spec: RunSpec, device: str) -> tuple[float, str]:
-    """Seconds of `run` (the model loaded before) and the device the backend reports."""
+    """Seconds of `run` and the device the backend reports. The model is loaded, and has run on two questions
+    of each source (as another model: CUDA loads its kernels and libraries at their first use), before."""
     backend = make_backend(spec.backend, spec.model_args, spec.batch_size, device=device)
+    warm_up = replace(spec, model=f"{spec.model}, warm-up", fraction=None, limit=2, subset_of=None)
+    run(pool, warm_up, backend, progress=False)
     start = time.perf_counter()
     run(pool, spec, backend, progress=False)
     return time.perf_counter() - start, str(backend.describe()["device"])
@@ -105,6 +109,7 @@ def main() -> int:
         ORACLE: (args.device, per_pair, True),
         "shared prefix, float32": (args.device, {**weights, "dtype": "float32"}, True),
         "shared prefix, bfloat16": (args.device, {**weights, "dtype": "bfloat16"}, False),
+        "lm-eval per pair, bfloat16": (args.device, {**per_pair, "dtype": "bfloat16"}, False),
         "lm-eval per pair, float32, CPU": ("cpu", per_pair, True),
         "shared prefix, float32, CPU": ("cpu", {**weights, "dtype": "float32"}, True),
     }
