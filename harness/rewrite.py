@@ -72,7 +72,7 @@ def rename_model(store: SegmentStore, old: str, new: str) -> dict[str, int]:
 def remove_models(store: SegmentStore, models: Sequence[str]) -> dict[str, int]:
     """Remove every row that names one of `models`: their measurements, responses, comparisons (with any
     model), runs and `models` rows; return the rows removed per table. PoolError, before anything is written,
-    when no table names one of them."""
+    when one of them is in no table."""
     gone = pa.array(list(models), pa.string())
     naming = {table: _naming_any(store, table, gone) for table in MODEL_COLUMNS}
     named = set().union(*(names for _, names in naming.values()))

@@ -24,7 +24,7 @@ import pytest
 
 from harness.pool import Pool
 from harness.schema import FORMAT_VERSION, TABLES, PoolError, complete_samples, sample_id
-from harness.store import read_parquet
+from harness.store import SegmentStore, read_parquet
 
 SAMPLES = pd.DataFrame(
     {
@@ -220,6 +220,19 @@ class Killed(BaseException):
     """The process killed at that point (nothing after it runs)."""
 
 
+def kill_after_writing(table: str, store: SegmentStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The process killed (`Killed`) right after `store` wrote a segment of `table`."""
+    append = store.append
+
+    def killed_after(written_table: str, rows: pa.Table) -> object:
+        written = append(written_table, rows)
+        if written_table == table:
+            raise Killed
+        return written
+
+    monkeypatch.setattr(store, "append", killed_after)
+
+
 MODEL_COLUMNS = {"measurements": ["model"], "comparisons": ["model_a", "model_b"], "responses": ["model"]}
 
 
@@ -245,15 +258,7 @@ def test_rename_model_in_every_table_and_a_killed_rename_completes(root: str, mo
     assert {table: pool.store.segments(table) for table in TABLES} == segments  # refused before any write
     pool.add("measurements", pd.DataFrame({"sample_id": ids[:1], "model": "m3", "value": 1.0}))  # m1's value
     pool.add("comparisons", pd.DataFrame({**m3_said, "outcome": ["a"]}))  # m1's outcome
-    append = pool.store.append
-
-    def killed_after_the_responses(table: str, rows: pa.Table) -> object:
-        written = append(table, rows)
-        if table == "responses":
-            raise Killed
-        return written
-
-    monkeypatch.setattr(pool.store, "append", killed_after_the_responses)
+    kill_after_writing("responses", pool.store, monkeypatch)
     with pytest.raises(Killed):
         pool.rename_model("m1", "m3")
     monkeypatch.undo()
@@ -292,15 +297,7 @@ def test_remove_models_and_a_source_and_a_killed_removal_completes(root: str, mo
     for table in ("comparisons", "responses", "runs"):
         assert pool.read(table).empty, table
     assert pool.read("models")["model"].tolist() == ["m2"]  # registered by its measurements
-    append = pool.store.append
-
-    def killed_after_the_measurements(table: str, rows: pa.Table) -> object:
-        written = append(table, rows)
-        if table == "measurements":
-            raise Killed
-        return written
-
-    monkeypatch.setattr(pool.store, "append", killed_after_the_measurements)
+    kill_after_writing("measurements", pool.store, monkeypatch)
     with pytest.raises(Killed):
         pool.remove_source("arith")
     monkeypatch.undo()
