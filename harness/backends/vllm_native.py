@@ -237,12 +237,15 @@ class VLLMNativeBackend:
         return self._max_length
 
     def describe(self) -> dict[str, Any]:
+        from vllm.platforms import current_platform
+
         from harness.backends.lm_eval import weights_hash
 
         config = self.llm.llm_engine.model_config
         return {
             "backend": "vllm-native",
             "revision": weights_hash(self.model_args.get("pretrained", "")),
+            "device": current_platform.device_type,  # vLLM's platform: cuda, rocm, cpu, ...
             "dtype": str(config.dtype),
             "vllm": _vllm_version(),
             "tensor_parallel_size": int(self.model_args.get("tensor_parallel_size", 1)),

