@@ -90,12 +90,17 @@ YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Remove without asking
 @pool_app.command("remove-model")
 @user_errors
 def pool_remove_model(
-    models: Annotated[list[str], typer.Argument(help="The models' names in the pool.")],
+    models: Annotated[list[str] | None, typer.Argument(help="The models' names in the pool.")] = None,
+    idle: Annotated[bool, typer.Option("--idle", help="Also every model with nothing measured or compared.")] = False,
     yes: YesOpt = False,
 ) -> None:
     """Remove models and everything of theirs: measurements, responses, comparisons, runs (asks first)."""
     pool = open_pool()
-    models = [name.strip() for name in models]  # as `pool_name` strips them
+    models = [name.strip() for name in models or []] + (pool.idle_models() if idle else [])  # stripped: `pool_name`
+    if not models:
+        raise PoolError(
+            "every model has something measured or compared: none is idle" if idle else "name models, or give --idle"
+        )
     _confirm(yes, f"remove {name_list(models)} and all their rows from {pool.path}?")
     _removed(f"removed {name_list(models)}", pool.remove_models(models))
 
@@ -108,15 +113,16 @@ def pool_remove_source(
 ) -> None:
     """Remove a source's samples and everything measured on them (asks first).
 
-    The models stay, with their runs; those left with nothing measured are named (pool remove-model removes
-    them)."""
+    The models stay, with their runs; those left with nothing measured are named (pool remove-model --idle
+    removes them)."""
     pool = open_pool()
     _confirm(yes, f"remove source {source!r}, its samples and every result on them from {pool.path}?")
     _removed(f"removed source {source!r}", pool.remove_source(source))
     idle = pool.idle_models()
     if idle:
         stderr.print(
-            f"{len(idle):,} models have nothing measured left, which pool remove-model removes: {name_list(idle)}"
+            f"{len(idle):,} models have nothing measured left (pool remove-model --idle removes them): "
+            f"{name_list(idle)}"
         )
 
 

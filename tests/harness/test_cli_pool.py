@@ -254,7 +254,7 @@ def test_remove_a_source_and_the_models_it_leaves_with_nothing(cli, shared_data:
         assert kept.returncode == 1 and "remove source 'llmfao', its samples and every result on them" in kept.stderr
     assert json.loads(cli("pool", "stats", "--json", check=True).stdout) == stats
     removed = cli("pool", "remove-source", "llmfao ", "--yes", check=True)  # stripped, as names read from files are
-    idle = "59 models have nothing measured left, which pool remove-model removes: Airoboros L2 70B, Alpaca (7B),"
+    idle = "59 models have nothing measured left (pool remove-model --idle removes them): Airoboros L2 70B, Alpaca"
     assert "removed source 'llmfao': rows comparisons 8,931, samples 13" in removed.stderr and idle in removed.stderr
     after = json.loads(cli("pool", "stats", "--json", check=True).stdout)
     assert after == {
@@ -270,3 +270,9 @@ def test_remove_a_source_and_the_models_it_leaves_with_nothing(cli, shared_data:
     assert json.loads(cli("pool", "stats", "--json", check=True).stdout)["models"] == 81 - 2
     board = json.loads(cli("rank", "--json", check=True).stdout)
     assert len(board["models"]) == 21 and "GPT-4" not in {row["model"] for row in board["models"]}
+    idle = cli("pool", "remove-model", "--idle", "-y", check=True)  # the other 58 of LLMFAO's
+    assert "removed Airoboros L2 70B, Alpaca (7B)," in idle.stderr and "(58 in all): rows models 58" in idle.stderr
+    assert json.loads(cli("pool", "stats", "--json", check=True).stdout)["models"] == 21
+    for args, problem in ((["--idle"], "every model has something measured or compared"), ([], "name models")):
+        refused = cli("pool", "remove-model", *args, "-y")
+        assert refused.returncode == 2 and problem in refused.stderr
