@@ -96,7 +96,8 @@ def pool_remove_model(
 ) -> None:
     """Remove models and everything of theirs: measurements, responses, comparisons, runs (asks first)."""
     pool = open_pool()
-    models = [name.strip() for name in models or []] + (pool.idle_models() if idle else [])  # stripped: `pool_name`
+    named = [name.strip() for name in models or []]  # stripped, as `pool_name` strips names
+    models = list(dict.fromkeys(named + (pool.idle_models() if idle else [])))
     if not models:
         raise PoolError(
             "every model has something measured or compared: none is idle" if idle else "name models, or give --idle"
