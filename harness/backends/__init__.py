@@ -51,7 +51,7 @@ def make_backend(
             return ChoiceBaseline(name.removeprefix("baseline-"), seed)
         except ValueError as err:
             raise PoolError(str(err)) from None
-    from harness.backends.lm_eval import LMEvalBackend, check_local_path, registered_models
+    from harness.backends.lm_eval import LMEvalBackend, check_device, check_local_path, registered_models
 
     if name != "vllm-native" and name not in registered_models():
         raise PoolError(f"unknown backend {name!r}; available: {', '.join(available_backends())}")
@@ -70,8 +70,10 @@ def make_backend(
         return VLLMNativeBackend(args, seed)
     if args.get("base_url"):
         name = OPENAI_COMPATIBLE.get(name, name)
-    if device is None and name in ("hf", "huggingface"):
-        import torch
+    if name in ("hf", "huggingface"):
+        if device is None:
+            import torch
 
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        check_device(device)
     return LMEvalBackend(name, args, batch_size, device)

@@ -194,6 +194,32 @@ def check_local_path(args: dict[str, Any]) -> None:
         raise PoolError(f"model path {pretrained} does not exist")
 
 
+#: The device types lm-eval's hf model takes (any other it replaces, without a word, by cuda or the CPU).
+HF_DEVICE_TYPES = ("cpu", "cuda", "mps", "npu", "xpu", "hpu")
+
+
+def check_device(device: str) -> None:
+    """PoolError, before any loading, for a device lm-eval's hf model cannot use: one torch does not know or
+    of another type (it would run elsewhere), a CUDA device this machine lacks (torch fails mid-load)."""
+    import torch
+
+    try:
+        parsed = torch.device(device)
+    except RuntimeError:
+        raise PoolError(
+            f"--device {device}: torch {torch.__version__} knows no such device (cpu, cuda, cuda:N, ...)"
+        ) from None
+    if parsed.type not in HF_DEVICE_TYPES:
+        raise PoolError(f"--device {device}: lm-eval's hf model runs on {', '.join(HF_DEVICE_TYPES)} only")
+    if parsed.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if (parsed.index or 0) >= count:
+            build = " (a build without CUDA)" if torch.version.cuda is None else ""
+            raise PoolError(f"--device {device}: torch {torch.__version__}{build} sees {count} CUDA devices here")
+    if parsed.type == "mps" and not torch.backends.mps.is_available():
+        raise PoolError(f"--device {device}: torch {torch.__version__} has no MPS (Apple GPU) device here")
+
+
 def weights_hash(pretrained: str) -> str:
     """sha256 (first 16 hex) of a local folder's weight files; the name itself for hub ids."""
     folder = Path(pretrained).expanduser()

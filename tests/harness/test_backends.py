@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import itertools
+import json
 from types import SimpleNamespace
 
 import pytest
@@ -105,6 +106,29 @@ def test_bad_model_args_of_an_lm_eval_model_are_said(cli, args: str, message: st
     cli("add", "starter", "capitals", check=True)
     done = cli("run", "--model", "hf", "--model-args", "pretrained=builtin:smollm2-135m" + args, "--name", "m")
     assert done.returncode == 2 and "Traceback" not in done.stderr and message in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize(
+    ("device", "message"),
+    [
+        ("cuda:99", "--device cuda:99: torch {version}{build} sees {count} CUDA devices here"),
+        ("gpu", "--device gpu: torch {version} knows no such device (cpu, cuda, cuda:N, ...)"),
+        ("meta", "--device meta: lm-eval's hf model runs on cpu, cuda, mps, npu, xpu, hpu only"),
+    ],
+)
+def test_a_device_the_hf_model_cannot_use_is_refused_before_loading(cli, device: str, message: str) -> None:
+    """lm-eval's hf model runs on cuda or the CPU, without a word, when it does not know a device ("gpu",
+    "cuda:7" on a machine with fewer); torch failed with a traceback mid-load for cuda without CUDA."""
+    import torch
+
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    build = " (a build without CUDA)" if torch.version.cuda is None else ""
+    cli("add", "starter", "capitals", check=True)
+    args = ["--model-args", "pretrained=builtin:smollm2-135m", "--name", "m", "--device", device]
+    done = cli("run", "--model", "hf", *args)
+    expected = message.format(version=torch.__version__, build=build, count=count)
+    assert done.returncode == 2 and "Traceback" not in done.stderr and expected in done.stderr, done.stderr
+    assert json.loads(cli("pool", "stats", "--json", check=True).stdout)["models"] == 0
 
 
 def test_unreachable_openai_server_fails_the_run_and_keeps_the_pool(cli) -> None:
