@@ -41,8 +41,10 @@ def make_backend(
     torch's dynamic int8 quantization to the linear layers. `openai-completions` / `openai-chat-completions`
     with a `base_url` are any OpenAI-compatible server (lm-eval's `local-completions`: echo + logprobs
     scoring; `local-chat-completions`: generation only; retries with backoff, `num_concurrent`); without one
-    they are OpenAI's own API. Raises PoolError listing the available backends for an unknown name (the
-    built-in models for an unknown `builtin:`), and for missing paths or bad arguments before any work starts.
+    they are OpenAI's own API. `device`: hf's (default cuda when torch sees one, else the CPU; one it cannot
+    use is refused: `check_device`); vllm-native takes none. Raises PoolError listing the available backends
+    for an unknown name (the built-in models for an unknown `builtin:`), and for missing paths, bad arguments
+    or devices before any work starts.
     """
     if name.startswith("baseline-"):
         from harness.backends.baselines import ChoiceBaseline
@@ -65,6 +67,10 @@ def make_backend(
         args["pretrained"] = str(smollm2_path())
     check_local_path(args)
     if name == "vllm-native":
+        if device is not None:  # it would not be used
+            raise PoolError(
+                f"--device {device}: vllm-native places the model itself (CUDA_VISIBLE_DEVICES, tensor_parallel_size)"
+            )
         from harness.backends.vllm_native import VLLMNativeBackend
 
         return VLLMNativeBackend(args, seed)

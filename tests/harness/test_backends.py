@@ -73,6 +73,11 @@ def test_native_vllm_without_vllm_says_how_to_install_it() -> None:
         make_backend("vllm-native", {"pretrained": "builtin:smollm2-135m"})
 
 
+def test_native_vllm_refuses_a_device_it_would_not_use() -> None:
+    with pytest.raises(PoolError, match="--device cuda:1: vllm-native places the model itself"):
+        make_backend("vllm-native", {"pretrained": "builtin:smollm2-135m"}, device="cuda:1")
+
+
 @pytest.mark.parametrize(
     ("model", "message"),
     [
