@@ -103,8 +103,9 @@ class Pool:
 
     def remove_source(self, source: str) -> dict[str, int]:
         """Remove the samples of `source` and every row about them; the rows removed per table
-        (`harness.rewrite`)."""
-        return self._rewritten(rewrite.remove_source(self.store, source))
+        (`harness.rewrite`). PoolError, before anything is written, when the pool has no sample of `source`."""
+        ids = self.read_arrow("samples", sources=source, columns=["sample_id"])["sample_id"].combine_chunks()
+        return self._rewritten(rewrite.remove_samples(self.store, ids))
 
     def idle_models(self) -> list[str]:
         """The models of the `models` table with no measurement and no comparison, sorted."""

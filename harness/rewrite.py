@@ -1,7 +1,7 @@
-"""Rewriting a pool's tables: renaming a model (one model named two ways becomes one), removing a model, or
-removing a source with everything measured on its samples.
+"""Rewriting a pool's tables: renaming a model (one model named two ways becomes one), removing models, or
+removing samples (a source's: `Pool.remove_source`) with every row about them.
 
-Each table that changes is rewritten whole (`SegmentStore.rewrite`), the latest row of each key kept. If a
+Each table that changes is rewritten whole (`SegmentStore.rewrite`), one row per key. If a
 rewrite is killed midway, some tables have changed and some not (one table can hold both its old segments and
 the new one), and running it again completes it: it finds what is left of the model or source and changes it
 as before (a removal rewrites the samples last, so that it still finds them). Rows another process writes
@@ -85,14 +85,9 @@ def remove_models(store: SegmentStore, models: Sequence[str]) -> dict[str, int]:
     return {table: count for table, (count, _) in naming.items()}
 
 
-def remove_source(store: SegmentStore, source: str) -> dict[str, int]:
-    """Remove the samples of `source` and every row about them (measurements, responses, comparisons,
-    embeddings); return the rows removed per table. The models stay, and their runs. PoolError, before
-    anything is written, when the pool has no sample of `source`."""
-    ids = store.read("samples", "source = ?", [source], columns=["sample_id"])["sample_id"].combine_chunks()
-    if not len(ids):
-        sources = store.read("samples", columns=["source"])["source"].unique().to_pylist()
-        raise PoolError(f"no source {source!r} in the pool; its sources: {name_list(sorted(sources))}")
+def remove_samples(store: SegmentStore, ids: pa.Array) -> dict[str, int]:
+    """Remove the samples `ids` and every row about them (measurements, responses, comparisons, embeddings);
+    return the rows removed per table. The models stay, and their runs."""
     about = {
         table: pc.sum(pc.is_in(store.read(table, columns=["sample_id"])["sample_id"], ids)).as_py() or 0
         for table in SAMPLE_TABLES
