@@ -33,12 +33,14 @@ from harness.cli_common import (
     open_pool,
     pool_name,
     set_pool,
+    shard_option,
     stderr,
     user_errors,
     write_html,
 )
 from harness.cli_data import add_app, import_app, pool_app
 from harness.models import cache_dir
+from harness.plan import Shard
 from harness.present import (
     leaderboard,
     leaderboard_json,
@@ -354,6 +356,15 @@ def run_command(
             "which give no log-probabilities)."
         ),
     ] = "log-likelihood",
+    shard: Annotated[
+        Shard | None,
+        typer.Option(
+            parser=shard_option,
+            metavar="K/N",
+            help="Part K of N of the selection, for N processes (GPUs, machines) sharing one run; each runs "
+            "the same command with its own K.",
+        ),
+    ] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
     """Evaluate a model on (a subset of) the pool; reruns skip what is already measured."""
@@ -383,12 +394,14 @@ def run_command(
         system_instruction=system_instruction,
         fewshot_as_multiturn=apply_chat_template if fewshot_as_multiturn is None else fewshot_as_multiturn,
         multiple_choice=multiple_choice,
+        shard=shard,
     )
     check_selection(fraction, limit)  # before the model loads
     build = partial(make_backend, model, spec.model_args, batch_size, device, seed)
     result = evaluate(pool, spec, build, progress=progress, notify=lambda text: stderr.print(f"note: {text}"))
     stderr.print(
-        f"{name}: {result.evaluated} samples evaluated, {result.skipped} already measured (run {result.run_id})"
+        f"{name}: {result.evaluated} samples evaluated, {result.skipped} already measured (run {result.run_id}"
+        f"{f', shard {shard}' if shard else ''})"
     )
 
 

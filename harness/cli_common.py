@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from harness.plan import Shard
 from harness.pool import Pool
 from harness.schema import PoolError
 
@@ -137,6 +138,14 @@ def pool_name(value: str | None) -> str | None:
     if not value.strip():
         raise typer.BadParameter("empty: give the name the pool should know it by")
     return value.strip()
+
+
+def shard_option(text: str) -> Shard:
+    """`--shard K/N` as a Shard, refused by the option parser when it is not one."""
+    try:
+        return Shard.parse(text)
+    except ValueError as err:
+        raise typer.BadParameter(str(err)) from err
 
 
 def regular_expression(value: str | None) -> str | None:

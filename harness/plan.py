@@ -17,9 +17,9 @@ from harness.letters import INSTRUCTION, LETTERS, lettered_question
 from harness.schema import stable_hash
 
 
-def _uniform(seed: int, model: str, sample_ids: pd.Series) -> np.ndarray:
-    """A deterministic U(0, 1) draw per sample, for this seed and model."""
-    return np.array([int(stable_hash(seed, model, s, length=13), 16) / 16**13 for s in sample_ids])
+def _uniform(key: tuple[Any, ...], sample_ids: pd.Series) -> np.ndarray:
+    """A deterministic U(0, 1) draw per sample, for this key (a seed and a model; a shard's count)."""
+    return np.array([int(stable_hash(*key, s, length=13), 16) / 16**13 for s in sample_ids])
 
 
 def check_selection(fraction: float | None, limit: int | None) -> None:
@@ -36,7 +36,7 @@ def select(
     """All samples, a seeded random `fraction` of them, or the first `limit` of each source in a seeded
     random order (a stratified subset). Raises ValueError on a fraction outside (0, 1]."""
     check_selection(fraction, limit)
-    draw = _uniform(seed, model, samples["sample_id"])
+    draw = _uniform((seed, model), samples["sample_id"])
     chosen = samples.assign(_draw=draw)
     if fraction is not None:
         chosen = chosen[chosen["_draw"] < fraction]
@@ -44,6 +44,34 @@ def select(
     if limit is not None:
         chosen = chosen.groupby("source", sort=True).head(limit)
     return chosen.drop(columns="_draw").reset_index(drop=True)
+
+
+@dataclass(frozen=True)
+class Shard:
+    """Part `index` of `count` (1-based) of a run's selection, for processes that share one run's work."""
+
+    index: int
+    count: int
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.index <= self.count:
+            raise ValueError(f"{self} is no shard: K/N with 1 <= K <= N, such as 2/4")
+
+    @classmethod
+    def parse(cls, text: str) -> Shard:
+        """`K/N` as a Shard; ValueError when it is not one."""
+        index, slash, count = text.strip().partition("/")
+        if not (slash and index.strip().isdigit() and count.strip().isdigit()):
+            raise ValueError(f"{text!r} is no shard: K/N with 1 <= K <= N, such as 2/4")
+        return cls(int(index), int(count))
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+    def holds(self, sample_ids: pd.Series) -> np.ndarray:
+        """Whether each sample is in this shard: a pure function of its id, so the shards of a count are
+        disjoint and together hold every sample, whatever the pool holds and wherever they run."""
+        return np.floor(_uniform(("shard", self.count), sample_ids) * self.count) == self.index - 1
 
 
 def answer_text(sample: pd.Series, letters: bool = False) -> str:

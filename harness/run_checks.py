@@ -21,9 +21,7 @@ def answerable(work: RunPlan, spec: RunSpec, backend: Backend) -> tuple[RunPlan,
     """The plan without the samples of the kinds `backend` cannot answer (its `unanswerable`: those scored
     from log-probabilities it does not give), and a note saying how many were left out, if any. PoolError
     when every selected sample is of such a kind."""
-    kinds = tuple(
-        kind for kind in getattr(backend, "unanswerable", ()) if not (spec.letters and kind == "multiple_choice")
-    )
+    kinds = unanswerable_kinds(spec, backend)
     left_out = work.todo["kind"].isin(kinds)
     if not left_out.any():
         return work, None
@@ -42,6 +40,14 @@ def answerable(work: RunPlan, spec: RunSpec, backend: Backend) -> tuple[RunPlan,
         )
     todo = work.todo[~left_out].reset_index(drop=True)
     return replace(work, todo=todo, selected=work.selected - count), f"{count} {named} samples left out: {why}"
+
+
+def unanswerable_kinds(spec: RunSpec, backend: Backend) -> tuple[str, ...]:
+    """The sample kinds `backend` cannot answer with `spec`'s options (its `unanswerable`, less multiple
+    choice when answered by letter)."""
+    return tuple(
+        kind for kind in getattr(backend, "unanswerable", ()) if not (spec.letters and kind == "multiple_choice")
+    )
 
 
 def check_prompts(spec: RunSpec, backend: Backend, samples: pd.DataFrame) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from importlib import metadata
 from typing import Any
 
@@ -61,6 +61,7 @@ class RunSpec:
     system_instruction: str | None = None  # before the task's description: the system message with a template
     fewshot_as_multiturn: bool = False  # with the template, each example a user and an assistant turn (CLI default)
     multiple_choice: str = "log-likelihood"  # or "letter": choices listed, the letter generated (`letters`)
+    shard: plan.Shard | None = None  # this process's part of the selection; the shards are one run
 
     def __post_init__(self) -> None:
         if self.fewshot_as_multiturn and not self.chat_template:
@@ -80,7 +81,8 @@ class RunSpec:
 
     @property
     def run_id(self) -> str:
-        # runs from before these options keep their id; turns change nothing without run-time examples
+        # a run's shards are one run; runs from before these options keep their id; turns change nothing
+        # without run-time examples
         chat = ("chat_template",) if self.chat_template else ()
         turns = ("fewshot_as_multiturn",) if self.fewshot_as_multiturn and self.num_fewshot > 0 else ()
         system = ({"system_instruction": self.system_instruction},) if self.system_instruction is not None else ()
@@ -139,7 +141,7 @@ def pending(pool: Pool, spec: RunSpec) -> RunPlan:
     """The plan of a run. With `subset_of` a model that has measurements, the selection is drawn from the
     samples that model was measured on (all of them without a fraction or limit), so the two pair up; of a
     model without any, the samples it would get. PoolError when the selected sources have no sample a
-    model can answer."""
+    model can answer. With `shard`, the selection is that shard's part of it."""
     samples = pool.samples(sources=list(spec.sources) if spec.sources else None)
     samples = samples[samples["kind"].isin(EVALUABLE_KINDS)]
     if samples.empty:
@@ -160,6 +162,8 @@ def pending(pool: Pool, spec: RunSpec) -> RunPlan:
             f"--fraction/--limit with --seed {spec.seed} select {len(chosen)} of the {len(candidates)} samples "
             f"{spec.subset_of!r} was measured on; leave them out to take all"
         )
+    if spec.shard is not None:
+        chosen = chosen[spec.shard.holds(chosen["sample_id"])]
     done = pool.read_arrow("measurements", models=[spec.model], columns=["sample_id", "run_id"]).to_pandas()
     done_ids = set(done.loc[done["run_id"] == spec.run_id, "sample_id"])
     todo = chosen[~chosen["sample_id"].isin(done_ids)].reset_index(drop=True)
@@ -244,7 +248,7 @@ def _execute(pool: Pool, spec: RunSpec, backend: Backend, work: RunPlan, progres
         )
         try:
             with _progress_bar(progress) as bar:
-                task = bar.add_task(spec.model, total=len(todo))
+                task = bar.add_task(spec.model + (f" (shard {spec.shard})" if spec.shard else ""), total=len(todo))
                 step = max(spec.batch_size, SAMPLES_PER_CALL)
                 for start in range(0, len(todo), step):
                     batch = todo.iloc[start : start + step]
@@ -257,8 +261,30 @@ def _execute(pool: Pool, spec: RunSpec, backend: Backend, work: RunPlan, progres
                 f"run {spec.run_id} failed after {evaluated} of {len(todo)} samples "
                 f"({error_text(err)}); rerun the same command to resume"
             ) from err
-        pool.write({"runs": _run_row(spec, started, described, "finished")})
+        _record_end(pool, spec, backend, lambda status: _run_row(spec, started, described, status))
     return RunResult(spec.run_id, n_chosen, n_chosen - len(todo), evaluated)
+
+
+def _record_end(pool: Pool, spec: RunSpec, backend: Backend, row: Callable[[str], pd.DataFrame]) -> None:
+    """Record a run that ended without error (`row(status)`: its `runs` row): `finished`, or for a shard,
+    `partial` while the run's whole selection holds samples `backend` could answer that no shard measured
+    yet. A shard that records `partial` looks once more after writing it, so whichever shard ends last, the
+    run's last row says `finished` once every shard did."""
+    if spec.shard is None:
+        pool.write({"runs": row("finished")})
+        return
+    whole = replace(spec, shard=None)
+    kinds = run_checks.unanswerable_kinds(whole, backend)
+
+    def all_measured() -> bool:
+        return bool(pending(pool, whole).todo["kind"].isin(kinds).all())
+
+    if all_measured():
+        pool.write({"runs": row("finished")})
+    else:
+        pool.write({"runs": row("partial")})
+        if all_measured():
+            pool.write({"runs": row("finished")})
 
 
 #: Samples per backend call and per pool write (at least): enough requests for the model to batch by length

@@ -131,7 +131,7 @@ SCHEMAS: dict[str, pa.Schema] = {
             ("versions", pa.string()),  # JSON object: package -> version
             ("started_at", _TS),
             ("finished_at", _TS),
-            ("status", pa.string()),  # running | finished | failed
+            ("status", pa.string()),  # running | finished | failed | partial (a shard done, others not)
             ("created_at", _TS),
         ]
     ),

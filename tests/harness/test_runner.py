@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -117,6 +118,19 @@ def test_selection_is_per_model_seeded_and_stable(starter_pool: Pool) -> None:
     assert limited.groupby("source").size().tolist() == [7, 7]
     with pytest.raises(ValueError, match="fraction"):
         plan.select(samples, "m", fraction=1.5)
+
+
+def test_shards_split_a_selection_whatever_else_the_pool_holds(starter_pool: Pool) -> None:
+    ids = starter_pool.samples()["sample_id"]
+    held = np.array([plan.Shard(k, 3).holds(ids) for k in (1, 2, 3)])
+    assert (held.sum(axis=0) == 1).all()  # disjoint, and together every sample
+    assert all(0.25 < n / len(ids) < 0.42 for n in held.sum(axis=1))
+    assert (plan.Shard(2, 3).holds(ids.iloc[::2]) == held[1][::2]).all()  # a sample's shard is its own
+    assert (plan.Shard(1, 1).holds(ids)).all()
+    assert plan.Shard.parse(" 2/3 ") == plan.Shard(2, 3) and str(plan.Shard(2, 3)) == "2/3"
+    for text in ("3/2", "0/2", "2", "a/b", "1/-2", "2/3/4"):
+        with pytest.raises(ValueError, match="is no shard"):
+            plan.Shard.parse(text)
 
 
 def test_fewshot_draws_from_the_source_without_the_sample(starter_pool: Pool) -> None:
@@ -264,6 +278,39 @@ def test_two_runs_at_once_both_land_each_merged(tmp_path: Path, cli) -> None:
     measured = pool.measurements(metric="acc")
     assert measured.groupby("model")["sample_id"].nunique().to_dict() == {"left": 500, "right": 500}
     assert len(measured) == 1000 and len(pool.store.segments("measurements")) == 2  # one per run
+
+
+def test_shards_run_at_once_make_the_run_one_process_makes(tmp_path: Path, cli) -> None:
+    whole, sharded = tmp_path / "whole", tmp_path / "pool"
+    command = ["run", "--model", "baseline-random", "--name", "r", "--fraction", "0.6", "--no-progress"]
+    for pool in (whole, sharded):
+        cli("add", "starter", pool=pool, check=True)
+    cli(*command, pool=whole, check=True)
+    first = cli(*command, "--shard", "1/3", check=True)
+    (status,) = Pool(sharded).read("runs")["status"]
+    assert status == "partial"  # the other shards' samples are not measured yet
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "harness.cli", "--pool", str(sharded), *command, "--shard", f"{k}/3"],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for k in (2, 3)
+    ]
+    outputs = [first.stderr, *(proc.communicate(timeout=300)[1] for proc in procs)]
+    assert [proc.returncode for proc in procs] == [0, 0]
+    expected = Pool(whole).measurements().sort_values(["sample_id", "metric"]).reset_index(drop=True)
+    got = Pool(sharded).measurements().sort_values(["sample_id", "metric"]).reset_index(drop=True)
+    columns = ["sample_id", "model", "metric", "value", "run_id"]
+    pd.testing.assert_frame_equal(got[columns], expected[columns])
+    evaluated = [int(re.search(r"(\d+) samples evaluated, 0 already measured", out)[1]) for out in outputs]
+    assert sum(evaluated) == expected["sample_id"].nunique() and min(evaluated) > 0  # each sample once
+    (status,) = Pool(sharded).read("runs")["status"]
+    assert status == "finished"  # whichever shard ended last
+    again = cli(*command, "--shard", "2/3", check=True)
+    assert f"0 samples evaluated, {evaluated[1]} already measured" in again.stderr
+    refused = cli(*command, "--shard", "4/3")
+    assert refused.returncode == 2 and "'--shard': 4/3 is no shard: K/N with 1 <= K <= N" in refused.stderr
 
 
 def test_same_subset_as_gives_the_candidate_the_base_models_samples(cli, tmp_path: Path) -> None:
