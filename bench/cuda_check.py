@@ -5,7 +5,8 @@
 SmolLM2-135M-Instruct on the starter questions (five four-choice tasks), each a `poolbench run` in one pool:
   * on the GPU, float32, `share_prefix=false`: every (context, choice) pair through lm-eval's own
     `HFLM.loglikelihood` (the oracle and the baseline of the timing);
-  * on the GPU: float32 with each question's context computed once (the hf default), and bfloat16 both ways;
+  * on the GPU: float32 with each question's context computed once (the hf default), both ways with
+    `--batch-size auto` (lm-eval's search on its path, the shared prefix's halving on its), bfloat16 both ways;
   * on the CPU, float32, both ways;
   * `--multiple-choice letter` (the letter generated) on the GPU and on the CPU, a fifth of the questions;
   * the command line, `poolbench run` with no `--device`, which must pick the GPU.
@@ -105,13 +106,16 @@ def main() -> int:
     print(f"torch {torch.__version__}, GPU: {gpu}, CPU threads: {torch.get_num_threads()}")
     weights = {"pretrained": str(smollm2_path())}
     per_pair = {**weights, "dtype": "float32", "share_prefix": "false"}
-    runs = {  # name: (device, model args, float32)
-        ORACLE: (args.device, per_pair, True),
-        "shared prefix, float32": (args.device, {**weights, "dtype": "float32"}, True),
-        "shared prefix, bfloat16": (args.device, {**weights, "dtype": "bfloat16"}, False),
-        "lm-eval per pair, bfloat16": (args.device, {**per_pair, "dtype": "bfloat16"}, False),
-        "lm-eval per pair, float32, CPU": ("cpu", per_pair, True),
-        "shared prefix, float32, CPU": ("cpu", {**weights, "dtype": "float32"}, True),
+    batch = args.batch_size
+    runs = {  # name: (device, model args, float32, batch size)
+        ORACLE: (args.device, per_pair, True, batch),
+        "shared prefix, float32": (args.device, {**weights, "dtype": "float32"}, True, batch),
+        "shared prefix, float32, auto": (args.device, {**weights, "dtype": "float32"}, True, "auto"),
+        "lm-eval per pair, float32, auto": (args.device, per_pair, True, "auto"),
+        "shared prefix, bfloat16": (args.device, {**weights, "dtype": "bfloat16"}, False, batch),
+        "lm-eval per pair, bfloat16": (args.device, {**per_pair, "dtype": "bfloat16"}, False, batch),
+        "lm-eval per pair, float32, CPU": ("cpu", per_pair, True, batch),
+        "shared prefix, float32, CPU": ("cpu", {**weights, "dtype": "float32"}, True, batch),
     }
     failures: list[str] = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -119,8 +123,8 @@ def main() -> int:
         pool.add("samples", complete_samples(starter_samples().head(args.samples)))
         print(f"\n{'run':<32} {'device':<8} {'seconds':>8} {'speed':>6} {'acc':>6} {'max rel diff':>12} differ")
         oracle_seconds = 0.0
-        for name, (device, model_args, exact) in runs.items():
-            spec = RunSpec(model=name, backend="hf", model_args=model_args, batch_size=args.batch_size)
+        for name, (device, model_args, exact, batch_size) in runs.items():
+            spec = RunSpec(model=name, backend="hf", model_args=model_args, batch_size=batch_size)
             seconds, reported = timed_run(pool, spec, device)
             oracle_seconds = oracle_seconds or seconds
             found = against(pool, name, ORACLE)

@@ -29,6 +29,7 @@ from harness.cli_common import (
     TiesOpt,
     TopKOpt,
     WhereOpt,
+    batch_size_option,
     emit_json,
     open_pool,
     pool_name,
@@ -310,7 +311,14 @@ def run_command(
     fraction: Annotated[float | None, typer.Option(help="A seeded random fraction of the samples.")] = None,
     limit: Annotated[int | None, typer.Option(help="At most N samples per source (seeded order).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the sample selection.")] = 0,
-    batch_size: Annotated[int, typer.Option(min=1, help="Samples per batch (written to the pool together).")] = 8,
+    batch_size: Annotated[
+        str,
+        typer.Option(
+            callback=batch_size_option,
+            metavar="B|auto",
+            help="Samples per batch; auto: the most that fit in the GPU's memory, as lm-eval's auto finds them.",
+        ),
+    ] = "8",
     num_fewshot: Annotated[int, typer.Option(min=0, help="Few-shot examples per sample, drawn from its source.")] = 0,
     device: Annotated[str | None, typer.Option(help="Device for the backend (cpu, cuda, ...).")] = None,
     answer_pattern: AnswerPatternOpt = None,
@@ -370,13 +378,14 @@ def run_command(
     """Evaluate a model on (a subset of) the pool; reruns skip what is already measured."""
     if not progress:  # lm-eval's and transformers' own bars too (tqdm reads it when first imported)
         os.environ["TQDM_DISABLE"] = "1"
-    from harness.backends import make_backend, parse_model_args
+    from harness.backends import AUTO, make_backend, parse_model_args
     from harness.plan import check_selection
     from harness.runner import RunSpec, evaluate
 
     if fraction is not None and limit is not None:
         raise PoolError("give --fraction or --limit, not both")
     pool = open_pool()
+    batch = batch_size if batch_size == AUTO else int(batch_size)
     spec = RunSpec(
         model=name,
         backend=model,
@@ -385,7 +394,7 @@ def run_command(
         fraction=fraction,
         limit=limit,
         seed=seed,
-        batch_size=batch_size,
+        batch_size=batch,
         num_fewshot=num_fewshot,
         answer_pattern=answer_pattern,
         max_gen_tokens=max_gen_tokens,
@@ -397,7 +406,7 @@ def run_command(
         shard=shard,
     )
     check_selection(fraction, limit)  # before the model loads
-    build = partial(make_backend, model, spec.model_args, batch_size, device, seed)
+    build = partial(make_backend, model, spec.model_args, batch, device, seed)
     result = evaluate(pool, spec, build, progress=progress, notify=lambda text: stderr.print(f"note: {text}"))
     stderr.print(
         f"{name}: {result.evaluated} samples evaluated, {result.skipped} already measured (run {result.run_id}"

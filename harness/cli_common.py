@@ -140,6 +140,13 @@ def pool_name(value: str | None) -> str | None:
     return value.strip()
 
 
+def batch_size_option(text: str) -> str:
+    """`--batch-size`: a positive integer or `auto`, refused by the option parser otherwise."""
+    if text != "auto" and not (text.isdigit() and int(text) >= 1):
+        raise typer.BadParameter(f"{text!r} is neither a positive integer nor auto")
+    return text
+
+
 def shard_option(text: str) -> Shard:
     """`--shard K/N` as a Shard, refused by the option parser when it is not one."""
     try:

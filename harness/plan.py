@@ -46,6 +46,9 @@ def select(
     return chosen.drop(columns="_draw").reset_index(drop=True)
 
 
+SHARD_FORM = "K/N with 1 <= K <= N, such as 2/4"
+
+
 @dataclass(frozen=True)
 class Shard:
     """Part `index` of `count` (1-based) of a run's selection, for processes that share one run's work."""
@@ -55,14 +58,14 @@ class Shard:
 
     def __post_init__(self) -> None:
         if not 1 <= self.index <= self.count:
-            raise ValueError(f"{self} is no shard: K/N with 1 <= K <= N, such as 2/4")
+            raise ValueError(f"{self} is no shard: {SHARD_FORM}")
 
     @classmethod
     def parse(cls, text: str) -> Shard:
         """`K/N` as a Shard; ValueError when it is not one."""
         index, slash, count = text.strip().partition("/")
         if not (slash and index.strip().isdigit() and count.strip().isdigit()):
-            raise ValueError(f"{text!r} is no shard: K/N with 1 <= K <= N, such as 2/4")
+            raise ValueError(f"{text!r} is no shard: {SHARD_FORM}")
         return cls(int(index), int(count))
 
     def __str__(self) -> str:

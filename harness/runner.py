@@ -52,7 +52,7 @@ class RunSpec:
     fraction: float | None = None
     limit: int | None = None
     seed: int = 0
-    batch_size: int = 8
+    batch_size: int | str = 8  # or "auto": the most that fit (`make_backend`)
     num_fewshot: int = 0
     answer_pattern: str | None = None
     max_gen_tokens: int = 64
@@ -249,7 +249,7 @@ def _execute(pool: Pool, spec: RunSpec, backend: Backend, work: RunPlan, progres
         try:
             with _progress_bar(progress) as bar:
                 task = bar.add_task(spec.model + (f" (shard {spec.shard})" if spec.shard else ""), total=len(todo))
-                step = max(spec.batch_size, SAMPLES_PER_CALL)
+                step = max(spec.batch_size if isinstance(spec.batch_size, int) else 0, SAMPLES_PER_CALL)
                 for start in range(0, len(todo), step):
                     batch = todo.iloc[start : start + step]
                     pool.write(_evaluate(batch, by_source, spec, backend), known_new=True)

@@ -32,8 +32,12 @@ def available_backends() -> list[str]:
     return sorted(set(registered_models()) | set(NATIVE))
 
 
+#: `--batch-size auto`: as lm-eval's `--batch_size auto`, the most that fit in the GPU's memory.
+AUTO = "auto"
+
+
 def make_backend(
-    name: str, model_args: dict[str, Any], batch_size: int = 8, device: str | None = None, seed: int = 0
+    name: str, model_args: dict[str, Any], batch_size: int | str = 8, device: str | None = None, seed: int = 0
 ) -> Backend:
     """Build a backend by name: a poolbench baseline, `vllm-native`, or any model lm-eval registers.
 
@@ -42,7 +46,10 @@ def make_backend(
     with a `base_url` are any OpenAI-compatible server (lm-eval's `local-completions`: echo + logprobs
     scoring; `local-chat-completions`: generation only; retries with backoff, `num_concurrent`); without one
     they are OpenAI's own API. `device`: hf's (default cuda when torch sees one, else the CPU; one it cannot
-    use is refused: `check_device`); vllm-native takes none. Raises PoolError listing the available backends
+    use is refused: `check_device`); vllm-native takes none. `batch_size` AUTO: lm-eval's `auto` (hf on a GPU: the
+    most that fit, found by halving on out-of-memory errors from `max_batch_size`, 64 unless given; on the CPU,
+    `max_batch_size` itself, where lm-eval's search would run the model on its whole window `max_batch_size`
+    times at once; API models: one request at a time, as lm-eval takes it). Raises PoolError listing the available backends
     for an unknown name (the built-in models for an unknown `builtin:`), and for missing paths, bad arguments
     or devices before any work starts.
     """
@@ -82,4 +89,6 @@ def make_backend(
 
             device = "cuda" if torch.cuda.is_available() else "cpu"
         check_device(device)
+        if batch_size == AUTO and not device.startswith("cuda"):
+            batch_size = int(args.get("max_batch_size", 64))
     return LMEvalBackend(name, args, batch_size, device)

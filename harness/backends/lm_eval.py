@@ -72,7 +72,7 @@ class LMEvalBackend:
         if share_prefix and model in ("hf", "huggingface") and getattr(self.lm, "backend", "") == "causal":
             from harness.backends.shared_prefix import SharedPrefixScorer
 
-            self.shared_prefix = SharedPrefixScorer(self.lm, batch_size if isinstance(batch_size, int) else 8)
+            self.shared_prefix = SharedPrefixScorer(self.lm, batch_size if isinstance(batch_size, int) else None)
 
     def loglikelihood(self, requests: list[tuple[str, str]]) -> list[tuple[float, bool]]:
         if self.shared_prefix is not None:

@@ -18,11 +18,16 @@ Pair = tuple[list[int], list[int]]
 
 
 class SharedPrefixScorer:
-    """`loglikelihood` over an lm-eval `HFLM` (its model, tokenizer and device), context computed once."""
+    """`loglikelihood` over an lm-eval `HFLM` (its model, tokenizer and device), context computed once.
 
-    def __init__(self, lm: Any, batch_size: int) -> None:
+    `batch_size`: contexts per batch; None, the most that fit, found as lm-eval's `batch_size=auto` finds it:
+    from the model's `max_batch_size` (lm-eval's, 64 unless given), halved at each out-of-memory error, and
+    the size that fit kept for the batches after."""
+
+    def __init__(self, lm: Any, batch_size: int | None) -> None:
         self.lm = lm
-        self.batch_size = max(int(batch_size), 1)
+        self.adaptive = batch_size is None
+        self.batch_size = max(int((lm.max_batch_size or 64) if batch_size is None else batch_size), 1)
         self.cache_argument = _cache_argument(lm.model)
 
     def loglikelihood(self, requests: Sequence[tuple[str, str]]) -> list[tuple[float, bool]]:
@@ -38,13 +43,16 @@ class SharedPrefixScorer:
                 fallback.append(index)
                 continue
             groups.setdefault(tuple(context_enc), []).append((index, continuation_enc))
-        keys = list(groups)
-        for start in range(0, len(keys), self.batch_size):
+        keys, start = list(groups), 0
+        while start < len(keys):
             chunk = keys[start : start + self.batch_size]
-            scores = self._score([list(k) for k in chunk], [[c for _, c in groups[k]] for k in chunk])
+            scores = self._fitting([list(k) for k in chunk], [[c for _, c in groups[k]] for k in chunk])
+            if scores is None:
+                continue  # halved: the same contexts again, fewer at once
             for key, group_scores in zip(chunk, scores, strict=True):
                 for (index, _), score in zip(groups[key], group_scores, strict=True):
                     results[index] = score
+            start += len(chunk)
         if fallback:
             from lm_eval.api.instance import Instance
 
@@ -54,6 +62,22 @@ class SharedPrefixScorer:
             for i, (ll, greedy) in zip(fallback, self.lm.loglikelihood(instances, disable_tqdm=True), strict=True):
                 results[i] = (float(ll), bool(greedy))
         return [r for r in results if r is not None]
+
+    def _fitting(
+        self, contexts: list[list[int]], choices: list[list[list[int]]]
+    ) -> list[list[tuple[float, bool]]] | None:
+        """`_score`, or None when it ran out of memory and the batch size was halved (`adaptive` only)."""
+        import torch
+
+        try:
+            return self._score(contexts, choices)
+        except torch.OutOfMemoryError:
+            if not self.adaptive or len(contexts) == 1:
+                raise
+        self.batch_size = len(contexts) // 2  # past the handler: the failed batch's tensors are freed
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        return None
 
     def _score(self, contexts: list[list[int]], choices: list[list[list[int]]]) -> list[list[tuple[float, bool]]]:
         """Per context, per choice: (summed log-probability, every token greedy)."""

@@ -388,13 +388,47 @@ def test_scores_do_not_depend_on_the_batch_size(model_dir: Path) -> None:
         r for _, row in samples.iterrows() for r in scoring.choice_requests(row["prompt"], list(row["choices"]))
     ]
     scores = {}
-    for batch_size in (1, 5, 16):
+    for batch_size in (1, 5, 16, "auto"):  # auto, on the CPU: lm-eval's max_batch_size, 64
         backend = make_backend("hf", {"pretrained": str(model_dir)}, batch_size=batch_size, device="cpu")
         scores[batch_size] = backend.loglikelihood(requests)
-    for batch_size in (5, 16):
+    assert backend.shared_prefix.batch_size == 64
+    for batch_size in (5, 16, "auto"):
         ll = np.array([x for x, _ in scores[batch_size]])
         assert np.abs(ll - np.array([x for x, _ in scores[1]])).max() < 1e-4
         assert [g for _, g in scores[batch_size]] == [g for _, g in scores[1]]
+
+
+def test_auto_batch_size_halves_at_each_out_of_memory_error(model_dir: Path, monkeypatch) -> None:
+    """`--batch-size auto` on a GPU: the shared prefix starts at lm-eval's max_batch_size (64) and halves at each
+    out-of-memory error, keeping the size that fit. The memory error is simulated (torch.OutOfMemoryError, as
+    CUDA raises it, from a forward pass of more than 12 rows); a fixed batch size lets it through."""
+    import torch
+
+    from harness.backends.shared_prefix import SharedPrefixScorer
+
+    samples = starter_samples(["capitals"]).head(20)  # four choices each
+    requests = [
+        r for _, row in samples.iterrows() for r in scoring.choice_requests(row["prompt"], list(row["choices"]))
+    ]
+    backend = make_backend("hf", {"pretrained": str(model_dir)}, batch_size=1, device="cpu")
+    expected = backend.loglikelihood(requests)
+    adaptive, fixed = SharedPrefixScorer(backend.lm, None), SharedPrefixScorer(backend.lm, 8)
+    forward, rows = backend.lm.model.forward, []
+
+    def small_memory(**inputs: Any) -> Any:
+        rows.append(len(inputs["input_ids"]))
+        if rows[-1] > 12:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return forward(**inputs)
+
+    monkeypatch.setattr(backend.lm.model, "forward", small_memory)
+    got = adaptive.loglikelihood(requests)
+    # all 20 contexts (the most, under 64) fail; 10 fit but not their 40 choices, nor 5's 20; 2 and their 8 fit
+    assert rows[:7] == [20, 10, 40, 5, 20, 2, 8] and adaptive.batch_size == 2 and max(rows[7:]) == 8
+    assert np.abs(np.array([x for x, _ in got]) - np.array([x for x, _ in expected])).max() < 1e-4
+    assert [g for _, g in got] == [g for _, g in expected]
+    with pytest.raises(torch.OutOfMemoryError):
+        fixed.loglikelihood(requests)
 
 
 def test_cli_runs_the_real_model_on_a_starter_task(cli, model_dir: Path, tmp_path: Path) -> None:
@@ -409,6 +443,8 @@ def test_cli_runs_the_real_model_on_a_starter_task(cli, model_dir: Path, tmp_pat
         "smollm2",
         "--limit",
         "40",
+        "--batch-size",
+        "auto",
         "--no-progress",
         check=True,
     )
@@ -416,8 +452,10 @@ def test_cli_runs_the_real_model_on_a_starter_task(cli, model_dir: Path, tmp_pat
     (entry,) = board["models"]
     assert entry["model"] == "smollm2" and entry["n_samples"] == 40
     assert 0.25 < entry["score"] < 1.0  # above chance (4 choices), far from perfect on obscure capitals
-    (described,) = Pool(tmp_path / "pool").read("runs")["config"].map(lambda config: json.loads(config)["backend_info"])
-    assert described["device"] == "cpu" and described["dtype"] == "torch.float32" and described["share_prefix"]
+    (config,) = Pool(tmp_path / "pool").read("runs")["config"].map(json.loads)
+    described = config["backend_info"]
+    assert config["batch_size"] == "auto" and described["share_prefix"]
+    assert described["device"] == "cpu" and described["dtype"] == "torch.float32"
     assert [run["backend"] for run in board["runs"]] == ["hf (cpu, float32)"]
 
 

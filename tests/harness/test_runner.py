@@ -339,6 +339,9 @@ def test_bad_backends_fail_before_any_work(cli, tmp_path: Path) -> None:
     cli("add", "starter", "capitals", check=True)
     unknown = cli("run", "--model", "gpt-9", "--name", "x")
     assert unknown.returncode == 2 and "available:" in unknown.stderr and "hf" in unknown.stderr
+    for batch_size in ("0", "many"):
+        refused = cli("run", "--model", "hf", "--name", "x", "--batch-size", batch_size)
+        assert refused.returncode == 2 and f"'--batch-size': '{batch_size}' is neither a positive" in refused.stderr
     missing = cli("run", "--model", "hf", "--model-args", "pretrained=/no/such/model", "--name", "x")
     assert missing.returncode == 2 and "/no/such/model does not exist" in missing.stderr
     builtin = cli("run", "--model", "hf", "--model-args", "pretrained=builtin:smollm3", "--name", "x")
