@@ -10,9 +10,9 @@ SmolLM2-135M-Instruct on the starter questions (five four-choice tasks), each a 
   * on the CPU, float32, both ways;
   * `--multiple-choice letter` (the letter generated) on the GPU and on the CPU, a fifth of the questions;
   * the command line, `poolbench run` with no `--device`, which must pick the GPU.
-Each model is loaded and warmed up (two questions of each source) before its timing starts. Prints each run's seconds, its speed against the oracle's, its
-accuracy, its log-likelihoods' largest relative difference from the oracle's and the questions whose verdict
-(acc) differs; exits 1 when a float32 run strays further than the test suite allows a shared prefix on the
+Each model is loaded and warmed up (two questions of each source) before its timing starts. Prints each run's
+seconds, its speed against the oracle's, its accuracy, its log-likelihoods' largest relative difference from the
+oracle's and the questions whose verdict (acc) differs; exits 1 when a float32 run strays further than the test suite allows a shared prefix on the
 CPU (5e-5), a float32 verdict or letter differs, or a run did not run where it was sent. `--device cpu`
 dry-runs it without a GPU.
 """

@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from harness.backends import AUTO
 from harness.plan import Shard
 from harness.pool import Pool
 from harness.schema import PoolError
@@ -142,8 +143,8 @@ def pool_name(value: str | None) -> str | None:
 
 def batch_size_option(text: str) -> str:
     """`--batch-size`: a positive integer or `auto`, refused by the option parser otherwise."""
-    if text != "auto" and not (text.isdigit() and int(text) >= 1):
-        raise typer.BadParameter(f"{text!r} is neither a positive integer nor auto")
+    if text != AUTO and not (text.isdigit() and int(text) >= 1):
+        raise typer.BadParameter(f"{text!r} is neither a positive integer nor {AUTO}")
     return text
 
 

@@ -46,12 +46,12 @@ def make_backend(
     with a `base_url` are any OpenAI-compatible server (lm-eval's `local-completions`: echo + logprobs
     scoring; `local-chat-completions`: generation only; retries with backoff, `num_concurrent`); without one
     they are OpenAI's own API. `device`: hf's (default cuda when torch sees one, else the CPU; one it cannot
-    use is refused: `check_device`); vllm-native takes none. `batch_size` AUTO: lm-eval's `auto` (hf on a GPU: the
-    most that fit, found by halving on out-of-memory errors from `max_batch_size`, 64 unless given; on the CPU,
-    `max_batch_size` itself, where lm-eval's search would run the model on its whole window `max_batch_size`
-    times at once; API models: one request at a time, as lm-eval takes it). Raises PoolError listing the available backends
-    for an unknown name (the built-in models for an unknown `builtin:`), and for missing paths, bad arguments
-    or devices before any work starts.
+    use is refused: `check_device`); vllm-native takes none. `batch_size` AUTO is lm-eval's `auto`: hf on CUDA,
+    the most that fit (found by halving at out-of-memory errors from `max_batch_size`, 64 unless given); off
+    CUDA, `max_batch_size` itself (lm-eval's search there would run the model on its whole window,
+    `max_batch_size` sequences at once); API models, one request at a time. Raises PoolError listing the
+    available backends for an unknown name (the built-in models for an unknown `builtin:`), and for missing
+    paths, bad arguments or devices before any work starts.
     """
     if name.startswith("baseline-"):
         from harness.backends.baselines import ChoiceBaseline
