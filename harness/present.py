@@ -175,6 +175,36 @@ def print_leaderboard(board: Any) -> None:
     stdout.print(table)
 
 
+def print_runs(runs: list[dict[str, Any]]) -> None:
+    """The pool's runs (`reporting.pool_runs`) as a table on stdout, then each failed run's error."""
+    from rich.table import Table
+
+    table = Table(title="runs", caption="values: measurements and comparisons that name the run")
+    for column in ("run", "model", "backend", "settings", "status", "values", "started", "took"):
+        table.add_column(column, justify="right" if column in ("values", "took") else "left")
+    for run in runs:
+        started = run["started_at"] or ""
+        took = _took(run["started_at"], run["finished_at"])
+        cells = (run["run"], run["model"], run["backend"], run["settings"], run["status"], f"{run['values']:,}")
+        table.add_row(*cells, started.replace("T", " ").removesuffix("+00:00"), took)
+    stdout.print(table)
+    for run in runs:
+        if run["error"]:
+            stderr.print(
+                f"{run['run']} ({run['model']}) {run['status']}: {run['error'].splitlines()[0]}", style="yellow"
+            )
+
+
+def _took(started: str | None, finished: str | None) -> str:
+    """The time between two ISO timestamps as h:mm:ss, or "" when either is missing."""
+    if not started or not finished:
+        return ""
+    from datetime import datetime
+
+    seconds = int((datetime.fromisoformat(finished) - datetime.fromisoformat(started)).total_seconds())
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
 def print_board_notes(board: Any) -> None:
     """What a reader of the leaderboard is told beside it (`aggregators.board_notes`), on stderr."""
     import aggregators

@@ -102,18 +102,43 @@ def build_report(
 def model_runs(
     pool: Pool, scores: pd.DataFrame, models: list[str], comparisons: pd.DataFrame | None = None
 ) -> list[dict[str, Any]]:
-    """How the ranked values were produced: a row per (model, run) in `models`' order, with the model's
-    backend and weights, the run's settings (or where imported values came from), its status, and how many
-    of the ranked measurements and comparisons it gave."""
+    """How the ranked values were produced: a row per (model, run) in `models`' order (`describe_runs`), with
+    how many of the ranked measurements and comparisons it gave."""
+    counts = _value_counts(scores, comparisons)
+    position = {model: i for i, model in enumerate(models)}
+    keys = sorted(counts.index, key=lambda key: (position.get(key[0], len(models)), key[1]))
+    return describe_runs(pool, keys, counts)
+
+
+def pool_runs(pool: Pool, models: list[str] | None = None) -> list[dict[str, Any]]:
+    """Every run of the pool (of `models`): those `poolbench run` recorded, oldest first, then the run ids of
+    imported values (`describe_runs`), each with how many measurements and comparisons name it."""
+    scores = pool.read_arrow("measurements", models=models, columns=["model", "run_id"]).to_pandas()
+    comparisons = pool.read_arrow("comparisons", models=models, columns=["model_a", "model_b", "run_id"])
+    counts = _value_counts(scores, comparisons.to_pandas())
+    recorded = pool.read_arrow("runs", models=models, columns=["run_id", "model", "started_at"]).to_pandas()
+    recorded = recorded.sort_values(["started_at", "run_id"])
+    keys = list(zip(recorded["model"], recorded["run_id"], strict=True))
+    keys += sorted(set(counts.index) - set(keys))
+    return describe_runs(pool, [key for key in keys if models is None or key[0] in models], counts)
+
+
+def _value_counts(scores: pd.DataFrame, comparisons: pd.DataFrame | None) -> pd.Series:
+    """Measurements (`scores`) and comparisons (each counted for both its models) per (model, run_id)."""
     given = [scores[["model", "run_id"]]]
     if comparisons is not None and len(comparisons):
         given += [comparisons[[side, "run_id"]].rename(columns={side: "model"}) for side in ("model_a", "model_b")]
-    counts = pd.concat(given).value_counts(["model", "run_id"])
+    return pd.concat(given).value_counts(["model", "run_id"])
+
+
+def describe_runs(pool: Pool, keys: list[tuple[str, str]], counts: pd.Series) -> list[dict[str, Any]]:
+    """A row per (model, run id) of `keys`: the model's backend (with where and how the run ran) and weights,
+    the run's settings, how many values `counts` gives it, its status, start, end and error; imported values
+    (a run id no `poolbench run` recorded) say "imported"."""
     known = pool.read("models").set_index("model")
     runs = pool.read("runs").set_index("run_id")
-    position = {model: i for i, model in enumerate(models)}
     rows = []
-    for model, run_id in sorted(counts.index, key=lambda key: (position.get(key[0], len(models)), key[1])):
+    for model, run_id in keys:
         run = runs.loc[run_id] if run_id in runs.index else None
         config = json.loads(run["config"]) if run is not None else {}
         rows.append(
@@ -125,11 +150,19 @@ def model_runs(
                 "weights": known.at[model, "revision"] if model in known.index else "",
                 "run": run_id,
                 "settings": run_settings(config) if run is not None else "imported",
-                "values": int(counts[(model, run_id)]),
+                "values": int(counts.get((model, run_id), 0)),
                 "status": run["status"] if run is not None else "imported",
+                "started_at": _iso(run["started_at"]) if run is not None else None,
+                "finished_at": _iso(run["finished_at"]) if run is not None else None,
+                "error": config.get("error"),
             }
         )
     return rows
+
+
+def _iso(stamp: Any) -> str | None:
+    """A timestamp as ISO 8601 text (seconds), or None when missing."""
+    return None if pd.isna(stamp) else pd.Timestamp(stamp).isoformat(timespec="seconds")
 
 
 def _ran_on(backend: str, described: dict[str, Any]) -> str:

@@ -223,6 +223,33 @@ def test_backend_failure_keeps_finished_batches_and_the_rerun_completes(starter_
     assert len(measured) == 200 and not measured.sample_id.duplicated().any()
 
 
+def test_pool_runs_lists_every_run_with_its_status_values_and_error(starter_pool: Pool, cli, tmp_path: Path) -> None:
+    with pytest.raises(PoolError):
+        run(starter_pool, RunSpec(model="flaky", backend="baseline-random"), FailingBackend(), progress=False)
+    cli("run", "--model", "baseline-longest", "--name", "longest", "--no-progress", check=True)
+    cli("run", "--model", "baseline-random", "--name", "half", "--shard", "1/2", "--no-progress", check=True)
+    (tmp_path / "matrix.csv").write_text("id,gpt\ns1,1\ns2,0\n")
+    cli("import", "matrix", str(tmp_path / "matrix.csv"), "--source", "elsewhere", check=True)
+    runs = json.loads(cli("pool", "runs", "--json", check=True).stdout)["runs"]
+    assert [(r["model"], r["status"]) for r in runs] == [
+        ("flaky", "failed"),
+        ("longest", "finished"),
+        ("half", "partial"),
+        ("gpt", "imported"),
+    ]  # oldest first, imported values last
+    run_ids = Pool(tmp_path / "pool").read("measurements")["run_id"]
+    assert [r["values"] for r in runs] == [int((run_ids == r["run"]).sum()) for r in runs]
+    assert runs[0]["values"] == 2 * 2 * SAMPLES_PER_CALL  # two batches, acc and acc_norm
+    assert runs[0]["error"].startswith("RuntimeError: CUDA out of memory") and runs[1]["error"] is None
+    assert runs[1]["started_at"] <= runs[1]["finished_at"] and runs[3]["started_at"] is None
+    assert [r["backend"] for r in runs[:3]] == ["baseline-random", "baseline-longest", "baseline-random"]
+    table = cli("pool", "runs", "--model", "flaky", check=True)
+    assert "flaky" in table.stdout and "longest" not in table.stdout
+    assert "flaky) failed: RuntimeError: CUDA out of memory. Tried to allocate 2.00 GiB." in table.stderr
+    unknown = cli("pool", "runs", "--model", "nope")
+    assert unknown.returncode == 2 and "no runs of nope in the pool" in unknown.stderr
+
+
 #: A run whose backend stalls in its fourth call (after three batches were written), announcing it in a file.
 STALLING_RUN = """
 import sys, time
