@@ -102,17 +102,17 @@ def build_report(
 def model_runs(
     pool: Pool, scores: pd.DataFrame, models: list[str], comparisons: pd.DataFrame | None = None
 ) -> list[dict[str, Any]]:
-    """How the ranked values were produced: a row per (model, run) in `models`' order (`describe_runs`), with
+    """How the ranked values were produced: a row per (model, run) in `models`' order (`_describe_runs`), with
     how many of the ranked measurements and comparisons it gave."""
     counts = _value_counts(scores, comparisons)
     position = {model: i for i, model in enumerate(models)}
     keys = sorted(counts.index, key=lambda key: (position.get(key[0], len(models)), key[1]))
-    return describe_runs(pool, keys, counts)
+    return _describe_runs(pool, keys, counts)
 
 
 def pool_runs(pool: Pool, models: list[str] | None = None) -> list[dict[str, Any]]:
     """Every run of the pool (of `models`): those `poolbench run` recorded, oldest first, then the run ids of
-    imported values (`describe_runs`), each with how many measurements and comparisons name it."""
+    imported values (`_describe_runs`), each with how many measurements and comparisons name it."""
     scores = pool.read_arrow("measurements", models=models, columns=["model", "run_id"]).to_pandas()
     comparisons = pool.read_arrow("comparisons", models=models, columns=["model_a", "model_b", "run_id"])
     counts = _value_counts(scores, comparisons.to_pandas())
@@ -120,7 +120,7 @@ def pool_runs(pool: Pool, models: list[str] | None = None) -> list[dict[str, Any
     recorded = recorded.sort_values(["started_at", "run_id"])
     keys = list(zip(recorded["model"], recorded["run_id"], strict=True))
     keys += sorted(set(counts.index) - set(keys))
-    return describe_runs(pool, [key for key in keys if models is None or key[0] in models], counts)
+    return _describe_runs(pool, [key for key in keys if models is None or key[0] in models], counts)
 
 
 def _value_counts(scores: pd.DataFrame, comparisons: pd.DataFrame | None) -> pd.Series:
@@ -131,7 +131,7 @@ def _value_counts(scores: pd.DataFrame, comparisons: pd.DataFrame | None) -> pd.
     return pd.concat(given).value_counts(["model", "run_id"])
 
 
-def describe_runs(pool: Pool, keys: list[tuple[str, str]], counts: pd.Series) -> list[dict[str, Any]]:
+def _describe_runs(pool: Pool, keys: list[tuple[str, str]], counts: pd.Series) -> list[dict[str, Any]]:
     """A row per (model, run id) of `keys`: the model's backend (with where and how the run ran) and weights,
     the run's settings, how many values `counts` gives it, its status, start, end and error; imported values
     (a run id no `poolbench run` recorded) say "imported"."""
