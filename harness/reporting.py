@@ -12,7 +12,7 @@ import pandas as pd
 from aggregators import BOARD_COLUMNS, board_notes
 from harness.letters import LETTERS
 from harness.pool import Pool
-from harness.runner import package_versions
+from harness.runner import package_versions, run_status
 from reports.render import ReportData
 
 MIN_SOURCE_SAMPLES = 30
@@ -133,8 +133,8 @@ def _value_counts(scores: pd.DataFrame, comparisons: pd.DataFrame | None) -> pd.
 
 def _describe_runs(pool: Pool, keys: list[tuple[str, str]], counts: pd.Series) -> list[dict[str, Any]]:
     """A row per (model, run id) of `keys`: the model's backend (with where and how the run ran) and weights,
-    the run's settings, how many values `counts` gives it, its status, start, end and error; imported values
-    (a run id no `poolbench run` recorded) say "imported"."""
+    the run's settings, how many values `counts` gives it, its status (`run_status`), start, end and error;
+    imported values (a run id no `poolbench run` recorded) say "imported"."""
     known = pool.read("models").set_index("model")
     runs = pool.read("runs").set_index("run_id")
     rows = []
@@ -151,7 +151,7 @@ def _describe_runs(pool: Pool, keys: list[tuple[str, str]], counts: pd.Series) -
                 "run": run_id,
                 "settings": run_settings(config) if run is not None else "imported",
                 "values": int(counts.get((model, run_id), 0)),
-                "status": run["status"] if run is not None else "imported",
+                "status": run_status(run["status"], config) if run is not None else "imported",
                 "started_at": _iso(run["started_at"]) if run is not None else None,
                 "finished_at": _iso(run["finished_at"]) if run is not None else None,
                 "error": config.get("error"),

@@ -9,6 +9,8 @@ completes it with no duplicates.
 from __future__ import annotations
 
 import json
+import os
+import socket
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from importlib import metadata
@@ -392,7 +394,13 @@ def _run_row(
 ) -> pd.DataFrame:
     """The `runs` row of a run in `status`; its config holds the spec and where and how the backend ran
     (`described`, its `describe()`: weights, device, dtype)."""
-    config = {**asdict(spec), "run_id": spec.run_id, "backend_info": described, **({"error": error} if error else {})}
+    config = {
+        **asdict(spec),
+        "run_id": spec.run_id,
+        "backend_info": described,
+        "process": {"host": socket.gethostname(), "pid": os.getpid()},
+        **({"error": error} if error else {}),
+    }
     finished = pd.Timestamp.now(tz="UTC") if status != "running" else None
     return pd.DataFrame(
         [
@@ -407,6 +415,21 @@ def _run_row(
             }
         ]
     )
+
+
+def run_status(status: str, config: dict[str, Any]) -> str:
+    """The status a `runs` row records, or `interrupted` for a `running` one whose process ran on this machine
+    and is gone (killed before it could record its end). On another machine `running` cannot be checked."""
+    process = config.get("process") or {}
+    if status != "running" or process.get("host") != socket.gethostname():
+        return status
+    try:
+        os.kill(int(process["pid"]), 0)  # signal 0: is there such a process
+    except ProcessLookupError:
+        return "interrupted"
+    except PermissionError:  # another user's process
+        pass
+    return status
 
 
 class _SamplesPerSecond(ProgressColumn):

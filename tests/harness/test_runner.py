@@ -280,14 +280,21 @@ def test_run_killed_with_sigkill_resumes_without_duplicates(tmp_path: Path, cli)
     deadline = time.time() + 300
     while not stalled.exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.05)
+
+    def status() -> str:
+        (run,) = json.loads(cli("pool", "runs", "--json", check=True).stdout)["runs"]
+        return str(run["status"])
+
+    assert status() == "running"  # stalled, alive
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert stalled.exists(), "the run never reached its fourth batch"
+    assert status() == "interrupted"  # its process is gone, its end never recorded
     assert len(pool.measurements(metric="acc")) == 3 * SAMPLES_PER_CALL  # the finished batches, nothing more
     done = cli("run", "--model", "baseline-random", "--name", "r", "--batch-size", "4", "--no-progress", check=True)
     assert f"{500 - 3 * SAMPLES_PER_CALL} samples evaluated, {3 * SAMPLES_PER_CALL} already measured" in done.stderr
     measured = pool.measurements(metric="acc")
-    assert len(measured) == 500 and not measured.sample_id.duplicated().any()
+    assert len(measured) == 500 and not measured.sample_id.duplicated().any() and status() == "finished"
 
 
 def test_two_runs_at_once_both_land_each_merged(tmp_path: Path, cli) -> None:
