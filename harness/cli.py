@@ -52,6 +52,7 @@ from harness.present import (
     print_probe,
     probe_pool,
     probed_sample_ids,
+    show_workload,
     write_comparison_html,
     write_junit,
 )
@@ -373,6 +374,16 @@ def run_command(
             "the same command with its own K.",
         ),
     ] = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Say what the run would evaluate (samples, log-likelihood requests, generations per source) "
+            "and stop: no model is loaded, no backend checked (one that cannot answer some kinds leaves them out "
+            "when it runs), nothing written.",
+        ),
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="With --dry-run: one JSON document on stdout.")] = False,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
     """Evaluate a model on (a subset of) the pool; reruns skip what is already measured."""
@@ -384,6 +395,8 @@ def run_command(
 
     if fraction is not None and limit is not None:
         raise PoolError("give --fraction or --limit, not both")
+    if as_json and not dry_run:
+        raise PoolError("--json goes with --dry-run (a run reports on stderr)")
     pool = open_pool()
     batch = batch_size if batch_size == AUTO else int(batch_size)
     spec = RunSpec(
@@ -406,6 +419,9 @@ def run_command(
         shard=shard,
     )
     check_selection(fraction, limit)  # before the model loads
+    if dry_run:
+        show_workload(pool, spec, as_json)
+        return
     build = partial(make_backend, model, spec.model_args, batch, device, seed)
     result = evaluate(pool, spec, build, progress=progress, notify=lambda text: stderr.print(f"note: {text}"))
     stderr.print(

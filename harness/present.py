@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from harness.cli_common import counting_bar, open_pool, stderr, stdout, write_html
+from harness.cli_common import counting_bar, emit_json, open_pool, stderr, stdout, write_html
 from harness.models import cache_dir
 from harness.schema import PoolError, name_list
 
@@ -172,6 +172,44 @@ def print_leaderboard(board: Any) -> None:
         ci = f"[{row.ci_low:.3f}, {row.ci_high:.3f}]" if has_ci else ""
         ranks = f"{int(row.rank_low)}-{int(row.rank_high)}" if has_ci else ""
         table.add_row(str(row["rank"]), str(row.model), f"{row.score:.3f}", ci, ranks, f"{row.n_samples:,}")
+    stdout.print(table)
+
+
+def show_workload(pool: Any, spec: Any, as_json: bool) -> None:
+    """What a run of `spec` would evaluate (`runner.pending`, `runner.workload`), as a table or JSON on stdout;
+    the plan's notes on stderr. Loads no model."""
+    from rich.table import Table
+
+    from harness.runner import pending, workload
+
+    work = pending(pool, spec)
+    for note in work.notes:
+        stderr.print(f"note: {note}")
+    per_source = workload(work.todo, spec)
+    shard = f", shard {spec.shard}" if spec.shard else ""
+    document = {
+        "model": spec.model,
+        "run_id": spec.run_id,
+        "selected": work.selected,
+        "measured": work.selected - len(work.todo),
+        "to_evaluate": len(work.todo),
+        "sources": per_source.to_dict(orient="records"),
+    }
+    if as_json:
+        emit_json(document)
+        return
+    table = Table(
+        title=f"{spec.model} (run {spec.run_id}{shard}): {document['to_evaluate']:,} of {work.selected:,} selected "
+        "samples to evaluate",
+        caption="a dry run: no model loaded, nothing written",
+    )
+    columns = {"samples": "samples", "loglikelihood_requests": "log-likelihoods", "rolling_requests": "rolling"}
+    columns["generations"] = "generations"
+    table.add_column("source")
+    for title in columns.values():
+        table.add_column(title, justify="right")
+    for row in [*per_source.to_dict(orient="records"), {"source": "all", **per_source[list(columns)].sum()}]:
+        table.add_row(str(row["source"]), *(f"{int(row[key]):,}" for key in columns))
     stdout.print(table)
 
 

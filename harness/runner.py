@@ -321,7 +321,7 @@ def _evaluate(
         for row in rows
     ]
     contexts = [_context(layout, spec, backend) for layout in layouts]
-    generated = [row["kind"] == "generation" or (spec.letters and row["kind"] == "multiple_choice") for row in rows]
+    generated = [generates(row["kind"], spec.letters) for row in rows]
     per_sample = [
         [] if generates else scoring.loglikelihood_requests(row, context, layout.answer_delimiter(spec.chat_template))
         for row, layout, context, generates in zip(rows, layouts, contexts, generated, strict=True)
@@ -346,6 +346,32 @@ def _evaluate(
             output = {"text": next(generations)}
         keep(row, output, layout.shots, backend.token_count(context) + 1 > backend.max_length)
     return {"measurements": pd.DataFrame(measurements), "responses": pd.DataFrame(responses)}
+
+
+def generates(kind: str, letters: bool) -> bool:
+    """Whether a sample of `kind` is answered by a generation (a multiple-choice one too, with `letters`); the
+    others are scored from log-likelihoods."""
+    return kind == "generation" or (letters and kind == "multiple_choice")
+
+
+def workload(todo: pd.DataFrame, spec: RunSpec) -> pd.DataFrame:
+    """What evaluating `todo` asks of a backend, per source (a row each, sorted): samples, log-likelihood
+    requests (a multiple-choice sample's choices, a continuation's target), rolling log-likelihoods (a
+    document each) and generations, as `_evaluate` makes them."""
+    kind = todo["kind"]
+    generated = kind.map(lambda k: generates(k, spec.letters)).astype(bool)
+    choices = todo["choices"].map(lambda c: 0 if c is None else len(c))
+    loglikelihood = choices.where((kind == "multiple_choice") & ~generated, 0) + (kind == "continuation")
+    counts = pd.DataFrame(
+        {
+            "source": todo["source"],
+            "samples": 1,
+            "loglikelihood_requests": loglikelihood,
+            "rolling_requests": (kind == "document").astype(int),
+            "generations": generated.astype(int),
+        }
+    )
+    return counts.groupby("source", sort=True).sum().reset_index()
 
 
 #: lm-eval's models' default for a generation's length (`max_gen_toks`) when a task sets none.

@@ -223,6 +223,69 @@ def test_backend_failure_keeps_finished_batches_and_the_rerun_completes(starter_
     assert len(measured) == 200 and not measured.sample_id.duplicated().any()
 
 
+class Counting(ChoiceBaseline):
+    """A baseline that counts what the runner asks of it, documents too (their log-likelihoods: 0, kept)."""
+
+    unanswerable = ()
+    log_probabilities = True
+
+    def __init__(self) -> None:
+        super().__init__("random")
+        self.asked = {"loglikelihood_requests": 0, "rolling_requests": 0, "generations": 0}
+
+    def loglikelihood(self, requests: list[tuple[str, str]]) -> list[tuple[float, bool]]:
+        self.asked["loglikelihood_requests"] += len(requests)
+        return super().loglikelihood(requests)
+
+    def loglikelihood_rolling(self, texts: list[str]) -> list[float]:
+        self.asked["rolling_requests"] += len(texts)
+        return [0.0] * len(texts)
+
+    def generate(self, requests: list[Any]) -> list[str]:
+        self.asked["generations"] += len(requests)
+        return super().generate(requests)
+
+
+def test_a_dry_run_says_what_the_run_asks_of_its_backend_and_loads_nothing(cli, tmp_path: Path) -> None:
+    cli("add", "starter", "capitals", "units", check=True)
+    for kind, rows in (
+        ("generation", [{"prompt": f"{n} + {n} =", "answer": str(2 * n)} for n in range(5)]),
+        ("continuation", [{"prompt": f"Count: {n}, {n + 1},", "answer": f" {n + 2}"} for n in range(5)]),
+        ("document", [{"prompt": f"Page {n}: " + "words " * n} for n in range(5)]),
+    ):
+        path = tmp_path / f"{kind}.jsonl"
+        path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+        cli("add", "jsonl", str(path), "--source", kind, "--kind", kind, check=True)
+
+    def dry_run(*args: str) -> dict[str, Any]:
+        return json.loads(cli("run", *args, "--limit", "4", "--dry-run", "--json", check=True).stdout)
+
+    dry_run("--model", "hf", "--model-args", "pretrained=/no/such/model", "--name", "m")
+    pool = Pool(tmp_path / "pool")
+    assert pool.read("runs").empty and pool.read("measurements").empty  # nothing loaded, nothing written
+    planned = dry_run("--model", "baseline-random", "--name", "m")
+    assert (planned["selected"], planned["measured"], planned["to_evaluate"]) == (20, 0, 20)
+    assert [(s["source"], s["samples"]) for s in planned["sources"]] == [
+        ("continuation", 4),
+        ("document", 4),
+        ("generation", 4),
+        ("starter/capitals", 4),
+        ("starter/units", 4),
+    ]
+    counting = Counting()
+    run(pool, RunSpec(model="m", backend="baseline-random", limit=4), counting, progress=False)
+    totals = {key: sum(source[key] for source in planned["sources"]) for key in counting.asked}
+    four_choices, one_target = 2 * 4 * 4, 4  # capitals and units; the continuations
+    expected = {"loglikelihood_requests": four_choices + one_target, "rolling_requests": 4, "generations": 4}
+    assert totals == counting.asked == expected
+    done = dry_run("--model", "baseline-random", "--name", "m")
+    assert (done["selected"], done["measured"], done["to_evaluate"], done["sources"]) == (20, 20, 0, [])
+    table = cli("run", "--model", "baseline-random", "--name", "m", "--fraction", "0.5", "--dry-run", check=True)
+    assert "m (run run-" in table.stdout and "selected samples to evaluate" in table.stdout
+    alone = cli("run", "--model", "baseline-random", "--name", "m", "--json")
+    assert alone.returncode == 2 and "--json goes with --dry-run" in alone.stderr
+
+
 def test_pool_runs_lists_every_run_with_its_status_values_and_error(starter_pool: Pool, cli, tmp_path: Path) -> None:
     with pytest.raises(PoolError):
         run(starter_pool, RunSpec(model="flaky", backend="baseline-random"), FailingBackend(), progress=False)
