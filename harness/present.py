@@ -1,13 +1,17 @@
-"""Leaderboards and comparisons as the command line shows them: tables, JSON, JUnit XML, HTML."""
+"""What the command line shows: leaderboards, comparisons, runs, a dry run's workload; tables, JSON, JUnit XML, HTML."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.cli_common import counting_bar, emit_json, open_pool, stderr, stdout, write_html
 from harness.models import cache_dir
 from harness.schema import PoolError, name_list
+
+if TYPE_CHECKING:
+    from harness.pool import Pool
+    from harness.runner import RunSpec
 
 
 def nothing_measured(sources: list[str] | None, metric: str | None, command: str = "rank") -> str:
@@ -175,7 +179,7 @@ def print_leaderboard(board: Any) -> None:
     stdout.print(table)
 
 
-def show_workload(pool: Any, spec: Any, as_json: bool) -> None:
+def show_workload(pool: Pool, spec: RunSpec, as_json: bool) -> None:
     """What a run of `spec` would evaluate (`runner.pending`, `runner.workload`), as a table or JSON on stdout;
     the plan's notes on stderr. Loads no model."""
     from rich.table import Table
