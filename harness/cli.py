@@ -427,6 +427,7 @@ def run_command(
     stderr.print(
         f"{name}: {result.evaluated} samples evaluated, {result.skipped} already measured (run {result.run_id}"
         f"{f', shard {shard}' if shard else ''})"
+        + ("; the run stays partial until the other shards end" if result.status == "partial" else "")
     )
 
 

@@ -110,6 +110,7 @@ class RunResult:
     planned: int
     skipped: int
     evaluated: int
+    status: str | None = None  # the status this run recorded at its end (none when nothing was left to do)
 
 
 def package_versions() -> dict[str, str]:
@@ -263,30 +264,28 @@ def _execute(pool: Pool, spec: RunSpec, backend: Backend, work: RunPlan, progres
                 f"run {spec.run_id} failed after {evaluated} of {len(todo)} samples "
                 f"({error_text(err)}); rerun the same command to resume"
             ) from err
-        _record_end(pool, spec, backend, lambda status: _run_row(spec, started, described, status))
-    return RunResult(spec.run_id, n_chosen, n_chosen - len(todo), evaluated)
+        status = _record_end(pool, spec, backend, lambda status: _run_row(spec, started, described, status))
+    return RunResult(spec.run_id, n_chosen, n_chosen - len(todo), evaluated, status)
 
 
-def _record_end(pool: Pool, spec: RunSpec, backend: Backend, row: Callable[[str], pd.DataFrame]) -> None:
-    """Record a run that ended without error (`row(status)`: its `runs` row): `finished`, or for a shard,
-    `partial` while the run's whole selection holds samples `backend` could answer that no shard measured
-    yet. A shard that records `partial` looks once more after writing it, so whichever shard ends last, the
-    run's last row says `finished` once every shard did."""
-    if spec.shard is None:
-        pool.write({"runs": row("finished")})
-        return
+def _record_end(pool: Pool, spec: RunSpec, backend: Backend, row: Callable[[str], pd.DataFrame]) -> str:
+    """Record a run that ended without error (`row(status)`: its `runs` row) and return its status: `finished`,
+    or for a shard, `partial` while the run's whole selection holds samples `backend` could answer that no
+    shard measured yet. A shard that records `partial` looks once more after writing it, so whichever shard
+    ends last, the run's last row says `finished` once every shard did."""
     whole = replace(spec, shard=None)
     kinds = run_checks.unanswerable_kinds(whole, backend)
 
-    def all_measured() -> bool:
-        return bool(pending(pool, whole).todo["kind"].isin(kinds).all())
+    def status() -> str:
+        done = spec.shard is None or pending(pool, whole).todo["kind"].isin(kinds).all()
+        return "finished" if done else "partial"
 
-    if all_measured():
-        pool.write({"runs": row("finished")})
-    else:
-        pool.write({"runs": row("partial")})
-        if all_measured():
-            pool.write({"runs": row("finished")})
+    recorded = status()
+    pool.write({"runs": row(recorded)})
+    if recorded == "partial" and status() == "finished":
+        recorded = "finished"
+        pool.write({"runs": row(recorded)})
+    return recorded
 
 
 #: Samples per backend call and per pool write (at least): enough requests for the model to batch by length

@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -174,7 +174,8 @@ def test_baseline_run_writes_measurements_and_resumes(starter_pool: Pool) -> Non
     def no_backend() -> ChoiceBaseline:
         raise AssertionError("a backend was built with nothing left to evaluate")
 
-    assert evaluate(starter_pool, spec, no_backend, progress=False) == again  # no model loads for nothing
+    nothing = evaluate(starter_pool, spec, no_backend, progress=False)  # no model loads for nothing
+    assert nothing == replace(again, status=None) and again.status == "finished"  # it records no end either
     measured = starter_pool.measurements(models=["longest"])
     assert len(measured) == 400 and set(measured.metric) == {"acc", "acc_norm"}
     samples = starter_pool.samples().set_index("sample_id")
@@ -386,6 +387,7 @@ def test_shards_run_at_once_make_the_run_one_process_makes(tmp_path: Path, cli) 
     first = cli(*command, "--shard", "1/3", check=True)
     (status,) = Pool(sharded).read("runs")["status"]
     assert status == "partial"  # the other shards' samples are not measured yet
+    assert "; the run stays partial until the other shards end" in first.stderr
     procs = [
         subprocess.Popen(
             [sys.executable, "-m", "harness.cli", "--pool", str(sharded), *command, "--shard", f"{k}/3"],
@@ -405,7 +407,7 @@ def test_shards_run_at_once_make_the_run_one_process_makes(tmp_path: Path, cli) 
     (status,) = Pool(sharded).read("runs")["status"]
     assert status == "finished"  # whichever shard ended last
     again = cli(*command, "--shard", "2/3", check=True)
-    assert f"0 samples evaluated, {evaluated[1]} already measured" in again.stderr
+    assert f"0 samples evaluated, {evaluated[1]} already measured" in again.stderr and "partial" not in again.stderr
     refused = cli(*command, "--shard", "4/3")
     assert refused.returncode == 2 and "'--shard': 4/3 is no shard: K/N with 1 <= K <= N" in refused.stderr
 
