@@ -58,15 +58,15 @@ def pool_stats(as_json: JsonOpt = False) -> None:
 
 @pool_app.command("runs")
 @user_errors
-def pool_runs(
+def pool_list_runs(
     models: Annotated[list[str] | None, typer.Option("--model", help="Only this model's runs (repeatable).")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Every run: backend, device and dtype, settings, status, values, start, time taken, error; imported too."""
     from harness.present import print_runs
-    from harness.reporting import pool_runs as runs_of
+    from harness.reporting import pool_runs
 
-    runs = runs_of(open_pool(), models)
+    runs = pool_runs(open_pool(), models)
     if not runs:
         named = f" of {name_list(models)}" if models else ""
         raise PoolError(f"no runs{named} in the pool (`poolbench run` a model, or `poolbench import` results)")

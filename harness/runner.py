@@ -357,17 +357,19 @@ def workload(todo: pd.DataFrame, spec: RunSpec) -> pd.DataFrame:
     """What evaluating `todo` asks of a backend, per source (a row each, sorted): samples, log-likelihood
     requests (a multiple-choice sample's choices, a continuation's target), rolling log-likelihoods (a
     document each) and generations, as `_evaluate` makes them."""
-    kind = todo["kind"]
-    generated = kind.map(lambda k: generates(k, spec.letters)).astype(bool)
-    choices = todo["choices"].map(lambda c: 0 if c is None else len(c))
-    loglikelihood = choices.where((kind == "multiple_choice") & ~generated, 0) + (kind == "continuation")
+    samples = todo.to_dict("records")
+    generated = [generates(sample["kind"], spec.letters) for sample in samples]
+    requests = [
+        0 if by_generation else len(scoring.loglikelihood_requests(sample, ""))
+        for sample, by_generation in zip(samples, generated, strict=True)
+    ]
     counts = pd.DataFrame(
         {
             "source": todo["source"],
             "samples": 1,
-            "loglikelihood_requests": loglikelihood,
-            "rolling_requests": (kind == "document").astype(int),
-            "generations": generated.astype(int),
+            "loglikelihood_requests": requests,
+            "rolling_requests": (todo["kind"] == "document").astype(int),
+            "generations": [int(g) for g in generated],
         }
     )
     return counts.groupby("source", sort=True).sum().reset_index()
