@@ -207,14 +207,22 @@ def show_workload(pool: Pool, spec: RunSpec, as_json: bool) -> None:
         "samples to evaluate",
         caption="a dry run: no model loaded, nothing written",
     )
-    columns = {"samples": "samples", "loglikelihood_requests": "log-likelihoods", "rolling_requests": "rolling"}
-    columns["generations"] = "generations"
     table.add_column("source")
-    for title in columns.values():
+    for title in WORKLOAD_COLUMNS.values():
         table.add_column(title, justify="right")
-    for row in [*per_source.to_dict(orient="records"), {"source": "all", **per_source[list(columns)].sum()}]:
-        table.add_row(str(row["source"]), *(f"{int(row[key]):,}" for key in columns))
+    total = {"source": "all", **per_source[list(WORKLOAD_COLUMNS)].sum()}
+    for row in [*per_source.to_dict(orient="records"), total]:
+        table.add_row(str(row["source"]), *(f"{int(row[key]):,}" for key in WORKLOAD_COLUMNS))
     stdout.print(table)
+
+
+#: The dry run's table: `runner.workload`'s columns and their titles.
+WORKLOAD_COLUMNS = {
+    "samples": "samples",
+    "loglikelihood_requests": "log-likelihoods",
+    "rolling_requests": "rolling",
+    "generations": "generations",
+}
 
 
 def print_runs(runs: list[dict[str, Any]]) -> None:
