@@ -51,8 +51,8 @@ def main() -> None:
     select = [*MODEL, "--limit", str(args.samples // 5)]
     with tempfile.TemporaryDirectory() as tmp:
         pools = {name: Path(tmp, name) for name in ("warm-up", "one thread", "shards", "threads")}
-        for pool in pools.values():
-            subprocess.run([sys.executable, "-m", "harness.cli", "--pool", str(pool), "add", "starter"], check=True)
+        if any(poolbench(pool, "add", "starter").wait() != 0 for pool in pools.values()):
+            raise SystemExit("adding the starter tasks failed")
         timed_runs(pools["warm-up"], [([*MODEL, "--limit", "1"], 1)])  # converts the model once, if not yet
         seconds = {
             "one process, 1 thread": timed_runs(pools["one thread"], [(select, 1)]),
