@@ -12,9 +12,9 @@ SmolLM2-135M-Instruct on the starter questions (five four-choice tasks), each a 
   * the command line, `poolbench run` with no `--device`, which must pick the GPU.
 Each model is loaded and warmed up (two questions of each source) before its timing starts. Prints each run's
 seconds, its speed against the oracle's, its accuracy, its log-likelihoods' largest relative difference from the
-oracle's and the questions whose verdict (acc) differs; exits 1 when a float32 run strays further than the test suite allows a shared prefix on the
-CPU (5e-5), a float32 verdict or letter differs, or a run did not run where it was sent. `--device cpu`
-dry-runs it without a GPU.
+oracle's and the questions whose verdict (acc) differs; exits 1 when a float32 run strays further than the test
+suite allows a shared prefix on the CPU (5e-5), a float32 verdict or letter differs, or a run did not run where
+it was sent. `--device cpu` dry-runs it without a GPU.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from harness.backends import make_backend  # noqa: E402
+from harness.backends import AUTO, make_backend  # noqa: E402
 from harness.models import smollm2_path  # noqa: E402
 from harness.pool import Pool  # noqa: E402
 from harness.runner import RunSpec, run  # noqa: E402
@@ -110,8 +110,8 @@ def main() -> int:
     runs = {  # name: (device, model args, float32, batch size)
         ORACLE: (args.device, per_pair, True, batch),
         "shared prefix, float32": (args.device, {**weights, "dtype": "float32"}, True, batch),
-        "shared prefix, float32, auto": (args.device, {**weights, "dtype": "float32"}, True, "auto"),
-        "lm-eval per pair, float32, auto": (args.device, per_pair, True, "auto"),
+        "shared prefix, float32, auto": (args.device, {**weights, "dtype": "float32"}, True, AUTO),
+        "lm-eval per pair, float32, auto": (args.device, per_pair, True, AUTO),
         "shared prefix, bfloat16": (args.device, {**weights, "dtype": "bfloat16"}, False, batch),
         "lm-eval per pair, bfloat16": (args.device, {**per_pair, "dtype": "bfloat16"}, False, batch),
         "lm-eval per pair, float32, CPU": ("cpu", per_pair, True, batch),

@@ -381,12 +381,14 @@ def test_continuation_fewshot_contexts_are_lm_evals(smollm2: Any, tmp_path: Path
         assert requests == [tuple(instances.arguments)]
 
 
+def choice_requests_of(samples: pd.DataFrame) -> list[tuple[str, str]]:
+    """Every (prompt, choice) request of the multiple-choice `samples`, in order."""
+    return [r for _, row in samples.iterrows() for r in scoring.choice_requests(row["prompt"], list(row["choices"]))]
+
+
 def test_scores_do_not_depend_on_the_batch_size(model_dir: Path) -> None:
     """lm-eval #1645: results that move with the batch size. Left padding and shared contexts must not."""
-    samples = starter_samples(["capitals", "opposites"]).groupby("source").head(12)
-    requests = [
-        r for _, row in samples.iterrows() for r in scoring.choice_requests(row["prompt"], list(row["choices"]))
-    ]
+    requests = choice_requests_of(starter_samples(["capitals", "opposites"]).groupby("source").head(12))
     scores = {}
     for batch_size in (1, 5, 16, "auto"):  # auto, on the CPU: lm-eval's max_batch_size, 64
         backend = make_backend("hf", {"pretrained": str(model_dir)}, batch_size=batch_size, device="cpu")
@@ -406,10 +408,7 @@ def test_auto_batch_size_halves_at_each_out_of_memory_error(model_dir: Path, mon
 
     from harness.backends.shared_prefix import SharedPrefixScorer
 
-    samples = starter_samples(["capitals"]).head(20)  # four choices each
-    requests = [
-        r for _, row in samples.iterrows() for r in scoring.choice_requests(row["prompt"], list(row["choices"]))
-    ]
+    requests = choice_requests_of(starter_samples(["capitals"]).head(20))  # four choices each
     backend = make_backend("hf", {"pretrained": str(model_dir)}, batch_size=1, device="cpu")
     expected = backend.loglikelihood(requests)
     adaptive, fixed = SharedPrefixScorer(backend.lm, None), SharedPrefixScorer(backend.lm, 8)
