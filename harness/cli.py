@@ -19,6 +19,7 @@ from harness.cli_common import (
     AlphaOpt,
     AnswerPatternOpt,
     BootstrapOpt,
+    ExcludeOpt,
     JsonOpt,
     MethodOpt,
     MetricOpt,
@@ -51,7 +52,7 @@ from harness.present import (
     print_leaderboard,
     print_probe,
     probe_pool,
-    probed_sample_ids,
+    selected_sample_ids,
     show_workload,
     write_comparison_html,
     write_junit,
@@ -110,17 +111,18 @@ def rank_command(
     top_k: TopKOpt = None,
     threshold: ThresholdOpt = None,
     where: WhereOpt = None,
+    exclude_samples: ExcludeOpt = None,
     as_json: JsonOpt = False,
     as_csv: Annotated[bool, typer.Option("--csv", help="Print the leaderboard as CSV on stdout.")] = False,
 ) -> None:
     """Rank the models from every measurement and comparison of the selected sources.
 
-    With --query: of the samples that fit it (see `probe`)."""
+    With --query: of the samples that fit it (see `probe`); --exclude-samples leaves out those a file lists."""
     if as_json and as_csv:
         raise PoolError("--json and --csv: choose one")
     from harness.reporting import leaderboard_csv, mixed_settings_notes, model_runs
 
-    sample_ids = probed_sample_ids(query, top_k, threshold, source, where)
+    sample_ids = selected_sample_ids(query, top_k, threshold, source, where, exclude_samples)
     board, scores, comparisons = leaderboard(source, method, alpha, bootstrap, seed, metric, ties, sample_ids)
     runs = model_runs(open_pool(), scores, board["model"].tolist(), comparisons)
     for note in mixed_settings_notes(runs):
@@ -130,8 +132,10 @@ def rank_command(
         sys.stdout.write(leaderboard_csv(board))
     elif as_json:
         document = {**leaderboard_json(board), "runs": runs}
-        if sample_ids is not None:
-            document["probe"] = {"query": query, "n_samples": len(sample_ids)}
+        if query is not None:
+            document["probe"] = {"query": query, "n_samples": len(sample_ids or [])}
+        if exclude_samples is not None:
+            document["excluded"] = {"file": str(exclude_samples), "n_samples": len(sample_ids or [])}
         emit_json(document)
     else:
         print_leaderboard(board)
@@ -154,18 +158,24 @@ def report_command(
     top_k: TopKOpt = None,
     threshold: ThresholdOpt = None,
     where: WhereOpt = None,
+    exclude_samples: ExcludeOpt = None,
 ) -> None:
     """Write a self-contained HTML leaderboard: plots, intervals, diagnostics, sample browser.
 
-    Of the selected sources, or with --query of the samples that fit it."""
+    Of the selected sources, or with --query of the samples that fit it; less those --exclude-samples lists."""
     from harness.reporting import build_report
     from reports.render import render_leaderboard
 
-    sample_ids = probed_sample_ids(query, top_k, threshold, source, where)
+    sample_ids = selected_sample_ids(query, top_k, threshold, source, where, exclude_samples)
     board, scores, comparisons = leaderboard(source, method, alpha, bootstrap, seed, metric, ties, sample_ids)
     header = {"metric": metric} if metric is not None else {}
-    if sample_ids:
-        header["query"] = f"{query!r}: the {len(sample_ids):,} samples that fit it"
+    kept = len(sample_ids or [])
+    if query is not None:
+        header["query"] = f"{query!r}: the {kept:,} samples that fit it" + (
+            " and are not excluded" * bool(exclude_samples)
+        )
+    if exclude_samples is not None:
+        header["excluded"] = f"the samples {exclude_samples} lists ({kept:,} samples left)"
     data = build_report(
         open_pool(),
         board,
@@ -200,6 +210,49 @@ def probe_command(
         print_probe(result)
 
 
+# --------------------------------------------------------------------- contamination
+@app.command("contamination")
+@user_errors
+def contamination_command(
+    corpus: Annotated[
+        list[str],
+        typer.Argument(
+            help="Corpus files: JSON lines (.jsonl), Parquet or plain text, compressed or not (.gz, .bz2, .xz, .zst); "
+            "paths or fsspec URLs."
+        ),
+    ],
+    source: SourcesOpt = None,
+    ngram: Annotated[int, typer.Option(min=1, help="Words per n-gram (13: lm-eval's and GPT-3's).")] = 13,
+    text_field: Annotated[str, typer.Option(help="The text's field (JSON lines) or column (Parquet).")] = "text",
+    out: Annotated[
+        Path | None,
+        typer.Option(dir_okay=False, help="Write the overlapping samples as CSV (for --exclude-samples)."),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The samples a text corpus contains: those with an n-gram of their text (prompt and choices) in one of its
+    documents, as lm-eval's decontamination finds them (lower case, ASCII punctuation deleted)."""
+    from harness.present import find_contamination, print_contamination
+
+    summary, overlapping, scanned = find_contamination(corpus, source, ngram, text_field)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        overlapping.to_csv(out, index=False, lineterminator="\n")
+        stderr.print(f"{len(overlapping):,} overlapping samples written to {out} (rank --exclude-samples {out})")
+    if as_json:
+        emit_json(
+            {
+                "ngram": ngram,
+                "corpus": corpus,
+                "words_scanned": scanned,
+                "sources": summary.to_dict(orient="records"),
+                "samples": overlapping.to_dict(orient="records"),
+            }
+        )
+    else:
+        print_contamination(summary, overlapping, ngram, scanned)
+
+
 # --------------------------------------------------------------------- compare
 @app.command("compare")
 @user_errors
@@ -215,11 +268,13 @@ def compare_command(
         Path | None, typer.Option(dir_okay=False, help="Write JUnit XML (a test case per source).")
     ] = None,
     html: Annotated[Path | None, typer.Option(dir_okay=False, help="Write the comparison as an HTML report.")] = None,
+    exclude_samples: ExcludeOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Paired comparison on the samples both models have; exit 1 on a regression of CANDIDATE vs BASE.
 
     Three or more models: every pair, Holm-corrected across pairs, significant where p_holm < --alpha.
+    --exclude-samples leaves out the samples a file lists.
     """
     from aggregators.paired import compare, compare_many
     from harness.reporting import mixed_settings_notes, model_runs, ranking_inputs
@@ -229,7 +284,8 @@ def compare_command(
     if len(models) > 2 and (junit or html or max_drop):
         raise PoolError("--junit, --html and --max-drop judge one CANDIDATE against one BASE; name two models")
     pool = open_pool()
-    scores, comparisons = ranking_inputs(pool, source, metric)
+    sample_ids = selected_sample_ids(None, None, None, source, None, exclude_samples)
+    scores, comparisons = ranking_inputs(pool, source, metric, sample_ids)
     if scores.empty:
         raise PoolError(nothing_measured(source, metric, "compare"))
     measured = set(scores["model"])

@@ -179,6 +179,15 @@ ThresholdOpt = Annotated[float | None, typer.Option(help="Probe: samples at leas
 WhereOpt = Annotated[
     list[str] | None, typer.Option("--where", help="Probe: KEY=VALUE on a sample column or metadata field.")
 ]
+ExcludeOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--exclude-samples",
+        dir_okay=False,
+        help="Leave out the samples a CSV, JSON lines or Parquet file lists in its sample_id column "
+        "(`contamination --out` writes one).",
+    ),
+]
 SourcesOpt = Annotated[list[str] | None, typer.Option("--source", help="Only these sources (repeatable).")]
 #: aggregators' DEFAULT_METHOD, METHODS and orderings.TIE_MODES, spelled out so that the CLI starts without
 #: importing scipy (a test checks they agree).

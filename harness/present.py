@@ -106,7 +106,41 @@ def probe_pool(
         )
 
 
-def probed_sample_ids(
+def selected_sample_ids(
+    query: str | None,
+    top_k: int | None,
+    threshold: float | None,
+    sources: list[str] | None,
+    where: list[str] | None,
+    exclude: Path | None = None,
+) -> list[str] | None:
+    """The sample ids to rank or compare on: those of `sources` that fit `query`, less those the file `exclude`
+    lists (`excluded_sample_ids`), each said on stderr with its count; None for every sample of `sources`."""
+    chosen = _probed_sample_ids(query, top_k, threshold, sources, where)
+    if exclude is None:
+        return chosen
+    excluded = excluded_sample_ids(exclude)
+    if chosen is None:
+        found = open_pool().read_arrow("samples", sources=sources, columns=["sample_id"])["sample_id"]
+        chosen = found.to_pylist()
+    kept = [sample for sample in chosen if sample not in excluded]
+    if not kept:
+        raise PoolError(f"nothing left: {exclude} lists every selected sample")
+    stderr.print(f"leaving out the {len(chosen) - len(kept):,} selected samples {exclude} lists")
+    return kept
+
+
+def excluded_sample_ids(path: Path) -> set[str]:
+    """The `sample_id` column of a CSV, JSON lines or Parquet file (`contamination --out` writes one);
+    PoolError naming the file when it has none."""
+    from tasks.files import read_rows, require_columns
+
+    rows = read_rows(path)
+    require_columns(rows, path, ["sample_id"])
+    return set(rows["sample_id"].astype(str))
+
+
+def _probed_sample_ids(
     query: str | None, top_k: int | None, threshold: float | None, sources: list[str] | None, where: list[str] | None
 ) -> list[str] | None:
     """The sample ids that fit `query` (None without a query), said on stderr with their count."""
@@ -309,3 +343,50 @@ def write_comparison_html(path: Path, document: dict[str, Any]) -> None:
         comparison={**document, "flips": flips},
     )
     write_html(path, render_leaderboard(data, cache_dir()))
+
+
+def find_contamination(corpus: list[str], sources: list[str] | None, n: int, text_field: str) -> tuple[Any, Any, int]:
+    """`harness.contamination.scan` of the selected samples against the corpus files (a bar counts their bytes):
+    the per-source summary, the overlapping samples and the words scanned. PoolError for a missing file or a
+    pool without samples, before anything is read."""
+    import fsspec
+
+    from harness.contamination import overlap_table, read_corpus, scan, source_summary
+
+    sizes = []
+    for path in corpus:
+        fs, location = fsspec.core.url_to_fs(path)
+        if not fs.isfile(location):
+            raise PoolError(f"{path}: no such file")
+        sizes.append(fs.size(location))
+    samples = open_pool().read_arrow("samples", sources=sources, columns=["sample_id", "source", "text"]).to_pandas()
+    if samples.empty:
+        raise PoolError("no samples to check: the pool has none (`poolbench add` some)")
+    with counting_bar() as bar:
+        task = bar.add_task(f"scanning {len(corpus)} corpus file(s) for {len(samples):,} samples", total=sum(sizes))
+        pieces = (piece for path in corpus for piece in read_corpus(path, text_field))
+        found = scan(samples["text"].tolist(), pieces, n, progress=lambda size: bar.advance(task, size))
+        bar.update(task, completed=sum(sizes))
+    return source_summary(samples, found), overlap_table(samples, found), found.words_scanned
+
+
+def print_contamination(summary: Any, overlapping: Any, n: int, scanned: int, shown: int = 20) -> None:
+    """The per-source summary, then the first `shown` overlapping samples, as tables on stdout."""
+    from rich.table import Table
+
+    table = Table(title=f"samples with a {n}-gram in the corpus", caption=f"{scanned:,} corpus words scanned")
+    for column in ("source", "samples", f"checked (>= {n} words)", "overlapping", "share of checked"):
+        table.add_column(column, justify="left" if column == "source" else "right")
+    for row in summary.itertuples(index=False):
+        share = f"{row.overlapping / row.checked:.1%}" if row.checked else ""
+        table.add_row(row.source, f"{row.samples:,}", f"{row.checked:,}", f"{row.overlapping:,}", share)
+    stdout.print(table)
+    if overlapping.empty:
+        return
+    more = len(overlapping) - shown
+    samples = Table(caption=f"and {more:,} more; --out FILE writes them all" if more > 0 else "--out FILE writes them")
+    for column in ("source", "n-grams found", "first found in", "its words"):
+        samples.add_column(column)
+    for row in overlapping.head(shown).itertuples(index=False):
+        samples.add_row(row.source, f"{row.matched} of {row.ngrams}", row.corpus, row.example)
+    stdout.print(samples)
