@@ -217,8 +217,9 @@ def contamination_command(
     corpus: Annotated[
         list[str],
         typer.Argument(
+            metavar="CORPUS",
             help="Corpus files: JSON lines (.jsonl), Parquet or plain text, compressed or not (.gz, .bz2, .xz, .zst); "
-            "paths or fsspec URLs."
+            "paths or fsspec URLs.",
         ),
     ],
     source: SourcesOpt = None,
@@ -230,8 +231,9 @@ def contamination_command(
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """The samples a text corpus contains: those with an n-gram of their text (prompt and choices) in one of its
-    documents, as lm-eval's decontamination finds them (lower case, ASCII punctuation deleted)."""
+    """The samples a text corpus contains, per source (lm-eval's decontamination rule).
+
+    A sample overlaps when an n-gram of its prompt and choices is in a corpus document (case, punctuation ignored)."""
     from harness.present import find_contamination, print_contamination
 
     summary, overlapping, scanned = find_contamination(corpus, source, ngram, text_field)
@@ -274,6 +276,7 @@ def compare_command(
     """Paired comparison on the samples both models have; exit 1 on a regression of CANDIDATE vs BASE.
 
     Three or more models: every pair, Holm-corrected across pairs, significant where p_holm < --alpha.
+
     --exclude-samples leaves out the samples a file lists.
     """
     from aggregators.paired import compare, compare_many

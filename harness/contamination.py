@@ -24,12 +24,13 @@ import pandas as pd
 from harness.schema import PoolError
 
 NGRAM = 13
-#: A plain text file is read in blocks of about this many characters; n-grams across blocks are still found.
+#: A plain text file is read in blocks of about this many bytes; n-grams across blocks are still found.
 TEXT_BLOCK = 1 << 22
 #: Words hashed and looked up at once.
 BATCH_WORDS = 1 << 20
 _NORMALIZE = str.maketrans(string.ascii_uppercase, string.ascii_lowercase, string.punctuation)
 _MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)  # odd: n-gram hashes mix their words' hashes in order
+_BOM = "\ufeff".encode()  # a file's first line may start with it
 SAMPLE_COLUMNS = ["sample_id", "source", "ngrams", "matched", "fraction", "corpus", "example"]
 
 
@@ -77,6 +78,7 @@ def read_corpus(path: str, text_field: str = "text") -> Iterator[Piece]:
 def _json_lines(handle: Iterable[bytes], path: str, text_field: str) -> Iterator[Piece]:
     for number, line in enumerate(handle, start=1):
         where = f"{path}:{number}"
+        line = line.removeprefix(_BOM) if number == 1 else line
         if not line.strip():
             continue
         try:
@@ -112,7 +114,7 @@ def _text(handle: Iterable[bytes], path: str) -> Iterator[Piece]:
     length, start, continues = 0, 1, False
     for number, raw in enumerate(handle, start=1):
         try:
-            block.append(raw.decode("utf-8"))
+            block.append((raw.removeprefix(_BOM) if number == 1 else raw).decode("utf-8"))
         except UnicodeDecodeError as err:
             raise PoolError(f"{path}:{number}: not UTF-8 ({err.reason})") from None
         length += len(raw)
