@@ -218,8 +218,8 @@ def contamination_command(
         list[str],
         typer.Argument(
             metavar="CORPUS",
-            help="Corpus files: JSON lines (.jsonl), Parquet or plain text, compressed or not (.gz, .bz2, .xz, .zst); "
-            "paths or fsspec URLs.",
+            help="Corpus files, folders of them or glob patterns: JSON lines (.jsonl), Parquet or plain text, "
+            "compressed or not (.gz, .bz2, .xz, .zst); paths or fsspec URLs.",
         ),
     ],
     source: SourcesOpt = None,
@@ -236,23 +236,23 @@ def contamination_command(
     A sample overlaps when an n-gram of its prompt and choices is in a corpus document (case, punctuation ignored)."""
     from harness.present import find_contamination, print_contamination
 
-    summary, overlapping, scanned = find_contamination(corpus, source, ngram, text_field)
+    found = find_contamination(corpus, source, ngram, text_field)
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
-        overlapping.to_csv(out, index=False, lineterminator="\n")
-        stderr.print(f"{len(overlapping):,} overlapping samples written to {out} (rank --exclude-samples {out})")
+        found.samples.to_csv(out, index=False, lineterminator="\n")
+        stderr.print(f"{len(found.samples):,} overlapping samples written to {out} (rank --exclude-samples {out})")
     if as_json:
         emit_json(
             {
                 "ngram": ngram,
-                "corpus": corpus,
-                "words_scanned": scanned,
-                "sources": summary.to_dict(orient="records"),
-                "samples": overlapping.to_dict(orient="records"),
+                "corpus": found.files,
+                "words_scanned": found.words_scanned,
+                "sources": found.summary.to_dict(orient="records"),
+                "samples": found.samples.to_dict(orient="records"),
             }
         )
     else:
-        print_contamination(summary, overlapping, ngram, scanned)
+        print_contamination(found, ngram)
 
 
 # --------------------------------------------------------------------- compare

@@ -50,6 +50,31 @@ class Piece:
     size: int = 0  # bytes of its file read for it (compressed bytes for a compressed file), for a progress bar
 
 
+def corpus_files(paths: list[str]) -> list[tuple[str, int]]:
+    """The files `paths` name, with their sizes in bytes: a file, a folder's files (all levels down, by name,
+    leaving out hidden ones and those starting with "_", such as `_SUCCESS`), a glob pattern's files (`*`, `?`,
+    `[`); local paths or fsspec URLs. PoolError for a path that names no file."""
+    import fsspec
+
+    found: list[tuple[str, int]] = []
+    for path in paths:
+        fs, location = fsspec.core.url_to_fs(path)
+        if any(c in location for c in "*?["):
+            names, empty = sorted(name for name in fs.glob(location) if fs.isfile(name)), "no file matches"
+        elif fs.isdir(location):
+            names = sorted(n for n in fs.find(location) if not PurePosixPath(n).name.startswith((".", "_")))
+            empty = "a folder without files"
+        elif fs.isfile(location):
+            found.append((path, fs.size(location)))
+            continue
+        else:
+            names, empty = [], "no such file"
+        if not names:
+            raise PoolError(f"{path}: {empty}")
+        found += [(fs.unstrip_protocol(name) if "://" in path else name, fs.size(name)) for name in names]
+    return found
+
+
 def read_corpus(path: str, text_field: str = "text") -> Iterator[Piece]:
     """The documents of a corpus file (local or an fsspec URL; compressed as its name says: `.gz`, `.bz2`,
     `.xz`, `.zst`): JSON lines (`.jsonl`, `.json`: each object's `text_field`), Parquet (the column
@@ -85,9 +110,11 @@ def _json_lines(handle: Iterable[bytes], path: str, text_field: str) -> Iterator
             record = json.loads(line)
         except ValueError as err:
             raise PoolError(f"{where}: not a JSON object ({err})") from None
-        if not isinstance(record, dict) or text_field not in record:
-            fields = f" (fields: {', '.join(map(str, record))})" if isinstance(record, dict) else ""
-            raise PoolError(f"{where}: no field {text_field!r}{fields}; name the text's with --text-field")
+        if not isinstance(record, dict):
+            raise PoolError(f"{where}: not a JSON object (JSON lines: one object per line)")
+        if text_field not in record:
+            fields = ", ".join(map(str, record))
+            raise PoolError(f"{where}: no field {text_field!r} (fields: {fields}); name the text's with --text-field")
         text = record[text_field]
         if text is not None and not isinstance(text, str):
             raise PoolError(f"{where}: field {text_field!r} is {type(text).__name__}, not text")
@@ -95,9 +122,13 @@ def _json_lines(handle: Iterable[bytes], path: str, text_field: str) -> Iterator
 
 
 def _parquet(handle: BinaryIO, path: str, text_field: str, size: int) -> Iterator[Piece]:
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    reader = pq.ParquetFile(handle)
+    try:
+        reader = pq.ParquetFile(handle)
+    except pa.ArrowException as err:
+        raise PoolError(f"{path}: not a Parquet file ({err})") from None
     names = reader.schema_arrow.names
     if text_field not in names:
         raise PoolError(f"{path}: no column {text_field!r} (columns: {', '.join(names)}); name it with --text-field")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from harness.cli_common import counting_bar, emit_json, open_pool, stderr, stdout, write_html
 from harness.models import cache_dir
@@ -345,36 +345,43 @@ def write_comparison_html(path: Path, document: dict[str, Any]) -> None:
     write_html(path, render_leaderboard(data, cache_dir()))
 
 
-def find_contamination(corpus: list[str], sources: list[str] | None, n: int, text_field: str) -> tuple[Any, Any, int]:
-    """`harness.contamination.scan` of the selected samples against the corpus files (a bar counts their bytes):
-    the per-source summary, the overlapping samples and the words scanned. PoolError for a missing file or a
-    pool without samples, before anything is read."""
-    import fsspec
+class Contamination(NamedTuple):
+    """What `contamination` found: per source (`contamination.source_summary`), the overlapping samples
+    (`contamination.overlap_table`), the corpus words scanned and the files they came from."""
 
-    from harness.contamination import overlap_table, read_corpus, scan, source_summary
+    summary: Any
+    samples: Any
+    words_scanned: int
+    files: list[str]
 
-    sizes = []
-    for path in corpus:
-        fs, location = fsspec.core.url_to_fs(path)
-        if not fs.isfile(location):
-            raise PoolError(f"{path}: no such file")
-        sizes.append(fs.size(location))
+
+def find_contamination(corpus: list[str], sources: list[str] | None, n: int, text_field: str) -> Contamination:
+    """`harness.contamination.scan` of the selected samples against the corpus (`corpus_files`; a bar counts its
+    bytes). PoolError for a path that names no file or a pool without samples, before anything is read."""
+    from harness.contamination import corpus_files, overlap_table, read_corpus, scan, source_summary
+
+    files = corpus_files(corpus)
     samples = open_pool().read_arrow("samples", sources=sources, columns=["sample_id", "source", "text"]).to_pandas()
     if samples.empty:
         raise PoolError("no samples to check: the pool has none (`poolbench add` some)")
-    with counting_bar() as bar:
-        task = bar.add_task(f"scanning {len(corpus)} corpus file(s) for {len(samples):,} samples", total=sum(sizes))
-        pieces = (piece for path in corpus for piece in read_corpus(path, text_field))
+    with counting_bar(transient=True) as bar:
+        task = bar.add_task(
+            f"scanning {len(files):,} corpus file(s) (bytes) for {len(samples):,} samples",
+            total=sum(size for _, size in files),
+        )
+        pieces = (piece for path, _ in files for piece in read_corpus(path, text_field))
         found = scan(samples["text"].tolist(), pieces, n, progress=lambda size: bar.advance(task, size))
-        bar.update(task, completed=sum(sizes))
-    return source_summary(samples, found), overlap_table(samples, found), found.words_scanned
+    names = [path for path, _ in files]
+    return Contamination(source_summary(samples, found), overlap_table(samples, found), found.words_scanned, names)
 
 
-def print_contamination(summary: Any, overlapping: Any, n: int, scanned: int, shown: int = 20) -> None:
+def print_contamination(found: Contamination, n: int, shown: int = 20) -> None:
     """The per-source summary, then the first `shown` overlapping samples, as tables on stdout."""
     from rich.table import Table
 
-    table = Table(title=f"samples with a {n}-gram in the corpus", caption=f"{scanned:,} corpus words scanned")
+    summary, overlapping = found.summary, found.samples
+    scanned = f"{found.words_scanned:,} corpus words scanned in {len(found.files):,} file(s)"
+    table = Table(title=f"samples with a {n}-gram in the corpus", caption=scanned)
     for column in ("source", "samples", f"checked (>= {n} words)", "overlapping", "share of checked"):
         table.add_column(column, justify="left" if column == "source" else "right")
     for row in summary.itertuples(index=False):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import json
 import random
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -113,6 +114,38 @@ def test_corpus_formats_read_alike(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert sum(piece.size for piece in read_corpus(str(tmp_path / "c.jsonl.gz"))) == len(
         gzip.compress(records.encode())
     )
+
+
+def test_corpus_files_of_folders_globs_and_urls(tmp_path: Path) -> None:
+    """A folder's files at every level (by name; hidden ones and `_SUCCESS` left out), a glob's, an fsspec
+    URL's (fsspec's in-process `memory://` file system) named as URLs; a path naming no file is an error."""
+    import fsspec
+
+    folder = tmp_path / "corpus"
+    (folder / "sub").mkdir(parents=True)
+    for name, text in {"x.jsonl": '{"text": "a b"}\n', "sub/y.txt": "c d e", "_SUCCESS": "", ".seen": "f"}.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    assert contamination.corpus_files([str(folder)]) == [(str(folder / "sub/y.txt"), 5), (str(folder / "x.jsonl"), 16)]
+    assert contamination.corpus_files([str(folder / "*.jsonl"), str(folder / "x.jsonl")]) == [
+        (str(folder / "x.jsonl"), 16),
+        (str(folder / "x.jsonl"), 16),
+    ]
+    memory, root = fsspec.filesystem("memory"), f"/corpus-{uuid.uuid4().hex}"
+    memory.pipe({f"{root}/1.jsonl": b'{"text": "g h"}\n', f"{root}/2.jsonl": b'{"text": "i"}\n'})
+    try:
+        urls = contamination.corpus_files([f"memory://{root}"])
+        assert urls == [(f"memory://{root}/1.jsonl", 16), (f"memory://{root}/2.jsonl", 14)]
+        assert [piece.text for url, _ in urls for piece in read_corpus(url)] == ["g h", "i"]
+    finally:
+        memory.rm(root, recursive=True)
+    (tmp_path / "empty").mkdir()
+    for path, message in [
+        ("nowhere.txt", "no such file"),
+        ("*.none", "no file matches"),
+        ("empty", "a folder without"),
+    ]:
+        with pytest.raises(PoolError, match=f"{path}: {message}".replace("*", r"\*")):
+            contamination.corpus_files([str(tmp_path / path)])
 
 
 def test_unreadable_corpora_name_the_file_and_line(tmp_path: Path) -> None:
