@@ -131,11 +131,13 @@ def selected_sample_ids(
 
 
 def excluded_sample_ids(path: Path) -> set[str]:
-    """The `sample_id` column of a CSV, JSON lines or Parquet file (`contamination --out` writes one);
-    PoolError naming the file when it has none."""
+    """The `sample_id` column of a CSV, JSON lines or Parquet file (`contamination --out` writes one; when it
+    finds nothing, a header alone); PoolError naming the file when it has none."""
     from tasks.files import read_rows, require_columns
 
-    rows = read_rows(path)
+    rows = read_rows(path, allow_empty=True)
+    if rows.empty and list(rows.columns) == ["_line"]:  # JSON lines without a line: no column to ask for
+        return set()
     require_columns(rows, path, ["sample_id"])
     return set(rows["sample_id"].astype(str))
 

@@ -35,13 +35,13 @@ def detect_format(path: Path) -> str:
     return fmt
 
 
-def read_rows(path: str | Path, fmt: str | None = None) -> pd.DataFrame:
+def read_rows(path: str | Path, fmt: str | None = None, allow_empty: bool = False) -> pd.DataFrame:
     """The file's rows as a DataFrame with a `_line` column (1-based line or row number, header excluded).
 
     JSON comes as lines of objects or as one array of objects (lm-eval 0.4.2's samples files; a row's line is
     where its object starts). Raises PoolError naming `path:line` for malformed JSON, a value that is not an
-    object or a line that is not UTF-8, naming `path` for a file with no rows, and as `read_table` says for a
-    CSV or Parquet file.
+    object or a line that is not UTF-8, naming `path` for a file with no rows (unless `allow_empty`), and as
+    `read_table` says for a CSV or Parquet file.
     """
     path = Path(path)
     if not path.is_file():
@@ -51,12 +51,12 @@ def read_rows(path: str | Path, fmt: str | None = None) -> pd.DataFrame:
         with path.open("rb") as handle:
             head = handle.read(4096).decode("utf-8-sig", errors="replace").lstrip()
         records, lines = _json_array(path) if head.startswith("[") else _json_lines(path)
-        if not records:
+        if not records and not allow_empty:
             raise PoolError(f"{path}: no rows")
         frame = pd.DataFrame.from_records(records)
         frame["_line"] = lines
         return frame
-    frame, starts = read_table(path, fmt, dtype=str, keep_default_na=False)
+    frame, starts = read_table(path, fmt, allow_empty, dtype=str, keep_default_na=False)
     frame["_line"] = starts
     return frame
 
@@ -116,23 +116,23 @@ def _json_object(value: Any, where: str) -> dict[str, Any]:
     return value
 
 
-def read_table(path: Path, fmt: str, **read_csv: Any) -> tuple[pd.DataFrame, np.ndarray]:
+def read_table(path: Path, fmt: str, allow_empty: bool = False, **read_csv: Any) -> tuple[pd.DataFrame, np.ndarray]:
     """A CSV file (`pandas.read_csv` with the options `read_csv`) or a Parquet file, and the line of each row
     (a Parquet file: its 1-based row number).
 
     Column names are stripped of surrounding spaces. Raises PoolError naming `path:line` for a CSV row with
     more or fewer fields than the header, and for a repeated column name or an empty one after the first
     (pandas would call them `a.1` and `Unnamed: 2`), or naming `path` for an unreadable file or one with no
-    rows.
+    rows (unless `allow_empty`: then a header alone gives no rows).
     """
     lines = _csv_lines(path) if fmt == "csv" else None
-    if lines is not None and not len(lines):
+    if lines is not None and not len(lines) and not allow_empty:
         raise PoolError(f"{path}: no rows")
     try:
         frame = pd.read_csv(path, **read_csv) if fmt == "csv" else pd.read_parquet(path)
     except (ValueError, OSError, pd.errors.ParserError) as err:
         raise PoolError(f"{path}: unreadable {fmt} ({str(err).splitlines()[0]})") from None
-    if frame.empty:
+    if frame.empty and not allow_empty:
         raise PoolError(f"{path}: no rows")
     frame.columns = [str(name).strip() for name in frame.columns]
     if lines is None:

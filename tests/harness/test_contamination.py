@@ -174,7 +174,8 @@ def test_unreadable_corpora_name_the_file_and_line(tmp_path: Path) -> None:
 def test_contamination_then_rank_and_compare_without_it(cli, shared_data: Path, tmp_path: Path) -> None:
     """LLMFAO's real prompts (as documents) and the starter tasks in a pool, two baselines measured; the corpus:
     LLMFAO's prompts file itself and a gzipped file holding some starter questions. The overlapping samples are
-    lm-eval's; rank, compare and report leave them out as --exclude-samples asks."""
+    lm-eval's; rank, compare and report leave them out as --exclude-samples asks; a corpus holding none of the
+    samples writes a header alone, which leaves nothing out."""
     prompts = shared_data / "llmfao" / "prompts.jsonl"
     cli(
         "add", "jsonl", str(prompts), "--source", "llmfao", "--kind", "document", "--question-field", "text", check=True
@@ -224,6 +225,11 @@ def test_contamination_then_rank_and_compare_without_it(cli, shared_data: Path, 
     page = tmp_path / "report.html"
     cli("report", "--out", str(page), "--bootstrap", "0", "--exclude-samples", str(out), check=True)
     assert f"the samples {out} lists ({len(samples) - len(flagged):,} samples left)" in page.read_text(encoding="utf-8")
+    nothing = tmp_path / "nothing.csv"  # a corpus that holds none of the samples: a header alone
+    cli("contamination", str(prompts), "--source", "starter/units", "--ngram", "8", "--out", str(nothing), check=True)
+    assert pd.read_csv(nothing).empty and list(pd.read_csv(nothing).columns) == contamination.SAMPLE_COLUMNS
+    everything = cli("rank", "--method", "mean", "--exclude-samples", str(nothing), "--json", check=True).stdout
+    assert json.loads(everything)["models"] == json.loads(cli("rank", "--method", "mean", "--json").stdout)["models"]
     no_column = tmp_path / "ids.csv"
     no_column.write_text("id\nx\n", encoding="utf-8")
     refused = cli("rank", "--exclude-samples", str(no_column))
