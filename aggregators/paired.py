@@ -19,7 +19,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.stats import binomtest, norm, wilcoxon
+from scipy.stats import binom, binomtest, norm, wilcoxon
+
+#: The power `detectable_drop` is for (the usual planning value).
+POWER = 0.8
 
 
 class NotComparableError(ValueError):
@@ -49,6 +52,7 @@ class Comparison:
     regression: bool
     flips: list[dict[str, object]] = field(default_factory=list)
     unpooled_metrics: list[str] = field(default_factory=list)
+    detectable_drop: float | None = None
 
     def as_dict(self) -> dict[str, object]:
         """The JSON document of `poolbench compare` (DESIGN.md keys first; with no overall test, its statistics
@@ -64,6 +68,7 @@ class Comparison:
             "candidate": self.candidate,
             **overall,
             "regression": self.regression,
+            "detectable_drop": self.detectable_drop,
             "by_source": self.by_source,
             "flips": self.flips,
         }
@@ -77,6 +82,19 @@ class Comparison:
         else:
             overall = f"delta {o.delta:+.4f} [{o.ci_low:+.4f}, {o.ci_high:+.4f}], p = {o.p_value:.3g} ({o.test})"
         return f"{verdict}: {overall} on {sum(s['n_shared'] for s in self.by_source):,} shared samples"
+
+    def power_note(self) -> str | None:
+        """What the overall test could have found (`detectable_drop`), or None without a binary overall test."""
+        o = self.overall
+        if o is None or o.test != "exact McNemar":
+            return None
+        differ = f"{(o.n_improved + o.n_worsened) / o.n_shared:.1%} of them differing"
+        if self.detectable_drop is None:
+            return f"power: on {o.n_shared:,} shared samples the overall test flags no drop {POWER:.0%} of the time"
+        return (
+            f"power: on {o.n_shared:,} shared samples, {differ}, the overall test flags a true drop of "
+            f"{self.detectable_drop:.2%} or more {POWER:.0%} of the time"
+        )
 
     def unpooled_note(self) -> str | None:
         """Why there is no overall test, or None."""
@@ -108,6 +126,40 @@ def paired_test(
     low, high = np.quantile(means, [tail, 1 - tail])
     p = wilcoxon(difference).pvalue if np.any(difference != 0) else 1.0
     return PairedResult(n, delta, float(low), float(high), float(p), "Wilcoxon signed-rank", improved, worsened)
+
+
+def mcnemar_power(n: int, discordant: float, drop: float, alpha: float = 0.05, max_drop: float = 0.0) -> float:
+    """The probability that the overall binary test of `compare` flags a regression on `n` shared samples:
+    the exact two-sided McNemar p < `alpha` and the observed drop > `max_drop`, when a fraction `discordant` of
+    samples differ and the candidate's true drop is `drop` (P(base right, candidate wrong) minus P(base wrong,
+    candidate right); 0 <= drop <= discordant). Exact: a sum over the number of differing samples."""
+    if discordant <= 0:
+        return 0.0
+    differ = np.arange(int(binom.ppf(1e-12, n, discordant)), int(binom.isf(1e-12, n, discordant)) + 1)
+    # worse-side counts w with p < alpha: the other side d - w at most the largest k with 2 P(X <= k) < alpha
+    fewer = binom.ppf(alpha / 2, differ, 0.5) - 1
+    need = np.maximum(differ - fewer, np.floor((differ + n * max_drop) / 2) + 1)
+    worse = (discordant + drop) / (2 * discordant)
+    return float(np.sum(binom.pmf(differ, n, discordant) * binom.sf(need - 1, differ, worse)))
+
+
+def detectable_drop(
+    n: int, discordant: float, alpha: float = 0.05, max_drop: float = 0.0, power: float = POWER
+) -> float | None:
+    """The smallest true drop the overall binary test flags with probability `power` on `n` shared samples,
+    a fraction `discordant` of them differing (as observed; a larger drop needs as many: then every differing
+    sample is a loss); None when not even a drop on every sample would be."""
+
+    def power_at(drop: float) -> float:
+        return mcnemar_power(n, max(discordant, drop), drop, alpha, max_drop)
+
+    if power_at(1.0) < power:
+        return None
+    low, high = 0.0, 1.0
+    while high - low > 1e-5:
+        middle = (low + high) / 2
+        low, high = (low, middle) if power_at(middle) >= power else (middle, high)
+    return high
 
 
 def _adjusted_wald(improved: int, worsened: int, n: int, level: float) -> tuple[float, float]:
@@ -180,7 +232,11 @@ def compare(
         }
         for r, to_measured in zip(changed.itertuples(), sign.tolist(), strict=True)
     ]
-    return Comparison(base, candidate, overall, sources, regression, flips, unpooled)
+    detectable = None
+    if overall is not None and overall.test == "exact McNemar":
+        discordant = (overall.n_improved + overall.n_worsened) / overall.n_shared
+        detectable = detectable_drop(overall.n_shared, discordant, alpha, max_drop)
+    return Comparison(base, candidate, overall, sources, regression, flips, unpooled, detectable)
 
 
 def compare_many(

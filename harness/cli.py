@@ -330,7 +330,7 @@ def compare_command(
     if junit:
         write_junit(junit, document)
     if html:
-        write_comparison_html(html, document)
+        write_comparison_html(html, {**document, "power": result.power_note()})
     if as_json:
         emit_json(document)
     else:
@@ -340,6 +340,9 @@ def compare_command(
                 f"  {s['source']}: delta {s['delta']:+.4f} [{s['ci_low']:+.4f}, {s['ci_high']:+.4f}], "
                 f"p(Holm) = {s['p_holm']:.3g}, n = {s['n_shared']:,}" + ("  REGRESSION" if s["regression"] else "")
             )
+        power = result.power_note()
+        if power:
+            print(f"  {power}")
     if result.regression:
         raise typer.Exit(1)
 

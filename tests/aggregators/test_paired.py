@@ -10,7 +10,16 @@ import pandas as pd
 import pytest
 from scipy.stats import binomtest, wilcoxon
 
-from aggregators.paired import NotComparableError, compare, compare_many, holm, paired_test
+from aggregators.paired import (
+    POWER,
+    NotComparableError,
+    compare,
+    compare_many,
+    detectable_drop,
+    holm,
+    mcnemar_power,
+    paired_test,
+)
 from harness.pool import Pool
 
 
@@ -129,6 +138,53 @@ def test_false_positive_rate_is_calibrated() -> None:
     assert 0.02 <= hits / 500 <= 0.08, hits / 500
 
 
+@pytest.mark.parametrize(
+    ("n", "discordant", "drop", "alpha", "max_drop"),
+    [(30, 0.3, 0.1, 0.05, 0.0), (40, 0.2, 0.15, 0.05, 0.02), (25, 0.5, 0.0, 0.1, 0.0), (60, 0.1, 0.05, 0.01, 0.0)],
+)
+def test_mcnemar_power_is_the_sum_over_outcomes_that_the_test_flags(
+    n: int, discordant: float, drop: float, alpha: float, max_drop: float
+) -> None:
+    """Every outcome (d samples differ, w of them losses) weighed by its probability, flagged where scipy's
+    exact binomial test gives p < alpha and the observed drop exceeds max_drop: compare's overall rule."""
+    from scipy.stats import binom
+
+    worse = (discordant + drop) / (2 * discordant)
+    flagged = sum(
+        binom.pmf(d, n, discordant) * binom.pmf(w, d, worse)
+        for d in range(1, n + 1)
+        for w in range(d + 1)
+        if (2 * w - d) / n > max_drop and binomtest(d - w, d, 0.5).pvalue < alpha
+    )
+    assert mcnemar_power(n, discordant, drop, alpha, max_drop) == pytest.approx(flagged, abs=1e-9)
+
+
+def test_a_drop_of_the_detectable_size_is_flagged_as_often_as_the_power_says() -> None:
+    """Simulated pairs, 12% of 200 differing, the candidate's true drop `detectable_drop`: compare flags 80% of
+    them (600 draws: within 5 points, three standard errors); half that drop far less often. A handful of
+    samples detects nothing."""
+    n, discordant = 200, 0.12
+    drop = detectable_drop(n, discordant)
+    assert drop is not None and 0.03 < drop < discordant
+    rng = np.random.default_rng(11)
+
+    def flagged(true_drop: float) -> float:
+        hits = 0
+        for _ in range(600):
+            differ = rng.random(n) < discordant
+            loss = rng.random(n) < (discordant + true_drop) / (2 * discordant)
+            both = (rng.random(n) < 0.5).astype(float)
+            base = np.where(differ, loss.astype(float), both)
+            cand = np.where(differ, 1.0 - base, both)
+            hits += compare(long(base, cand), "base", "cand").regression
+        return hits / 600
+
+    assert abs(flagged(drop) - POWER) < 0.05
+    assert flagged(drop / 2) < 0.45
+    assert detectable_drop(5, 0.5) is None
+    assert detectable_drop(n, discordant, max_drop=0.1) > 0.1 > drop
+
+
 def with_metrics(frame: pd.DataFrame, metrics: np.ndarray) -> pd.DataFrame:
     return frame.assign(metric=np.r_[metrics, metrics])
 
@@ -192,6 +248,10 @@ def test_cli_exit_codes_json_and_junit(cli, tmp_path: Path) -> None:
     interval = f"delta {document['delta']:+.4f} [{document['ci_low']:+.4f}, {document['ci_high']:+.4f}]"
     assert text.returncode == 1 and text.stdout.startswith(f"worse vs base: REGRESSION: {interval}, p = ")
     assert f"\n  m: {interval}, p(Holm) = " in text.stdout
+    drop = detectable_drop(400, 40 / 400)  # 40 samples differ, all losses
+    assert document["detectable_drop"] == drop
+    power = f"power: on 400 shared samples, 10.0% of them differing, the overall test flags a true drop of {drop:.2%}"
+    assert power in text.stdout
     nobody = cli("compare", "base", "nobody")
     assert nobody.returncode == 2 and "'nobody' has no measurements here; measured: base, same, worse" in nobody.stderr
     prefs = tmp_path / "prefs.csv"

@@ -178,6 +178,7 @@ def test_comparison_page_shows_hostile_flips_as_text(cli, tmp_path: Path) -> Non
     ) == len(document["flips"])
     assert re.search(r"<img\b", body) is None and "<script>document" not in body and "&lt;img src=x" in body
     assert "Sample browser" not in body and "Leaderboard" not in body  # no empty leaderboard sections
+    assert f'id="power">power: on {document["n_shared"]} shared samples' in body  # what the gate could catch
     deltas = body.split('<div id="deltas"')[1].split("</div>")[0]
     assert "<svg" in deltas and deltas.count("<path") >= 2  # the deltas chart was drawn: overall and one source
 
