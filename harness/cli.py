@@ -326,11 +326,15 @@ def compare_command(
     unpooled = result.unpooled_note()
     if unpooled:
         stderr.print(f"warning: {unpooled}")
-    document = {**result.as_dict(), "warnings": warnings + ([unpooled] if unpooled else [])}
+    document = {
+        **result.as_dict(),
+        "power": result.power_note(),
+        "warnings": warnings + ([unpooled] if unpooled else []),
+    }
     if junit:
         write_junit(junit, document)
     if html:
-        write_comparison_html(html, {**document, "power": result.power_note()})
+        write_comparison_html(html, document)
     if as_json:
         emit_json(document)
     else:
@@ -340,9 +344,8 @@ def compare_command(
                 f"  {s['source']}: delta {s['delta']:+.4f} [{s['ci_low']:+.4f}, {s['ci_high']:+.4f}], "
                 f"p(Holm) = {s['p_holm']:.3g}, n = {s['n_shared']:,}" + ("  REGRESSION" if s["regression"] else "")
             )
-        power = result.power_note()
-        if power:
-            print(f"  {power}")
+        if document["power"]:
+            print(f"  {document['power']}")
     if result.regression:
         raise typer.Exit(1)
 

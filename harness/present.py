@@ -300,8 +300,8 @@ def print_board_notes(board: Any) -> None:
 
 
 def write_junit(path: Path, document: dict[str, Any]) -> None:
-    """JUnit XML: one test case per source plus the overall one (when there is an overall test); a regression
-    is a failure."""
+    """JUnit XML: one test case per source plus the overall one (when there is an overall test, with what it
+    could catch, `power`, as its output); a regression is a failure."""
     from xml.etree import ElementTree as ET
 
     overall = [{"source": "overall", **document}] if document["delta"] is not None else []
@@ -313,8 +313,10 @@ def write_junit(path: Path, document: dict[str, Any]) -> None:
         tests=str(len(cases)),
         failures=str(failures),
     )
-    for case in cases:
+    for index, case in enumerate(cases):
         element = ET.SubElement(suite, "testcase", classname="poolbench.compare", name=str(case["source"]))
+        if index == 0 and overall and document.get("power"):
+            ET.SubElement(element, "system-out").text = document["power"]
         if case["regression"]:
             failure = ET.SubElement(element, "failure", message="regression")
             failure.text = (

@@ -243,7 +243,7 @@ def test_cli_exit_codes_json_and_junit(cli, tmp_path: Path) -> None:
     document = json.loads(bad.stdout)
     assert bad.returncode == 1 and document["regression"] and document["n_shared"] == 400
     assert {"base", "candidate", "n_shared", "delta", "ci_low", "ci_high", "p_value", "by_source"} <= set(document)
-    assert 'failures="2"' in junit.read_text()
+    assert 'failures="2"' in junit.read_text() and f"<system-out>{document['power']}</system-out>" in junit.read_text()
     text = cli("compare", "base", "worse")  # overall and per source (one source: the same numbers), with the CI
     interval = f"delta {document['delta']:+.4f} [{document['ci_low']:+.4f}, {document['ci_high']:+.4f}]"
     assert text.returncode == 1 and text.stdout.startswith(f"worse vs base: REGRESSION: {interval}, p = ")
@@ -251,7 +251,7 @@ def test_cli_exit_codes_json_and_junit(cli, tmp_path: Path) -> None:
     drop = detectable_drop(400, 40 / 400)  # 40 samples differ, all losses
     assert document["detectable_drop"] == drop
     power = f"power: on 400 shared samples, 10.0% of them differing, the overall test flags a true drop of {drop:.2%}"
-    assert power in text.stdout
+    assert power in text.stdout and document["power"].startswith(power)
     nobody = cli("compare", "base", "nobody")
     assert nobody.returncode == 2 and "'nobody' has no measurements here; measured: base, same, worse" in nobody.stderr
     prefs = tmp_path / "prefs.csv"
