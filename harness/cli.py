@@ -255,6 +255,43 @@ def contamination_command(
         print_contamination(found, ngram)
 
 
+# --------------------------------------------------------------------- audit
+@app.command("audit")
+@user_errors
+def audit_command(
+    source: SourcesOpt = None,
+    metric: MetricOpt = None,
+    method: MethodOpt = DEFAULT_METHOD,
+    min_models: Annotated[int, typer.Option(min=3, help="Test samples measured on at least N ranked models.")] = 10,
+    fdr: Annotated[float, typer.Option(min=0.0, max=1.0, help="False discovery rate of the samples flagged.")] = 0.1,
+    top: Annotated[int, typer.Option(min=1, help="Show the N most suspect samples.")] = 20,
+    out: Annotated[
+        Path | None,
+        typer.Option(dir_okay=False, help="Write the flagged samples as CSV (for --exclude-samples)."),
+    ] = None,
+    exclude_samples: ExcludeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The samples that run against the ranking: stronger models fail them more often (a wrong key?).
+
+    Per sample, the correlation across the models measured on it of their value there with their leaderboard
+    score; a one-sided test of r < 0, Benjamini-Hochberg across the samples tested."""
+    from harness.present import audit_pool, print_audit
+
+    table = audit_pool(source, metric, method, min_models, exclude_samples)
+    flagged = table[table["q_value"] <= fdr]
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        columns = ["sample_id", "source", "source_id", "metric", "n_models", "r", "p_value", "q_value"]
+        flagged[columns].to_csv(out, index=False, lineterminator="\n")
+        stderr.print(f"{len(flagged):,} flagged samples written to {out} (rank --exclude-samples {out})")
+    if as_json:
+        document = {"method": method, "min_models": min_models, "fdr": fdr, "tested": len(table)}
+        emit_json({**document, "flagged": len(flagged), "samples": table.to_dict(orient="records")})
+    else:
+        print_audit(table, fdr, top)
+
+
 # --------------------------------------------------------------------- compare
 @app.command("compare")
 @user_errors

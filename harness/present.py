@@ -401,3 +401,50 @@ def print_contamination(found: Contamination, n: int, shown: int = 20) -> None:
     for row in overlapping.head(shown).itertuples(index=False):
         samples.add_row(row.source, f"{row.matched} of {row.ngrams}", row.corpus, row.example)
     stdout.print(samples)
+
+
+def audit_pool(
+    sources: list[str] | None, metric: str | None, method: str, min_models: int, exclude: Path | None = None
+) -> Any:
+    """`aggregators.audit.discrimination` of the selected samples against `method`'s leaderboard, each tested
+    sample with its source, id in its source, text and answer key (samples without text: empty)."""
+    from aggregators.audit import discrimination
+    from harness.plan import answer_text
+
+    sample_ids = selected_sample_ids(None, None, None, sources, None, exclude)
+    board, scores, _ = leaderboard(sources, method, None, 0, 0, metric, "both", sample_ids)
+    table = discrimination(scores, board.set_index("model")["score"], min_models)
+    if table.empty:
+        raise PoolError(f"no sample is measured on {min_models} or more ranked models whose values differ there")
+    samples = open_pool().samples(sample_ids=table["sample_id"].unique().tolist()).set_index("sample_id")
+    about = samples.loc[table["sample_id"]]
+    answers = [answer_text(row) if row["target"] not in (None, "null") else "" for _, row in about.iterrows()]
+    return table.assign(
+        source=about["source"].to_numpy(),
+        source_id=about["source_id"].to_numpy(),
+        text=about["prompt"].fillna("").to_numpy(),
+        answer=answers,
+    )
+
+
+def print_audit(table: Any, fdr: float, top: int) -> None:
+    """The `top` most suspect samples as a table on stdout, and how many are flagged at `fdr` on stderr."""
+    from rich.table import Table
+
+    flagged = int((table["q_value"] <= fdr).sum())
+    shown = Table(
+        title=f"the {min(top, len(table))} samples that run most against the ranking",
+        caption=f"r: correlation of a model's value on the sample with its score; q: Benjamini-Hochberg (FDR {fdr})",
+    )
+    for column in ("source", "sample", "models", "r", "q", "question", "answer key"):
+        shown.add_column(column, justify="right" if column in ("models", "r", "q") else "left")
+    for row in table.head(top).itertuples(index=False):
+        question = row.text if len(row.text) <= 60 else row.text[:59] + "…"
+        answer = row.answer if len(row.answer) <= 30 else row.answer[:29] + "…"
+        cells = (row.source, str(row.source_id), f"{row.n_models:,}", f"{row.r:+.2f}", f"{row.q_value:.3g}")
+        shown.add_row(*cells, question, answer)
+    stdout.print(shown)
+    stderr.print(
+        f"{flagged:,} of {len(table):,} samples tested (measured on enough models, values that differ) run against "
+        f"the ranking at a false discovery rate of {fdr:g}"
+    )
