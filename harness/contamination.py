@@ -52,8 +52,8 @@ class Piece:
 
 def corpus_files(paths: list[str]) -> list[tuple[str, int]]:
     """The files `paths` name, with their sizes in bytes: a file, a folder's files (all levels down, by name,
-    leaving out hidden ones and those starting with "_", such as `_SUCCESS`), a glob pattern's files (`*`, `?`,
-    `[`); local paths or fsspec URLs. PoolError for a path that names no file."""
+    leaving out those whose name or folder's starts with "." or "_", such as `.git/` and `_SUCCESS`), a glob
+    pattern's files (`*`, `?`, `[`); local paths or fsspec URLs. PoolError for a path that names no file."""
     import fsspec
 
     found: list[tuple[str, int]] = []
@@ -62,7 +62,7 @@ def corpus_files(paths: list[str]) -> list[tuple[str, int]]:
         if any(c in location for c in "*?["):
             names, empty = sorted(name for name in fs.glob(location) if fs.isfile(name)), "no file matches"
         elif fs.isdir(location):
-            names = sorted(n for n in fs.find(location) if not PurePosixPath(n).name.startswith((".", "_")))
+            names = sorted(n for n in fs.find(location) if not _hidden(PurePosixPath(n).relative_to(location)))
             empty = "a folder without files"
         elif fs.isfile(location):
             found.append((path, fs.size(location)))
@@ -73,6 +73,10 @@ def corpus_files(paths: list[str]) -> list[tuple[str, int]]:
             raise PoolError(f"{path}: {empty}")
         found += [(fs.unstrip_protocol(name) if "://" in path else name, fs.size(name)) for name in names]
     return found
+
+
+def _hidden(path: PurePosixPath) -> bool:
+    return any(part.startswith((".", "_")) for part in path.parts)
 
 
 def read_corpus(path: str, text_field: str = "text") -> Iterator[Piece]:

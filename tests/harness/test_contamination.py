@@ -117,13 +117,15 @@ def test_corpus_formats_read_alike(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 
 
 def test_corpus_files_of_folders_globs_and_urls(tmp_path: Path) -> None:
-    """A folder's files at every level (by name; hidden ones and `_SUCCESS` left out), a glob's, an fsspec
+    """A folder's files at every level (by name; hidden ones, those in `.git/` and `_SUCCESS` left out), a glob's, an fsspec
     URL's (fsspec's in-process `memory://` file system) named as URLs; a path naming no file is an error."""
     import fsspec
 
     folder = tmp_path / "corpus"
     (folder / "sub").mkdir(parents=True)
-    for name, text in {"x.jsonl": '{"text": "a b"}\n', "sub/y.txt": "c d e", "_SUCCESS": "", ".seen": "f"}.items():
+    (folder / ".git").mkdir()
+    files = {"x.jsonl": '{"text": "a b"}\n', "sub/y.txt": "c d e", "_SUCCESS": "", ".seen": "f", ".git/HEAD": "g"}
+    for name, text in files.items():
         (folder / name).write_text(text, encoding="utf-8")
     assert contamination.corpus_files([str(folder)]) == [(str(folder / "sub/y.txt"), 5), (str(folder / "x.jsonl"), 16)]
     assert contamination.corpus_files([str(folder / "*.jsonl"), str(folder / "x.jsonl")]) == [
