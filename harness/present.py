@@ -162,6 +162,12 @@ def none_reach(threshold: float | None, method: str) -> str:
     return f"no samples reach --threshold {threshold} ({method})"
 
 
+def clip(text: str, width: int) -> str:
+    """`text` on one line (runs of whitespace as one space), cut to `width` characters with an ellipsis."""
+    line = " ".join(text.split())
+    return line if len(line) <= width else line[: width - 1] + "…"
+
+
 def print_probe(result: Any) -> None:
     """The probed samples as a table on stdout."""
     from rich.table import Table
@@ -170,8 +176,7 @@ def print_probe(result: Any) -> None:
     for column in ("#", "similarity", "source", "text"):
         table.add_column(column, justify="right" if column in ("#", "similarity") else "left")
     for number, row in enumerate(result.samples.itertuples(index=False), start=1):
-        text = row.text if len(row.text) <= 100 else row.text[:99] + "…"
-        table.add_row(str(number), f"{row.similarity:.3f}", row.source, text)
+        table.add_row(str(number), f"{row.similarity:.3f}", row.source, clip(row.text, 100))
     stdout.print(table)
 
 
@@ -434,15 +439,13 @@ def print_audit(table: Any, fdr: float, top: int) -> None:
     flagged = int((table["q_value"] <= fdr).sum())
     shown = Table(
         title=f"the {min(top, len(table))} samples that run most against the ranking",
-        caption=f"r: correlation of a model's value on the sample with its score; q: Benjamini-Hochberg (FDR {fdr})",
+        caption="r: rank correlation of the models' values on the sample with their scores; q: Benjamini-Hochberg",
     )
     for column in ("source", "sample", "models", "r", "q", "question", "answer key"):
         shown.add_column(column, justify="right" if column in ("models", "r", "q") else "left")
     for row in table.head(top).itertuples(index=False):
-        question = row.text if len(row.text) <= 60 else row.text[:59] + "…"
-        answer = row.answer if len(row.answer) <= 30 else row.answer[:29] + "…"
         cells = (row.source, str(row.source_id), f"{row.n_models:,}", f"{row.r:+.2f}", f"{row.q_value:.3g}")
-        shown.add_row(*cells, question, answer)
+        shown.add_row(*cells, clip(row.text, 60), clip(row.answer, 30))
     stdout.print(shown)
     stderr.print(
         f"{flagged:,} of {len(table):,} samples tested (measured on enough models, values that differ) run against "
