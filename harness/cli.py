@@ -274,8 +274,7 @@ def audit_command(
 ) -> None:
     """The samples that run against the ranking: stronger models fail them more often (a wrong key?).
 
-    Per sample, the correlation across the models measured on it of their value there with their leaderboard
-    score; a one-sided test of r < 0, Benjamini-Hochberg across the samples tested."""
+    Per sample: Spearman's r of the values of the models measured on it with their scores; tested for r < 0."""
     from harness.present import audit_pool, print_audit
 
     table = audit_pool(source, metric, method, min_models, exclude_samples)
