@@ -19,6 +19,7 @@ from scipy.stats import false_discovery_control
 from scipy.stats import t as student_t
 
 MIN_MODELS = 10
+FDR = 0.1
 AUDIT_COLUMNS = ["sample_id", "metric", "n_models", "r", "p_value", "q_value"]
 
 
@@ -28,6 +29,7 @@ def discrimination(measurements: pd.DataFrame, scores: pd.Series, min_models: in
     `n_models`, `r` (Spearman's), `p_value` and `q_value` (see the module), most suspect (smallest p) first."""
     if min_models < 3:
         raise ValueError(f"a correlation's test needs at least 3 models, not {min_models}")
+    scores = scores.dropna()  # a model the ranking could not score
     frame = measurements[measurements["model"].isin(scores.index)]
     if "metric" not in frame.columns:
         frame = frame.assign(metric="")
@@ -61,6 +63,19 @@ def discrimination(measurements: pd.DataFrame, scores: pd.Series, min_models: in
         }
     )
     return table.sort_values(["p_value", "r"], kind="stable").reset_index(drop=True)
+
+
+def flagged(table: pd.DataFrame, fdr: float = FDR) -> pd.DataFrame:
+    """The samples of `discrimination`'s table that run against the ranking at the false discovery rate `fdr`."""
+    return table[table["q_value"] <= fdr]
+
+
+def flagged_note(table: pd.DataFrame, fdr: float = FDR) -> str:
+    """How many of the samples tested (`discrimination`'s table) are `flagged` at `fdr`, in words."""
+    return (
+        f"{len(flagged(table, fdr)):,} of {len(table):,} samples tested (measured on enough models, values that "
+        f"differ) run against the ranking at a false discovery rate of {fdr:g}"
+    )
 
 
 def _moments(x: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:

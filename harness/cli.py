@@ -256,14 +256,23 @@ def contamination_command(
 
 
 # --------------------------------------------------------------------- audit
+#: aggregators.audit's MIN_MODELS and FDR, spelled out so that the CLI starts without importing scipy (a test
+#: checks they agree).
+AUDIT_MIN_MODELS, AUDIT_FDR = 10, 0.1
+
+
 @app.command("audit")
 @user_errors
 def audit_command(
     source: SourcesOpt = None,
     metric: MetricOpt = None,
     method: MethodOpt = DEFAULT_METHOD,
-    min_models: Annotated[int, typer.Option(min=3, help="Test samples measured on at least N ranked models.")] = 10,
-    fdr: Annotated[float, typer.Option(min=0.0, max=1.0, help="False discovery rate of the samples flagged.")] = 0.1,
+    min_models: Annotated[
+        int, typer.Option(min=3, help="Test samples measured on at least N ranked models.")
+    ] = AUDIT_MIN_MODELS,
+    fdr: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="False discovery rate of the samples flagged.")
+    ] = AUDIT_FDR,
     top: Annotated[int, typer.Option(min=1, help="Show the N most suspect samples.")] = 20,
     out: Annotated[
         Path | None,
@@ -275,18 +284,19 @@ def audit_command(
     """The samples that run against the ranking: stronger models fail them more often (a wrong key?).
 
     Per sample: Spearman's r of the values of the models measured on it with their scores; tested for r < 0."""
+    from aggregators.audit import flagged
     from harness.present import audit_pool, print_audit
 
     table = audit_pool(source, metric, method, min_models, exclude_samples)
-    flagged = table[table["q_value"] <= fdr]
+    suspects = flagged(table, fdr)
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         columns = ["sample_id", "source", "source_id", "metric", "n_models", "r", "p_value", "q_value"]
-        flagged[columns].to_csv(out, index=False, lineterminator="\n")
-        stderr.print(f"{len(flagged):,} flagged samples written to {out} (rank --exclude-samples {out})")
+        suspects[columns].to_csv(out, index=False, lineterminator="\n")
+        stderr.print(f"{len(suspects):,} flagged samples written to {out} (rank --exclude-samples {out})")
     if as_json:
         document = {"method": method, "min_models": min_models, "fdr": fdr, "tested": len(table)}
-        emit_json({**document, "flagged": len(flagged), "samples": table.to_dict(orient="records")})
+        emit_json({**document, "flagged": len(suspects), "samples": table.to_dict(orient="records")})
     else:
         print_audit(table, fdr, top)
 

@@ -436,7 +436,8 @@ def print_audit(table: Any, fdr: float, top: int) -> None:
     """The `top` most suspect samples as a table on stdout, and how many are flagged at `fdr` on stderr."""
     from rich.table import Table
 
-    flagged = int((table["q_value"] <= fdr).sum())
+    from aggregators.audit import flagged_note
+
     shown = Table(
         title=f"the {min(top, len(table))} samples that run most against the ranking",
         caption="r: rank correlation of the models' values on the sample with their scores; q: Benjamini-Hochberg",
@@ -447,7 +448,4 @@ def print_audit(table: Any, fdr: float, top: int) -> None:
         cells = (row.source, str(row.source_id), f"{row.n_models:,}", f"{row.r:+.2f}", f"{row.q_value:.3g}")
         shown.add_row(*cells, clip(row.text, 60), clip(row.answer, 30))
     stdout.print(shown)
-    stderr.print(
-        f"{flagged:,} of {len(table):,} samples tested (measured on enough models, values that differ) run against "
-        f"the ranking at a false discovery rate of {fdr:g}"
-    )
+    stderr.print(flagged_note(table, fdr))

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from aggregators import BOARD_COLUMNS, board_notes
+from aggregators.audit import discrimination, flagged, flagged_note
 from harness.letters import LETTERS
 from harness.pool import Pool
 from harness.runner import package_versions, run_status
@@ -52,8 +53,10 @@ def build_report(
     comparisons: pd.DataFrame | None = None,
 ) -> ReportData:
     """ReportData for `board` (from aggregators.rank) over `scores` and `comparisons` (from ranking_inputs);
-    per-source means and the sample browser show values as measured (lower-is-better ones not negated)."""
+    per-source means and the sample browser show values as measured (lower-is-better ones not negated); the
+    diagnostics say how many samples run against the ranking (`aggregators.audit`), when any do."""
     compared = comparisons if comparisons is not None else pd.DataFrame(columns=["sample_id"])
+    suspects = discrimination(scores, board.set_index("model")["score"])
     ranked = pd.concat([scores["sample_id"], compared["sample_id"]]).unique().tolist()
     samples = pool.samples(sample_ids=ranked) if ranked else pool.samples()
     per_source_total = samples.groupby("source").size()
@@ -85,6 +88,8 @@ def build_report(
     diagnostics["notes"] = board_notes(board) + [f"source {s} has only {n} samples" for s, n in small.items()]
     runs = model_runs(pool, scores, order, compared)
     diagnostics["notes"] += mixed_settings_notes(runs)
+    if len(flagged(suspects)):
+        diagnostics["notes"].append(f"{flagged_note(suspects)}: `poolbench audit` lists them")
     return ReportData(
         title=title,
         header=header,

@@ -13,6 +13,9 @@ from scipy.stats import false_discovery_control, spearmanr
 
 import aggregators
 from aggregators.audit import discrimination
+from harness.pool import Pool
+from harness.reporting import build_report, ranking_inputs
+from tasks.importers.matrix import import_matrix
 
 
 def test_discrimination_is_scipys_one_sided_spearman() -> None:
@@ -52,9 +55,10 @@ def test_one_weak_model_alone_right_is_not_a_discovery() -> None:
     assert row.r == pytest.approx(-np.sqrt(115.5 / 885.5)) and 0.03 < row.p_value < 0.07
 
 
-def test_planted_wrong_keys_top_the_audit() -> None:
+def test_planted_wrong_keys_top_the_audit(tmp_path: Path) -> None:
     """200 Rasch models, 300 questions, 30% of the measurements kept; 15 questions' keys inverted (each model's
-    outcome flipped): they are the 15 most suspect, and every sample flagged at a 10% false discovery rate is one."""
+    outcome flipped): they are the 15 most suspect, and every sample flagged at a 10% false discovery rate is one;
+    a report of the pool says how many are flagged."""
     rng = np.random.default_rng(0)
     ability, difficulty = rng.normal(0, 1, 200), rng.normal(0, 1, 300)
     correct = (rng.random((200, 300)) < 1 / (1 + np.exp(difficulty - ability[:, None]))).astype(float)
@@ -70,6 +74,16 @@ def test_planted_wrong_keys_top_the_audit() -> None:
     assert set(table["sample_id"].head(15)) == wrong
     flagged = set(table.loc[table["q_value"] <= 0.1, "sample_id"])
     assert flagged and flagged <= wrong
+    matrix = frame.pivot(index="sample_id", columns="model", values="value")
+    matrix.to_csv(tmp_path / "planted.csv")
+    pool = Pool(tmp_path / "pool", create=True)
+    pool.write(import_matrix(tmp_path / "planted.csv", "planted"))
+    scores, _ = ranking_inputs(pool, None)
+    notes = build_report(pool, aggregators.rank(scores), scores, title="t", bootstrap=0).diagnostics["notes"]
+    said = f"{len(flagged)} of {len(table)} samples tested (measured on enough models, values that differ) run"
+    assert [note for note in notes if note.startswith(said)] == [
+        f"{said} against the ranking at a false discovery rate of 0.1: `poolbench audit` lists them"
+    ]
 
 
 def test_audit_command_on_chembench_with_planted_keys(cli, shared_data: Path, tmp_path: Path) -> None:

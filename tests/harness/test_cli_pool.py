@@ -101,6 +101,7 @@ def test_stats_compact_export(cli, tmp_path: Path) -> None:
 
 def test_cli_choices_are_the_librarys() -> None:
     import aggregators
+    from aggregators.audit import FDR, MIN_MODELS
     from aggregators.orderings import TIE_MODES
     from harness import cli, cli_common, cli_data
     from harness.runner import MULTIPLE_CHOICE
@@ -111,6 +112,7 @@ def test_cli_choices_are_the_librarys() -> None:
     assert get_args(cli_common.TieMode) == TIE_MODES
     assert get_args(cli_data.Kind) == KINDS
     assert get_args(cli.MultipleChoice) == MULTIPLE_CHOICE
+    assert (cli.AUDIT_MIN_MODELS, cli.AUDIT_FDR) == (MIN_MODELS, FDR)
 
 
 def test_names_with_brackets_print_as_they_are(cli, tmp_path: Path) -> None:
