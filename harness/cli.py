@@ -39,6 +39,7 @@ from harness.cli_common import (
     stderr,
     user_errors,
     write_html,
+    write_sample_list,
 )
 from harness.cli_data import add_app, import_app, pool_app
 from harness.models import cache_dir
@@ -238,9 +239,7 @@ def contamination_command(
 
     found = find_contamination(corpus, source, ngram, text_field)
     if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        found.samples.to_csv(out, index=False, lineterminator="\n")
-        stderr.print(f"{len(found.samples):,} overlapping samples written to {out} (rank --exclude-samples {out})")
+        write_sample_list(out, found.samples, "overlapping")
     if as_json:
         emit_json(
             {
@@ -290,10 +289,8 @@ def audit_command(
     table = audit_pool(source, metric, method, min_models, exclude_samples)
     suspects = flagged(table, fdr)
     if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
         columns = ["sample_id", "source", "source_id", "metric", "n_models", "r", "p_value", "q_value"]
-        suspects[columns].to_csv(out, index=False, lineterminator="\n")
-        stderr.print(f"{len(suspects):,} flagged samples written to {out} (rank --exclude-samples {out})")
+        write_sample_list(out, suspects[columns], "flagged")
     if as_json:
         document = {"method": method, "min_models": min_models, "fdr": fdr, "tested": len(table)}
         emit_json({**document, "flagged": len(suspects), "samples": table.to_dict(orient="records")})

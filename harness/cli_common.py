@@ -125,6 +125,13 @@ def write_html(out: Path, html: str) -> None:
     stderr.print(f"report written to {out} ({amount})")
 
 
+def write_sample_list(out: Path, samples: Any, what: str) -> None:
+    """Write `samples` (a DataFrame with a `sample_id` column) as CSV for `--exclude-samples`, and say so."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    samples.to_csv(out, index=False, lineterminator="\n")
+    stderr.print(f"{len(samples):,} {what} samples written to {out} (rank --exclude-samples {out})")
+
+
 def set_pool(pool: str | None) -> None:
     """--pool, else $POOLBENCH_POOL, else ./pool: a directory, or an fsspec URL (kept a string: Path would fold
     its `//`)."""
